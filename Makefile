@@ -1,0 +1,51 @@
+# Every target bootstraps its own environment (.venv) from requirements.lock, so a fresh clone needs only
+# Python 3.11 and make. Run `make help` for the list.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-from-lock
+UV_VERSION := 0.13.9
+# DVC stage commands call `python -m akim_turnout...`: they must find this environment first.
+export PATH := $(BIN):$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+export MPLBACKEND := Agg
+
+.DEFAULT_GOAL := help
+.PHONY: help env reproduce test test-fast lab lock bench clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
+	@touch $@
+
+env: $(STAMP) ## Create or refresh .venv exactly from requirements.lock
+
+reproduce: env ## Set up and rebuild the whole analysis from data/raw into reports/report.html
+	$(BIN)/dvc repro
+	@echo "Report: $(CURDIR)/reports/report.html"
+
+test: env ## Set up, rebuild the pipeline, and run the whole test suite (unit, nbval, pipeline, browser)
+	$(BIN)/dvc repro
+	$(BIN)/python -m pytest
+
+test-fast: env ## Unit tests only (no pipeline copies, no browser)
+	$(BIN)/python -m pytest -m "not pipeline and not browser" --ignore=tests/test_notebooks_nbval.py
+
+lab: env ## Open JupyterLab on notebooks/ with the project's kernel
+	$(BIN)/jupyter lab notebooks/
+
+lock: ## Re-resolve requirements.lock from pyproject.toml (needs the network)
+	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv==$(UV_VERSION); }
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header --quiet \
+		--no-emit-package rfc3987-syntax --no-emit-package lark -o requirements.lock
+
+bench: env ## Measure speed and memory against floors (see README)
+	$(BIN)/python -m akim_turnout.bench
+
+clean: ## Remove the environment and pipeline outputs (data/raw is never touched)
+	rm -rf $(VENV) data/processed/published data/processed/simulated reports/*/ reports/report.html .pytest_cache

@@ -1,0 +1,126 @@
+"""The notebook runner: typed parameters, strict parameter checks, output folders, byte-stable results, errors."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from akim_turnout import run_notebook
+from akim_turnout.run_notebook import ParameterMismatch, StageFailed, check_parameters, strip_volatile
+
+PARAMETERS = {"code": "01", "count": 3, "ratio": 0.5, "flag": True, "names": ["a", "b"], "out_file": "out/deep/result.json"}
+
+
+def _notebook(cells: list[tuple[str, str, list[str]]]) -> dict:
+    return {
+        "cells": [
+            {"cell_type": kind, "id": f"c{i}", "metadata": {"tags": tags} if tags else {}, "source": source,
+             **({"execution_count": None, "outputs": []} if kind == "code" else {})}
+            for i, (kind, source, tags) in enumerate(cells)
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+
+
+PARAMETERS_CELL = textwrap.dedent("""\
+    code = "x"
+    count = 0
+    ratio = 0.0
+    flag = False
+    names = []
+    out_file = "unused.json"
+""")
+BODY = textwrap.dedent("""\
+    import json, pathlib
+    pathlib.Path(out_file).write_text(json.dumps({k: [type(v).__name__, v] for k, v in
+        dict(code=code, count=count, ratio=ratio, flag=flag, names=names).items()}))
+    print(object())
+""")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A minimal project: dvc.yaml with one stage, params.yaml, and a notebook."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "stage.ipynb").write_text(json.dumps(_notebook([
+        ("markdown", "# test", []), ("code", PARAMETERS_CELL, ["parameters"]), ("code", BODY, [])])))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"common": {}, "demo": PARAMETERS}))
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"demo": {
+        "cmd": "python -m akim_turnout.run_notebook demo notebooks/stage.ipynb reports/nb/stage.ipynb",
+        "outs": ["out/deep", "reports/nb/stage.ipynb"], "metrics": ["reports/metrics/demo.json"]}}}))
+    return tmp_path
+
+
+def test_yaml_types_reach_the_notebook_and_folders_are_created(project: Path) -> None:
+    executed = run_notebook.run_stage("demo", "notebooks/stage.ipynb", "reports/nb/stage.ipynb", root=project)
+    seen = json.loads((project / "out/deep/result.json").read_text())
+    assert seen == {"code": ["str", "01"], "count": ["int", 3], "ratio": ["float", 0.5], "flag": ["bool", True],
+                    "names": ["list", ["a", "b"]]}
+    assert executed.is_file()
+    assert (project / "reports/metrics").is_dir(), "metrics folder declared in dvc.yaml must be created"
+
+
+def test_executed_notebook_is_stripped_and_byte_stable(project: Path) -> None:
+    first = run_notebook.run_stage("demo", "notebooks/stage.ipynb", "reports/nb/stage.ipynb", root=project).read_bytes()
+    second = run_notebook.run_stage("demo", "notebooks/stage.ipynb", "reports/nb/stage.ipynb", root=project).read_bytes()
+    assert first == second
+    notebook = json.loads(first)
+    assert "papermill" not in notebook["metadata"]
+    assert all("execution" not in c["metadata"] and "papermill" not in c["metadata"] for c in notebook["cells"])
+    text = json.dumps(notebook, ensure_ascii=False)
+    assert "object object at 0x…" in text and "at 0x7" not in text
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda p: p["demo"].update(coutn=3), "unknown parameter 'coutn'"),
+    (lambda p: p["demo"].pop("ratio"), "missing parameter 'ratio'"),
+    (lambda p: p["common"].update(dpi=100), "unknown parameter 'dpi'"),
+])
+def test_parameter_mismatch_names_the_parameter(project: Path, capsys, change, expected) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    change(params)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParameterMismatch, match=expected):
+        run_notebook.run_stage("demo", "notebooks/stage.ipynb", "reports/nb/stage.ipynb", root=project)
+
+
+def test_cli_exits_non_zero_with_one_line_naming_the_typo(project: Path, capsys, monkeypatch) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["demo"]["cuont"] = params["demo"].pop("count")
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(project)
+    assert run_notebook.main(["demo", "notebooks/stage.ipynb", "reports/nb/stage.ipynb"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown parameter 'cuont'" in err and "missing parameter 'count'" in err and "stage 'demo'" in err
+
+
+def test_failing_cell_reports_notebook_cell_and_exception(project: Path) -> None:
+    notebook = json.loads((project / "notebooks/stage.ipynb").read_text())
+    notebook["cells"].append({"cell_type": "code", "id": "boom", "metadata": {}, "execution_count": None, "outputs": [],
+                              "source": "raise ValueError('bad row 7 in turnout')"})
+    (project / "notebooks/stage.ipynb").write_text(json.dumps(notebook))
+    with pytest.raises(StageFailed) as failure:
+        run_notebook.run_stage("demo", "notebooks/stage.ipynb", "reports/nb/stage.ipynb", root=project)
+    message = str(failure.value)
+    assert "notebooks/stage.ipynb failed in cell 4" in message
+    assert "ValueError" in message and "bad row 7 in turnout" in message
+    assert "Traceback" not in message and "reports/nb/stage.ipynb" in message
+
+
+def test_check_parameters_accepts_an_exact_match() -> None:
+    check_parameters({"a": 1, "b": "01"}, ["a", "b"], stage="s", notebook="n.ipynb")
+
+
+def test_strip_volatile_removes_timestamps_and_statsmodels_clock() -> None:
+    notebook = {"metadata": {"papermill": {"start_time": "2026"}}, "cells": [{
+        "metadata": {"execution": {"iopub.status.busy": "2026"}, "papermill": {"duration": 1.2}, "tags": ["x"]},
+        "outputs": [{"output_type": "stream", "text": ["Date:                Sat, 28 Nov 2026\n", "<f at 0x7f00ab>\n"]}]}]}
+    cleaned = strip_volatile(notebook)
+    cell = cleaned["cells"][0]
+    assert cleaned["metadata"] == {} and cell["metadata"] == {"tags": ["x"]}
+    assert "2026" not in cell["outputs"][0]["text"] and "0x7f00ab" not in cell["outputs"][0]["text"]
