@@ -1,0 +1,221 @@
+"""Building blocks of the HTML report: escaped tables, numbered figures with alt text, export without code.
+
+Every string that comes from data passes through ``html.escape`` (pandas ``to_html`` escapes cells too), so a
+region called ``<script>`` shows as text. Images are embedded as base64, so the report opens offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+SIMULATED_BADGE = '<span class="akim-badge">SIMULATED</span>'
+
+
+def escape(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+@dataclass
+class Numbering:
+    """Numbers figures and tables in order of first mention, so text can reference them before they appear."""
+
+    figures: dict[str, int] = field(default_factory=dict)
+    tables: dict[str, int] = field(default_factory=dict)
+
+    def _number(self, registry: dict[str, int], key: str) -> int:
+        return registry.setdefault(key, len(registry) + 1)
+
+    def fig(self, key: str) -> str:
+        """A link to figure ``key``: 'Figure N'."""
+        return f'<a href="#fig-{escape(key)}">Figure {self._number(self.figures, key)}</a>'
+
+    def tab(self, key: str) -> str:
+        return f'<a href="#tab-{escape(key)}">Table {self._number(self.tables, key)}</a>'
+
+    def figure_number(self, key: str) -> int:
+        return self._number(self.figures, key)
+
+    def table_number(self, key: str) -> int:
+        return self._number(self.tables, key)
+
+
+def figure_html(png: str | Path, *, key: str, caption: str, alt: str, numbering: Numbering, simulated: bool = False) -> str:
+    """A numbered <figure> with the PNG embedded, alt text and caption (caption/alt are trusted prose, escaped anyway)."""
+    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+    number = numbering.figure_number(key)
+    badge = f"{SIMULATED_BADGE} " if simulated else ""
+    css = "akim-figure akim-simulated" if simulated else "akim-figure"
+    return (f'<figure class="{css}" id="fig-{escape(key)}">'
+            f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}"/>'
+            f"<figcaption>{badge}<b>Figure {number}.</b> {escape(caption)}</figcaption></figure>")
+
+
+def table_html(frame: pd.DataFrame, *, key: str, caption: str, numbering: Numbering, simulated: bool = False,
+               float_format: str = "{:,.2f}", index: bool = False) -> str:
+    """A numbered, escaped HTML table; column names should carry their units, e.g. 'turnout (%)'."""
+    number = numbering.table_number(key)
+    formatters = {c: (lambda v, f=float_format: "" if pd.isna(v) else f.format(v))
+                  for c in frame.columns if pd.api.types.is_float_dtype(frame[c])}
+    body = frame.to_html(index=index, escape=True, na_rep="–", border=0, formatters=formatters,
+                         classes="akim-table", table_id=f"tab-{escape(key)}")
+    badge = f"{SIMULATED_BADGE} " if simulated else ""
+    caption_html = f"<caption>{badge}<b>Table {number}.</b> {escape(caption)}</caption>"
+    body = body.replace(">", ">" + caption_html, 1) if "<table" in body else body
+    wrapper = "akim-simulated" if simulated else ""
+    return f'<div class="{wrapper}">{body}</div>'
+
+
+def links_html(urls: Iterable[str]) -> str:
+    """Escaped links for a source list."""
+    return " ; ".join(f'<a href="{escape(u.strip())}">{escape(u.strip())}</a>' for u in urls if u.strip())
+
+
+def banner_html(text: str) -> str:
+    return f'<div class="akim-banner akim-simulated">{SIMULATED_BADGE} {escape(text)}</div>'
+
+
+def toc_html(sections: Mapping[str, str]) -> str:
+    """Table of contents linking to section anchors (anchor -> title)."""
+    items = "".join(f'<li><a href="#{escape(anchor)}">{escape(title)}</a></li>' for anchor, title in sections.items())
+    return f'<nav class="akim-toc"><h2 id="contents">Contents</h2><ol>{items}</ol></nav>'
+
+
+def heading_html(anchor: str, title: str, level: int = 2) -> str:
+    return f'<h{level} id="{escape(anchor)}">{escape(title)}</h{level}>'
+
+
+def save_table(frame: pd.DataFrame, out_dir: str | Path, stem: str, caption: str = "", float_format: str = "%.3f") -> dict[str, Path]:
+    """Write ``frame`` as CSV and as a booktabs LaTeX table; return the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, tex_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.tex"
+    frame.to_csv(csv_path, index=False, lineterminator="\n")
+    latex = frame.to_latex(index=False, float_format=float_format, na_rep="--", caption=caption or None,
+                           label=f"tab:{stem}", escape=True)
+    tex_path.write_text(latex, encoding="utf-8")
+    return {"csv": csv_path, "tex": tex_path}
+
+
+def export_html(executed_notebook: str | Path, out_html: str | Path, title: str) -> Path:
+    """Export an executed notebook to HTML with no code, no prompts and no network-loaded scripts."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    notebook = nbformat.read(executed_notebook, as_version=4)
+    notebook.metadata["title"] = title
+    exporter = HTMLExporter(template_name="akim_report", extra_template_basedirs=[str(TEMPLATE_DIR)],
+                            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                            embed_images=True)
+    body, _ = exporter.from_notebook_node(notebook)
+    out_html = Path(out_html)
+    out_html.parent.mkdir(parents=True, exist_ok=True)
+    out_html.write_text(body, encoding="utf-8")
+    return out_html
+
+
+def round_floats(value, digits: int = 4):
+    """Round every float in a nested structure, for stable, readable metrics JSON."""
+    import math
+
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, digits)
+    if isinstance(value, dict):
+        return {str(k): round_floats(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [round_floats(v, digits) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return round_floats(value.item(), digits)
+    return value
+
+
+def write_metrics(metrics: Mapping, path: str | Path, digits: int = 4) -> Path:
+    """Write rounded metrics as sorted, indented JSON (stable bytes for DVC)."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(round_floats(dict(metrics), digits), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def read_metrics(path: str | Path) -> dict:
+    import json
+
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m akim_turnout.report EXECUTED.ipynb OUT.html [TITLE]``: export the report notebook."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (2, 3):
+        print("usage: python -m akim_turnout.report EXECUTED.ipynb OUT.html [TITLE]", file=sys.stderr)
+        return 2
+    export_html(args[0], args[1], args[2] if len(args) == 3 else "Turnout in Kazakhstan's rural akim elections")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+KEY_PACKAGES = ("python", "pandas", "numpy", "statsmodels", "matplotlib", "seaborn", "papermill", "nbconvert",
+                "dvc", "pyarrow", "scipy", "joblib")
+
+
+def package_versions(names: Iterable[str] = KEY_PACKAGES) -> pd.DataFrame:
+    """Installed versions of the packages the analysis depends on."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    rows = []
+    for name in names:
+        try:
+            rows.append((name, platform.python_version() if name == "python" else version(name)))
+        except PackageNotFoundError:
+            rows.append((name, "not installed"))
+    return pd.DataFrame(rows, columns=["package", "version"])
+
+
+def lock_hashes(lock_path: str | Path) -> pd.DataFrame:
+    """Every dependency hash DVC recorded in ``dvc.lock``: stage, path, md5 (directories end in .dir)."""
+    import yaml
+
+    lock_path = Path(lock_path)
+    if not lock_path.is_file():
+        return pd.DataFrame(columns=["stage", "path", "md5"])
+    stages = (yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {}).get("stages", {})
+    rows = [(stage, dep["path"], dep.get("md5", "")) for stage, entry in stages.items() for dep in entry.get("deps", [])]
+    return pd.DataFrame(rows, columns=["stage", "path", "md5"]).drop_duplicates(["path", "md5"])
+
+
+def inputs_commit(root: str | Path, paths: Iterable[str]) -> str:
+    """The git commit that last changed ``paths``, or a note when they have uncommitted changes or git is absent.
+
+    HEAD itself is not used: the lock file is committed after the run that produced it, and the report must come out
+    byte-identical when a fresh clone reruns the pipeline.
+    """
+    import subprocess
+
+    paths = list(paths)
+    try:
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=root, capture_output=True, text=True, check=True).stdout
+        commit = subprocess.run(["git", "log", "-1", "--format=%H %cs", "--", *paths], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    if dirty.strip():
+        return f"{commit or 'no commit'} plus uncommitted changes"
+    return commit or "unknown (no commit yet)"

@@ -1,0 +1,68 @@
+"""Notebooks: defaults equal params.yaml, stored without outputs, wired to dvc.yaml consistently."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from akim_turnout.paths import load_params, project_path, stage_params
+from akim_turnout.run_notebook import declared_parameters
+
+DVC_STAGES = yaml.safe_load(project_path("dvc.yaml").read_text())["stages"]
+RUNNER = re.compile(r"python -m akim_turnout\.run_notebook (\S+) (\S+\.ipynb) (\S+\.ipynb)")
+NOTEBOOK_STAGES = {m.group(1): (m.group(2), m.group(3)) for s in DVC_STAGES.values() if (m := RUNNER.search(s["cmd"]))}
+NOTEBOOKS = sorted(project_path("notebooks").glob("*.ipynb"))
+
+
+def test_every_notebook_is_a_stage_and_every_stage_runs_the_runner() -> None:
+    assert set(NOTEBOOK_STAGES) == set(DVC_STAGES), "every stage must run one notebook through the runner"
+    assert {nb for nb, _ in NOTEBOOK_STAGES.values()} == {f"notebooks/{p.name}" for p in NOTEBOOKS}
+
+
+@pytest.mark.parametrize("stage", sorted(NOTEBOOK_STAGES))
+def test_notebook_defaults_equal_params_yaml(stage: str) -> None:
+    notebook, _ = NOTEBOOK_STAGES[stage]
+    defaults = {name: info["default"] for name, info in declared_parameters(project_path(notebook)).items()}
+    expected = {name: repr(value) for name, value in stage_params(stage).items()}
+    # papermill reports defaults as source text; compare Python values, so "01" and 1 differ.
+    assert {k: eval(v) for k, v in defaults.items()} == {k: eval(v) for k, v in expected.items()}
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_without_outputs(notebook) -> None:
+    cells = json.loads(notebook.read_text())["cells"]
+    dirty = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not dirty, f"{notebook.name}: cells {dirty} have outputs; strip them before committing"
+
+
+@pytest.mark.parametrize("stage", sorted(NOTEBOOK_STAGES))
+def test_stage_declares_notebook_params_and_executed_copy(stage: str) -> None:
+    notebook, executed = NOTEBOOK_STAGES[stage]
+    entry = DVC_STAGES[stage]
+    assert notebook in entry["deps"] and "src/akim_turnout/run_notebook.py" in entry["deps"]
+    assert set(entry["params"]) == {"common", stage}, "declare params explicitly: templated values are not locked"
+    assert executed in entry["outs"] and executed.startswith("reports/notebooks/")
+
+
+@pytest.mark.parametrize("stage", sorted(NOTEBOOK_STAGES))
+def test_output_parameters_are_declared_outputs_of_their_stage(stage: str) -> None:
+    entry = DVC_STAGES[stage]
+    declared = [next(iter(o)) if isinstance(o, dict) else o for key in ("outs", "metrics") for o in entry.get(key, [])]
+    outputs = {name: value for name, value in stage_params(stage).items() if name.endswith("_out")}
+    for name, value in outputs.items():  # convention: parameters naming what a stage writes end in "_out"
+        assert value in declared, f"{stage}.{name} = {value} is written but not declared in dvc.yaml"
+
+
+def test_stage_outputs_do_not_overlap() -> None:
+    outs = [next(iter(o)) if isinstance(o, dict) else o for s in DVC_STAGES.values() for k in ("outs", "metrics") for o in s.get(k, [])]
+    for a in outs:
+        for b in outs:
+            assert a == b or not b.startswith(a.rstrip("/") + "/"), f"{b} lies inside {a}"
+    assert len(outs) == len(set(outs))
+
+
+def test_params_yaml_has_common_and_one_section_per_stage() -> None:
+    assert set(load_params()) == {"common", *DVC_STAGES}

@@ -1,0 +1,108 @@
+"""The DVC pipeline in a temporary copy of the repository: runs, no-op reruns, determinism, parameter handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from akim_turnout.paths import project_root
+
+pytestmark = pytest.mark.pipeline
+ROOT = project_root()
+
+
+def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("AKIM_OUTPUT_ROOT", None)  # the copy's stages must write into the copy
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def copy_repository(destination: Path) -> Path:
+    """Copy the files git tracks or would track (not venvs, caches or outputs) and commit them in a new repo."""
+    listed = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], ROOT).stdout.split("\0")
+    for relative in filter(None, listed):
+        source = ROOT / relative
+        if source.is_file():
+            target = destination / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "copy"]):
+        run(command, destination)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A copy of the repository after one `dvc repro`."""
+    copy = copy_repository(tmp_path_factory.mktemp("pipeline") / "repo")
+    run(["dvc", "repro"], copy)
+    return copy
+
+
+def stages() -> list[str]:
+    return list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+
+
+def test_repro_builds_the_report_and_every_declared_output(built: Path) -> None:
+    assert (built / "reports/report.html").stat().st_size > 10_000
+    for stage in yaml.safe_load((built / "dvc.yaml").read_text())["stages"].values():
+        for entry in stage.get("outs", []) + stage.get("metrics", []):
+            path = built / (next(iter(entry)) if isinstance(entry, dict) else entry)
+            assert path.exists() and (path.is_file() or any(path.iterdir())), f"{path} missing or empty"
+
+
+def test_second_repro_runs_no_stage_and_git_stays_clean(built: Path) -> None:
+    output = run(["dvc", "repro"], built).stdout
+    assert "Running stage" not in output, output
+    assert run(["git", "status", "--porcelain"], built).stdout == "", "a run must leave the committed tree unchanged"
+
+
+def test_forced_runs_leave_dvc_lock_unchanged(built: Path) -> None:
+    before = (built / "dvc.lock").read_bytes()
+    run(["dvc", "repro", "-f"], built)
+    assert (built / "dvc.lock").read_bytes() == before, "outputs are not byte-stable between runs"
+
+
+def test_metrics_are_readable_by_dvc(built: Path) -> None:
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], built).stdout)
+    metrics = next(iter(shown.values()))["data"]
+    ingest = metrics["reports/metrics/ingest.json"]["data"]
+    assert ingest["regions_2021"] == 14
+    assert ingest["turnout_pct_min"] == pytest.approx(66.5, abs=0.05)
+    assert ingest["turnout_pct_max"] == pytest.approx(90.9, abs=0.05)
+
+
+def test_changing_one_parameter_invalidates_only_the_stages_using_it(built: Path, tmp_path: Path) -> None:
+    params = yaml.safe_load((built / "params.yaml").read_text())
+    original = (built / "params.yaml").read_text()
+    params["report"]["title"] = params["report"]["title"] + " (edited)"
+    try:
+        (built / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        changed = json.loads(run(["dvc", "status", "--json"], built).stdout)
+        assert set(changed) == {"report"}, changed
+    finally:
+        (built / "params.yaml").write_text(original)
+
+
+def test_misspelled_parameter_stops_its_stage_naming_it(built: Path) -> None:
+    original = (built / "params.yaml").read_text()
+    try:
+        (built / "params.yaml").write_text(original.replace("  raw_dir: data/raw", "  raw_dri: data/raw"))
+        result = run(["dvc", "repro", "-s", "ingest"], built, check=False)
+        assert result.returncode != 0
+        assert "unknown parameter 'raw_dri'" in result.stderr + result.stdout
+        assert "missing parameter 'raw_dir'" in result.stderr + result.stdout
+    finally:
+        (built / "params.yaml").write_text(original)
+        run(["dvc", "checkout", "-q"], built, check=False)
