@@ -106,3 +106,20 @@ def test_misspelled_parameter_stops_its_stage_naming_it(built: Path) -> None:
     finally:
         (built / "params.yaml").write_text(original)
         run(["dvc", "checkout", "-q"], built, check=False)
+
+
+def test_bad_raw_data_stops_the_ingest_stage_and_nothing_is_taken_for_good(built: Path) -> None:
+    regional = built / "data/raw/regional.csv"
+    original, lock = regional.read_bytes(), (built / "dvc.lock").read_bytes()
+    try:
+        regional.write_bytes(original.replace(b"2021-07-25_rural,Akmola,turnout_pct,75.5,", b"2021-07-25_rural,Akmola,turnout_pct,175.5,"))
+        result = run(["dvc", "repro", "-s", "ingest"], built, check=False)
+        output = result.stderr + result.stdout
+        assert result.returncode != 0
+        assert "data/raw/regional.csv:2: column 'value': turnout_pct = 175.5 is above the maximum 100" in output
+        assert (built / "dvc.lock").read_bytes() == lock, "a failed run must not be recorded"
+        assert "ingest" in json.loads(run(["dvc", "status", "--json"], built).stdout)
+    finally:
+        regional.write_bytes(original)
+        run(["dvc", "checkout", "-q", "--force"], built, check=False)
+    assert run(["git", "status", "--porcelain"], built).stdout == ""

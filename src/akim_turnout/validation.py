@@ -34,7 +34,13 @@ class DataValidationError(ValueError):
     """Raised with every problem found; ``str()`` lists one per line."""
 
     def __init__(self, problems: Iterable[Problem]):
-        self.problems = sorted(set(problems))
+        # A cell can break a schema rule and the same, more specific, variable rule: keep the fuller message.
+        by_place: dict[tuple, Problem] = {}
+        for problem in problems:
+            place = (problem.file, problem.line, problem.column, problem.rule)
+            if place not in by_place or len(problem.message) > len(by_place[place].message):
+                by_place[place] = problem
+        self.problems = sorted(by_place.values())
         count = len(self.problems)
         lines = "\n".join(f"  {problem}" for problem in self.problems)
         super().__init__(f"{count} problem{'s' if count != 1 else ''} in the input data:\n{lines}")
