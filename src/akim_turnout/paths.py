@@ -29,13 +29,17 @@ def _find_root(start: str) -> Path:
 
 
 def project_root(start: str | Path | None = None) -> Path:
-    """The folder holding ``dvc.yaml``, searched upwards from ``start`` (default: this file, then the cwd)."""
+    """The folder holding ``dvc.yaml``, searched upwards from ``start``.
+
+    By default the search starts at the working directory (a copy of the project must use its own files, even
+    with the package installed from another copy), and falls back to this package's own checkout.
+    """
     if start is not None:
         return _find_root(str(start))
     try:
-        return _find_root(str(Path(__file__).parent))
-    except FileNotFoundError:  # installed non-editable: fall back to the working directory
         return _find_root(os.getcwd())
+    except FileNotFoundError:
+        return _find_root(str(Path(__file__).parent))
 
 
 def project_path(relative: str | Path) -> Path:

@@ -34,6 +34,11 @@ class Numbering:
     figures: dict[str, int] = field(default_factory=dict)
     tables: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def in_order(cls, figures: Iterable[str] = (), tables: Iterable[str] = ()) -> "Numbering":
+        """Numbering fixed in advance, in order of appearance, whatever order the text cites them in."""
+        return cls({k: i + 1 for i, k in enumerate(figures)}, {k: i + 1 for i, k in enumerate(tables)})
+
     def _number(self, registry: dict[str, int], key: str) -> int:
         return registry.setdefault(key, len(registry) + 1)
 

@@ -1,0 +1,697 @@
+"""Seeded race-level simulator for the rural akim elections of 25 July 2021.
+
+The published record is regional (14 regions) and incomplete. This module
+turns it into a synthetic data set with one row per contested post ("race")
+whose regional margins reproduce every published figure exactly, and whose
+race-level turnout follows a known logit model. Fitting the models of
+:mod:`akim_turnout.models` to such data shows whether they recover the
+effects that were put in.
+
+Pipeline:
+
+1. :func:`allocate_region_margins` completes the regional table by stated,
+   documented rules (each filled value is flagged ``assumed``).
+2. :func:`simulate_races` (or :func:`simulate_scaled` for larger synthetic
+   data sets) draws the races with ``numpy.random.default_rng(seed)``.
+3. :func:`true_coefficients` returns the effects used, keyed by the term
+   names the models report; :func:`population_averaged_coefficients` the
+   attenuated marginal effects a binomial GLM should recover.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+PUBLISHED = "published"
+ASSUMED = "assumed"
+MARGIN_COLUMNS = (
+    "posts",
+    "cands",
+    "cands_party",
+    "cands_self",
+    "cands_women",
+    "voters_on_rolls",
+)
+NATIONAL_KEYS = MARGIN_COLUMNS
+RACE_COLUMNS = (
+    "race_id",
+    "region",
+    "registered",
+    "voted",
+    "n_candidates",
+    "n_party",
+    "n_self",
+    "n_women",
+    "self_share",
+    "any_self",
+    "women_share",
+    "any_woman",
+    "winner_votes",
+    "valid_votes",
+)
+UNKNOWN_POSTS_RULES = ("equal",)
+CANDS_SCALES = ("log", "count")
+# Logit-scale search interval for the regional intercepts; wide enough for any
+# published turnout strictly between 0 and 100 %.
+_ALPHA_BRACKET = (-50.0, 50.0)
+
+
+# --------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """True effects and noise of the simulated races.
+
+    Attributes:
+        beta_cands: effect on logit turnout of the number of candidates,
+            through ``log(n_candidates)`` (``cands_scale="log"``) or the
+            count itself (``cands_scale="count"``).
+        cands_scale: ``"log"`` or ``"count"``.
+        beta_self_share: effect of the share of self-nominated candidates.
+        beta_women: effect of at least one woman standing (``any_woman``).
+        overdispersion_sd: SD of the race-level normal noise on the logit
+            scale (extra-binomial variation between races).
+        voters_sd_log: SD of log race electorate sizes (log-normal spread).
+        min_candidates: candidates every race has at least.
+        min_registered: voters every race has at least.
+        unknown_posts_rule: how regions without published posts share the
+            national remainder; only ``"equal"`` is implemented.
+        binomial_sampling: draw votes as Binomial(registered, p) before the
+            exact regional calibration (else use expected votes).
+        dirichlet_concentration: concentration of the symmetric Dirichlet
+            that splits valid votes among candidates.
+    """
+
+    beta_cands: float = 0.20
+    cands_scale: str = "log"
+    beta_self_share: float = -0.30
+    beta_women: float = 0.10
+    overdispersion_sd: float = 0.35
+    voters_sd_log: float = 0.6
+    min_candidates: int = 2
+    min_registered: int = 50
+    unknown_posts_rule: str = "equal"
+    binomial_sampling: bool = True
+    dirichlet_concentration: float = 1.0
+
+    def __post_init__(self) -> None:
+        problems = _settings_problems(self)
+        if problems:
+            raise ValueError("Invalid simulation settings: " + "; ".join(problems))
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> "SimulationSettings":
+        """Build settings from a plain mapping (e.g. a params.yaml section).
+
+        Unknown keys are refused, so a typo cannot silently run a default.
+        Missing keys take the defaults.
+        """
+        defaults = {f.name: f.default for f in fields(cls)}
+        unknown = sorted(set(mapping) - set(defaults))
+        if unknown:
+            raise ValueError(
+                f"Unknown simulation setting(s): {', '.join(map(repr, unknown))}. "
+                f"Allowed keys: {', '.join(sorted(defaults))}."
+            )
+        values = {
+            key: _coerce_setting(key, value, defaults[key])
+            for key, value in mapping.items()
+        }
+        return cls(**values)
+
+
+def _coerce_setting(key: str, value: Any, default: Any) -> Any:
+    """Convert a YAML value to the type of the field default, or raise."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TypeError(f"Setting {key!r} must be true/false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not float(value).is_integer():
+            raise TypeError(f"Setting {key!r} must be an integer, got {value!r}")
+        return int(value)
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"Setting {key!r} must be a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise TypeError(f"Setting {key!r} must be a string, got {value!r}")
+    return value
+
+
+def _settings_problems(s: SimulationSettings) -> list[str]:
+    """List the violated constraints of a settings object."""
+    checks = [
+        (s.cands_scale in CANDS_SCALES, f"cands_scale must be one of {CANDS_SCALES}"),
+        (
+            s.unknown_posts_rule in UNKNOWN_POSTS_RULES,
+            f"unknown_posts_rule must be one of {UNKNOWN_POSTS_RULES}",
+        ),
+        (s.overdispersion_sd >= 0, "overdispersion_sd must be >= 0"),
+        (s.voters_sd_log >= 0, "voters_sd_log must be >= 0"),
+        (s.min_candidates >= 1, "min_candidates must be >= 1"),
+        (s.min_registered >= 1, "min_registered must be >= 1"),
+        (s.dirichlet_concentration > 0, "dirichlet_concentration must be > 0"),
+    ]
+    finite = all(
+        np.isfinite(v) for v in (s.beta_cands, s.beta_self_share, s.beta_women)
+    )
+    checks.append((finite, "beta_* must be finite"))
+    return [message for ok, message in checks if not ok]
+
+
+def cands_term(settings: SimulationSettings) -> str:
+    """Model term name for the candidate-count effect."""
+    return "np.log(n_candidates)" if settings.cands_scale == "log" else "n_candidates"
+
+
+def true_coefficients(settings: SimulationSettings) -> pd.Series:
+    """True logit-scale effects, indexed by the term names the models report."""
+    return pd.Series(
+        {
+            cands_term(settings): settings.beta_cands,
+            "self_share": settings.beta_self_share,
+            "any_woman": settings.beta_women,
+        },
+        name="true_value",
+    )
+
+
+def population_averaged_coefficients(settings: SimulationSettings) -> pd.Series:
+    """Approximate marginal (population-averaged) effects that a binomial GLM estimates.
+
+    Race noise ``e ~ N(0, s)`` on the logit scale attenuates the marginal
+    effects to about ``beta / sqrt(1 + c^2 s^2)``, ``c = 16 sqrt(3) / (15 pi)``
+    (Zeger, Liang & Albert 1988); mixed models on the logit scale target
+    ``beta`` itself.
+    """
+    c = 16 * np.sqrt(3) / (15 * np.pi)
+    factor = 1 / np.sqrt(1 + (c * settings.overdispersion_sd) ** 2)
+    return (true_coefficients(settings) * factor).rename("population_averaged")
+
+
+def true_formula_rhs(settings: SimulationSettings) -> str:
+    """Right-hand side that matches the data-generating model."""
+    return " + ".join(["C(region)", *true_coefficients(settings).index])
+
+
+# --------------------------------------------------------------------------
+# Integer allocation helpers
+# --------------------------------------------------------------------------
+
+
+def largest_remainder(total: int, basis: np.ndarray) -> np.ndarray:
+    """Split integer ``total`` in proportion to ``basis`` (Hamilton method).
+
+    Each share gets the floor of its quota; the units left go to the largest
+    fractional parts, ties to the earlier position. The result sums to
+    ``total`` exactly.
+    """
+    basis = np.asarray(basis, dtype=float)
+    if total < 0 or basis.sum() <= 0 or np.any(basis < 0):
+        raise ValueError(f"Cannot split {total} over basis {basis.tolist()}")
+    quotas = total * basis / basis.sum()
+    shares = np.floor(quotas).astype(np.int64)
+    leftover = int(total - shares.sum())
+    order = np.argsort(-(quotas - shares), kind="stable")
+    shares[order[:leftover]] += 1
+    return shares
+
+
+def grouped_largest_remainder(
+    quotas: np.ndarray, group: np.ndarray, totals: np.ndarray
+) -> np.ndarray:
+    """Round real ``quotas`` to integers whose per-group sums equal ``totals``.
+
+    Vectorised largest-remainder rounding: within each group the units left
+    after flooring go to the largest fractional parts. Quotas must already
+    sum (up to float error) to the group totals; quotas at or below a cap
+    stay at or below it, because a unit only goes to a positive fraction.
+    """
+    floors = np.floor(quotas).astype(np.int64)
+    n_groups = len(totals)
+    floor_sums = np.bincount(group, weights=floors, minlength=n_groups)
+    leftover = np.asarray(totals, dtype=np.int64) - np.rint(floor_sums).astype(np.int64)
+    # One float sort key: group, then descending fraction (fraction in [0, 1)).
+    order = np.argsort(group + 0.5 * (1.0 - (quotas - floors)), kind="stable")
+    starts = np.concatenate([[0], np.cumsum(np.bincount(group, minlength=n_groups))[:-1]])
+    rank = np.arange(len(quotas)) - starts[group[order]]
+    floors[order[rank < leftover[group[order]]]] += 1
+    sums = np.bincount(group, weights=floors, minlength=n_groups)
+    if np.any(leftover < 0) or not np.array_equal(np.rint(sums).astype(np.int64), totals):
+        raise RuntimeError("Largest-remainder rounding failed: quotas do not match totals")
+    return floors
+
+
+def _scale_to_total_with_caps(weights: np.ndarray, caps: np.ndarray, total: int) -> np.ndarray:
+    """Real quotas proportional to ``weights``, each <= its cap, summing to ``total``.
+
+    Water-filling: quotas that would exceed their cap are fixed at the cap
+    and the rest is re-spread over the others.
+    """
+    if total > caps.sum():
+        raise ValueError("Target exceeds the sum of caps")
+    weights = np.where(weights.sum() > 0, weights, caps).astype(float)
+    quotas = np.asarray(caps, dtype=float).copy()
+    free = np.ones(len(weights), dtype=bool)
+    while free.any():
+        remaining = total - caps[~free].sum()
+        basis = weights[free] if weights[free].sum() > 0 else caps[free].astype(float)
+        proposal = basis * remaining / basis.sum()
+        over = proposal > caps[free]
+        if not over.any():
+            quotas[free] = proposal
+            break
+        free[np.flatnonzero(free)[over]] = False
+    return quotas
+
+
+# --------------------------------------------------------------------------
+# Regional margins
+# --------------------------------------------------------------------------
+
+
+def _check_region_input(regions: pd.DataFrame, national: Mapping[str, float]) -> None:
+    """Refuse inputs that the allocation rules cannot handle."""
+    required = ["region", "turnout_pct", *MARGIN_COLUMNS]
+    missing = [c for c in required if c not in regions.columns]
+    if missing:
+        raise ValueError(f"regions is missing column(s): {missing}")
+    missing_keys = [k for k in NATIONAL_KEYS if k not in national]
+    if missing_keys:
+        raise ValueError(f"national is missing key(s): {missing_keys}")
+    turnout = regions["turnout_pct"].to_numpy(dtype=float)
+    if np.any(~np.isfinite(turnout)) or np.any((turnout <= 0) | (turnout >= 100)):
+        raise ValueError("turnout_pct must be known and strictly between 0 and 100")
+    if national["cands_party"] + national["cands_self"] != national["cands"]:
+        raise ValueError("national cands_party + cands_self must equal cands")
+
+
+def _fill_remainder(
+    known: pd.Series, national_total: int, basis: np.ndarray, label: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep known values; split the national remainder over unknown rows.
+
+    Returns the integer values and a ``published``/``assumed`` flag array.
+    """
+    values = known.to_numpy(dtype=float)
+    unknown = np.isnan(values)
+    remainder = int(round(national_total - np.nansum(values)))
+    if remainder < 0:
+        raise ValueError(f"{label}: published regional values exceed the national total")
+    filled = np.where(unknown, 0, values).astype(np.int64)
+    if unknown.any():
+        filled[unknown] = largest_remainder(remainder, basis[unknown])
+    elif remainder != 0:
+        raise ValueError(f"{label}: regional values do not add up to the national total")
+    return filled, np.where(unknown, ASSUMED, PUBLISHED)
+
+
+def _fill_party_split(
+    regions: pd.DataFrame, cands: np.ndarray, national: Mapping[str, float]
+) -> dict[str, np.ndarray]:
+    """Party/self-nominated split: published where known, else national remainder share."""
+    party_known = regions["cands_party"].notna().to_numpy()
+    if not np.array_equal(party_known, regions["cands_self"].notna().to_numpy()):
+        raise ValueError("cands_party and cands_self must be both published or both missing")
+    published_sum = (regions["cands_party"] + regions["cands_self"]).to_numpy(dtype=float)
+    if np.any(party_known & (published_sum != cands)):
+        raise ValueError("cands_party + cands_self must equal cands where published")
+    party, source = _fill_remainder(
+        regions["cands_party"], int(national["cands_party"]), cands.astype(float), "cands_party"
+    )
+    self_nominated = cands - party
+    if np.any(self_nominated < 0):
+        raise ValueError("cands_party allocation exceeds cands in some region")
+    return {"cands_party": party, "cands_self": self_nominated, "party_source": source}
+
+
+def _fill_posts(posts: pd.Series, national_posts: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """Posts: published as is; the remainder split by ``rule`` ("equal")."""
+    if rule not in UNKNOWN_POSTS_RULES:
+        raise ValueError(f"unknown_posts_rule must be one of {UNKNOWN_POSTS_RULES}")
+    return _fill_remainder(posts, national_posts, np.ones(len(posts)), "posts")
+
+
+def allocate_region_margins(
+    regions: pd.DataFrame,
+    national: Mapping[str, float],
+    unknown_posts_rule: str = "equal",
+    min_candidates: int = 2,
+) -> pd.DataFrame:
+    """Complete the regional table so that every column adds up to the national total.
+
+    Rules (applied in this order; every number is an integer):
+
+    1. Published regional figures are used as they are (flag ``published``).
+    2. Posts: the national remainder (national posts minus the sum of the
+       published regional posts) is split equally among the regions without
+       published posts (``unknown_posts_rule="equal"``), by largest-remainder
+       rounding.
+    3. Candidates, women candidates and voters on the rolls: each national
+       remainder (national total minus the sum of published regional values)
+       is shared among the regions without a published value in proportion
+       to their posts (from rule 2), by largest-remainder rounding.
+    4. Party-nominated and self-nominated candidates: where a region
+       publishes both, they are used as is (and must add up to its
+       candidates). Every other region's party-nominated count is its share
+       of the national party remainder (national party nominees minus the
+       published regional ones) in proportion to its candidates (rules 1 and
+       3), by largest-remainder rounding; its self-nominated count is its
+       candidates minus its party nominees. Hence every region's split adds
+       up to its candidates, and the national party and self totals are
+       met exactly.
+    5. Largest-remainder rounding gives each unit left after flooring to the
+       largest fractional part, ties to the region listed first; every
+       column therefore sums exactly to its national total.
+
+    Consistency checks (``ValueError``): published values exceeding the
+    national total, a published party/self split that does not add up to
+    the published candidates, women exceeding candidates, or fewer than
+    ``min_candidates`` candidates per post in a region.
+
+    Returns:
+        One row per region with ``region``, ``turnout_pct``, the integer
+        margins and a ``<column>_source`` column saying ``published`` or
+        ``assumed`` for each margin.
+    """
+    _check_region_input(regions, national)
+    regions = regions.reset_index(drop=True)
+    posts, posts_src = _fill_posts(regions["posts"], int(national["posts"]), unknown_posts_rule)
+    basis = posts.astype(float)
+    cands, cands_src = _fill_remainder(regions["cands"], int(national["cands"]), basis, "cands")
+    split = _fill_party_split(regions, cands, national)
+    women, women_src = _fill_remainder(
+        regions["cands_women"], int(national["cands_women"]), basis, "cands_women"
+    )
+    voters, voters_src = _fill_remainder(
+        regions["voters_on_rolls"], int(national["voters_on_rolls"]), basis, "voters_on_rolls"
+    )
+    margins = pd.DataFrame(
+        {
+            "region": regions["region"].astype(str).to_numpy(),
+            "turnout_pct": regions["turnout_pct"].to_numpy(dtype=float),
+            "posts": posts,
+            "cands": cands,
+            "cands_party": split["cands_party"],
+            "cands_self": split["cands_self"],
+            "cands_women": women,
+            "voters_on_rolls": voters,
+            "posts_source": posts_src,
+            "cands_source": cands_src,
+            "cands_party_source": split["party_source"],
+            "cands_self_source": split["party_source"],
+            "cands_women_source": women_src,
+            "voters_on_rolls_source": voters_src,
+        }
+    )
+    _check_margins_feasible(margins, min_candidates, min_registered=1)
+    return margins
+
+
+def _check_margins_feasible(margins: pd.DataFrame, min_candidates: int, min_registered: int) -> None:
+    """Refuse margins that cannot be split into races obeying the minimums."""
+    rules = {
+        "fewer candidates than min_candidates per post": margins["cands"]
+        < min_candidates * margins["posts"],
+        "more women candidates than candidates": margins["cands_women"] > margins["cands"],
+        "fewer voters than min_registered per post": margins["voters_on_rolls"]
+        < min_registered * margins["posts"],
+        "no posts": margins["posts"] <= 0,
+    }
+    problems = [
+        f"{rule}: {margins.loc[mask, 'region'].tolist()}" for rule, mask in rules.items() if mask.any()
+    ]
+    if problems:
+        raise ValueError("Infeasible regional margins: " + "; ".join(problems))
+
+
+def scale_margins(margins: pd.DataFrame, n_races: int) -> pd.DataFrame:
+    """Scale allocated margins to ``n_races`` posts, keeping regional proportions.
+
+    Posts are split over regions by largest remainder in proportion to the
+    allocated posts; every other count column gets the national total times
+    ``n_races / total posts`` (rounded), split in proportion to the allocated
+    column; self-nominated = candidates - party nominees. Turnout is kept.
+    """
+    factor = n_races / margins["posts"].sum()
+    scaled = margins.copy()
+    scaled["posts"] = largest_remainder(n_races, margins["posts"].to_numpy())
+    for column in ("cands", "cands_party", "cands_women", "voters_on_rolls"):
+        total = int(round(margins[column].sum() * factor))
+        scaled[column] = largest_remainder(total, margins[column].to_numpy())
+    scaled["cands_self"] = scaled["cands"] - scaled["cands_party"]
+    return scaled
+
+
+# --------------------------------------------------------------------------
+# Race simulation
+# --------------------------------------------------------------------------
+
+
+def _group_starts(counts: np.ndarray) -> np.ndarray:
+    """Start offset of each consecutive group of the given sizes."""
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+
+def _draw_candidate_counts(
+    posts: np.ndarray, cands: np.ndarray, min_candidates: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Give each race ``min_candidates``; spread the region's extra candidates uniformly."""
+    extra = cands - min_candidates * posts
+    extra_region = np.repeat(np.arange(len(posts)), extra)
+    offset = np.floor(rng.random(len(extra_region)) * posts[extra_region]).astype(np.int64)
+    race = _group_starts(posts)[extra_region] + np.minimum(offset, posts[extra_region] - 1)
+    return min_candidates + np.bincount(race, minlength=int(posts.sum()))
+
+
+def _mark_slots(
+    per_region: np.ndarray, region_slots: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Mark exactly ``per_region[r]`` randomly chosen candidate slots of each region.
+
+    Slots are stored region by region, so each region is a contiguous block.
+    """
+    marked = np.zeros(int(region_slots.sum()), dtype=bool)
+    for start, size, count in zip(_group_starts(region_slots), region_slots, per_region):
+        marked[start + rng.choice(size, size=int(count), replace=False)] = True
+    return marked
+
+
+def _draw_electorates(
+    race_region: np.ndarray,
+    posts: np.ndarray,
+    voters: np.ndarray,
+    settings: SimulationSettings,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Log-normal electorate sizes, floored at ``min_registered``, summing to each region's voters."""
+    sizes = rng.lognormal(0.0, settings.voters_sd_log, len(race_region))
+    free_voters = voters - settings.min_registered * posts
+    region_size = np.bincount(race_region, weights=sizes, minlength=len(posts))
+    quotas = settings.min_registered + free_voters[race_region] * sizes / region_size[race_region]
+    return grouped_largest_remainder(quotas, race_region, voters)
+
+
+def _mix_predictor(
+    n_cands: np.ndarray, self_share: np.ndarray, any_woman: np.ndarray, s: SimulationSettings
+) -> np.ndarray:
+    """Candidate-mix part of the logit linear predictor."""
+    cands_x = np.log(n_cands) if s.cands_scale == "log" else n_cands.astype(float)
+    return s.beta_cands * cands_x + s.beta_self_share * self_share + s.beta_women * any_woman
+
+
+def _calibrate_alphas(
+    race_region: np.ndarray, registered: np.ndarray, offset: np.ndarray, target_share: np.ndarray
+) -> np.ndarray:
+    """Regional intercepts making each region's electorate-weighted mean turnout hit its target.
+
+    Safeguarded Newton iteration, all regions at once: the weighted mean of
+    ``expit(alpha + offset)`` is increasing in ``alpha``, so a bracket is kept
+    and a bisection step replaces any Newton step that leaves it.
+    """
+    n_regions = len(target_share)
+    weights = registered / np.bincount(race_region, weights=registered, minlength=n_regions)[race_region]
+    lower = np.full(n_regions, _ALPHA_BRACKET[0])
+    upper = np.full(n_regions, _ALPHA_BRACKET[1])
+    mean_offset = np.bincount(race_region, weights=weights * offset, minlength=n_regions)
+    alphas = np.log(target_share / (1 - target_share)) - mean_offset
+    for _ in range(200):
+        p = expit(alphas[race_region] + offset)
+        gap = np.bincount(race_region, weights=weights * p, minlength=n_regions) - target_share
+        if np.max(np.abs(gap)) < 1e-13:
+            return alphas
+        slope = np.bincount(race_region, weights=weights * p * (1 - p), minlength=n_regions)
+        lower = np.where(gap < 0, alphas, lower)
+        upper = np.where(gap > 0, alphas, upper)
+        newton = alphas - gap / np.maximum(slope, 1e-300)
+        inside = (newton > lower) & (newton < upper)
+        alphas = np.where(inside, newton, (lower + upper) / 2)
+    raise RuntimeError("Regional intercept calibration did not converge")
+
+
+def _draw_voted(
+    registered: np.ndarray,
+    p: np.ndarray,
+    race_region: np.ndarray,
+    targets: np.ndarray,
+    s: SimulationSettings,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Integer votes: (binomial) draws rescaled so each region hits its target exactly."""
+    draws = rng.binomial(registered, p).astype(float) if s.binomial_sampling else registered * p
+    quotas = np.empty(len(registered))
+    for r, target in enumerate(targets):
+        mask = race_region == r
+        quotas[mask] = _scale_to_total_with_caps(draws[mask], registered[mask], int(target))
+    voted = grouped_largest_remainder(quotas, race_region, targets)
+    if np.any(voted > registered):
+        raise RuntimeError("Vote allocation exceeded an electorate")
+    return voted
+
+
+def _winner_votes(
+    slot_race: np.ndarray, voted: np.ndarray, concentration: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Split each race's valid votes by a symmetric Dirichlet; return the top count."""
+    gamma = rng.gamma(concentration, size=len(slot_race))
+    race_sum = np.bincount(slot_race, weights=gamma, minlength=len(voted))
+    share = np.where(race_sum[slot_race] > 0, gamma / np.where(race_sum > 0, race_sum, 1)[slot_race], 0.0)
+    votes = grouped_largest_remainder(share * voted[slot_race], slot_race, voted)
+    starts = _group_starts(np.bincount(slot_race, minlength=len(voted)))
+    return np.maximum.reduceat(votes, starts)
+
+
+def simulate_from_margins(margins: pd.DataFrame, settings: SimulationSettings, seed: int) -> pd.DataFrame:
+    """Draw one row per post from completed regional margins (see :func:`simulate_races`)."""
+    _check_margins_feasible(margins, settings.min_candidates, settings.min_registered)
+    rng = np.random.default_rng(seed)
+    posts = margins["posts"].to_numpy(dtype=np.int64)
+    cands = margins["cands"].to_numpy(dtype=np.int64)
+    race_region = np.repeat(np.arange(len(posts)), posts)
+    n_cands = _draw_candidate_counts(posts, cands, settings.min_candidates, rng)
+    slot_race = np.repeat(np.arange(len(n_cands)), n_cands)
+    is_party = _mark_slots(margins["cands_party"].to_numpy(), cands, rng)
+    is_woman = _mark_slots(margins["cands_women"].to_numpy(), cands, rng)
+    n_party = np.bincount(slot_race, weights=is_party, minlength=len(n_cands)).astype(np.int64)
+    n_women = np.bincount(slot_race, weights=is_woman, minlength=len(n_cands)).astype(np.int64)
+    voters = margins["voters_on_rolls"].to_numpy(dtype=np.int64)
+    registered = _draw_electorates(race_region, posts, voters, settings, rng)
+    n_self = n_cands - n_party
+    offset = _mix_predictor(n_cands, n_self / n_cands, (n_women > 0).astype(float), settings)
+    offset = offset + rng.normal(0.0, settings.overdispersion_sd, len(n_cands))
+    targets = np.rint(margins["turnout_pct"].to_numpy() / 100 * voters).astype(np.int64)
+    alphas = _calibrate_alphas(race_region, registered, offset, targets / voters)
+    p = expit(alphas[race_region] + offset)
+    voted = _draw_voted(registered, p, race_region, targets, settings, rng)
+    winner = _winner_votes(slot_race, voted, settings.dirichlet_concentration, rng)
+    races = _race_frame(
+        margins["region"].to_numpy(), race_region, registered, voted, n_cands, n_party, n_women, winner
+    )
+    races.attrs["alpha_region"] = dict(zip(margins["region"], alphas.round(10).tolist()))
+    races.attrs["seed"] = seed
+    return races
+
+
+def _race_frame(
+    region_names: np.ndarray,
+    race_region: np.ndarray,
+    registered: np.ndarray,
+    voted: np.ndarray,
+    n_cands: np.ndarray,
+    n_party: np.ndarray,
+    n_women: np.ndarray,
+    winner: np.ndarray,
+) -> pd.DataFrame:
+    """Assemble the race table with the documented column names and order."""
+    n_self = n_cands - n_party
+    frame = pd.DataFrame(
+        {
+            "race_id": np.arange(1, len(n_cands) + 1),
+            "region": region_names[race_region],
+            "registered": registered,
+            "voted": voted,
+            "n_candidates": n_cands,
+            "n_party": n_party,
+            "n_self": n_self,
+            "n_women": n_women,
+            "self_share": n_self / n_cands,
+            "any_self": (n_self > 0).astype(np.int64),
+            "women_share": n_women / n_cands,
+            "any_woman": (n_women > 0).astype(np.int64),
+            "winner_votes": winner,
+            "valid_votes": voted,
+        }
+    )
+    return frame[list(RACE_COLUMNS)]
+
+
+def simulate_races(
+    regions: pd.DataFrame,
+    national: Mapping[str, float],
+    settings: SimulationSettings | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Simulate one row per post (730 with the real data), calibrated to the published record.
+
+    Model:
+        * Each region's posts, candidates (party, self-nominated, women) and
+          voters on the rolls are the margins of
+          :func:`allocate_region_margins`.
+        * Every race has ``min_candidates``; each region's extra candidates
+          go to its races uniformly at random. Party nominees and women are
+          exactly the regional counts, assigned to randomly chosen candidate
+          slots of the region (independently of each other).
+        * Electorates are log-normal (``voters_sd_log``), at least
+          ``min_registered``, and sum exactly to the regional voters.
+        * ``logit p = alpha_region + beta_cands * f(n_candidates)
+          + beta_self_share * self_share + beta_women * any_woman + e``,
+          ``e ~ N(0, overdispersion_sd)``. ``alpha_region`` is solved
+          numerically so that the electorate-weighted mean of ``p`` equals
+          the published turnout (rounded to whole votes).
+        * Votes are Binomial(registered, p) draws (or expected values),
+          rescaled within the region (never above ``registered``) and
+          rounded by largest remainder, so the regional sum of votes equals
+          ``round(turnout_pct / 100 * voters)``: the regional turnout then
+          differs from the published one by less than ``0.5 / voters``.
+        * Valid votes equal votes; they are split among the candidates by a
+          symmetric Dirichlet (``dirichlet_concentration``) and rounded;
+          ``winner_votes`` is the largest share.
+
+    Only ``numpy.random.default_rng(seed)`` is used: the same seed gives an
+    identical frame. The regional intercepts are in ``frame.attrs["alpha_region"]``.
+    """
+    settings = settings or SimulationSettings()
+    margins = allocate_region_margins(
+        regions, national, settings.unknown_posts_rule, settings.min_candidates
+    )
+    return simulate_from_margins(margins, settings, seed)
+
+
+def simulate_scaled(
+    regions: pd.DataFrame,
+    national: Mapping[str, float],
+    settings: SimulationSettings | None = None,
+    seed: int = 0,
+    n_races: int = 1_000_000,
+) -> pd.DataFrame:
+    """Simulate ``n_races`` races with margins scaled up from the 2021 record.
+
+    Same model as :func:`simulate_races`; the margins are those of
+    :func:`allocate_region_margins` passed through :func:`scale_margins`,
+    so regional proportions, candidates per post, voters per post and
+    regional turnout are kept. Used for parameter-recovery studies.
+    """
+    settings = settings or SimulationSettings()
+    margins = allocate_region_margins(
+        regions, national, settings.unknown_posts_rule, settings.min_candidates
+    )
+    return simulate_from_margins(scale_margins(margins, n_races), settings, seed)

@@ -1,0 +1,407 @@
+"""Tests of the turnout models (statsmodels 0.15)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy.optimize import minimize
+from scipy.special import expit
+
+from akim_turnout.models import (
+    FitResult,
+    average_marginal_effects,
+    build_design,
+    captured_warnings,
+    comparison_table,
+    fit_race_beta,
+    fit_race_gee,
+    fit_race_glm,
+    fit_race_mixedlm,
+    fit_race_naive_binomial,
+    fit_regional_fractional_logit,
+    glm_sandwich_cov,
+    leave_one_out,
+    parse_terms,
+    permutation_test,
+    race_average_marginal_effects,
+    smithson_verkuilen,
+    validate_turnout_rows,
+    wild_cluster_bootstrap,
+)
+from akim_turnout.simulate import (
+    SimulationSettings,
+    population_averaged_coefficients,
+    simulate_races,
+    simulate_scaled,
+    true_coefficients,
+    true_formula_rhs,
+)
+
+
+def _load_fixture_module():
+    """The 2021 fixture lives in test_simulate.py; load it by path (any pytest import mode)."""
+    spec = importlib.util.spec_from_file_location("_fixture_2021", Path(__file__).with_name("test_simulate.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_FIXTURE = _load_fixture_module()
+NATIONAL_2021 = _FIXTURE.NATIONAL_2021
+MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
+
+
+@pytest.fixture(scope="module")
+def regions() -> pd.DataFrame:
+    return _FIXTURE.real_2021_regions()
+
+
+@pytest.fixture(scope="module")
+def races(regions: pd.DataFrame) -> pd.DataFrame:
+    return simulate_races(regions, NATIONAL_2021, SimulationSettings(), seed=11)
+
+
+@pytest.fixture(scope="module")
+def race_glm(races: pd.DataFrame) -> FitResult:
+    return fit_race_glm(races, true_formula_rhs(SimulationSettings()))
+
+
+def _tiny_counts() -> pd.DataFrame:
+    """Six races in three regions with turnout rising in x."""
+    return pd.DataFrame({
+        "region": ["a", "a", "b", "b", "c", "c"],
+        "x": [-1.0, 0.5, 0.0, 1.5, -0.5, 2.0],
+        "registered": [100, 80, 120, 90, 60, 150],
+        "voted": [40, 50, 60, 70, 30, 130],
+    })
+
+
+# --------------------------------------------------------------------------
+# Validation, design, warnings
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "rule"),
+    [
+        ("voted", 200, "voted > registered"),
+        ("registered", 0, "registered <= 0"),
+        ("voted", -1, "voted < 0"),
+        ("voted", np.nan, "voted or registered is missing"),
+    ],
+)
+def test_invalid_rows_are_refused_naming_the_row(column: str, value: float, rule: str) -> None:
+    df = _tiny_counts().astype({"voted": float, "registered": float})
+    df.index = [f"race{i}" for i in range(len(df))]
+    df.loc["race3", column] = value
+    with pytest.raises(ValueError, match=rf"{rule} at row index \['race3'\]"):
+        validate_turnout_rows(df)
+    with pytest.raises(ValueError, match="race3"):
+        fit_race_glm(df, "x")
+
+
+def test_valid_rows_pass_validation() -> None:
+    assert validate_turnout_rows(_tiny_counts()) is None
+
+
+def test_design_matches_patsy_style_names_and_values() -> None:
+    df = pd.DataFrame({"region": ["b", "a", "c"], "n": [1.0, np.e, 1.0]})
+    exog, names = build_design(df, "C(region) + np.log(n)")
+    assert names == ["Intercept", "C(region)[T.b]", "C(region)[T.c]", "np.log(n)"]
+    np.testing.assert_allclose(exog, [[1, 1, 0, 0], [1, 0, 0, 1], [1, 0, 1, 0]])
+
+
+def test_unsupported_terms_and_bad_logs_are_refused() -> None:
+    with pytest.raises(ValueError, match="Unsupported term 'x:z'"):
+        parse_terms("x + x:z")
+    with pytest.raises(ValueError, match="must be > 0"):
+        build_design(pd.DataFrame({"n": [1.0, 0.0]}), "np.log(n)")
+
+
+def test_captured_warnings_records_instead_of_printing() -> None:
+    with captured_warnings() as caught:
+        warnings.warn("first", UserWarning)
+        warnings.warn("first", UserWarning)
+    assert caught == ["UserWarning: first"]
+
+
+def test_perfect_separation_warning_lands_in_fit_result() -> None:
+    separated = pd.DataFrame({
+        "region": list("aabbcc"), "x": [-2, -1, -0.5, 0.5, 1, 2.0],
+        "registered": [10] * 6, "voted": [0, 0, 0, 10, 10, 10],
+    })
+    fit = fit_race_glm(separated, "x", solver="irls")
+    assert any(w.startswith("PerfectSeparationWarning") for w in fit.warnings)
+    newton = fit_race_glm(separated, "x")
+    assert any(w.startswith("PerfectSeparationWarning") for w in newton.warnings)
+    assert any("refitted by IRLS" in note for note in newton.notes)
+
+
+# --------------------------------------------------------------------------
+# Race-level binomial GLM
+# --------------------------------------------------------------------------
+
+
+def test_counts_and_weighted_share_forms_agree(races: pd.DataFrame) -> None:
+    counts = fit_race_glm(races, MIX_RHS, endog_form="counts")
+    share = fit_race_glm(races, MIX_RHS, endog_form="share")
+    np.testing.assert_allclose(counts.params, share.params, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(counts.bse, share.bse, rtol=0, atol=1e-6)
+    assert any("not fully supported with var_weights" in w for w in share.warnings)
+
+
+def test_glm_matches_direct_binomial_likelihood_maximisation() -> None:
+    df = _tiny_counts()
+    exog = np.column_stack([np.ones(len(df)), df["x"]])
+    v, n = df["voted"].to_numpy(float), df["registered"].to_numpy(float)
+
+    def negative_loglik(beta: np.ndarray) -> float:
+        eta = exog @ beta
+        return -np.sum(v * eta - n * np.logaddexp(0, eta))
+
+    direct = minimize(negative_loglik, np.zeros(2), method="BFGS", options={"gtol": 1e-10}).x
+    fit = fit_race_glm(df, "x")
+    np.testing.assert_allclose(fit.params.to_numpy(), direct, atol=1e-5)
+
+
+def test_clustered_inference_uses_t_with_clusters_minus_one(race_glm: FitResult) -> None:
+    assert race_glm.use_t and race_glm.cov_type == "cluster"
+    assert race_glm.n_clusters == 14 and race_glm.df_resid == 13
+    np.testing.assert_allclose(race_glm.pvalues, race_glm.raw.pvalues, rtol=1e-8)
+    np.testing.assert_allclose(race_glm.conf_int.to_numpy(), race_glm.raw.conf_int(), rtol=1e-8)
+
+
+def test_rows_missing_a_predictor_are_dropped_and_counted(races: pd.DataFrame) -> None:
+    holed = races.astype({"self_share": float})
+    holed.loc[holed.index[:3], "self_share"] = np.nan
+    fit = fit_race_glm(holed, MIX_RHS)
+    assert fit.n_obs == len(races) - 3 and fit.extra["dropped_rows"] == 3
+    assert fit.notes[0].startswith("dropped 3 row(s) with missing values")
+
+
+def test_naive_binomial_ses_are_much_smaller_than_clustered(races: pd.DataFrame, race_glm: FitResult) -> None:
+    naive = fit_race_naive_binomial(races, true_formula_rhs(SimulationSettings()))
+    np.testing.assert_allclose(naive.params, race_glm.params, atol=1e-8)
+    assert naive.extra["pearson_dispersion"] > 5
+    assert (naive.bse["self_share"] * 3 < race_glm.bse["self_share"])
+    assert not naive.use_t and naive.n_clusters is None
+
+
+def test_race_glm_recovers_true_effects_on_a_million_races(regions: pd.DataFrame) -> None:
+    settings = SimulationSettings()
+    races = simulate_scaled(regions, NATIONAL_2021, settings, seed=2021, n_races=1_000_000)
+    start = time.perf_counter()
+    fit = fit_race_glm(races, true_formula_rhs(settings))
+    elapsed = time.perf_counter() - start
+    truth = true_coefficients(settings)
+    # Stated tolerances (logit scale): 0.02 from the true effects; 0.01 from the
+    # population-averaged effects (about 2 % attenuated with overdispersion_sd
+    # 0.35) that a marginal binomial GLM actually targets.
+    assert ((fit.params[truth.index] - truth).abs() < 0.02).all(), fit.params
+    marginal = population_averaged_coefficients(settings)
+    assert ((fit.params[truth.index] - marginal).abs() < 0.01).all(), fit.params
+    assert elapsed < 30, elapsed  # about 4-5 s measured
+    assert fit.warnings == ()
+
+
+def test_race_ame_matches_statsmodels_get_margeff(race_glm: FitResult) -> None:
+    ours = race_average_marginal_effects(race_glm)
+    margeff = race_glm.raw.get_margeff()
+    columns = [race_glm.extra["design_columns"].index(t) - 1 for t in ours["term"]]
+    np.testing.assert_allclose(ours["ame_pp"] / 100, margeff.margeff[columns], rtol=1e-8)
+    np.testing.assert_allclose(ours["std_error_pp"] / 100, margeff.margeff_se[columns], rtol=1e-6)
+
+
+def test_electorate_weighted_ame_differs_and_keeps_sign(race_glm: FitResult) -> None:
+    plain = race_average_marginal_effects(race_glm).set_index("term")
+    weighted = race_average_marginal_effects(race_glm, electorate_weighted=True).set_index("term")
+    assert (np.sign(plain["ame_pp"]) == np.sign(weighted["ame_pp"])).all()
+    assert not np.allclose(plain["ame_pp"], weighted["ame_pp"])
+
+
+# --------------------------------------------------------------------------
+# Other race-level models
+# --------------------------------------------------------------------------
+
+
+def test_wild_cluster_bootstrap(races: pd.DataFrame, race_glm: FitResult) -> None:
+    rhs = true_formula_rhs(SimulationSettings())
+    result = wild_cluster_bootstrap(races, rhs, "self_share", n_boot=199, seed=3)
+    again = wild_cluster_bootstrap(races, rhs, "self_share", n_boot=199, seed=3, ci=False)
+    assert result.p_value == again.p_value and 0 <= result.p_value <= 1
+    assert result.ci_lower < race_glm.params["self_share"] < result.ci_upper
+    assert result.n_clusters == 14
+    at_estimate = wild_cluster_bootstrap(
+        races, rhs, "self_share", n_boot=199, seed=3, null_value=race_glm.params["self_share"], ci=False
+    )
+    assert at_estimate.p_value == 1.0
+
+
+def test_wild_cluster_bootstrap_ci_is_the_set_of_unrejected_nulls(races: pd.DataFrame) -> None:
+    rhs = true_formula_rhs(SimulationSettings())
+    result = wild_cluster_bootstrap(races, rhs, "any_woman", n_boot=199, seed=5)
+    width = result.ci_upper - result.ci_lower
+    p_at = lambda null: wild_cluster_bootstrap(  # noqa: E731
+        races, rhs, "any_woman", n_boot=199, seed=5, null_value=null, ci=False).p_value
+    assert p_at(result.ci_lower - 0.01 * width) < 0.05 <= p_at(result.ci_lower + 0.01 * width)
+    assert p_at(result.ci_upper + 0.01 * width) < 0.05 <= p_at(result.ci_upper - 0.01 * width)
+
+
+def test_wild_cluster_bootstrap_size_under_a_true_null(regions: pd.DataFrame) -> None:
+    """30 data sets with a region-correlated regressor that has no effect: about 10 % rejections at 0.10."""
+    p_values = []
+    for rep in range(30):
+        races = simulate_races(regions, NATIONAL_2021, SimulationSettings(), seed=500 + rep)
+        rng = np.random.default_rng(rep)
+        region_shock = rng.normal(size=14)[pd.factorize(races["region"])[0]]
+        races = races.assign(z=region_shock + 0.5 * rng.normal(size=len(races)))
+        result = wild_cluster_bootstrap(races, MIX_RHS + " + z", "z", n_boot=199, seed=rep, ci=False)
+        p_values.append(result.p_value)
+    p_values = np.array(p_values)
+    assert np.sum(p_values < 0.10) <= 8  # expected 3; binomial(30, 0.1) exceeds 8 with prob < 0.001
+    assert 0.3 < np.mean(p_values) < 0.7
+
+
+def test_wild_cluster_bootstrap_rejects_a_strong_effect(races: pd.DataFrame) -> None:
+    share = np.where(races["any_woman"] == 1, 0.95, 0.6)
+    strong = races.assign(voted=(races["registered"] * share).round())
+    result = wild_cluster_bootstrap(strong, MIX_RHS, "any_woman", n_boot=199, seed=1, ci=False)
+    assert result.p_value < 0.02
+    with pytest.raises(ValueError, match="weights must be one of"):
+        wild_cluster_bootstrap(races, MIX_RHS, "any_woman", n_boot=9, weights="mammen")
+
+
+def test_beta_regression_reports_squeezed_boundary_shares(races: pd.DataFrame) -> None:
+    edged = races.copy()
+    edged.loc[edged.index[0], "voted"] = 0
+    edged.loc[edged.index[1], "voted"] = edged.loc[edged.index[1], "registered"]
+    fit = fit_race_beta(edged, MIX_RHS)
+    assert fit.extra["n_boundary_squeezed"] == 2
+    assert any("2 were exactly 0 or 1" in note for note in fit.notes)
+    assert "precision" in fit.params.index and fit.df_resid == 13
+    squeezed = smithson_verkuilen(np.array([0.0, 0.5, 1.0]))
+    assert (squeezed > 0).all() and (squeezed < 1).all()
+
+
+def test_gee_bias_reduced_and_weight_limits(races: pd.DataFrame) -> None:
+    fit = fit_race_gee(races, MIX_RHS)
+    assert fit.cov_type == "bias_reduced" and fit.df_resid == 13
+    robust = fit_race_gee(races, MIX_RHS, cov_type="robust")
+    assert (fit.bse >= robust.bse * 0.999).all()  # bias reduction inflates SEs
+    with pytest.raises(ValueError, match="cannot combine weights"):
+        fit_race_gee(races, MIX_RHS, weighted=True)
+    weighted = fit_race_gee(races, MIX_RHS, weighted=True, cov_type="robust")
+    assert np.isfinite(weighted.params).all()
+
+
+def test_mixedlm_on_empirical_logit(races: pd.DataFrame) -> None:
+    fit = fit_race_mixedlm(races, MIX_RHS)
+    assert fit.extra["group_variance"] > 0 and fit.n_clusters == 14
+    truth = true_coefficients(SimulationSettings())
+    assert ((fit.params[truth.index] - truth).abs() < 4 * fit.bse[truth.index]).all()
+    with pytest.raises(ValueError, match="random intercept"):
+        fit_race_mixedlm(races, "C(region) + self_share")
+
+
+def test_comparison_table_and_serialisation(races: pd.DataFrame, race_glm: FitResult) -> None:
+    beta = fit_race_beta(races, MIX_RHS)
+    table = comparison_table([race_glm, beta], ["self_share", "precision"])
+    assert len(table) == 4
+    assert np.isnan(table.query("model == 'race_glm_cluster' and term == 'precision'")["estimate"]).all()
+    payload = json.loads(json.dumps(race_glm.to_dict()))
+    assert "_registered" not in payload["extra"]
+    assert payload["coefficients"]["self_share"]["estimate"] == pytest.approx(race_glm.params["self_share"], rel=1e-5)
+    expected = ["model", "term", "estimate", "std_error", "ci_lower", "ci_upper", "p_value"]
+    assert list(race_glm.to_frame().columns) == expected
+
+
+# --------------------------------------------------------------------------
+# Regional fractional logit
+# --------------------------------------------------------------------------
+
+
+def test_statsmodels_glm_hc3_is_really_hc0() -> None:
+    """Sentinel: statsmodels 0.15 GLM ignores the HC1/HC3 small-sample corrections."""
+    rng = np.random.default_rng(0)
+    exog = sm.add_constant(rng.normal(size=12))
+    share = expit(0.5 + 0.3 * exog[:, 1] + rng.normal(0, 0.3, 12))
+    model = sm.GLM(share, exog, family=sm.families.Binomial())
+    np.testing.assert_allclose(model.fit(cov_type="HC3").bse, model.fit(cov_type="HC0").bse)
+    assert not np.allclose(glm_sandwich_cov(model.fit(), "HC3"), glm_sandwich_cov(model.fit(), "HC0"))
+
+
+def test_sandwich_matches_ols_hc_estimators() -> None:
+    rng = np.random.default_rng(1)
+    exog = sm.add_constant(rng.normal(size=(20, 2)))
+    y = exog @ [1.0, 2.0, 3.0] + rng.normal(size=20) * (1 + np.abs(exog[:, 1]))
+    gaussian = sm.GLM(y, exog).fit()
+    for kind in ("HC0", "HC1", "HC3"):
+        ols = sm.OLS(y, exog).fit(cov_type=kind).cov_params()
+        np.testing.assert_allclose(glm_sandwich_cov(gaussian, kind), ols, atol=1e-12)
+
+
+def test_regional_fit_reports_n_and_dropped_regions(regions: pd.DataFrame) -> None:
+    fit = fit_regional_fractional_logit(regions, ["posts"])
+    assert fit.n_obs == 12 and fit.df_resid == 10 and fit.use_t and fit.cov_type == "HC3"
+    assert [d["row"] for d in fit.extra["dropped"]] == ["Aktobe", "Zhambyl"]
+    assert "dropped Aktobe: missing posts" in fit.notes
+    weighted = fit_regional_fractional_logit(regions, ["np.log(cands)"], weight="voters_on_rolls")
+    assert weighted.extra["regions"] == ["Almaty", "Atyrau", "Mangystau", "Turkestan"]
+    assert {"row": "Pavlodar", "reason": "missing cands"} in weighted.extra["dropped"]
+
+
+def test_regional_fit_accepts_a_formula_string_and_refuses_bad_shares(regions: pd.DataFrame) -> None:
+    from_string = fit_regional_fractional_logit(regions, "posts + np.log(cands)")
+    from_list = fit_regional_fractional_logit(regions, ["posts", "np.log(cands)"])
+    pd.testing.assert_series_equal(from_string.params, from_list.params)
+    broken = regions.assign(turnout_pct=regions["turnout_pct"].where(regions["region"] != "Almaty", 120.0))
+    with pytest.raises(ValueError, match=r"outside \[0, 100\] for \['Almaty'\]"):
+        fit_regional_fractional_logit(broken, ["posts"])
+
+
+def test_regional_weights_enter_as_var_weights(regions: pd.DataFrame) -> None:
+    fit = fit_regional_fractional_logit(regions, ["np.log(cands)"], weight="voters_on_rolls")
+    kept = regions.set_index("region").loc[fit.extra["regions"]]
+    direct = sm.GLM(kept["turnout_pct"] / 100, sm.add_constant(np.log(kept["cands"])),
+                    family=sm.families.Binomial(), var_weights=kept["voters_on_rolls"]).fit()
+    np.testing.assert_allclose(fit.params.to_numpy(), direct.params.to_numpy(), atol=1e-8)
+    assert fit.raw.df_resid == 2  # var_weights keep df at n - k; freq_weights would not
+
+
+def test_regional_ame_sign_matches_coefficient(regions: pd.DataFrame) -> None:
+    fit = fit_regional_fractional_logit(regions, ["posts", "np.log(cands)"])
+    ame = average_marginal_effects(fit).set_index("term")
+    for term in ("posts", "np.log(cands)"):
+        assert np.sign(ame.at[term, "ame_pp"]) == np.sign(fit.params[term])
+        assert ame.at[term, "ci_lower_pp"] < ame.at[term, "ame_pp"] < ame.at[term, "ci_upper_pp"]
+
+
+def test_leave_one_out_refits_once_per_region(regions: pd.DataFrame) -> None:
+    loo = leave_one_out(regions, ["posts"])
+    assert len(loo) == 12 and (loo["n_obs"] == 11).all()
+    assert (loo["status"] == "ok").all() and loo["estimate"].notna().all()
+    full = fit_regional_fractional_logit(regions, ["posts"])
+    np.testing.assert_allclose(loo["change"], loo["estimate"] - full.params["posts"])
+
+
+def test_permutation_test_p_value(regions: pd.DataFrame) -> None:
+    result = permutation_test(regions, "posts", n_permutations=99, seed=4)
+    assert 0 < result.p_value <= 1
+    assert result.p_value * 100 == pytest.approx(round(result.p_value * 100))  # (k + 1) / (n + 1)
+    assert result.null_distribution.shape == (99,)
+    same = permutation_test(regions, "posts", n_permutations=99, seed=4)
+    np.testing.assert_array_equal(result.null_distribution, same.null_distribution)
+
+
+def test_permutation_test_detects_a_strong_regional_effect(regions: pd.DataFrame) -> None:
+    strong = regions.assign(turnout_pct=100 * expit(0.2 + 0.03 * (regions["posts"] - 50)))
+    result = permutation_test(strong, "posts", n_permutations=99, seed=0, statistic="coef")
+    assert result.p_value == pytest.approx(1 / 100)

@@ -1,0 +1,85 @@
+"""The rendered report in a real browser (Debian's chromium via Playwright), with every network request blocked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from akim_turnout import data
+from akim_turnout.paths import project_path
+
+pytestmark = pytest.mark.browser
+CHROMIUM = Path("/usr/bin/chromium")
+REPORT = project_path("reports/report.html")
+SCREENSHOT = project_path("reports/report-screenshot.png")
+# Flags for a root, offline, headless machine: no sandbox, no background calls to Google's services.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+EXPECTED_SECTIONS = ["Summary", "Data and coverage", "Turnout by region", "Limitations", "How to reproduce", "Provenance"]
+
+
+@pytest.fixture(scope="module")
+def page():
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is required for the browser test: apt-get install chromium")
+    if not REPORT.exists():
+        pytest.fail("reports/report.html is missing: run `dvc repro` (make test does) first")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        blocked: list[str] = []
+        context.route("http*://**/*", lambda route: (blocked.append(route.request.url), route.abort()))
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(REPORT.as_uri(), wait_until="load")
+        page.wait_for_function("Array.from(document.images).every(img => img.complete)")
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        page.blocked, page.errors = blocked, errors
+        yield page
+        browser.close()
+
+
+def test_report_opens_offline_without_page_errors(page) -> None:
+    assert page.errors == []
+    assert page.blocked == [], f"the report tried to load from the network: {page.blocked}"
+
+
+def test_every_image_is_embedded_and_loaded(page) -> None:
+    widths = page.eval_on_selector_all("img", "imgs => imgs.map(img => [img.src.slice(0, 22), img.naturalWidth])")
+    assert widths, "the report has no images"
+    assert all(src.startswith("data:image/png") and width > 0 for src, width in widths), widths
+
+
+def test_images_have_alt_text_and_numbered_captions(page) -> None:
+    alts = page.eval_on_selector_all("figure img", "imgs => imgs.map(img => img.alt)")
+    captions = page.eval_on_selector_all("figure figcaption", "els => els.map(e => e.innerText)")
+    assert alts and all(len(alt) > 20 for alt in alts)
+    assert [c.split(".")[0].split("Figure ")[-1] for c in captions] == [str(i + 1) for i in range(len(captions))]
+
+
+def test_no_code_is_visible(page) -> None:
+    assert page.locator(".jp-CodeCell .jp-InputArea").count() == 0
+    assert "import " not in page.inner_text("body")
+
+
+def test_expected_sections_and_key_numbers_are_present(page) -> None:
+    headings = page.eval_on_selector_all("h1, h2, h3", "hs => hs.map(h => h.innerText.trim())")
+    for section in EXPECTED_SECTIONS:
+        assert any(section in heading for heading in headings), f"section {section!r} missing from {headings}"
+    national = data.read_processed(project_path("data/processed/published"), "national").set_index("round_id").loc[data.ROUND_2021]
+    regional = data.read_processed(project_path("data/processed/published"), "regional_2021")
+    text = page.inner_text("body")
+    for number in (f"{national['posts']:,.0f}", f"{national['cands_registered']:,.0f}", f"{regional['turnout_pct'].min():.1f}",
+                   f"{regional['turnout_pct'].max():.1f}"):
+        assert number in text, f"key number {number} not in the report"
+
+
+def test_internal_links_resolve(page) -> None:
+    targets = page.eval_on_selector_all("a[href^='#']", "links => links.map(a => a.getAttribute('href').slice(1))")
+    assert targets, "the report has no table of contents or figure references"
+    missing = [t for t in targets if page.locator(f"[id='{t}']").count() != 1]
+    assert not missing, f"links without a unique target: {missing}"
