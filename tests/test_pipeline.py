@@ -123,3 +123,17 @@ def test_bad_raw_data_stops_the_ingest_stage_and_nothing_is_taken_for_good(built
         regional.write_bytes(original)
         run(["dvc", "checkout", "-q", "--force"], built, check=False)
     assert run(["git", "status", "--porcelain"], built).stdout == ""
+
+
+def test_model_metrics_within_tolerance(built: Path) -> None:
+    metrics = lambda name: json.loads((built / f"reports/metrics/{name}.json").read_text())
+    regional, simulated, races = metrics("regional_model"), metrics("simulate"), metrics("race_models")
+    assert regional["main_unweighted"]["n_obs"] == 10
+    assert sorted(regional["main_unweighted"]["dropped"]) == ["Aktobe", "Pavlodar", "West Kazakhstan", "Zhambyl"]
+    assert 0 < regional["permutation"]["p_value"] <= 1
+    assert simulated["data_kind"] == "simulated" and simulated["races"] == 730
+    assert (simulated["candidates_total"], simulated["party_total"], simulated["self_total"], simulated["women_total"]) == (2297, 878, 1419, 458)
+    assert simulated["registered_total"] == 1209817 and simulated["max_abs_turnout_gap_pp"] < 0.01
+    for term, fit in races["glm"].items():  # 730 races in 14 clusters: each true value inside its 95 % CI here
+        assert fit["ci_lower"] <= fit["true"] <= fit["ci_upper"], term
+    assert races["glm_n_clusters"] == 14 and races["real_fitted"] is False

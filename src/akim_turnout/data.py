@@ -432,3 +432,37 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def race_model_frame(races: pd.DataFrame) -> pd.DataFrame:
+    """Real races in the simulator's column names, with what is published; nothing imputed.
+
+    ``voted`` is the final count where published, else final turnout x exact electorate (flagged in
+    ``voted_source``); candidate variables use on-ballot counts, else registered ones.
+    """
+    single = races[races["scope"] == "race"].copy()
+    exact = single.get("voters_on_rolls_precision", pd.Series(np.nan, index=single.index)).fillna("exact") == "exact"
+    frame = pd.DataFrame({"race_id": single["race_id"], "round_id": single["round_id"], "region": single["region"]})
+    frame["registered"] = single["voters_on_rolls"].where(exact)
+    from_turnout = (single["turnout_pct"] / 100 * frame["registered"]).round()
+    frame["voted"] = single["votes_cast"].combine_first(from_turnout)
+    frame["voted_source"] = np.where(single["votes_cast"].notna(), "published count",
+                                     np.where(from_turnout.notna(), "final turnout x electorate", "missing"))
+    get = lambda column: single[column] if column in single else pd.Series(np.nan, index=single.index)
+    frame["n_candidates"] = get("cands_on_ballot").combine_first(get("cands_registered"))
+    frame["n_self"] = get("cands_on_ballot_self").combine_first(get("cands_registered_self"))
+    frame["self_share"] = _ratio(frame["n_self"], frame["n_candidates"])
+    frame["n_women"] = get("cands_on_ballot_women").combine_first(get("cands_registered_women"))
+    frame["any_woman"] = (frame["n_women"] > 0).astype(float).where(frame["n_women"].notna())
+    return frame.reset_index(drop=True)
+
+
+def race_readiness(frame: pd.DataFrame, needed: list[str]) -> pd.DataFrame:
+    """Per round: how many real races have each input a race-level fit needs, and how many have all of them."""
+    rows = []
+    for round_id, group in frame.groupby("round_id"):
+        counts = {f"with {column}": int(group[column].notna().sum()) for column in needed}
+        usable = group.dropna(subset=needed)
+        rows.append({"round_id": round_id, "races": len(group), **counts, "usable": len(usable),
+                     "regions among usable": usable["region"].nunique()})
+    return pd.DataFrame(rows).sort_values("races", ascending=False, ignore_index=True)

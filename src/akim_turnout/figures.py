@@ -99,3 +99,103 @@ def plot_coverage(coverage, *, region="region", variable="variable", status="sta
     ax.legend(handles=[Patch(color=COVERAGE_COLOURS[s], label=s) for s in states], loc="upper left",
               bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8, title="status", title_fontsize=8)
     return fig
+
+
+def plot_candidate_mix(regional, *, region="region") -> plt.Figure:
+    """Three panels by region: candidates per post, self-nominated share, women share; unpublished values marked."""
+    panels = [("cands_per_seat", "candidates per post (count)", 1.0), ("self_share", "self-nominated (% of candidates)", 100.0),
+              ("women_share", "women (% of candidates)", 100.0)]
+    order = regional.sort_values("turnout_pct")[region]
+    fig, axes = plt.subplots(1, 3, figsize=(9.0, 4.6), sharey=True)
+    for ax, (column, label, scale) in zip(axes, panels):
+        values = regional.set_index(region).loc[order, column] * scale
+        ax.barh(order, values.fillna(0), color=OKABE_ITO[2])
+        for y, value in enumerate(values):
+            if value != value:  # NaN: not published
+                ax.text(0, y, "not published", va="center", fontsize=7, color="#666666")
+        ax.set_xlabel(label)
+    axes[0].set_ylabel("region (2021 map), by turnout")
+    return fig
+
+
+def plot_turnout_vs_mix(regional, fit_curve=None, *, x="cands_per_seat", x_label="candidates per post (count)") -> plt.Figure:
+    """Regional turnout against a candidate-mix variable, labelled points, optional fitted curve with its CI band."""
+    data = regional.dropna(subset=[x, "turnout_pct"])
+    fig, ax = plt.subplots(figsize=(6.6, 4.4))
+    ax.scatter(data[x], data["turnout_pct"], color=OKABE_ITO[0], zorder=3)
+    for _, row in data.iterrows():
+        ax.annotate(row["region"], (row[x], row["turnout_pct"]), xytext=(4, 3), textcoords="offset points", fontsize=7)
+    if fit_curve is not None:
+        ax.plot(fit_curve["x"], fit_curve["fit"], color=OKABE_ITO[1], label="fractional logit fit (unweighted)")
+        ax.fill_between(fit_curve["x"], fit_curve["lower"], fit_curve["upper"], color=OKABE_ITO[1], alpha=0.2, label="95 % CI (HC3, t)")
+        ax.legend(frameon=False, fontsize=8, loc="lower left")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("final turnout (% of registered voters)")
+    return fig
+
+
+def plot_leave_one_out(loo, full_estimate: float, *, term_label: str) -> plt.Figure:
+    """Coefficient and 95 % CI when each region is left out, against the full-sample estimate."""
+    data = loo.sort_values("estimate")
+    fig, ax = plt.subplots(figsize=(6.6, 4.2))
+    y = range(len(data))
+    ax.errorbar(data["estimate"], y, xerr=[data["estimate"] - data["ci_lower"], data["ci_upper"] - data["estimate"]],
+                fmt="o", color=OKABE_ITO[0], ecolor=OKABE_ITO[5], capsize=2)
+    ax.axvline(full_estimate, color=OKABE_ITO[1], linestyle="--", label="all regions")
+    ax.axvline(0, color="#888888", linewidth=0.8)
+    ax.set_yticks(list(y), data["dropped_region"])
+    ax.set_xlabel(f"coefficient of {term_label} (logit scale)")
+    ax.set_ylabel("region left out")
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def plot_permutation_null(null, observed: float, *, statistic_label: str) -> plt.Figure:
+    """Histogram of the permutation null distribution with the observed statistic."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    ax.hist(null, bins=40, color=OKABE_ITO[5], edgecolor="white")
+    ax.axvline(observed, color=OKABE_ITO[3], linewidth=2, label=f"observed {observed:.2f}")
+    ax.set_xlabel(statistic_label)
+    ax.set_ylabel("permutations (count)")
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def plot_coefficients(comparison, *, terms, labels=None, simulated: bool = False, truth=None) -> plt.Figure:
+    """Coefficient plot: estimate and 95 % CI of each term under each model, with true values when known."""
+    labels = labels or {}
+    models_ = list(dict.fromkeys(comparison["model"]))
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3.6), sharey=True)
+    axes = [axes] if len(terms) == 1 else axes
+    for ax, term in zip(axes, terms):
+        rows = comparison[comparison["term"] == term].set_index("model").reindex(models_)
+        y = range(len(models_))
+        ax.errorbar(rows["estimate"], y, xerr=[rows["estimate"] - rows["ci_lower"], rows["ci_upper"] - rows["estimate"]],
+                    fmt="o", color=OKABE_ITO[0], ecolor=OKABE_ITO[5], capsize=2)
+        if truth is not None and term in truth:
+            ax.axvline(truth[term], color=OKABE_ITO[3], linestyle="--", label="true value")
+            ax.legend(frameon=False, fontsize=7, loc="lower right")
+        ax.axvline(0, color="#888888", linewidth=0.8)
+        ax.set_yticks(list(y), models_)
+        ax.set_xlabel(f"{labels.get(term, term)}\n(logit scale)")
+    axes[0].set_ylabel("model")
+    if simulated:
+        mark_simulated(fig)
+    return fig
+
+
+def plot_simulated_turnout(races, published, *, simulated: bool = True) -> plt.Figure:
+    """Race turnout by region (box plots) with each region's published turnout marked."""
+    order = published.sort_values("turnout_pct")["region"].tolist()
+    turnout = races.assign(turnout_pct=100 * races["voted"] / races["registered"])
+    fig, ax = plt.subplots(figsize=(7.0, 4.8))
+    groups = [turnout.loc[turnout["region"] == r, "turnout_pct"] for r in order]
+    ax.boxplot(groups, orientation="horizontal", tick_labels=order, widths=0.6, flierprops=dict(markersize=2))
+    ax.scatter(published.set_index("region").loc[order, "turnout_pct"], range(1, len(order) + 1), color=OKABE_ITO[3],
+               marker="D", zorder=3, label="published regional turnout")
+    ax.set_xlabel("turnout per race (% of registered voters)")
+    ax.set_ylabel("region (2021 map)")
+    ax.legend(frameon=False, fontsize=8, loc="lower left")
+    if simulated:
+        mark_simulated(fig)
+    return fig

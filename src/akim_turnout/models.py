@@ -1115,3 +1115,24 @@ def wild_cluster_bootstrap(
         notes.append(f"only {2 ** data.n_clusters} distinct Rademacher draws exist for {data.n_clusters} clusters")
     return WildBootstrapResult(term, estimate, null_value, float(statistic), p_value, float(lower), float(upper),
                                n_boot, data.n_clusters, weights, seed, tuple(notes))
+
+
+def prediction_curve(fit: FitResult, term: str, grid: np.ndarray, alpha: float = 0.05) -> pd.DataFrame:
+    """Predicted turnout (%) along ``grid`` for a fit on an intercept and one ``term``, with a t-based CI.
+
+    The interval is computed on the logit scale from the fit's (robust) covariance and mapped back, so it stays
+    inside 0-100 %.
+    """
+    from scipy import stats
+    from scipy.special import expit
+
+    names = ["Intercept", term]
+    if list(fit.params.index) != names:
+        raise ValueError(f"prediction_curve needs a fit on exactly {names}, got {list(fit.params.index)}")
+    design = np.column_stack([np.ones_like(grid, dtype=float), grid])
+    linear = design @ fit.params.to_numpy()
+    cov = np.asarray(fit.cov_params.loc[names, names])
+    se = np.sqrt(np.einsum("ij,jk,ik->i", design, cov, design))
+    quantile = stats.t.ppf(1 - alpha / 2, fit.df_resid) if fit.use_t else stats.norm.ppf(1 - alpha / 2)
+    return pd.DataFrame({"x": grid, "fit": 100 * expit(linear), "lower": 100 * expit(linear - quantile * se),
+                         "upper": 100 * expit(linear + quantile * se)})

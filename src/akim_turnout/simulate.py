@@ -695,3 +695,27 @@ def simulate_scaled(
         regions, national, settings.unknown_posts_rule, settings.min_candidates
     )
     return simulate_from_margins(scale_margins(margins, n_races), settings, seed)
+
+
+NATIONAL_INPUTS = {"posts": "posts", "cands": "cands_registered", "cands_party": "cands_registered_party",
+                   "cands_self": "cands_registered_self", "cands_women": "cands_registered_women",
+                   "voters_on_rolls": "voters_on_rolls"}
+REGIONAL_INPUTS = ["region", "posts", "cands", "cands_party", "cands_self", "cands_women", "voters_on_rolls", "turnout_pct"]
+
+
+def inputs_from_published(regional: pd.DataFrame, national_row: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The simulator's inputs from the processed published tables (regional_2021 and the 2021 national row)."""
+    missing = [column for column in REGIONAL_INPUTS if column not in regional]
+    if missing:
+        raise ValueError(f"regional table lacks {missing}")
+    national = {key: float(national_row[column]) for key, column in NATIONAL_INPUTS.items()}
+    return regional[REGIONAL_INPUTS].copy(), national
+
+
+def calibration_check(races: pd.DataFrame, margins: pd.DataFrame) -> pd.DataFrame:
+    """Per region: published (or allocated) margins against what the simulated races add up to."""
+    sums = races.groupby("region").agg(posts_sim=("race_id", "size"), cands_sim=("n_candidates", "sum"),
+                                       party_sim=("n_party", "sum"), self_sim=("n_self", "sum"), women_sim=("n_women", "sum"),
+                                       registered_sim=("registered", "sum"), voted_sim=("voted", "sum"))
+    sums["turnout_sim_pct"] = 100 * sums["voted_sim"] / sums["registered_sim"]
+    return margins.set_index("region").join(sums).reset_index()
