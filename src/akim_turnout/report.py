@@ -207,20 +207,25 @@ def lock_hashes(lock_path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["stage", "path", "md5"]).drop_duplicates(["path", "md5"])
 
 
-def inputs_commit(root: str | Path, paths: Iterable[str]) -> str:
-    """The git commit that last changed ``paths``, or a note when they have uncommitted changes or git is absent.
+def input_object_ids(root: str | Path, paths: Iterable[str]) -> pd.DataFrame:
+    """Git object ids (tree for a folder, blob for a file) of the current content of each input path.
 
-    HEAD itself is not used: the lock file is committed after the run that produced it, and the report must come out
-    byte-identical when a fresh clone reruns the pipeline.
+    They depend on content only, not on commits or on whether changes are committed, so the report comes out
+    byte-identical when a fresh clone reruns the pipeline. ``git rev-parse COMMIT:PATH`` gives the same id for every
+    commit holding that content, and ``git log --find-object=ID`` finds the commits that introduced it.
     """
+    import os
     import subprocess
+    import tempfile
 
     paths = list(paths)
-    try:
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=root, capture_output=True, text=True, check=True).stdout
-        commit = subprocess.run(["git", "log", "-1", "--format=%H %cs", "--", *paths], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    if dirty.strip():
-        return f"{commit or 'no commit'} plus uncommitted changes"
-    return commit or "unknown (no commit yet)"
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        git = lambda *args: subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True, check=True).stdout.strip()
+        try:
+            git("add", "--", *paths)
+            tree = git("write-tree")
+            ids = [git("rev-parse", f"{tree}:{path}") for path in paths]
+        except (OSError, subprocess.CalledProcessError):
+            ids = ["unknown (not a git checkout)"] * len(paths)
+    return pd.DataFrame({"input": paths, "git object id": ids})
