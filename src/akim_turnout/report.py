@@ -195,15 +195,19 @@ def package_versions(names: Iterable[str] = KEY_PACKAGES) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["package", "version"])
 
 
-def lock_hashes(lock_path: str | Path) -> pd.DataFrame:
-    """Every dependency hash DVC recorded in ``dvc.lock``: stage, path, md5 (directories end in .dir)."""
+def lock_hashes(lock_path: str | Path, exclude_stages: Iterable[str] = ()) -> pd.DataFrame:
+    """Every dependency hash DVC recorded in ``dvc.lock``: stage, path, md5 (directories end in .dir).
+
+    The running stage's own entry is still the previous run's, so the report passes its own name in ``exclude_stages``.
+    """
     import yaml
 
     lock_path = Path(lock_path)
     if not lock_path.is_file():
         return pd.DataFrame(columns=["stage", "path", "md5"])
     stages = (yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {}).get("stages", {})
-    rows = [(stage, dep["path"], dep.get("md5", "")) for stage, entry in stages.items() for dep in entry.get("deps", [])]
+    rows = [(stage, dep["path"], dep.get("md5", "")) for stage, entry in stages.items() if stage not in set(exclude_stages)
+            for dep in entry.get("deps", [])]
     return pd.DataFrame(rows, columns=["stage", "path", "md5"]).drop_duplicates(["path", "md5"])
 
 
@@ -223,7 +227,8 @@ def input_object_ids(root: str | Path, paths: Iterable[str]) -> pd.DataFrame:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
         git = lambda *args: subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True, check=True).stdout.strip()
         try:
-            git("add", "--", *paths)
+            tracked = [f for f in git("ls-files", "--", *paths).splitlines() if (Path(root) / f).exists()]
+            git("add", "--", *tracked)  # files git tracks, with their current content
             tree = git("write-tree")
             ids = [git("rev-parse", f"{tree}:{path}") for path in paths]
         except (OSError, subprocess.CalledProcessError):
