@@ -9,6 +9,9 @@ UV_VERSION := 0.13.9
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 export MPLBACKEND := Agg
+# Many small model fits: single-threaded BLAS is faster than threads fighting over two cores.
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
 .PHONY: help env reproduce test test-fast lab lock bench clean

@@ -137,3 +137,16 @@ def test_model_metrics_within_tolerance(built: Path) -> None:
     for term, fit in races["glm"].items():  # 730 races in 14 clusters: each true value inside its 95 % CI here
         assert fit["ci_lower"] <= fit["true"] <= fit["ci_upper"], term
     assert races["glm_n_clusters"] == 14 and races["real_fitted"] is False
+
+
+def test_validation_and_diagnostics_metrics(built: Path) -> None:
+    study = json.loads((built / "reports/metrics/simulation_study.json").read_text())
+    methods = study["real_design"]["methods"]
+    assert study["data_kind"] == "simulated" and study["real_design"]["n_regions"] == 14
+    assert methods["naive_binomial"]["size"] > 0.3, "ignoring overdispersion must over-reject"
+    assert study["recommended_method"] in ("cluster_t", "wild_bootstrap", "gee_bias_reduced")
+    best = methods[study["recommended_method"]]
+    assert abs(best["size"] - 0.05) <= 3 * best["size_mcse"] + 0.01 and 0 < best["mde_pp"] < 20
+    forensics = json.loads((built / "reports/metrics/forensics.json").read_text())
+    assert forensics["simulated_clean"]["integer_p_value"] > 0.01
+    assert forensics["simulated_planted"]["integer_p_value"] < 0.01

@@ -16,7 +16,9 @@ SCREENSHOT = project_path("reports/report-screenshot.png")
 # Flags for a root, offline, headless machine: no sandbox, no background calls to Google's services.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-EXPECTED_SECTIONS = ["Summary", "Data and coverage", "Turnout by region", "Limitations", "How to reproduce", "Provenance"]
+EXPECTED_SECTIONS = ["Contents", "Summary", "Data and coverage", "Turnout by region and candidate mix", "Regional model (real data)",
+                     "Race-level models (simulated races)", "Method validation (simulation study)", "Diagnostics (election forensics)",
+                     "Limitations", "How to reproduce", "Provenance"]
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +85,15 @@ def test_internal_links_resolve(page) -> None:
     assert targets, "the report has no table of contents or figure references"
     missing = [t for t in targets if page.locator(f"[id='{t}']").count() != 1]
     assert not missing, f"links without a unique target: {missing}"
+
+
+def test_simulated_material_is_visibly_marked(page) -> None:
+    simulated_captions = page.eval_on_selector_all(
+        "figcaption, caption", "els => els.filter(e => e.innerText.includes('SIMULATED')).map(e => !!e.querySelector('.akim-badge'))")
+    assert len(simulated_captions) >= 8 and all(simulated_captions), simulated_captions
+    banners = page.locator(".akim-banner .akim-badge")
+    assert banners.count() >= 2, "simulated sections open with a banner"
+
+
+def test_report_stays_small(page) -> None:
+    assert REPORT.stat().st_size < 5_000_000

@@ -199,3 +199,70 @@ def plot_simulated_turnout(races, published, *, simulated: bool = True) -> plt.F
     if simulated:
         mark_simulated(fig)
     return fig
+
+
+def plot_size_and_coverage(real_zero, *, labels, alpha: float = 0.05) -> plt.Figure:
+    """Size (rejection at a zero effect) and 95 % CI coverage per method, with ±2 Monte Carlo SE bars."""
+    data = real_zero.reset_index(drop=True)
+    names = [labels.get(m, m) for m in data["method"]]
+    fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.4), sharey=True)
+    for ax, (column, se, target, label) in zip(axes, [("rejection", "rejection_mcse", alpha, "rejection rate at zero effect (size, %)"),
+                                                       ("coverage", "coverage_mcse", 1 - alpha, "95 % CI coverage (%)")]):
+        ax.errorbar(100 * data[column], range(len(data)), xerr=200 * data[se], fmt="o", color=OKABE_ITO[0],
+                    ecolor=OKABE_ITO[5], capsize=3)
+        ax.axvline(100 * target, color=OKABE_ITO[3], linestyle="--", label=f"nominal {100 * target:.0f} %")
+        ax.set_xlabel(label)
+        ax.legend(frameon=False, fontsize=8)
+    axes[0].set_yticks(range(len(data)), names)
+    axes[0].set_ylabel("inference method")
+    mark_simulated(fig)
+    return fig
+
+
+def plot_power_curves(curves, *, labels, alpha: float = 0.05, mde=None) -> plt.Figure:
+    """Rejection rate against the true effect for each method; the 80 % line marks the minimum detectable effect."""
+    fig, ax = plt.subplots(figsize=(6.6, 4.0))
+    for i, (method, curve) in enumerate(curves.groupby("method", sort=False)):
+        ax.plot(curve["effect"].abs(), 100 * curve["rejection"], marker="o", color=OKABE_ITO[i % len(OKABE_ITO)],
+                label=labels.get(method, method))
+    ax.axhline(80, color="#888888", linestyle=":", label="80 % power")
+    ax.axhline(100 * alpha, color="#888888", linestyle="--", linewidth=0.8)
+    if mde is not None:
+        ax.axvline(mde, color=OKABE_ITO[3], linestyle="--", linewidth=1, label=f"MDE of recommended method {mde:.3f}")
+    ax.set_xlabel("true effect of the self-nominated share (|logit coefficient|)")
+    ax.set_ylabel("rejection rate at 5 % (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(frameon=False, fontsize=7, loc="lower right")
+    mark_simulated(fig)
+    return fig
+
+
+def plot_fingerprint(fingerprint, *, title: str, simulated: bool = True) -> plt.Figure:
+    """Klimek et al. (2012) fingerprint: registered-weighted 2-D histogram of turnout against winner share."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    counts = np.ma.masked_equal(fingerprint.counts.T, 0)
+    image = ax.pcolormesh(fingerprint.turnout_edges, fingerprint.share_edges, counts, cmap=SEQUENTIAL_CMAP)
+    fig.colorbar(image, ax=ax, label="registered voters in cell (count)")
+    ax.set_xlabel("turnout (% of registered voters)")
+    ax.set_ylabel("winner's share of valid votes (%)")
+    ax.set_title(title, fontsize=9)
+    if simulated:
+        mark_simulated(fig)
+    return fig
+
+
+def plot_integer_null(result, *, title: str, simulated: bool = True) -> plt.Figure:
+    """Monte Carlo null distribution of races at integer turnout percentages, with the observed count."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    ax.hist(result.null_counts, bins=range(int(result.null_counts.min()), int(result.null_counts.max()) + 2),
+            color=OKABE_ITO[5], edgecolor="white", label="binomial null")
+    ax.axvline(result.observed, color=OKABE_ITO[3], linewidth=2, label=f"observed {result.observed} (p = {result.p_value:.3f})")
+    ax.set_xlabel(f"races within ±{result.tolerance_pp} pp of an integer turnout (count)")
+    ax.set_ylabel("simulations (count)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(frameon=False, fontsize=8)
+    if simulated:
+        mark_simulated(fig)
+    return fig

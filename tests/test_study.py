@@ -1,0 +1,358 @@
+"""Tests of the Monte Carlo study of the race-level estimators (akim_turnout.study)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from akim_turnout import study
+from akim_turnout.simulate import (
+    SimulationSettings,
+    allocate_region_margins,
+    population_averaged_coefficients,
+    simulate_from_margins,
+    true_coefficients,
+)
+
+
+def _load_fixture_module():
+    """The 2021 fixture lives in test_simulate.py; load it by path (any pytest import mode)."""
+    spec = importlib.util.spec_from_file_location("_fixture_2021", Path(__file__).with_name("test_simulate.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_FIXTURE = _load_fixture_module()
+NATIONAL_2021 = _FIXTURE.NATIONAL_2021
+SETTINGS = SimulationSettings()
+TINY = {
+    "n_replications": 4, "n_replications_null": None, "effect_grid": [0.0, -0.3],
+    "designs": [{"n_regions": 14, "n_races": 730}], "methods": ["cluster_t", "naive_binomial"],
+    "method_replications": {}, "seed": 7,
+}
+
+
+@pytest.fixture(scope="module")
+def regions() -> pd.DataFrame:
+    return _FIXTURE.real_2021_regions()
+
+
+@pytest.fixture(scope="module")
+def base_margins(regions: pd.DataFrame) -> pd.DataFrame:
+    return allocate_region_margins(regions, NATIONAL_2021)
+
+
+@pytest.fixture(scope="module")
+def tiny_design() -> study.StudyDesign:
+    return study.StudyDesign.from_mapping(TINY)
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tiny_design: study.StudyDesign, regions: pd.DataFrame) -> pd.DataFrame:
+    return study.run_study(tiny_design, SETTINGS, regions, NATIONAL_2021, n_jobs=1)
+
+
+# --------------------------------------------------------------------------
+# Study design
+# --------------------------------------------------------------------------
+
+
+def test_study_design_refuses_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="Unknown simulation_study key.*'n_replication'"):
+        study.StudyDesign.from_mapping({"n_replication": 10})
+    with pytest.raises(ValueError, match="unknown key"):
+        study.StudyDesign.from_mapping({"designs": [{"n_regions": 14, "n_races": 730, "n_race": 1}]})
+
+
+@pytest.mark.parametrize(
+    "mapping, message",
+    [
+        ({"effect_grid": [-0.1, -0.2]}, "must contain 0"),
+        ({"effect_grid": [0.0, -0.1, 0.1]}, "one side of 0"),
+        ({"methods": ["cluster_t", "ols"]}, "subset"),
+        ({"method_replications": {"ols": 5}}, "method_replications"),
+        ({"alpha": 0.7}, "alpha"),
+        ({"designs": []}, "designs must not be empty"),
+        ({"n_boot": 5}, "n_boot"),
+    ],
+)
+def test_study_design_refuses_invalid_values(mapping: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        study.StudyDesign.from_mapping(mapping)
+
+
+def test_study_design_refuses_wrong_types() -> None:
+    with pytest.raises(TypeError, match="integer"):
+        study.StudyDesign.from_mapping({"n_replications": 10.5})
+    with pytest.raises(TypeError, match="true/false"):
+        study.StudyDesign.from_mapping({"wild_bootstrap_ci": "yes"})
+    with pytest.raises(TypeError, match="list"):
+        study.StudyDesign.from_mapping({"methods": "cluster_t"})
+
+
+def test_study_design_from_yaml_like_mapping() -> None:
+    design = study.StudyDesign.from_mapping({
+        "n_replications": 80, "n_replications_null": 200, "effect_grid": [0, -0.1],
+        "designs": [{"n_regions": 14, "n_races": 730}, {"n_regions": 28, "n_races": 1460, "n_replications": 50}],
+        "method_replications": {"mixedlm": 25}, "seed": 1,
+    })
+    assert design.effect_grid == (0.0, -0.1)
+    assert design.replications(0, 0.0) == 200 and design.replications(0, -0.1) == 80
+    assert design.replications(1, 0.0) == 50 and design.replications(1, -0.1) == 50
+    assert "mixedlm" in design.methods_for(24) and "mixedlm" not in design.methods_for(25)
+    assert "cluster_t" in design.methods_for(10_000)
+
+
+# --------------------------------------------------------------------------
+# Designs and seeds
+# --------------------------------------------------------------------------
+
+
+def test_design_margins_real_design_is_unchanged(base_margins: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(study.design_margins(base_margins, 14, 730), base_margins)
+
+
+def test_design_margins_duplicates_regions_with_other_turnouts(base_margins: pd.DataFrame) -> None:
+    margins = study.design_margins(base_margins, 28, 1460)
+    assert len(margins) == 28 and margins["region"].is_unique
+    assert margins["region"].iloc[14] == f"{base_margins['region'].iloc[0]} #2"
+    for column in ("posts", "cands", "cands_party", "cands_women", "voters_on_rolls"):
+        assert margins[column].sum() == 2 * base_margins[column].sum(), column
+    # copies take the published turnout of the next region: same turnouts, permuted
+    assert margins["turnout_pct"].iloc[14] == base_margins["turnout_pct"].iloc[1]
+    assert sorted(margins["turnout_pct"].iloc[14:]) == sorted(base_margins["turnout_pct"])
+    races = simulate_from_margins(margins, SETTINGS, seed=1)
+    assert len(races) == 1460 and races["region"].nunique() == 28
+
+
+def test_design_margins_scales_races_within_regions(base_margins: pd.DataFrame) -> None:
+    margins = study.design_margins(base_margins, 14, 2920)
+    assert margins["posts"].sum() == 2920
+    np.testing.assert_array_equal(margins["posts"], 4 * base_margins["posts"])
+    assert len(simulate_from_margins(margins, SETTINGS, seed=1)) == 2920
+
+
+def test_replication_seeds_are_deterministic_and_distinct() -> None:
+    seeds = {study.replication_seeds(1, d, e, r) for d in range(2) for e in range(3) for r in range(50)}
+    assert len(seeds) == 300
+    assert study.replication_seeds(1, 0, 2, 5) == study.replication_seeds(1, 0, 2, 5)
+    assert study.replication_seeds(1, 0, 2, 5) != study.replication_seeds(2, 0, 2, 5)
+
+
+# --------------------------------------------------------------------------
+# One replication
+# --------------------------------------------------------------------------
+
+
+def _task(base_margins: pd.DataFrame, effect: float, methods: tuple[str, ...], **kwargs) -> study.ReplicationTask:
+    settings = replace(SETTINGS, beta_self_share=effect)
+    return study.ReplicationTask(0, 14, 730, 1, effect, 0, base_margins, settings, methods, seed=3, **kwargs)
+
+
+def test_run_replication_rows_and_targets(base_margins: pd.DataFrame) -> None:
+    task = _task(base_margins, -0.3, study.METHODS)
+    rows = pd.DataFrame(study.run_replication(task))
+    assert list(rows.columns) == list(study.RESULT_COLUMNS)
+    assert rows["method"].tolist() == list(study.METHODS)
+    assert rows["sim_seed"].nunique() == 1 and rows["mean_pq"].nunique() == 1
+    settings = task.settings
+    targets = rows.set_index("method")["target"]
+    assert targets["mixedlm"] == pytest.approx(true_coefficients(settings)["self_share"])
+    for method in ("cluster_t", "wild_bootstrap", "gee_bias_reduced", "naive_binomial"):
+        assert targets[method] == pytest.approx(population_averaged_coefficients(settings)["self_share"])
+    ok = rows[rows["ok"]]
+    assert (ok["rejected"] == (ok["p_value"] < 0.05)).all()
+    wald = ok[ok["method"] != "wild_bootstrap"]
+    assert (wald["covered"] == ((wald["ci_low"] <= wald["target"]) & (wald["target"] <= wald["ci_high"]))).all()
+    # cluster-robust GLM and the bootstrap share the GLM estimate; the bootstrap has no SE
+    assert targets.index.is_unique
+    est = rows.set_index("method")["estimate"]
+    assert est["wild_bootstrap"] == est["cluster_t"] == est["naive_binomial"]
+    assert math.isnan(rows.set_index("method").at["wild_bootstrap", "se"])
+
+
+def test_wild_coverage_by_test_matches_inverted_ci(base_margins: pd.DataFrame) -> None:
+    by_test = study.run_replication(_task(base_margins, -0.3, ("wild_bootstrap",), n_boot=99))[0]
+    by_ci = study.run_replication(_task(base_margins, -0.3, ("wild_bootstrap",), n_boot=99, wild_ci=True))[0]
+    assert by_ci["ci_low"] < by_ci["estimate"] < by_ci["ci_high"]
+    assert by_test["covered"] == by_ci["covered"]
+    assert by_test["p_value"] == by_ci["p_value"]
+
+
+def test_failed_fit_is_recorded_not_raised(base_margins: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args, **kwargs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(study.models, "fit_race_gee", broken)
+    rows = study.run_replication(_task(base_margins, 0.0, ("cluster_t", "gee_bias_reduced")))
+    assert rows[0]["ok"] and rows[0]["error"] == ""
+    assert not rows[1]["ok"] and rows[1]["error"] == "LinAlgError: Singular matrix"
+    assert math.isnan(rows[1]["estimate"]) and not rows[1]["rejected"]
+
+
+# --------------------------------------------------------------------------
+# Reproducibility across workers and backends
+# --------------------------------------------------------------------------
+
+
+def test_results_identical_with_one_and_two_workers(
+    tiny_design: study.StudyDesign, tiny_results: pd.DataFrame, regions: pd.DataFrame
+) -> None:
+    parallel = study.run_study(tiny_design, SETTINGS, regions, NATIONAL_2021, n_jobs=2, chunks_per_worker=3)
+    assert len(tiny_results) == 2 * 4 * 2
+    pd.testing.assert_frame_equal(tiny_results, parallel, check_exact=True)
+
+
+def test_results_do_not_depend_on_chunking_or_progress_bar(
+    tiny_design: study.StudyDesign, tiny_results: pd.DataFrame, regions: pd.DataFrame
+) -> None:
+    one_chunk = study.run_study(tiny_design, SETTINGS, regions, NATIONAL_2021, chunks_per_worker=1, progress=True)
+    pd.testing.assert_frame_equal(tiny_results, one_chunk, check_exact=True)
+
+
+def test_dask_backend_matches_joblib(
+    tiny_design: study.StudyDesign, tiny_results: pd.DataFrame, regions: pd.DataFrame
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        on_dask = study.run_study(tiny_design, SETTINGS, regions, NATIONAL_2021, backend="dask", client=client)
+    pd.testing.assert_frame_equal(tiny_results, on_dask, check_exact=True)
+
+
+def test_replications_differ_and_seed_matters(
+    tiny_design: study.StudyDesign, tiny_results: pd.DataFrame, regions: pd.DataFrame
+) -> None:
+    glm = tiny_results[tiny_results["method"] == "cluster_t"]
+    assert glm["estimate"].is_unique and glm["sim_seed"].is_unique
+    reseeded = study.run_study(replace(tiny_design, seed=8), SETTINGS, regions, NATIONAL_2021)
+    assert not np.isin(reseeded["estimate"], tiny_results["estimate"]).any()
+
+
+def test_run_study_refuses_unknown_backend(tiny_design: study.StudyDesign, regions: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="backend"):
+        study.run_study(tiny_design, SETTINGS, regions, NATIONAL_2021, backend="ray")
+
+
+# --------------------------------------------------------------------------
+# Summaries on hand-made results
+# --------------------------------------------------------------------------
+
+
+def _hand_results() -> pd.DataFrame:
+    """Ten replications of one method at effect 0 plus one failed fit; numbers chosen by hand."""
+    estimates = [0.1, -0.1, 0.2, -0.2, 0.0, 0.3, -0.3, 0.1, 0.1, -0.2]
+    covered = [True] * 9 + [False]
+    rejected = [True, True] + [False] * 8
+    rows = [
+        {"design_index": 0, "n_regions": 14, "n_races": 730, "effect_index": 0, "effect": 0.0, "replication": r,
+         "sim_seed": r, "method": "cluster_t", "term": "self_share", "target": 0.0, "estimate": est, "se": 0.1,
+         "ci_low": est - 0.2, "ci_high": est + 0.2, "p_value": 0.01 if rej else 0.5, "covered": cov,
+         "rejected": rej, "ok": True, "converged": True, "n_warnings": 1, "mean_pq": 0.15, "error": ""}
+        for r, (est, cov, rej) in enumerate(zip(estimates, covered, rejected))
+    ]
+    failed = {**rows[0], "replication": 10, "estimate": math.nan, "se": math.nan, "covered": False,
+              "rejected": False, "ok": False, "converged": False, "n_warnings": 0, "error": "LinAlgError"}
+    return pd.DataFrame([*rows, failed])
+
+
+def test_summarise_known_numbers() -> None:
+    summary = study.summarise(_hand_results())
+    assert len(summary) == 1
+    row = summary.iloc[0]
+    assert row["n"] == 11 and row["n_ok"] == 10
+    assert row["coverage"] == pytest.approx(0.9)
+    assert row["coverage_mcse"] == pytest.approx(math.sqrt(0.9 * 0.1 / 10))
+    assert row["rejection"] == pytest.approx(0.2)
+    assert row["rejection_mcse"] == pytest.approx(math.sqrt(0.2 * 0.8 / 10))
+    assert row["bias"] == pytest.approx(0.0)
+    assert row["rmse"] == pytest.approx(math.sqrt(0.34 / 10))
+    assert row["sd_estimate"] == pytest.approx(np.std([0.1, -0.1, 0.2, -0.2, 0.0, 0.3, -0.3, 0.1, 0.1, -0.2], ddof=1))
+    assert row["mean_se"] == pytest.approx(0.1)
+    assert row["se_ratio"] == pytest.approx(0.1 / row["sd_estimate"])
+    assert row["n_warnings"] == 10 and row["n_not_converged"] == 0
+
+
+def test_mc_se_formula() -> None:
+    assert study.mc_se(0.95, 200) == pytest.approx(math.sqrt(0.95 * 0.05 / 200))
+    assert study.mc_se(0.0, 10) == 0.0
+    np.testing.assert_allclose(study.mc_se(np.array([0.5, 0.2]), np.array([100, 25])), [0.05, 0.08])
+
+
+def test_summarise_refuses_missing_columns() -> None:
+    with pytest.raises(ValueError, match="covered"):
+        study.summarise(_hand_results().drop(columns="covered"))
+
+
+def _hand_summary(power: list[float], effects=(0.0, -0.1, -0.2, -0.3), method="cluster_t", n_ok=100) -> pd.DataFrame:
+    return pd.DataFrame({
+        "design_index": 0, "n_regions": 14, "n_races": 730, "effect_index": range(len(effects)),
+        "effect": effects, "method": method, "n": n_ok, "n_ok": n_ok, "rejection": power,
+        "rejection_mcse": study.mc_se(np.array(power), n_ok), "mean_pq": 0.15,
+    })
+
+
+def test_power_curve_sorted_by_absolute_effect() -> None:
+    curve = study.power_curve(_hand_summary([0.05, 0.3, 0.7, 0.9], effects=(0.0, -0.2, -0.1, -0.3)), "cluster_t")
+    assert curve["abs_effect"].tolist() == [0.0, 0.1, 0.2, 0.3]
+    assert curve["power"].tolist() == [0.05, 0.7, 0.3, 0.9]
+
+
+def test_minimum_detectable_effect_interpolates() -> None:
+    mde = study.minimum_detectable_effect(_hand_summary([0.05, 0.3, 0.7, 0.9]), "cluster_t", power=0.8)
+    assert mde["mde_logit"] == pytest.approx(0.25)  # 0.2 + (0.8 - 0.7) / (0.9 - 0.7) * 0.1
+    assert mde["mde_pp"] == pytest.approx(0.25 * 0.15 * 100)
+    assert mde["reached"] and mde["size"] == 0.05 and mde["size_ok"]
+    exact = study.minimum_detectable_effect(_hand_summary([0.05, 0.5, 0.8, 0.9]), "cluster_t", power=0.8)
+    assert exact["mde_logit"] == pytest.approx(0.2)
+
+
+def test_minimum_detectable_effect_not_reached_or_invalid_size() -> None:
+    low = study.minimum_detectable_effect(_hand_summary([0.05, 0.2, 0.4, 0.6]), "cluster_t")
+    assert not low["reached"] and math.isnan(low["mde_logit"]) and math.isnan(low["mde_pp"])
+    liberal = study.minimum_detectable_effect(_hand_summary([0.5, 0.9, 1.0, 1.0]), "cluster_t")
+    assert not liberal["size_ok"]
+
+
+def _zero_rows(spec: dict[str, tuple[float, float, int]]) -> pd.DataFrame:
+    """Effect-0 summary rows: method -> (size, coverage, n_ok)."""
+    return pd.DataFrame([
+        {"design_index": 0, "n_regions": 14, "n_races": 730, "effect_index": 0, "effect": 0.0, "method": m,
+         "n": n, "n_ok": n, "rejection": size, "rejection_mcse": float(study.mc_se(size, n)),
+         "coverage": cov, "coverage_mcse": float(study.mc_se(cov, n)), "mean_pq": 0.15}
+        for m, (size, cov, n) in spec.items()
+    ])
+
+
+def test_recommend_method_prefers_calibrated_cluster_robust() -> None:
+    summary = _zero_rows({
+        "cluster_t": (0.075, 0.925, 200), "wild_bootstrap": (0.06, 0.94, 200),
+        "gee_bias_reduced": (0.10, 0.90, 200), "mixedlm": (0.05, 0.95, 200), "naive_binomial": (0.7, 0.3, 200),
+    })
+    name, reason = study.recommend_method(summary)
+    assert name == "wild_bootstrap"  # gee's coverage is 3.2 MC SEs off; mixedlm is not cluster-robust
+    assert "6.0%" in reason and "94.0%" in reason and "200 replications" in reason
+    assert reason.endswith(".") and "cluster-robust" in reason
+
+
+def test_recommend_method_ignores_methods_with_few_replications_and_falls_back() -> None:
+    few = _zero_rows({"cluster_t": (0.09, 0.91, 200), "gee_bias_reduced": (0.05, 0.95, 25)})
+    name, reason = study.recommend_method(few)
+    assert name == "cluster_t" and "no method's coverage" in reason
+
+
+def test_study_metrics_is_json_ready(tiny_results: pd.DataFrame) -> None:
+    metrics = study.study_metrics(study.summarise(tiny_results))
+    text = json.dumps(metrics, allow_nan=False)
+    assert metrics["real_design"]["n_regions"] == 14
+    assert set(metrics["real_design"]["methods"]) == {"cluster_t", "naive_binomial"}
+    assert metrics["recommended_method"] in {"cluster_t", "naive_binomial"}
+    assert "NaN" not in text
