@@ -14,7 +14,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help env reproduce test test-fast lab lock bench clean
+.PHONY: help env reproduce test test-fast lab lock bench sweep clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,13 +42,17 @@ test-fast: env ## Unit tests only (no pipeline copies, no browser)
 lab: env ## Open JupyterLab on notebooks/ with the project's kernel
 	$(BIN)/jupyter lab notebooks/
 
+# rfc3987-syntax (and lark, needed only by it) stay out: optional for jsonschema, ~3 s on every `import nbformat`.
 lock: ## Re-resolve requirements.lock from pyproject.toml (needs the network)
 	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv==$(UV_VERSION); }
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header --quiet \
 		--no-emit-package rfc3987-syntax --no-emit-package lark -o requirements.lock
 
-bench: env ## Measure speed and memory against floors (see README)
-	$(BIN)/python -m akim_turnout.bench
+bench: env ## Measure speed and memory against floors (see README); writes bench-results.json
+	$(BIN)/python -m akim_turnout.bench --json bench-results.json
+
+sweep: env ## Sweep the simulator's true effect x headline model family as queued DVC experiments (2 jobs)
+	$(BIN)/python -m akim_turnout.sweep --effects 0.0 -0.15 -0.3 --families glm gee mixedlm --jobs 2
 
 clean: ## Remove the environment and pipeline outputs (data/raw is never touched)
 	rm -rf $(VENV) data/processed/published data/processed/simulated reports/*/ reports/report.html .pytest_cache
