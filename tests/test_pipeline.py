@@ -150,3 +150,33 @@ def test_validation_and_diagnostics_metrics(built: Path) -> None:
     forensics = json.loads((built / "reports/metrics/forensics.json").read_text())
     assert forensics["simulated_clean"]["integer_p_value"] > 0.01
     assert forensics["simulated_planted"]["integer_p_value"] < 0.01
+
+
+def test_queued_sweep_over_true_effect_and_model_family(built: Path) -> None:
+    """The documented sweep (python -m akim_turnout.sweep) on a 2 x 1 grid, run by `dvc queue start -j 2`."""
+    env_run = lambda args, check=True: run(args, built, check=check)
+    result = env_run([sys.executable, "-m", "akim_turnout.sweep", "--effects", "-0.3", "0.0", "--families", "gee", "--jobs", "2", "--timeout", "900"])
+    lines = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
+    assert set(lines) == {"effect-0p30-gee", "effect0p00-gee"}
+    assert float(lines["effect0p00-gee"][1]) == 0.0 and lines["effect0p00-gee"][2] == "gee"
+    diff = env_run(["dvc", "metrics", "diff", "HEAD", "effect0p00-gee", "--json"]).stdout
+    changed = json.loads(diff)["reports/metrics/race_models.json"]
+    assert "headline.model" not in changed or changed["headline.model"]["new"] == "gee"
+    assert changed["headline.true"]["new"] == 0.0
+    assert run(["git", "status", "--porcelain"], built).stdout == "", "queued experiments leave the workspace alone"
+
+
+def test_shared_remote_push_then_fresh_clone_pulls_and_reruns_nothing(built: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "dvc-remote"
+    run(["dvc", "remote", "add", "--local", "-d", "shared", str(remote)], built)
+    try:
+        run(["dvc", "push", "-q"], built)
+        clone = tmp_path / "collaborator"
+        run(["git", "clone", "-q", str(built), str(clone)], tmp_path)
+        run(["dvc", "remote", "add", "--local", "-d", "shared", str(remote)], clone)
+        run(["dvc", "pull", "-q"], clone)
+        assert (clone / "reports/report.html").read_bytes() == (built / "reports/report.html").read_bytes()
+        output = run(["dvc", "repro"], clone).stdout
+        assert "Running stage" not in output and "up to date" in output
+    finally:
+        run(["dvc", "remote", "remove", "--local", "shared"], built, check=False)
