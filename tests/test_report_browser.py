@@ -97,3 +97,9 @@ def test_simulated_material_is_visibly_marked(page) -> None:
 
 def test_report_stays_small(page) -> None:
     assert REPORT.stat().st_size < 5_000_000
+
+
+def test_every_figure_and_table_is_referenced_from_the_text(page) -> None:
+    anchors = page.eval_on_selector_all("figure[id], table[id]", "els => els.map(e => e.id)")
+    cited = set(page.eval_on_selector_all("a[href^='#']", "links => links.map(a => a.getAttribute('href').slice(1))"))
+    assert anchors and not [a for a in anchors if a not in cited]
