@@ -123,6 +123,10 @@ def export_html(executed_notebook: str | Path, out_html: str | Path, title: str)
     exporter = HTMLExporter(template_name="akim_report", extra_template_basedirs=[str(TEMPLATE_DIR)],
                             exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
                             embed_images=True)
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    # Cells tagged "notebook-only" explain the notebook to someone running it; readers of the report do not need them.
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"notebook-only"}), enabled=True)
     body, _ = exporter.from_notebook_node(notebook)
     out_html = Path(out_html)
     out_html.parent.mkdir(parents=True, exist_ok=True)
