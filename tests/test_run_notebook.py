@@ -119,8 +119,10 @@ def test_check_parameters_accepts_an_exact_match() -> None:
 def test_strip_volatile_removes_timestamps_and_statsmodels_clock() -> None:
     notebook = {"metadata": {"papermill": {"start_time": "2026"}}, "cells": [{
         "metadata": {"execution": {"iopub.status.busy": "2026"}, "papermill": {"duration": 1.2}, "tags": ["x"]},
-        "outputs": [{"output_type": "stream", "text": ["Date:                Sat, 28 Nov 2026\n", "<f at 0x7f00ab>\n"]}]}]}
-    cleaned = strip_volatile(notebook)
+        "outputs": [{"output_type": "stream", "text": ["Date:                Sat, 28 Nov 2026\n", "<f at 0x7f00ab>\n",
+                                                         "/tmp/checkout/.venv/lib/site.py:21: Warning\n"]}]}]}
+    cleaned = strip_volatile(notebook, "/tmp/checkout")
     cell = cleaned["cells"][0]
     assert cleaned["metadata"] == {} and cell["metadata"] == {"tags": ["x"]}
     assert "2026" not in cell["outputs"][0]["text"] and "0x7f00ab" not in cell["outputs"][0]["text"]
+    assert "<project>/.venv/lib/site.py:21" in cell["outputs"][0]["text"] and "/tmp/checkout" not in cell["outputs"][0]["text"]

@@ -76,22 +76,26 @@ def create_output_folders(paths: Iterable[str], root: Path) -> None:
         (path.parent if path.suffix else path).mkdir(parents=True, exist_ok=True)
 
 
-def _clean_text(text: str) -> str:
+def _clean_text(text: str, root: str | None = None) -> str:
+    if root:  # warnings print absolute paths of the checkout or its venv; the same run elsewhere must match
+        text = text.replace(root, "<project>")
     return STATSMODELS_CLOCK.sub(lambda m: f"{m.group(1)}:{m.group(2)}(removed)", MEMORY_ADDRESS.sub(" at 0x…", text))
 
 
-def _clean_output(output: dict) -> None:
+def _clean_output(output: dict, root: str | None) -> None:
     if "text" in output:
-        output["text"] = _clean_text("".join(output["text"]) if isinstance(output["text"], list) else output["text"])
+        output["text"] = _clean_text("".join(output["text"]) if isinstance(output["text"], list) else output["text"], root)
     for mime, value in (output.get("data") or {}).items():
         if mime.startswith("text/"):
-            output["data"][mime] = _clean_text("".join(value) if isinstance(value, list) else value)
+            output["data"][mime] = _clean_text("".join(value) if isinstance(value, list) else value, root)
     if "traceback" in output:
-        output["traceback"] = [_clean_text(line) for line in output["traceback"]]
+        output["traceback"] = [_clean_text(line, root) for line in output["traceback"]]
 
 
-def strip_volatile(notebook: dict) -> dict:
-    """Remove run timestamps, durations, random cell ids and memory addresses from an executed notebook (in place)."""
+def strip_volatile(notebook: dict, root: str | Path | None = None) -> dict:
+    """Remove run timestamps, durations, random cell ids, memory addresses and the checkout's absolute path from an
+    executed notebook (in place)."""
+    root = str(root) if root else None
     for key in VOLATILE_NOTEBOOK_KEYS:
         notebook.get("metadata", {}).pop(key, None)
     for cell in notebook.get("cells", []):
@@ -100,15 +104,15 @@ def strip_volatile(notebook: dict) -> dict:
         for key in VOLATILE_CELL_KEYS:
             cell.get("metadata", {}).pop(key, None)
         for output in cell.get("outputs", []):
-            _clean_output(output)
+            _clean_output(output, root)
     return notebook
 
 
-def strip_volatile_file(path: Path) -> None:
+def strip_volatile_file(path: Path, root: Path | None = None) -> None:
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
-    strip_volatile(notebook)
+    strip_volatile(notebook, root)
     nbformat.write(notebook, path)
 
 
@@ -134,7 +138,7 @@ def execute(stage: str, notebook: Path, executed: Path, root: Path, params: Mapp
         ) from None
     finally:
         if executed.exists():
-            strip_volatile_file(executed)
+            strip_volatile_file(executed, root)
 
 
 def run_stage(stage: str, notebook: str, executed: str, *, root: Path | None = None) -> Path:

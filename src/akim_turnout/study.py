@@ -532,7 +532,7 @@ def _n_workers(n_jobs: int) -> int:
 
 
 def _progress(iterable: Iterable[Any], total: int, enabled: bool) -> Iterable[Any]:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bar: works in terminals and notebooks without ipywidgets
 
     return tqdm(iterable, total=total, disable=not enabled, desc="replication chunks")
 
