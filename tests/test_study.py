@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,16 +20,7 @@ from akim_turnout.simulate import (
 )
 
 
-def _load_fixture_module():
-    """The 2021 fixture lives in test_simulate.py; load it by path (any pytest import mode)."""
-    spec = importlib.util.spec_from_file_location("_fixture_2021", Path(__file__).with_name("test_simulate.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_FIXTURE = _load_fixture_module()
-NATIONAL_2021 = _FIXTURE.NATIONAL_2021
+from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 SETTINGS = SimulationSettings()
 TINY = {
     "n_replications": 4, "n_replications_null": None, "effect_grid": [0.0, -0.3],
@@ -42,7 +31,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def regions() -> pd.DataFrame:
-    return _FIXTURE.real_2021_regions()
+    return real_2021_regions()
 
 
 @pytest.fixture(scope="module")
