@@ -8,7 +8,6 @@ tables per unit without imputing anything: a derived value is NaN wherever one o
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -21,10 +20,6 @@ SIMULATED_BADGE = '<span class="akim-badge">SIMULATED</span>'
 
 def escape(text: object) -> str:
     return html.escape(str(text), quote=True)
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 @dataclass
@@ -165,22 +160,6 @@ def read_metrics(path: str | Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m akim_turnout.report EXECUTED.ipynb OUT.html [TITLE]``: export the report notebook."""
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) not in (2, 3):
-        print("usage: python -m akim_turnout.report EXECUTED.ipynb OUT.html [TITLE]", file=sys.stderr)
-        return 2
-    export_html(args[0], args[1], args[2] if len(args) == 3 else "Turnout in Kazakhstan's rural akim elections")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 KEY_PACKAGES = ("python", "pandas", "numpy", "statsmodels", "matplotlib", "seaborn", "papermill", "nbconvert",
                 "dvc", "pyarrow", "scipy", "joblib")
 
@@ -238,3 +217,19 @@ def input_object_ids(root: str | Path, paths: Iterable[str]) -> pd.DataFrame:
         except (OSError, subprocess.CalledProcessError):
             ids = ["unknown (not a git checkout)"] * len(paths)
     return pd.DataFrame({"input": paths, "git object id": ids})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m akim_turnout.report EXECUTED.ipynb OUT.html [TITLE]``: export the report notebook."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (2, 3):
+        print("usage: python -m akim_turnout.report EXECUTED.ipynb OUT.html [TITLE]", file=sys.stderr)
+        return 2
+    export_html(args[0], args[1], args[2] if len(args) == 3 else "Turnout in Kazakhstan's rural akim elections")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

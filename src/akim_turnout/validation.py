@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
 
 @dataclass(frozen=True, order=True)
@@ -202,12 +202,3 @@ def check_foreign_key(table: Table, column: str, allowed: set[str], target: str,
         if value not in allowed:
             problems.append(Problem(table.name, row.line, column, "foreign-key", f"'{value}' is not a known key in {target}"))
     return problems
-
-
-def iter_numeric(table: Table, column: str) -> Iterator[tuple[Row, float]]:
-    """Rows whose ``column`` parses as a number, with the value."""
-    for row in table.rows:
-        try:
-            yield row, float(row.values.get(column, "").strip())
-        except ValueError:
-            continue
