@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 
@@ -25,10 +26,9 @@ def test_every_notebook_is_a_stage_and_every_stage_runs_the_runner() -> None:
 @pytest.mark.parametrize("stage", sorted(NOTEBOOK_STAGES))
 def test_notebook_defaults_equal_params_yaml(stage: str) -> None:
     notebook, _ = NOTEBOOK_STAGES[stage]
-    defaults = {name: info["default"] for name, info in declared_parameters(project_path(notebook)).items()}
-    expected = {name: repr(value) for name, value in stage_params(stage).items()}
     # papermill reports defaults as source text; compare Python values, so "01" and 1 differ.
-    assert {k: eval(v) for k, v in defaults.items()} == {k: eval(v) for k, v in expected.items()}
+    defaults = {name: ast.literal_eval(info["default"]) for name, info in declared_parameters(project_path(notebook)).items()}
+    assert defaults == stage_params(stage)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
