@@ -11,6 +11,8 @@ export MPLBACKEND := Agg
 # Many small model fits: single-threaded BLAS is faster than threads fighting over two cores.
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
+# The test-only input perturbation (akim_turnout.paths.PERTURB_ENV) never reaches a make run.
+unexport AKIM_TEST_PERTURB_INPUTS
 
 .DEFAULT_GOAL := help
 .PHONY: help env reproduce test test-fast lab lock bench sweep clean

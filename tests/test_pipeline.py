@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from akim_turnout.paths import project_root
+from akim_turnout.paths import PERTURB_ENV, project_root
 
 pytestmark = pytest.mark.pipeline
 ROOT = project_root()
 
 
-def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+def run(args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
     env.pop("AKIM_OUTPUT_ROOT", None)  # the copy's stages must write into the copy
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
@@ -68,10 +68,33 @@ def test_second_repro_runs_no_stage_and_git_stays_clean(built: Path) -> None:
     assert run(["git", "status", "--porcelain"], built).stdout == "", "a run must leave the committed tree unchanged"
 
 
-def test_forced_runs_leave_dvc_lock_unchanged(built: Path) -> None:
-    before = (built / "dvc.lock").read_bytes()
-    run(["dvc", "repro", "-f"], built)
-    assert (built / "dvc.lock").read_bytes() == before, "outputs are not byte-stable between runs"
+def lock_outputs(lock_text: str) -> dict[str, str]:
+    """Every output path recorded in a dvc.lock with its md5."""
+    stages = yaml.safe_load(lock_text)["stages"]
+    return {out["path"]: out["md5"] for entry in stages.values() for out in entry.get("outs", [])}
+
+
+def numpy_dispatch_off() -> dict[str, str]:
+    """NPY_DISABLE_CPU_FEATURES switching off numpy's SIMD paths above the baseline, where this machine has them."""
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    found = [name for name in ("X86_V3", "X86_V4", "AVX512_ICL", "AVX512_SPR") if __cpu_features__.get(name)]
+    return {"NPY_DISABLE_CPU_FEATURES": " ".join(found)} if found else {}
+
+
+def test_outputs_do_not_hang_on_last_bits(built: Path) -> None:
+    """A forced rebuild with every non-whole float input perturbed by 1e-12 (relative) and numpy's SIMD dispatch
+    off reproduces every output hash of the committed dvc.lock, as another CPU must."""
+    committed = lock_outputs(run(["git", "show", "HEAD:dvc.lock"], built).stdout)
+    try:
+        result = run(["dvc", "repro", "-f"], built, env={PERTURB_ENV: "1e-12", **numpy_dispatch_off()})
+        assert f"{PERTURB_ENV}=1e-12 is set" in result.stderr, "the switch must reach every stage"
+        rebuilt = lock_outputs((built / "dvc.lock").read_text())
+        differ = sorted(path for path, md5 in committed.items() if rebuilt.get(path) != md5)
+        assert not differ, f"outputs that differ from the committed dvc.lock under perturbation: {differ}"
+    finally:
+        run(["git", "checkout", "--", "dvc.lock"], built)
+        run(["dvc", "checkout", "-q", "--force"], built, check=False)
 
 
 def test_metrics_are_readable_by_dvc(built: Path) -> None:

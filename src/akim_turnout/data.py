@@ -8,6 +8,7 @@ tables per unit without imputing anything: a derived value is NaN wherever one o
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,6 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from akim_turnout.paths import PERTURB_ENV
 from akim_turnout.regions import RegionIndex, build_region_index, to_2021_map
 from akim_turnout.validation import (
     DataValidationError,
@@ -410,7 +412,33 @@ def write_processed(tables: Mapping[str, pd.DataFrame], out_dir: str | Path) -> 
 
 
 def read_processed(processed_dir: str | Path, name: str) -> pd.DataFrame:
-    return pd.read_parquet(Path(processed_dir) / f"{name}.parquet")
+    """The processed table ``name`` (``<processed_dir>/<name>.parquet``), as every later stage reads it."""
+    return read_frame(Path(processed_dir) / f"{name}.parquet")
+
+
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """A Parquet data frame written by an earlier stage (perturbed only under the test switch
+    :data:`akim_turnout.paths.PERTURB_ENV`)."""
+    frame = pd.read_parquet(path)
+    size = os.environ.get(PERTURB_ENV, "").strip()
+    return perturb_floats(frame, float(size)) if size else frame
+
+
+def perturb_floats(frame: pd.DataFrame, relative: float) -> pd.DataFrame:
+    """A copy with every finite, non-whole float multiplied by ``1 +- relative`` (sign alternating by row and column).
+
+    Whole numbers (counts stored as floats because of missing values) are left alone: they are exact on every machine.
+    """
+    out = frame.copy()
+    for position, column in enumerate(out.columns):
+        if not pd.api.types.is_float_dtype(out[column]):
+            continue
+        values = out[column].to_numpy(dtype=float, copy=True)
+        signs = np.where((np.arange(len(values)) + position) % 2 == 0, 1.0, -1.0)
+        change = np.isfinite(values) & (values != np.round(values))
+        values[change] *= 1 + relative * signs[change]
+        out[column] = values
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

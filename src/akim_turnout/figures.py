@@ -1,7 +1,9 @@
 """Figure style and byte-stable saving.
 
 PNG output of matplotlib is byte-stable given the same versions; PDF needs its creation date removed. Figures are
-saved, closed and then shown from the saved file, so what a reader sees is exactly what is on disk.
+saved, closed and then shown from the saved file, so what a reader sees is exactly what is on disk. Every plotting
+function first brings its numbers to their stated precision (:mod:`akim_turnout.outputs`): a PDF writes coordinates
+with ten decimals, so a figure drawn from full-precision estimates would differ between machines in the last bit.
 """
 
 from __future__ import annotations
@@ -11,11 +13,28 @@ from typing import Iterable
 
 import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from akim_turnout.outputs import stated, stated_array, stated_frame
 
 # Okabe & Ito (2008), distinguishable under the common colour-vision deficiencies.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 SEQUENTIAL_CMAP = "cividis"
 SIMULATED_MARK = "SIMULATED DATA"
+
+
+def _stated(values):
+    """Numbers to plot at their stated precision: a frame's float columns, an array, a Series or a scalar."""
+    if values is None:
+        return None
+    if isinstance(values, pd.DataFrame):
+        return stated_frame(values, whole_as_int=False)
+    if isinstance(values, pd.Series):
+        return pd.Series(stated_array(values.to_numpy(dtype=float)), index=values.index, name=values.name)
+    if isinstance(values, np.ndarray):
+        return stated_array(values)
+    return float(stated(values))
 
 
 def apply_style() -> None:
@@ -58,7 +77,7 @@ def save_figure(fig: plt.Figure, out_dir: str | Path, stem: str, formats: Iterab
 
 def plot_turnout_by_region(regional, *, turnout="turnout_pct", region="region", highlight_missing_posts=True) -> plt.Figure:
     """Horizontal bars of final turnout by region, sorted, with the electorate-unweighted median marked."""
-    data = regional.sort_values(turnout)
+    data = _stated(regional).sort_values(turnout)
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
     ax.barh(data[region], data[turnout], color=OKABE_ITO[0])
     for y, value in enumerate(data[turnout]):
@@ -105,6 +124,7 @@ def plot_candidate_mix(regional, *, region="region") -> plt.Figure:
     """Three panels by region: candidates per post, self-nominated share, women share; unpublished values marked."""
     panels = [("cands_per_seat", "candidates per post (count)", 1.0), ("self_share", "self-nominated (% of candidates)", 100.0),
               ("women_share", "women (% of candidates)", 100.0)]
+    regional = _stated(regional)
     order = regional.sort_values("turnout_pct")[region]
     fig, axes = plt.subplots(1, 3, figsize=(9.0, 4.6), sharey=True)
     for ax, (column, label, scale) in zip(axes, panels):
@@ -120,7 +140,7 @@ def plot_candidate_mix(regional, *, region="region") -> plt.Figure:
 
 def plot_turnout_vs_mix(regional, fit_curve=None, *, x="cands_per_seat", x_label="candidates per post (count)") -> plt.Figure:
     """Regional turnout against a candidate-mix variable, labelled points, optional fitted curve with its CI band."""
-    data = regional.dropna(subset=[x, "turnout_pct"])
+    data, fit_curve = _stated(regional).dropna(subset=[x, "turnout_pct"]), _stated(fit_curve)
     fig, ax = plt.subplots(figsize=(6.6, 4.4))
     ax.scatter(data[x], data["turnout_pct"], color=OKABE_ITO[0], zorder=3)
     for _, row in data.iterrows():
@@ -136,7 +156,7 @@ def plot_turnout_vs_mix(regional, fit_curve=None, *, x="cands_per_seat", x_label
 
 def plot_leave_one_out(loo, full_estimate: float, *, term_label: str) -> plt.Figure:
     """Coefficient and 95 % CI when each region is left out, against the full-sample estimate."""
-    data = loo.sort_values("estimate")
+    data, full_estimate = _stated(loo).sort_values("estimate"), _stated(full_estimate)
     fig, ax = plt.subplots(figsize=(6.6, 4.2))
     y = range(len(data))
     ax.errorbar(data["estimate"], y, xerr=[data["estimate"] - data["ci_lower"], data["ci_upper"] - data["estimate"]],
@@ -152,6 +172,7 @@ def plot_leave_one_out(loo, full_estimate: float, *, term_label: str) -> plt.Fig
 
 def plot_permutation_null(null, observed: float, *, statistic_label: str) -> plt.Figure:
     """Histogram of the permutation null distribution with the observed statistic."""
+    null, observed = _stated(np.asarray(null, dtype=float)), _stated(observed)
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     ax.hist(null, bins=40, color=OKABE_ITO[5], edgecolor="white")
     ax.axvline(observed, color=OKABE_ITO[3], linewidth=2, label=f"observed {observed:.2f}")
@@ -164,6 +185,8 @@ def plot_permutation_null(null, observed: float, *, statistic_label: str) -> plt
 def plot_coefficients(comparison, *, terms, labels=None, simulated: bool = False, truth=None) -> plt.Figure:
     """Coefficient plot: estimate and 95 % CI of each term under each model, with true values when known."""
     labels = labels or {}
+    comparison = _stated(comparison)
+    truth = None if truth is None else {term: _stated(value) for term, value in truth.items() if value is not None}
     models_ = list(dict.fromkeys(comparison["model"]))
     fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3.6), sharey=True)
     axes = [axes] if len(terms) == 1 else axes
@@ -186,6 +209,7 @@ def plot_coefficients(comparison, *, terms, labels=None, simulated: bool = False
 
 def plot_simulated_turnout(races, published, *, simulated: bool = True) -> plt.Figure:
     """Race turnout by region (box plots) with each region's published turnout marked."""
+    published = _stated(published)
     order = published.sort_values("turnout_pct")["region"].tolist()
     turnout = races.assign(turnout_pct=100 * races["voted"] / races["registered"])
     fig, ax = plt.subplots(figsize=(7.0, 4.8))
@@ -203,7 +227,7 @@ def plot_simulated_turnout(races, published, *, simulated: bool = True) -> plt.F
 
 def plot_size_and_coverage(real_zero, *, labels, alpha: float = 0.05) -> plt.Figure:
     """Size (rejection at a zero effect) and 95 % CI coverage per method, with ±2 Monte Carlo SE bars."""
-    data = real_zero.reset_index(drop=True)
+    data = _stated(real_zero).reset_index(drop=True)
     names = [labels.get(m, m) for m in data["method"]]
     fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.4), sharey=True)
     for ax, (column, se, target, label) in zip(axes, [("rejection", "rejection_mcse", alpha, "rejection rate at zero effect (size, %)"),
@@ -221,6 +245,7 @@ def plot_size_and_coverage(real_zero, *, labels, alpha: float = 0.05) -> plt.Fig
 
 def plot_power_curves(curves, *, labels, alpha: float = 0.05, mde=None) -> plt.Figure:
     """Rejection rate against the true effect for each method; the 80 % line marks the minimum detectable effect."""
+    curves, mde = _stated(curves), _stated(mde)
     fig, ax = plt.subplots(figsize=(6.6, 4.0))
     for i, (method, curve) in enumerate(curves.groupby("method", sort=False)):
         ax.plot(curve["effect"].abs(), 100 * curve["rejection"], marker="o", color=OKABE_ITO[i % len(OKABE_ITO)],
@@ -239,10 +264,8 @@ def plot_power_curves(curves, *, labels, alpha: float = 0.05, mde=None) -> plt.F
 
 def plot_fingerprint(fingerprint, *, title: str, simulated: bool = True) -> plt.Figure:
     """Klimek et al. (2012) fingerprint: registered-weighted 2-D histogram of turnout against winner share."""
-    import numpy as np
-
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
-    counts = np.ma.masked_equal(fingerprint.counts.T, 0)
+    counts = np.ma.masked_equal(_stated(fingerprint.counts.T), 0)
     image = ax.pcolormesh(fingerprint.turnout_edges, fingerprint.share_edges, counts, cmap=SEQUENTIAL_CMAP)
     fig.colorbar(image, ax=ax, label="registered voters in cell (count)")
     ax.set_xlabel("turnout (% of registered voters)")
@@ -258,7 +281,8 @@ def plot_integer_null(result, *, title: str, simulated: bool = True) -> plt.Figu
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     ax.hist(result.null_counts, bins=range(int(result.null_counts.min()), int(result.null_counts.max()) + 2),
             color=OKABE_ITO[5], edgecolor="white", label="binomial null")
-    ax.axvline(result.observed, color=OKABE_ITO[3], linewidth=2, label=f"observed {result.observed} (p = {result.p_value:.3f})")
+    ax.axvline(result.observed, color=OKABE_ITO[3], linewidth=2,
+               label=f"observed {result.observed} (p = {_stated(result.p_value):.3f})")
     ax.set_xlabel(f"races within ±{result.tolerance_pp} pp of an integer turnout (count)")
     ax.set_ylabel("simulations (count)")
     ax.set_title(title, fontsize=9)

@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from akim_turnout.outputs import stated
+
 __all__ = [
     "CAVEAT",
     "COUNT_COLUMNS",
@@ -729,17 +731,6 @@ def _like(original: pd.Series, values: np.ndarray) -> np.ndarray | pd.Series:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _clean(value: Any, digits: int) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    value = float(value)
-    return None if not math.isfinite(value) else round(value, digits)
-
-
 def forensics_summary(
     races: pd.DataFrame,
     *,
@@ -749,11 +740,10 @@ def forensics_summary(
     smooth_pp: float = 1.0,
     bins: int = 50,
     digit_column: str = "voted",
-    digits: int = 4,
 ) -> dict[str, int | float | None]:
     """Headline numbers of all diagnostics as a flat dict for a metrics JSON (e.g. ``dvc metrics``).
 
-    Values are plain ints, floats rounded to ``digits`` decimals, or ``None`` where undefined (never NaN, so
+    Values are plain ints, floats at their stated precision (:func:`akim_turnout.outputs.stated`), or ``None`` where undefined (never NaN, so
     ``json.dumps(..., allow_nan=False)`` works). Shares are fractions in [0, 1]; ``*_pct`` are percentages, ``*_pp``
     percentage points. Keys:
 
@@ -804,4 +794,4 @@ def forensics_summary(
         "second_digit_p_value": digits_result.p_value,
         "second_digit_mean": digits_result.mean_observed,
     }
-    return {key: _clean(value, digits) for key, value in summary.items()}
+    return stated(summary)

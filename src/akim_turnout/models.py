@@ -23,8 +23,12 @@ Statsmodels behaviour this module works around (checked on 0.15.0):
 * GEE results always have ``use_t=False``; GEE ``fit`` returns ``None``
   (with a ConvergenceWarning) when it fails; ``bias_reduced`` builds an
   n_g x n_g matrix per cluster, so it is for hundreds, not millions, of races.
-* GEE with ``weights`` and ``cov_type="bias_reduced"`` fails with a
-  broadcasting ValueError in ``_bc_covmat``; weighted GEE needs "robust".
+* GEE's ``cov_type="bias_reduced"`` inverts ``I - H_gg`` per cluster, which
+  is singular when the formula has a dummy per cluster (``C(region)``): it
+  then fails or not depending on rounding noise. The bias-reduced covariance
+  is computed by :func:`akim_turnout.inference.mancl_derouen_cov` (generalized
+  inverse) instead. With ``weights`` statsmodels' version also fails (a
+  broadcasting error), so weighted GEE uses "robust".
 * ``var_weights`` combined with a robust ``cov_type`` emits
   ``SpecificationWarning: cov_type not fully supported with var_weights``
   even though the counts form gives identical numbers.
@@ -47,6 +51,9 @@ import statsmodels.api as sm
 from scipy import stats
 from scipy.special import expit
 from statsmodels.othermod.betareg import BetaModel
+
+from akim_turnout.inference import mancl_derouen_cov
+from akim_turnout.outputs import stated
 
 INTERCEPT = "Intercept"
 _TERM_PATTERNS = (
@@ -165,8 +172,8 @@ class FitResult:
             }
         )
 
-    def to_dict(self, digits: int = 6) -> dict[str, Any]:
-        """JSON-serialisable summary, numbers rounded to ``digits`` significant digits."""
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary, numbers at their stated precision (:func:`akim_turnout.outputs.stated`)."""
         table = self.to_frame().set_index("term")
         coefficients = {
             term: {col: row[col] for col in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value")}
@@ -186,33 +193,7 @@ class FitResult:
             "notes": list(self.notes),
             "extra": _strip_private(self.extra),
         }
-        return _jsonable(summary, digits)
-
-
-def _jsonable(value: Any, digits: int) -> Any:
-    """Convert numpy/pandas scalars and containers to JSON types; NaN -> None."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v, digits) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray, pd.Index)):
-        return [_jsonable(v, digits) for v in list(value)]
-    if isinstance(value, pd.Series):
-        return {str(k): _jsonable(v, digits) for k, v in value.items()}
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return _round_significant(float(value), digits)
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
-
-
-def _round_significant(x: float, digits: int) -> float | None:
-    """Round to significant digits; non-finite values become None."""
-    if not math.isfinite(x):
-        return None
-    return float(f"{x:.{digits}g}")
+        return stated(summary)
 
 
 def _inference(
@@ -325,7 +306,7 @@ def _drop_incomplete(
     for index in df.index[incomplete][:max_records]:
         label = df.at[index, label_column] if label_column else index
         reasons = [c for c in columns if isna.at[index, c]]
-        records.append({"row": _jsonable(label, 6), "reason": "missing " + ", ".join(reasons)})
+        records.append({"row": stated(label), "reason": "missing " + ", ".join(reasons)})
     return df.loc[~incomplete], records, int(incomplete.sum())
 
 
@@ -614,17 +595,16 @@ class PermutationResult:
     n_obs: int
     n_failed: int
 
-    def to_dict(self, digits: int = 6) -> dict[str, Any]:
-        """JSON-serialisable summary (null distribution summarised by quantiles)."""
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary (null distribution summarised by quantiles), at stated precision."""
         null = self.null_distribution[np.isfinite(self.null_distribution)]
-        return _jsonable(
+        return stated(
             {
                 "term": self.term, "statistic": self.statistic, "observed": self.observed,
                 "p_value": self.p_value, "n_permutations": self.n_permutations,
                 "n_obs": self.n_obs, "n_failed": self.n_failed,
                 "null_quantiles": dict(zip(["q025", "q50", "q975"], np.quantile(null, [0.025, 0.5, 0.975]))),
-            },
-            digits,
+            }
         )
 
 
@@ -890,31 +870,39 @@ def fit_race_gee(
 
     ``weighted=True`` passes ``registered`` (rescaled to mean 1) as GEE case
     ``weights`` so races count by electorate. ``cov_type="bias_reduced"``
-    (Mancl-DeRouen) suits few clusters but, in statsmodels 0.15, fails with
-    weights (a broadcasting error in ``_bc_covmat``), so the weighted fit
-    needs ``cov_type="robust"``. statsmodels reports normal inference for
-    GEE; p-values and CIs here use t with clusters - 1 df instead (noted).
+    (Mancl-DeRouen, suited to few clusters) is computed with a generalized
+    inverse by :func:`akim_turnout.inference.mancl_derouen_cov`; it is
+    unweighted only, so the weighted fit needs ``cov_type="robust"``.
+    statsmodels reports normal inference for GEE; p-values and CIs here use t
+    with clusters - 1 df instead (noted).
     """
+    if cov_type not in ("bias_reduced", "robust"):
+        raise ValueError(f"cov_type must be 'bias_reduced' or 'robust', got {cov_type!r}")
     if weighted and cov_type == "bias_reduced":
-        raise ValueError("statsmodels 0.15 GEE cannot combine weights with cov_type='bias_reduced'; "
-                         "use weighted=False or cov_type='robust'")
+        raise ValueError("the bias-reduced GEE covariance is unweighted; use weighted=False or cov_type='robust'")
     data = _prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_gee")
     weights = data.registered / data.registered.mean() if weighted else None
     model = sm.GEE(data.voted / data.registered, data.exog, groups=data.clusters,
                    family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable(), weights=weights)
     with captured_warnings() as caught:
-        raw = model.fit(cov_type=cov_type)
+        raw = model.fit(cov_type="robust")
+        if raw is not None and cov_type == "bias_reduced":
+            cov = mancl_derouen_cov(raw)
     if raw is None:
         raise RuntimeError(f"GEE failed to converge: {caught}")
+    if cov_type != "bias_reduced":
+        cov = np.asarray(raw.cov_params())
     names = data.names
     notes = _race_notes(data) + [f"t inference with {data.n_clusters - 1} df (statsmodels GEE uses normal)"]
+    if cov_type == "bias_reduced":
+        notes.append("Mancl-DeRouen covariance with a generalized inverse of I - H_gg (akim_turnout.inference)")
     extra = {"mean_link": "logit", "design_columns": names, "weighted": weighted,
              "exchangeable_correlation": float(np.ravel(raw.cov_struct.dep_params)[0]),
              "_registered": data.registered}
     return _make_result(
         "race_gee", "GEE binomial (logit), exchangeable", f"voted/registered ~ {formula_rhs}",
         pd.Series(np.asarray(raw.params), index=names),
-        pd.DataFrame(np.asarray(raw.cov_params()), index=names, columns=names), data.n_clusters - 1,
+        pd.DataFrame(cov, index=names, columns=names), data.n_clusters - 1,
         n_obs=len(data.voted), n_clusters=data.n_clusters, cov_type=cov_type, warnings=tuple(caught),
         notes=tuple(notes), extra=extra, raw=raw,
     )
@@ -998,9 +986,9 @@ class WildBootstrapResult:
     seed: int
     notes: tuple[str, ...] = ()
 
-    def to_dict(self, digits: int = 6) -> dict[str, Any]:
-        """JSON-serialisable summary."""
-        return _jsonable({f: getattr(self, f) for f in self.__dataclass_fields__}, digits)
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary at stated precision."""
+        return stated({f: getattr(self, f) for f in self.__dataclass_fields__})
 
 
 @dataclass(frozen=True)

@@ -96,18 +96,6 @@ def heading_html(anchor: str, title: str, level: int = 2) -> str:
     return f'<h{level} id="{escape(anchor)}">{escape(title)}</h{level}>'
 
 
-def save_table(frame: pd.DataFrame, out_dir: str | Path, stem: str, caption: str = "", float_format: str = "%.3f") -> dict[str, Path]:
-    """Write ``frame`` as CSV and as a booktabs LaTeX table; return the paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, tex_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.tex"
-    frame.to_csv(csv_path, index=False, lineterminator="\n")
-    latex = frame.to_latex(index=False, float_format=float_format, na_rep="--", caption=caption or None,
-                           label=f"tab:{stem}", escape=True)
-    tex_path.write_text(latex, encoding="utf-8")
-    return {"csv": csv_path, "tex": tex_path}
-
-
 def export_html(executed_notebook: str | Path, out_html: str | Path, title: str) -> Path:
     """Export an executed notebook to HTML with no code, no prompts and no network-loaded scripts."""
     import nbformat
@@ -127,37 +115,6 @@ def export_html(executed_notebook: str | Path, out_html: str | Path, title: str)
     out_html.parent.mkdir(parents=True, exist_ok=True)
     out_html.write_text(body, encoding="utf-8")
     return out_html
-
-
-def round_floats(value, digits: int = 4):
-    """Round every float in a nested structure, for stable, readable metrics JSON."""
-    import math
-
-    if isinstance(value, float):
-        return None if math.isnan(value) else round(value, digits)
-    if isinstance(value, dict):
-        return {str(k): round_floats(v, digits) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [round_floats(v, digits) for v in value]
-    if hasattr(value, "item"):  # numpy scalars
-        return round_floats(value.item(), digits)
-    return value
-
-
-def write_metrics(metrics: Mapping, path: str | Path, digits: int = 4) -> Path:
-    """Write rounded metrics as sorted, indented JSON (stable bytes for DVC)."""
-    import json
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(round_floats(dict(metrics), digits), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
-
-
-def read_metrics(path: str | Path) -> dict:
-    import json
-
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 KEY_PACKAGES = ("python", "pandas", "numpy", "statsmodels", "matplotlib", "seaborn", "papermill", "nbconvert",

@@ -5,9 +5,10 @@ Usage (from ``dvc.yaml``)::
     python -m akim_turnout.run_notebook STAGE NOTEBOOK EXECUTED_NOTEBOOK
 
 The runner refuses parameters the notebook does not declare and declared parameters that ``params.yaml`` does not
-set (papermill itself only warns, so a typo would silently run the defaults), creates the stage's output folders
-(DVC deletes them before a run), executes from the project root with the kernel of the current environment, strips
-volatile metadata so the executed notebook is byte-stable, and reports a failing cell in one line.
+set (papermill itself only warns, so a typo would silently run the defaults), checks that ``dvc.yaml`` lists every
+project module the stage imports (:mod:`akim_turnout.deps`), creates the stage's output folders (DVC deletes them
+before a run), executes from the project root with the kernel of the current environment, strips volatile metadata
+so the executed notebook is byte-stable, and reports a failing cell in one line.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from akim_turnout.paths import project_root, stage_params
+from akim_turnout.deps import DependencyMismatch, check_pipeline
+from akim_turnout.paths import PERTURB_ENV, project_root, stage_params
 
 # Metadata that changes on every run (timestamps, durations) or names the machine.
 VOLATILE_NOTEBOOK_KEYS = ("papermill",)
@@ -146,6 +148,9 @@ def run_stage(stage: str, notebook: str, executed: str, *, root: Path | None = N
     notebook_path, executed_path = root / notebook, root / executed
     params = stage_params(stage, root / "params.yaml")
     check_parameters(params, declared_parameters(notebook_path), stage=stage, notebook=notebook)
+    check_pipeline(root, [stage])
+    if os.environ.get(PERTURB_ENV):
+        print(f"note: {PERTURB_ENV}={os.environ[PERTURB_ENV]} is set: inputs are perturbed (a test switch)", file=sys.stderr)
     create_output_folders([executed, *stage_output_paths(stage, root / "dvc.yaml")], root)
     execute(stage, notebook_path, executed_path, root, params)
     return executed_path
@@ -159,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         run_stage(args.stage, args.notebook, args.executed)
-    except (ParameterMismatch, StageFailed, KeyError, FileNotFoundError) as error:
+    except (ParameterMismatch, DependencyMismatch, StageFailed, KeyError, FileNotFoundError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         print(f"error: {message}", file=sys.stderr)
         return 1

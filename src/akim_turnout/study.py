@@ -76,12 +76,15 @@ MixedLM and the naive GLM, which are comparisons, on the first 25) cost
 about 19 CPU seconds, plus about 5 s for each worker process to import
 the stack.
 
-Known failure: with region dummies in the formula, each region's block
-``I - H_g`` of the Mancl-DeRouen correction is singular in exact
-arithmetic (the region's own dummy has leverage 1 inside it), and
-statsmodels' GEE then raises ``LinAlgError: Singular matrix`` for a few per
-cent of data sets. Such fits are kept as rows with ``ok=False`` and the
-error text; summaries count them (``n - n_ok``).
+Bias-reduced GEE: with region dummies in the formula, each region's block
+``I - H_gg`` of the Mancl-DeRouen correction is singular in exact arithmetic
+(the region's own dummy has leverage 1 inside it). statsmodels' own
+``bias_reduced`` covariance then failed ("Singular matrix") or not depending
+on rounding noise, so on different CPUs different replications failed. The
+study uses :func:`akim_turnout.inference.mancl_derouen_cov` (generalized
+inverse), which is the same on every machine. A fit that still raises is
+kept as a row with ``ok=False`` and the error text; summaries count them
+(``n - n_ok``).
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ import pandas as pd
 from scipy import stats
 
 from akim_turnout import models, simulate
+from akim_turnout.outputs import stated, stated_frame
 
 METHODS = ("cluster_t", "wild_bootstrap", "gee_bias_reduced", "mixedlm", "naive_binomial")
 CLUSTER_ROBUST = ("cluster_t", "wild_bootstrap", "gee_bias_reduced")
@@ -514,8 +518,11 @@ def chunk_tasks(tasks: Sequence[ReplicationTask], n_chunks: int) -> list[list[Re
 
 
 def results_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Result rows as a frame, sorted by design, effect, replication and method order."""
-    frame = pd.DataFrame(list(rows), columns=list(RESULT_COLUMNS))
+    """Result rows as a frame at stated precision, sorted by design, effect, replication and method order.
+
+    Summaries are computed from these stated values, so they do not depend on the last bits of any fit.
+    """
+    frame = stated_frame(pd.DataFrame(list(rows), columns=list(RESULT_COLUMNS)), whole_as_int=False)
     order = frame["method"].map({m: i for i, m in enumerate(METHODS)})
     keys = frame[["design_index", "effect_index", "replication"]].assign(_m=order)
     sorted_index = keys.sort_values(["design_index", "effect_index", "replication", "_m"], kind="stable").index
@@ -789,20 +796,10 @@ def method_label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
 
 
-def _round(value: Any, digits: int) -> Any:
-    """Round floats for JSON; NaN becomes None."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    value = float(value)
-    return round(value, digits) if math.isfinite(value) else None
-
-
 def study_metrics(
-    summary: pd.DataFrame, alpha: float = 0.05, power: float = 0.8, digits: int = 4, min_replications: int = 100,
+    summary: pd.DataFrame, alpha: float = 0.05, power: float = 0.8, min_replications: int = 100,
 ) -> dict[str, Any]:
-    """Headline numbers for a metrics JSON, rounded to ``digits`` decimals.
+    """Headline numbers for a metrics JSON, at their stated precision (:func:`akim_turnout.outputs.stated`).
 
     ``real_design``: per method, usable and failed fits, size, coverage
     (with MC SEs), bias and SE ratio at effect 0, and the MDE at ``power``
@@ -823,10 +820,10 @@ def study_metrics(
             mde["mde_logit"] = mde["mde_pp"] = math.nan
         per_method[m] = {
             "n_replications": int(row["n_ok"]), "n_failed": int(row["n"] - row["n_ok"]),
-            "size": _round(row["rejection"], digits), "size_mcse": _round(row["rejection_mcse"], digits),
-            "coverage": _round(row["coverage"], digits), "coverage_mcse": _round(row["coverage_mcse"], digits),
-            "bias_at_zero": _round(row["bias"], digits), "se_ratio_at_zero": _round(row["se_ratio"], digits),
-            "mde_logit": _round(mde["mde_logit"], digits), "mde_pp": _round(mde["mde_pp"], digits),
+            "size": stated(row["rejection"]), "size_mcse": stated(row["rejection_mcse"]),
+            "coverage": stated(row["coverage"]), "coverage_mcse": stated(row["coverage_mcse"]),
+            "bias_at_zero": stated(row["bias"]), "se_ratio_at_zero": stated(row["se_ratio"]),
+            "mde_logit": stated(mde["mde_logit"]), "mde_pp": stated(mde["mde_pp"]),
             "mde_reached": mde["reached"], "size_ok": mde["size_ok"],
         }
     designs = []
@@ -834,8 +831,8 @@ def study_metrics(
         first = group.iloc[0]
         designs.append({
             "n_regions": int(first["n_regions"]), "n_races": int(first["n_races"]),
-            "size": {r["method"]: _round(r["rejection"], digits) for _, r in group.iterrows()},
-            "coverage": {r["method"]: _round(r["coverage"], digits) for _, r in group.iterrows()},
+            "size": {r["method"]: stated(r["rejection"]) for _, r in group.iterrows()},
+            "coverage": {r["method"]: stated(r["coverage"]) for _, r in group.iterrows()},
         })
     return {
         "real_design": {"n_regions": int(real["n_regions"].iloc[0]), "n_races": int(real["n_races"].iloc[0]),

@@ -1,0 +1,141 @@
+"""The project modules each DVC stage runs, derived from its notebook and command, checked against ``dvc.yaml``.
+
+A stage must list as ``deps`` every module of this package that its notebook or command imports, directly or
+through other modules of the package (lazy imports inside functions included), so that editing any of them makes
+``dvc status`` report the stage as changed. Listing a module the stage does not import is refused as well: it
+would rerun the stage for nothing.
+
+``python -m akim_turnout.deps`` prints each stage's modules and exits 1, naming stage and module, where
+``dvc.yaml`` disagrees. The runner makes the same check before a stage runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import yaml
+
+PACKAGE = "akim_turnout"
+PACKAGE_DIR = f"src/{PACKAGE}"
+RUNNER = f"{PACKAGE}.run_notebook"
+MODULE_IN_COMMAND = re.compile(rf"-m\s+({PACKAGE}(?:\.\w+)*)")
+
+
+class DependencyMismatch(ValueError):
+    """``dvc.yaml`` lists other project modules for a stage than the stage imports."""
+
+
+def _module_file(root: Path, module: str) -> Path | None:
+    """The source file of ``module`` (``akim_turnout`` or ``akim_turnout.x``) under ``root``, if it exists."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = root / "src" / Path(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_modules(source: str, current: str | None = None) -> set[str]:
+    """Project modules named by the import statements of ``source`` (a module's name ``current`` resolves
+    relative imports). ``from akim_turnout import x`` counts ``akim_turnout.x`` when ``x`` is a module, and always
+    ``akim_turnout`` itself."""
+    tree = ast.parse(source)
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == PACKAGE}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level and current:
+                anchor = current.split(".")[: -node.level]
+                base = ".".join(anchor + ([base] if base else []))
+            if base.split(".")[0] != PACKAGE:
+                continue
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return found
+
+
+def notebook_source(path: Path) -> str:
+    """The code cells of a notebook as one Python source (IPython magics and shell lines left out)."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    lines = []
+    for cell in cells:
+        if cell.get("cell_type") == "code":
+            text = "".join(cell.get("source", []))
+            lines += [line for line in text.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    return "\n".join(lines)
+
+
+def module_closure(root: Path, start: Iterable[str]) -> set[str]:
+    """Every project module reached from ``start`` by imports (each with its parent packages)."""
+    pending, seen = list(start), set()
+    while pending:
+        name = pending.pop()
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):  # importing a.b runs a/__init__.py first
+            module = ".".join(parts[:depth])
+            path = _module_file(root, module)
+            if path is None or module in seen:
+                continue
+            seen.add(module)
+            pending.extend(imported_modules(path.read_text(encoding="utf-8"), module))
+    return seen
+
+
+def stage_modules(root: Path, stage: Mapping) -> list[str]:
+    """Source files (relative to ``root``) of the project modules a stage's notebook and command import."""
+    command = stage["cmd"] if isinstance(stage["cmd"], str) else " ".join(stage["cmd"])
+    start = set(MODULE_IN_COMMAND.findall(command))
+    for notebook in re.findall(r"(\S+\.ipynb)", command)[:1]:  # the runner's first notebook is the clean one
+        start |= imported_modules(notebook_source(root / notebook))
+    files = {_module_file(root, module) for module in module_closure(root, start)}
+    return sorted(str(path.relative_to(root)) for path in files if path is not None)
+
+
+def check_stage(root: Path, name: str, stage: Mapping) -> list[str]:
+    """Problems of one stage: project modules imported but not listed in its deps, or listed but not imported."""
+    declared = {d for d in stage.get("deps", []) if d.startswith(f"{PACKAGE_DIR}/") and d.endswith(".py")}
+    needed = set(stage_modules(root, stage))
+    problems = [f"stage '{name}' imports {path} but dvc.yaml does not list it in its deps" for path in sorted(needed - declared)]
+    problems += [f"stage '{name}' lists {path} in its deps but does not import it" for path in sorted(declared - needed)]
+    return problems
+
+
+def check_pipeline(root: Path, stages: Iterable[str] | None = None) -> None:
+    """Raise DependencyMismatch naming every stage and module where ``dvc.yaml`` and the imports disagree."""
+    all_stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    names = list(all_stages) if stages is None else list(stages)
+    problems = [problem for name in names for problem in check_stage(root, name, all_stages[name])]
+    if problems:
+        raise DependencyMismatch("; ".join(problems))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from akim_turnout.paths import project_root
+
+    parser = argparse.ArgumentParser(description="List and check the project modules each DVC stage imports.")
+    parser.parse_args(argv)
+    root = project_root()
+    stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    for name, stage in stages.items():
+        print(f"{name}: {', '.join(Path(p).name for p in stage_modules(root, stage))}")
+    try:
+        check_pipeline(root)
+    except DependencyMismatch as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

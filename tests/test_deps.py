@@ -1,0 +1,81 @@
+"""Each stage's deps in dvc.yaml are exactly the project modules its notebook and command import."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from akim_turnout import deps
+from akim_turnout.paths import project_root
+from akim_turnout.run_notebook import main as run_main
+
+ROOT = project_root()
+
+
+def test_every_stage_lists_exactly_the_modules_it_imports() -> None:
+    deps.check_pipeline(ROOT)  # raises DependencyMismatch naming stage and module otherwise
+
+
+def test_closure_follows_imports_through_modules() -> None:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    report = deps.stage_modules(ROOT, stages["report"])
+    # the report notebook imports study, which imports models and simulate; importing any module runs __init__
+    assert {"src/akim_turnout/study.py", "src/akim_turnout/models.py", "src/akim_turnout/simulate.py",
+            "src/akim_turnout/__init__.py", "src/akim_turnout/run_notebook.py"} <= set(report)
+    assert "src/akim_turnout/forensics.py" not in report
+
+
+def test_import_forms() -> None:
+    source = "import akim_turnout.models as m\nfrom akim_turnout import data, outputs\nimport numpy\n" \
+             "def f():\n    from akim_turnout.study import METHODS\n"
+    assert deps.imported_modules(source) == {"akim_turnout.models", "akim_turnout", "akim_turnout.data",
+                                             "akim_turnout.outputs", "akim_turnout.study", "akim_turnout.study.METHODS"}
+    assert deps.imported_modules("from . import outputs\nfrom .models import x\n", "akim_turnout.figures") == {
+        "akim_turnout", "akim_turnout.outputs", "akim_turnout.models", "akim_turnout.models.x"}
+
+
+def _fixture_project(tmp_path: Path, extra_import: str) -> Path:
+    """A copy of the project's dvc.yaml, src and notebooks where the forensics notebook imports one more module."""
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "src", tmp_path / "src")
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    path = tmp_path / "notebooks/06_forensics.ipynb"
+    notebook = json.loads(path.read_text())
+    code = next(c for c in notebook["cells"] if c["cell_type"] == "code" and "import" in "".join(c["source"]))
+    code["source"] = [f"{extra_import}\n", *code["source"]]
+    path.write_text(json.dumps(notebook))
+    return tmp_path
+
+
+def test_a_notebook_importing_an_undeclared_module_fails_naming_stage_and_module(tmp_path) -> None:
+    project = _fixture_project(tmp_path, "from akim_turnout import study")
+    with pytest.raises(deps.DependencyMismatch) as caught:
+        deps.check_pipeline(project)
+    message = str(caught.value)
+    assert "stage 'forensics' imports src/akim_turnout/study.py but dvc.yaml does not list it in its deps" in message
+    # study brings models, inference and simulate with it
+    assert "stage 'forensics' imports src/akim_turnout/models.py" in message
+    assert "stage 'regional_model'" not in message
+
+
+def test_a_declared_module_the_stage_does_not_import_is_refused(tmp_path) -> None:
+    project = _fixture_project(tmp_path, "")
+    dvc = yaml.safe_load((project / "dvc.yaml").read_text())
+    dvc["stages"]["ingest"]["deps"].append("src/akim_turnout/study.py")
+    (project / "dvc.yaml").write_text(yaml.safe_dump(dvc, sort_keys=False))
+    with pytest.raises(deps.DependencyMismatch, match="stage 'ingest' lists src/akim_turnout/study.py in its deps but does not import it"):
+        deps.check_pipeline(project, ["ingest"])
+
+
+def test_the_runner_refuses_a_stage_with_missing_deps(tmp_path, monkeypatch, capsys) -> None:
+    project = _fixture_project(tmp_path, "import akim_turnout.study")
+    monkeypatch.chdir(project)
+    assert run_main(["forensics", "notebooks/06_forensics.ipynb", "reports/notebooks/06_forensics.ipynb"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: stage 'forensics' imports src/akim_turnout/") and "study.py" in err
+    assert not (project / "reports").exists(), "nothing is run or created before the check"
