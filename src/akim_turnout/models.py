@@ -899,6 +899,10 @@ def fit_race_gee(
     weights (a broadcasting error in ``_bc_covmat``), so the weighted fit
     needs ``cov_type="robust"``. statsmodels reports normal inference for
     GEE; p-values and CIs here use t with clusters - 1 df instead (noted).
+    With ``C(cluster)`` in the formula, statsmodels' ``bias_reduced`` solves a
+    singular system per cluster: its intercept and dummy entries are rounding
+    noise, its slope entries agree with the generalized-inverse version of
+    :func:`akim_turnout.inference.mancl_derouen_cov` (tests/test_reference_results.py).
     """
     if weighted and cov_type == "bias_reduced":
         raise ValueError("statsmodels 0.15 GEE cannot combine weights with cov_type='bias_reduced'; "
