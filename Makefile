@@ -15,7 +15,7 @@ export OMP_NUM_THREADS ?= 1
 unexport AKIM_TEST_PERTURB_INPUTS
 
 .DEFAULT_GOAL := help
-.PHONY: help env reproduce test test-fast lab lock bench sweep clean
+.PHONY: help env reproduce test test-fast lab lock bench sweep reference clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +56,13 @@ bench: env ## Measure speed and memory against floors (see README); writes bench
 
 sweep: env ## Sweep the simulator's true effect x headline model family as queued DVC experiments (2 jobs)
 	$(BIN)/python -m akim_turnout.sweep --effects 0.0 -0.15 -0.3 --families glm gee mixedlm --jobs 2
+
+# The tests compare against the committed results and need no R; only regenerating them does.
+R_PACKAGES := r-base-core r-cran-sandwich r-cran-geepack r-cran-lme4 r-cran-jsonlite r-cran-mass r-cran-numderiv
+reference: env ## Rewrite tests/reference/ inputs and R results (needs Debian's r-base-core r-cran-sandwich r-cran-geepack r-cran-lme4 r-cran-jsonlite r-cran-mass r-cran-numderiv)
+	@command -v Rscript >/dev/null || { echo "make reference needs R: apt-get install --no-install-recommends $(R_PACKAGES)"; exit 1; }
+	$(BIN)/python tests/reference/make_inputs.py
+	Rscript tests/reference/generate.R
 
 clean: ## Remove the environment and pipeline outputs (data/raw is never touched)
 	rm -rf $(VENV) data/processed/published data/processed/simulated reports/*/ reports/report.html .pytest_cache
