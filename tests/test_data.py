@@ -30,7 +30,7 @@ def processed(raw, tmp_path_factory) -> dict[str, pd.DataFrame]:
     """Processed tables written to disk and read back, as later stages read them."""
     out = tmp_path_factory.mktemp("processed")
     data.write_processed(data.build_processed(raw), out)
-    return {name: data.read_processed(out, name) for name in ("regional_2021", "national", "figures", "races", "sources")}
+    return {name: data.read_processed(name, out) for name in ("regional_2021", "national", "figures", "races", "sources")}
 
 
 def test_real_data_pass_validation(raw) -> None:

@@ -9,7 +9,8 @@ import re
 import pytest
 import yaml
 
-from akim_turnout.paths import load_params, project_path, stage_params
+from akim_turnout.parameters import SCHEMA, stage_problems
+from akim_turnout.paths import StageFiles, load_params, project_path, stage_params
 from akim_turnout.run_notebook import declared_parameters
 
 DVC_STAGES = yaml.safe_load(project_path("dvc.yaml").read_text())["stages"]
@@ -43,17 +44,28 @@ def test_stage_declares_notebook_params_and_executed_copy(stage: str) -> None:
     notebook, executed = NOTEBOOK_STAGES[stage]
     entry = DVC_STAGES[stage]
     assert notebook in entry["deps"] and "src/akim_turnout/run_notebook.py" in entry["deps"]
-    assert set(entry["params"]) == {"common", stage}, "declare params explicitly: templated values are not locked"
-    assert executed in entry["outs"] and executed.startswith("reports/notebooks/")
+    own = {"common", stage} & set(load_params())
+    # declare params explicitly: templated values are not locked. The report shows every parameter, so it
+    # depends on every section.
+    expected = set(load_params()) if stage == "report" else own
+    assert set(entry["params"]) == expected
+    assert executed in entry["outs"] and executed == f"reports/notebooks/{notebook.split('/')[-1]}"
 
 
 @pytest.mark.parametrize("stage", sorted(NOTEBOOK_STAGES))
-def test_output_parameters_are_declared_outputs_of_their_stage(stage: str) -> None:
+def test_stage_outputs_are_the_folders_named_after_the_stage(stage: str) -> None:
     entry = DVC_STAGES[stage]
-    declared = [next(iter(o)) if isinstance(o, dict) else o for key in ("outs", "metrics") for o in entry.get(key, [])]
-    outputs = {name: value for name, value in stage_params(stage).items() if name.endswith("_out")}
-    for name, value in outputs.items():  # convention: parameters naming what a stage writes end in "_out"
-        assert value in declared, f"{stage}.{name} = {value} is written but not declared in dvc.yaml"
+    declared = {next(iter(o)) if isinstance(o, dict) else o for key in ("outs", "metrics") for o in entry.get(key, [])}
+    named = set(StageFiles.relative(stage).values())
+    executed = NOTEBOOK_STAGES[stage][1]
+    extra = {"reports/report.html"} if stage == "report" else set()
+    assert declared - named == {executed} | extra, f"{stage} declares outputs not named after the stage"
+    assert StageFiles.relative(stage)["metrics"] in declared or stage == "report"
+
+
+@pytest.mark.parametrize("stage", sorted(NOTEBOOK_STAGES))
+def test_params_yaml_values_pass_their_rules(stage: str) -> None:
+    assert stage_problems(stage, stage_params(stage)) == []
 
 
 def test_stage_outputs_do_not_overlap() -> None:
@@ -64,5 +76,9 @@ def test_stage_outputs_do_not_overlap() -> None:
     assert len(outs) == len(set(outs))
 
 
-def test_params_yaml_has_common_and_one_section_per_stage() -> None:
-    assert set(load_params()) == {"common", *DVC_STAGES}
+def test_params_yaml_holds_no_paths_and_only_stage_sections() -> None:
+    params = load_params()
+    assert set(params) <= {"common", *DVC_STAGES}
+    assert set(params) - {"common"} == set(SCHEMA) - {"common"}, "every section has its rules in parameters.py"
+    text = project_path("params.yaml").read_text()
+    assert not re.search(r"(data|reports)/", text), "paths follow from the stage name (paths.StageFiles)"

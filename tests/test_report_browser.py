@@ -72,8 +72,8 @@ def test_expected_sections_and_key_numbers_are_present(page) -> None:
     headings = page.eval_on_selector_all("h1, h2, h3", "hs => hs.map(h => h.innerText.trim())")
     for section in EXPECTED_SECTIONS:
         assert any(section in heading for heading in headings), f"section {section!r} missing from {headings}"
-    national = data.read_processed(project_path("data/processed/published"), "national").set_index("round_id").loc[data.ROUND_2021]
-    regional = data.read_processed(project_path("data/processed/published"), "regional_2021")
+    national = data.read_processed("national").set_index("round_id").loc[data.ROUND_2021]
+    regional = data.read_processed("regional_2021")
     text = page.inner_text("body")
     for number in (f"{national['posts']:,.0f}", f"{national['cands_registered']:,.0f}", f"{regional['turnout_pct'].min():.1f}",
                    f"{regional['turnout_pct'].max():.1f}"):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from akim_turnout import run_notebook
+from akim_turnout import parameters, run_notebook
+from akim_turnout.parameters import Rule
 from akim_turnout.run_notebook import ParameterMismatch, StageFailed, check_parameters, strip_volatile
 
 PARAMETERS = {"code": "01", "count": 3, "ratio": 0.5, "flag": True, "names": ["a", "b"], "out_file": "out/deep/result.json"}
@@ -43,9 +44,14 @@ BODY = textwrap.dedent("""\
 """)
 
 
+DEMO_RULES = {"code": Rule("text"), "count": parameters.integer(0, 10), "ratio": parameters.number(0, 1),
+              "flag": Rule("boolean"), "names": Rule("list", item=Rule("text")), "out_file": Rule("text")}
+
+
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A minimal project: dvc.yaml with one stage, params.yaml, and a notebook."""
+def project(tmp_path: Path, monkeypatch) -> Path:
+    """A minimal project: dvc.yaml with one stage, params.yaml with its rules, and a notebook."""
+    monkeypatch.setattr(parameters, "SCHEMA", {"common": {}, "demo": DEMO_RULES})
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "stage.ipynb").write_text(json.dumps(_notebook([
         ("markdown", "# test", []), ("code", PARAMETERS_CELL, ["parameters"]), ("code", BODY, [])])))
@@ -107,9 +113,63 @@ def test_failing_cell_reports_notebook_cell_and_exception(project: Path) -> None
     with pytest.raises(StageFailed) as failure:
         run_notebook.run_stage("demo", "notebooks/stage.ipynb", "reports/nb/stage.ipynb", root=project)
     message = str(failure.value)
-    assert "notebooks/stage.ipynb failed in cell 4" in message
-    assert "ValueError" in message and "bad row 7 in turnout" in message
-    assert "Traceback" not in message and "reports/nb/stage.ipynb" in message
+    assert message.startswith("stage 'demo': notebooks/stage.ipynb failed in cell 4 (ValueError: bad row 7 in turnout); "
+                              "full traceback in scratch/failed/stage.ipynb; ")
+    assert "\n" not in message and "Traceback" not in message
+    assert "Traceback" in (project / "scratch/failed/stage.ipynb").read_text()
+    # the third cell had written out/deep/result.json: half-written outputs are not kept (no dvc.lock to restore from)
+    assert not (project / "out/deep").exists() and not (project / "reports/nb/stage.ipynb").exists()
+    assert message.endswith("no half-written outputs were kept; 'dvc checkout demo' restores its last good outputs")
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("count", -5, "parameter 'count' must be an integer from 0 to 10, got -5"),
+    ("count", "abc", "parameter 'count' must be an integer from 0 to 10, got 'abc'"),
+    ("count", 11, "parameter 'count' must be an integer from 0 to 10, got 11"),
+    ("ratio", 1.5, "parameter 'ratio' must be a number from 0 to 1, got 1.5"),
+    ("flag", "yes", "parameter 'flag' must be true or false, got 'yes'"),
+])
+def test_bad_values_stop_the_stage_before_the_kernel_starts(project: Path, key, value, expected) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["demo"][key] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(parameters.ParameterError) as failure:
+        run_notebook.run_stage("demo", "notebooks/stage.ipynb", "reports/nb/stage.ipynb", root=project)
+    assert str(failure.value).startswith(f"stage 'demo': {expected}; ")
+    assert not (project / "reports/nb/stage.ipynb").exists(), "nothing ran"
+
+
+def _cache_object(cache: Path, content: bytes) -> str:
+    import hashlib
+
+    md5 = hashlib.md5(content).hexdigest()
+    (cache / md5[:2]).mkdir(parents=True, exist_ok=True)
+    (cache / md5[:2] / md5[2:]).write_bytes(content)
+    return md5
+
+
+def test_failed_stage_gets_its_recorded_outputs_back_from_the_dvc_cache(project: Path) -> None:
+    """DVC deletes a stage's outputs before running it; on failure the runner puts back what dvc.lock records."""
+    cache = project / ".dvc/cache/files/md5"
+    result = _cache_object(cache, b'{"old": true}')
+    listing = json.dumps([{"md5": result, "relpath": "result.json"}]).encode()
+    directory = _cache_object(cache, listing)
+    executed = _cache_object(cache, b"{}")
+    metrics = _cache_object(cache, b'{"n": 1}')
+    (project / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"demo": {"outs": [
+        {"path": "out/deep", "md5": directory[:32] + ".dir"}, {"path": "reports/nb/stage.ipynb", "md5": executed},
+        {"path": "reports/metrics/demo.json", "md5": metrics}]}}}))
+    (cache / directory[:2] / directory[2:]).rename(cache / directory[:2] / (directory[2:] + ".dir"))
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["demo"]["count"] = -1
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    (project / "out/deep").mkdir(parents=True)
+    (project / "out/deep/partial.txt").write_text("half-written")
+    with pytest.raises(parameters.ParameterError, match="the outputs of 'demo' are as before this run$"):
+        run_notebook.run_stage("demo", "notebooks/stage.ipynb", "reports/nb/stage.ipynb", root=project)
+    assert sorted(p.name for p in (project / "out/deep").iterdir()) == ["result.json"]
+    assert (project / "out/deep/result.json").read_bytes() == b'{"old": true}'
+    assert (project / "reports/metrics/demo.json").read_bytes() == b'{"n": 1}'
 
 
 def test_check_parameters_accepts_an_exact_match() -> None:

@@ -118,24 +118,26 @@ def test_grouped_largest_remainder_hits_group_totals() -> None:
 
 
 def test_settings_from_mapping_refuses_unknown_keys() -> None:
-    with pytest.raises(ValueError, match="Unknown simulation setting\\(s\\): 'beta_cand'"):
+    with pytest.raises(ValueError, match=r"unknown parameter 'settings.beta_cand' \(known: beta_cands, "):
         SimulationSettings.from_mapping({"beta_cand": 0.2})
 
 
 def test_settings_from_mapping_coerces_yaml_numbers() -> None:
-    settings = SimulationSettings.from_mapping({"beta_cands": 1, "min_candidates": 3.0, "cands_scale": "count"})
+    settings = SimulationSettings.from_mapping({"beta_cands": 1, "min_candidates": 3, "cands_scale": "count"})
     assert settings.beta_cands == 1.0 and isinstance(settings.beta_cands, float)
     assert settings.min_candidates == 3 and isinstance(settings.min_candidates, int)
     assert true_coefficients(settings).index[0] == "n_candidates"
 
 
 def test_settings_refuse_bad_values() -> None:
-    with pytest.raises(ValueError, match="overdispersion_sd must be >= 0"):
+    with pytest.raises(ValueError, match=r"parameter 'settings.overdispersion_sd' must be a number from 0 to 5, got -1.0$"):
         SimulationSettings(overdispersion_sd=-1.0)
-    with pytest.raises(TypeError, match="binomial_sampling"):
+    with pytest.raises(ValueError, match=r"parameter 'settings.binomial_sampling' must be true or false, got 'yes'$"):
         SimulationSettings.from_mapping({"binomial_sampling": "yes"})
-    with pytest.raises(ValueError, match="unknown_posts_rule"):
+    with pytest.raises(ValueError, match=r"parameter 'settings.unknown_posts_rule' must be one of equal, got 'by_voters'$"):
         SimulationSettings.from_mapping({"unknown_posts_rule": "by_voters"})
+    with pytest.raises(ValueError, match=r"parameter 'settings.min_candidates' must be an integer from 1 to 10, got 3.0$"):
+        SimulationSettings.from_mapping({"min_candidates": 3.0})
 
 
 # --------------------------------------------------------------------------

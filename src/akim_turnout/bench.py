@@ -39,8 +39,8 @@ import json, resource, sys, time
 import numpy as np
 from akim_turnout import data, models, simulate
 n = int(sys.argv[1])
-regional = data.read_processed("data/processed/published", "regional_2021")
-national = data.read_processed("data/processed/published", "national").set_index("round_id").loc[data.ROUND_2021]
+regional = data.read_processed("regional_2021")
+national = data.read_processed("national").set_index("round_id").loc[data.ROUND_2021]
 regions, totals = simulate.inputs_from_published(regional, national)
 settings = simulate.SimulationSettings()
 races = simulate.simulate_scaled(regions, totals, settings, seed=1, n_races=n)
@@ -170,8 +170,8 @@ def bench_study(root: Path, env: dict) -> list[dict]:
     code = r"""
 import json, sys, time
 from akim_turnout import data, simulate, study
-regional = data.read_processed("data/processed/published", "regional_2021")
-national = data.read_processed("data/processed/published", "national").set_index("round_id").loc[data.ROUND_2021]
+regional = data.read_processed("regional_2021")
+national = data.read_processed("national").set_index("round_id").loc[data.ROUND_2021]
 regions, totals = simulate.inputs_from_published(regional, national)
 methods = {"methods": ["cluster_t", "wild_bootstrap", "gee_bias_reduced"], "method_replications": {}, "n_boot": 99}
 design = study.StudyDesign.from_mapping({"n_replications": 60, "n_replications_null": 120, "effect_grid": [0.0, -0.2], **methods})

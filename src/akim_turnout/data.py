@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from akim_turnout.paths import PERTURB_ENV
+from akim_turnout.paths import PERTURB_ENV, stage_inputs
 from akim_turnout.regions import RegionIndex, build_region_index, to_2021_map
 from akim_turnout.validation import (
     DataValidationError,
@@ -29,6 +29,7 @@ from akim_turnout.validation import (
     read_table,
 )
 
+RAW_DIR = "data/raw"  # the published figures (never written by the pipeline)
 DATAPACKAGE = "datapackage.json"
 FIGURE_TABLES = ("national", "regional", "race_figures")
 ROUND_2021 = "2021-07-25_rural"
@@ -411,9 +412,11 @@ def write_processed(tables: Mapping[str, pd.DataFrame], out_dir: str | Path) -> 
     return written
 
 
-def read_processed(processed_dir: str | Path, name: str) -> pd.DataFrame:
-    """The processed table ``name`` (``<processed_dir>/<name>.parquet``), as every later stage reads it."""
-    return read_frame(Path(processed_dir) / f"{name}.parquet")
+def read_processed(name: str, processed_dir: str | Path | None = None) -> pd.DataFrame:
+    """The processed table ``name`` as every later stage reads it: ``<processed_dir>/<name>.parquet``, by default
+    from the ingest stage's data folder of the pipeline."""
+    folder = Path(processed_dir) if processed_dir is not None else stage_inputs("ingest").data
+    return read_frame(folder / f"{name}.parquet")
 
 
 def read_frame(path: str | Path) -> pd.DataFrame:

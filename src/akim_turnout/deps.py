@@ -6,7 +6,8 @@ through other modules of the package (lazy imports inside functions included), s
 would rerun the stage for nothing.
 
 ``python -m akim_turnout.deps`` prints each stage's modules and exits 1, naming stage and module, where
-``dvc.yaml`` disagrees. The runner makes the same check before a stage runs.
+``dvc.yaml`` disagrees; ``--write`` rewrites the module lines of each stage's deps to match (the rest of the file,
+comments included, stays as it is). The runner makes the same check before a stage runs.
 """
 
 from __future__ import annotations
@@ -115,7 +116,39 @@ def check_pipeline(root: Path, stages: Iterable[str] | None = None) -> None:
     names = list(all_stages) if stages is None else list(stages)
     problems = [problem for name in names for problem in check_stage(root, name, all_stages[name])]
     if problems:
-        raise DependencyMismatch("; ".join(problems))
+        raise DependencyMismatch("; ".join(problems) + " (python -m akim_turnout.deps --write updates dvc.yaml)")
+
+
+MODULE_LINE = re.compile(rf"^(\s+)- {PACKAGE_DIR}/\w+\.py\s*$")
+
+
+def write_deps(root: Path) -> None:
+    """Rewrite each stage's project-module deps in ``dvc.yaml`` to its import closure, keeping everything else.
+
+    The modules take the place of the stage's first module line (a stage without one gets them after its
+    notebook line).
+    """
+    text = (root / "dvc.yaml").read_text(encoding="utf-8")
+    stages = yaml.safe_load(text)["stages"]
+    lines, current, written = [], None, set()
+    for line in text.splitlines(keepends=True):
+        header = re.match(r"^  (\w+):\s*$", line)
+        if header and header.group(1) in stages:
+            current = header.group(1)
+        module = MODULE_LINE.match(line)
+        notebook = re.match(r"^(\s+)- notebooks/\S+\.ipynb\s*$", line)
+        if module and current in written:
+            continue
+        if module or (notebook and current and not any(
+                f"{PACKAGE_DIR}/" in dep for dep in stages[current].get("deps", []))):
+            indent = (module or notebook).group(1)
+            if notebook:
+                lines.append(line)
+            lines += [f"{indent}- {path}\n" for path in stage_modules(root, stages[current])]
+            written.add(current)
+            continue
+        lines.append(line)
+    (root / "dvc.yaml").write_text("".join(lines), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     from akim_turnout.paths import project_root
 
     parser = argparse.ArgumentParser(description="List and check the project modules each DVC stage imports.")
-    parser.parse_args(argv)
+    parser.add_argument("--write", action="store_true", help="rewrite the module deps in dvc.yaml to match")
+    args = parser.parse_args(argv)
     root = project_root()
+    if args.write:
+        write_deps(root)
     stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     for name, stage in stages.items():
         print(f"{name}: {', '.join(Path(p).name for p in stage_modules(root, stage))}")

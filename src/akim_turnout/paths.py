@@ -1,13 +1,23 @@
-"""Project root, standard folders and parameter loading.
+"""Project root, where each stage writes, and parameter loading.
 
 Code runs from three places: the DVC stage runner (cwd = project root), papermill kernels (cwd = caller's folder)
 and nbval kernels (cwd = the notebook's folder). Every path is therefore resolved from the project root, the first
 folder upwards that holds ``dvc.yaml``, never from the current working directory.
+
+**Where a stage writes** follows from its name alone (:class:`StageFiles`): ``reports/figures/<stage>/``,
+``reports/tables/<stage>/``, ``reports/metrics/<stage>.json`` and ``data/processed/<stage>/``. ``dvc.yaml`` declares
+exactly these (a test checks it); ``params.yaml`` holds no paths.
+
+**Pipeline or scratch.** A stage run by the pipeline writes under the project root: the runner sets
+``AKIM_OUTPUT_ROOT`` to it. A notebook run by hand (JupyterLab, papermill) without that variable writes under
+``scratch/`` instead, so trying a parameter never overwrites what DVC tracks; inputs always come from the pipeline's
+folders under the project root.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,8 +25,9 @@ from typing import Any
 import yaml
 
 ROOT_MARKER = "dvc.yaml"
-# Tests point notebook outputs to a scratch folder so nbval never overwrites tracked pipeline outputs.
+# Where stage outputs go: the runner sets it to the project root; tests point it to a temporary folder.
 OUTPUT_ROOT_ENV = "AKIM_OUTPUT_ROOT"
+SCRATCH = "scratch"  # default output root of notebooks run by hand (git-ignored)
 # Test-only switch: a relative size (e.g. "1e-12") by which every non-whole float a stage reads from an earlier
 # stage's data is perturbed (akim_turnout.data.read_frame), to show that no output hangs on last bits
 # (tests/test_pipeline.py). Nothing in the pipeline sets it, the Makefile unexports it and the runner announces it.
@@ -52,18 +63,66 @@ def project_path(relative: str | Path) -> Path:
     return path if path.is_absolute() else project_root() / path
 
 
+def output_root() -> Path:
+    """Where stage outputs go: ``$AKIM_OUTPUT_ROOT`` if set (the pipeline, tests), else ``<project>/scratch``."""
+    configured = os.environ.get(OUTPUT_ROOT_ENV)
+    return Path(configured) if configured else project_root() / SCRATCH
+
+
 def output_path(relative: str | Path, *, mkdir: bool = True) -> Path:
-    """An output path under the project root, or under ``$AKIM_OUTPUT_ROOT`` when set (test runs).
+    """An output path under :func:`output_root` (absolute paths are kept).
 
     Directories named by ``relative`` (no suffix) are created; for files, the parent folder is created.
     """
     path = Path(relative)
     if not path.is_absolute():
-        base = Path(os.environ[OUTPUT_ROOT_ENV]) if os.environ.get(OUTPUT_ROOT_ENV) else project_root()
-        path = base / path
+        path = output_root() / path
     if mkdir:
         (path if not path.suffix else path.parent).mkdir(parents=True, exist_ok=True)
     return path
+
+
+@dataclass(frozen=True)
+class StageFiles:
+    """The output locations of one stage under ``base`` (all derived from the stage name)."""
+
+    stage: str
+    base: Path
+
+    @staticmethod
+    def relative(stage: str) -> dict[str, str]:
+        """Kind -> path relative to the project root, as ``dvc.yaml`` declares them."""
+        return {"figures": f"reports/figures/{stage}", "tables": f"reports/tables/{stage}",
+                "metrics": f"reports/metrics/{stage}.json", "data": f"data/processed/{stage}"}
+
+    def _path(self, kind: str) -> Path:
+        return self.base / self.relative(self.stage)[kind]
+
+    @property
+    def figures(self) -> Path:
+        return self._path("figures")
+
+    @property
+    def tables(self) -> Path:
+        return self._path("tables")
+
+    @property
+    def metrics(self) -> Path:
+        return self._path("metrics")
+
+    @property
+    def data(self) -> Path:
+        return self._path("data")
+
+
+def stage_outputs(stage: str) -> StageFiles:
+    """Where ``stage`` writes now: under the output root (the project in the pipeline, scratch by hand)."""
+    return StageFiles(stage, output_root())
+
+
+def stage_inputs(stage: str) -> StageFiles:
+    """What the pipeline's ``stage`` wrote: always under the project root."""
+    return StageFiles(stage, project_root())
 
 
 def load_params(path: str | Path | None = None) -> dict[str, Any]:
@@ -76,12 +135,11 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def stage_params(stage: str, path: str | Path | None = None) -> dict[str, Any]:
-    """The ``common`` section merged with the stage's own section; a key in both is an error."""
+    """The ``common`` section merged with the stage's own section (a stage without choices has none); a key in both
+    is an error."""
     params = load_params(path)
-    if stage not in params:
-        raise KeyError(f"params.yaml has no section {stage!r} (sections: {', '.join(sorted(params))})")
     common = params.get("common") or {}
-    own = params[stage] or {}
+    own = params.get(stage) or {}
     clash = sorted(set(common) & set(own))
     if clash:
         raise ValueError(f"params.yaml: {', '.join(clash)} set in both 'common' and {stage!r}")

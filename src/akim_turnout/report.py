@@ -135,56 +135,50 @@ def package_versions(names: Iterable[str] = KEY_PACKAGES) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["package", "version"])
 
 
-def lock_hashes(lock_path: str | Path, exclude_stages: Iterable[str] = ()) -> pd.DataFrame:
-    """Every dependency hash DVC recorded in ``dvc.lock``: stage, path, md5 (directories end in .dir).
+def stage_input_hashes(root: str | Path, stage: str = "report") -> pd.DataFrame:
+    """Every input of ``stage`` (its ``deps`` in dvc.yaml) with its MD5, as DVC hashes it.
 
-    The running stage's own entry is still the previous run's, so the report passes its own name in ``exclude_stages``.
+    Files: the MD5 of their content. Folders written by an earlier stage: the MD5 that stage's entry in dvc.lock
+    records (DVC writes each stage's entry as soon as the stage has run). Other folders: each file separately.
+    The report shows exactly these, so everything it shows is something it depends on.
     """
+    import hashlib
+
     import yaml
 
-    lock_path = Path(lock_path)
-    if not lock_path.is_file():
-        return pd.DataFrame(columns=["stage", "path", "md5"])
-    stages = (yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {}).get("stages", {})
-    rows = [(stage, dep["path"], dep.get("md5", "")) for stage, entry in stages.items() if stage not in set(exclude_stages)
-            for dep in entry.get("deps", [])]
-    return pd.DataFrame(rows, columns=["stage", "path", "md5"]).drop_duplicates(["path", "md5"])
-
-
-def input_object_ids(root: str | Path, paths: Iterable[str]) -> pd.DataFrame:
-    """Git object ids (tree for a folder, blob for a file) of the current content of each input path.
-
-    They depend on content only, not on commits or on whether changes are committed, so the report comes out
-    byte-identical when a fresh clone reruns the pipeline. ``git rev-parse COMMIT:PATH`` gives the same id for every
-    commit holding that content, and ``git log --find-object=ID`` finds the commits that introduced it.
-    """
-    import os
-    import subprocess
-    import tempfile
-
-    paths = list(paths)
-    with tempfile.TemporaryDirectory() as scratch:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(scratch) / "index")}
-        git = lambda *args: subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True, check=True).stdout.strip()
-        try:
-            tracked = [f for f in git("ls-files", "--", *paths).splitlines() if (Path(root) / f).exists()]
-            git("add", "--", *tracked)  # files git tracks, with their current content
-            tree = git("write-tree")
-            ids = [git("rev-parse", f"{tree}:{path}") for path in paths]
-        except (OSError, subprocess.CalledProcessError):
-            ids = ["unknown (not a git checkout)"] * len(paths)
-    return pd.DataFrame({"input": paths, "git object id": ids})
+    root = Path(root)
+    deps = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"][stage]["deps"]
+    lock = root / "dvc.lock"
+    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}) if lock.is_file() else {}
+    produced = {out["path"]: out.get("md5", "") for name, entry in stages.items() if name != stage
+                for out in entry.get("outs", [])}
+    md5 = lambda path: hashlib.md5(path.read_bytes()).hexdigest()  # noqa: E731
+    rows = []
+    for dep in deps:
+        path = root / dep
+        if dep in produced:
+            rows.append((dep, produced[dep]))
+        elif path.is_dir():
+            rows += [(str(f.relative_to(root)), md5(f)) for f in sorted(path.rglob("*")) if f.is_file()]
+        else:
+            rows.append((dep, md5(path)))
+    return pd.DataFrame(rows, columns=["input", "MD5"])
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m akim_turnout.report EXECUTED.ipynb OUT.html [TITLE]``: export the report notebook."""
+    """``python -m akim_turnout.report EXECUTED.ipynb OUT.html [TITLE]``: export the report notebook.
+
+    The browser-tab title is TITLE, by default ``report.title`` of params.yaml (the report's own heading).
+    """
     import sys
 
+    from akim_turnout.paths import stage_params
+
     args = sys.argv[1:] if argv is None else argv
-    if len(args) not in (2, 3):
+    if len(args) not in (2, 3) or args[0] in ("-h", "--help"):
         print("usage: python -m akim_turnout.report EXECUTED.ipynb OUT.html [TITLE]", file=sys.stderr)
         return 2
-    export_html(args[0], args[1], args[2] if len(args) == 3 else "Turnout in Kazakhstan's rural akim elections")
+    export_html(args[0], args[1], args[2] if len(args) == 3 else stage_params("report")["title"])
     return 0
 
 

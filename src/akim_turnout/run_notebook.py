@@ -9,13 +9,23 @@ set (papermill itself only warns, so a typo would silently run the defaults), ch
 project module the stage imports (:mod:`akim_turnout.deps`), creates the stage's output folders (DVC deletes them
 before a run), executes from the project root with the kernel of the current environment, strips volatile metadata
 so the executed notebook is byte-stable, and reports a failing cell in one line.
+
+Every parameter value is checked (:mod:`akim_turnout.parameters`) before the kernel starts. The stage's outputs go
+under the project root (the runner sets ``AKIM_OUTPUT_ROOT`` for the kernel; notebooks run by hand write to
+``scratch/``). If the stage fails or is interrupted (Ctrl-C, SIGTERM), the kernel is stopped, half-written outputs
+are removed and the outputs ``dvc.lock`` records for the stage are restored from the DVC cache (where the cache
+holds them; otherwise they stay absent and ``dvc checkout`` restores them), and the exit status is non-zero, so
+DVC records nothing as done and stops the pipeline.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
+import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -23,7 +33,8 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from akim_turnout.deps import DependencyMismatch, check_pipeline
-from akim_turnout.paths import PERTURB_ENV, project_root, stage_params
+from akim_turnout.parameters import ParameterError, check_stage
+from akim_turnout.paths import OUTPUT_ROOT_ENV, PERTURB_ENV, SCRATCH, project_root, stage_params
 
 # Metadata that changes on every run (timestamps, durations) or names the machine.
 VOLATILE_NOTEBOOK_KEYS = ("papermill",)
@@ -134,26 +145,124 @@ def execute(stage: str, notebook: Path, executed: Path, root: Path, params: Mapp
             cwd=str(root), progress_bar=False, log_output=False,
         )
     except PapermillExecutionError as error:
-        raise StageFailed(
-            f"stage '{stage}': {notebook.relative_to(root)} failed in cell {error.exec_count} "
-            f"({error.ename}); full traceback in {executed.relative_to(root)}\n{error.evalue.strip()}"
-        ) from None
-    finally:
+        kept = root / SCRATCH / "failed" / executed.name  # the executed copy itself is an output, restored below
         if executed.exists():
             strip_volatile_file(executed, root)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(executed, kept)
+        reason = (error.evalue.strip().splitlines() or [""])[0]
+        raise StageFailed(
+            f"stage '{stage}': {notebook.relative_to(root)} failed in cell {error.exec_count} "
+            f"({error.ename}: {reason}); full traceback in {kept.relative_to(root)}"
+        ) from None
+    if executed.exists():
+        strip_volatile_file(executed, root)
+
+
+def _dvc_cache(root: Path) -> Path:
+    """The md5 object folder of the project's DVC cache (``cache.dir`` of .dvc/config, else .dvc/cache)."""
+    folder = root / ".dvc" / "cache"
+    for config in (root / ".dvc" / "config", root / ".dvc" / "config.local"):
+        text = config.read_text(encoding="utf-8") if config.is_file() else ""
+        section = re.search(r"^\[cache\]\s*$(.*?)(?=^\[|\Z)", text, re.MULTILINE | re.DOTALL)
+        setting = re.search(r"^\s*dir\s*=\s*(.+?)\s*$", section.group(1), re.MULTILINE) if section else None
+        if setting:
+            folder = (root / ".dvc" / setting.group(1)).resolve()
+    return folder / "files" / "md5"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def restore_outputs(stage: str, root: Path) -> bool:
+    """Remove whatever the stage wrote and put back the outputs ``dvc.lock`` records, copied from the DVC cache.
+
+    Returns True when every recorded output was restored; otherwise the outputs are left absent (never
+    half-written) and ``dvc checkout`` restores them once the cache has them.
+    """
+    declared = stage_output_paths(stage, root / "dvc.yaml")
+    for relative in declared:
+        _remove(root / relative)
+    lock = root / "dvc.lock"
+    entry = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}).get(stage) if lock.is_file() else None
+    recorded = {out["path"]: out.get("md5", "") for out in (entry or {}).get("outs", [])}
+    if not entry or set(recorded) != set(declared):
+        return False
+    cache = _dvc_cache(root)
+    objects = lambda md5: cache / md5[:2] / md5[2:]  # noqa: E731
+    try:
+        for relative, md5 in recorded.items():
+            if md5.endswith(".dir"):
+                for item in json.loads(objects(md5).read_text(encoding="utf-8")):
+                    target = root / relative / item["relpath"]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(objects(item["md5"]), target)
+            else:
+                (root / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(objects(md5), root / relative)
+    except (OSError, ValueError, KeyError):
+        for relative in declared:
+            _remove(root / relative)
+        return False
+    return True
+
+
+def _failure_note(stage: str, root: Path) -> str:
+    if restore_outputs(stage, root):
+        return f"the outputs of '{stage}' are as before this run"
+    return f"no half-written outputs were kept; 'dvc checkout {stage}' restores its last good outputs"
+
+
+def _on_interrupt(stage: str, root: Path):
+    """A signal handler stopping the kernel (and its workers), restoring the outputs and exiting non-zero."""
+    def handler(signum: int, frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        import psutil
+
+        for child in psutil.Process().children(recursive=True):
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+        note = _failure_note(stage, root)
+        print(f"error: stage '{stage}' interrupted ({signal.Signals(signum).name}); {note}", file=sys.stderr, flush=True)
+        os._exit(130)
+    return handler
 
 
 def run_stage(stage: str, notebook: str, executed: str, *, root: Path | None = None) -> Path:
+    """Check everything, then execute the stage's notebook; on failure restore the outputs and re-raise."""
     root = root or project_root(Path.cwd())
     notebook_path, executed_path = root / notebook, root / executed
-    params = stage_params(stage, root / "params.yaml")
-    check_parameters(params, declared_parameters(notebook_path), stage=stage, notebook=notebook)
-    check_pipeline(root, [stage])
-    if os.environ.get(PERTURB_ENV):
-        print(f"note: {PERTURB_ENV}={os.environ[PERTURB_ENV]} is set: inputs are perturbed (a test switch)", file=sys.stderr)
-    create_output_folders([executed, *stage_output_paths(stage, root / "dvc.yaml")], root)
-    execute(stage, notebook_path, executed_path, root, params)
+    outputs = stage_output_paths(stage, root / "dvc.yaml")  # KeyError for a stage dvc.yaml does not have
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _on_interrupt(stage, root))
+    try:
+        params = stage_params(stage, root / "params.yaml")
+        check_parameters(params, declared_parameters(notebook_path), stage=stage, notebook=notebook)
+        check_stage(stage, params)
+        check_pipeline(root, [stage])
+        if os.environ.get(PERTURB_ENV):
+            print(f"note: {PERTURB_ENV}={os.environ[PERTURB_ENV]} is set: inputs are perturbed (a test switch)",
+                  file=sys.stderr)
+        os.environ[OUTPUT_ROOT_ENV] = str(root)  # the kernel writes into the pipeline's folders
+        create_output_folders([executed, *outputs], root)
+        execute(stage, notebook_path, executed_path, root, params)
+    except RUNNER_ERRORS as error:
+        raise type(error)(f"{_message(error)}; {_failure_note(stage, root)}") from None
     return executed_path
+
+
+RUNNER_ERRORS = (ParameterMismatch, ParameterError, DependencyMismatch, StageFailed, KeyError, FileNotFoundError)
+
+
+def _message(error: Exception) -> str:
+    return error.args[0] if isinstance(error, KeyError) and error.args else str(error)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,9 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         run_stage(args.stage, args.notebook, args.executed)
-    except (ParameterMismatch, DependencyMismatch, StageFailed, KeyError, FileNotFoundError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-        print(f"error: {message}", file=sys.stderr)
+    except RUNNER_ERRORS as error:
+        print(f"error: {_message(error)}", file=sys.stderr)
         return 1
     return 0
 

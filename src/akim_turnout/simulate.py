@@ -20,12 +20,14 @@ Pipeline:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+
+from akim_turnout.parameters import SIMULATION_SETTINGS, mapping_problems
 
 PUBLISHED = "published"
 ASSUMED = "assumed"
@@ -54,8 +56,7 @@ RACE_COLUMNS = (
     "winner_votes",
     "valid_votes",
 )
-UNKNOWN_POSTS_RULES = ("equal",)
-CANDS_SCALES = ("log", "count")
+UNKNOWN_POSTS_RULES = SIMULATION_SETTINGS["unknown_posts_rule"].choices
 # Logit-scale search interval for the regional intercepts; wide enough for any
 # published turnout strictly between 0 and 100 %.
 _ALPHA_BRACKET = (-50.0, 50.0)
@@ -103,69 +104,22 @@ class SimulationSettings:
     dirichlet_concentration: float = 1.0
 
     def __post_init__(self) -> None:
-        problems = _settings_problems(self)
+        problems = mapping_problems(asdict(self), SIMULATION_SETTINGS, "settings")
         if problems:
             raise ValueError("Invalid simulation settings: " + "; ".join(problems))
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> "SimulationSettings":
-        """Build settings from a plain mapping (e.g. a params.yaml section).
+        """Build settings from a plain mapping (e.g. a params.yaml section), checked against
+        :data:`akim_turnout.parameters.SIMULATION_SETTINGS`.
 
-        Unknown keys are refused, so a typo cannot silently run a default.
-        Missing keys take the defaults.
+        Unknown keys are refused, so a typo cannot silently run a default. Missing keys take the defaults.
         """
-        defaults = {f.name: f.default for f in fields(cls)}
-        unknown = sorted(set(mapping) - set(defaults))
-        if unknown:
-            raise ValueError(
-                f"Unknown simulation setting(s): {', '.join(map(repr, unknown))}. "
-                f"Allowed keys: {', '.join(sorted(defaults))}."
-            )
-        values = {
-            key: _coerce_setting(key, value, defaults[key])
-            for key, value in mapping.items()
-        }
-        return cls(**values)
-
-
-def _coerce_setting(key: str, value: Any, default: Any) -> Any:
-    """Convert a YAML value to the type of the field default, or raise."""
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise TypeError(f"Setting {key!r} must be true/false, got {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not float(value).is_integer():
-            raise TypeError(f"Setting {key!r} must be an integer, got {value!r}")
-        return int(value)
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"Setting {key!r} must be a number, got {value!r}")
-        return float(value)
-    if not isinstance(value, str):
-        raise TypeError(f"Setting {key!r} must be a string, got {value!r}")
-    return value
-
-
-def _settings_problems(s: SimulationSettings) -> list[str]:
-    """List the violated constraints of a settings object."""
-    checks = [
-        (s.cands_scale in CANDS_SCALES, f"cands_scale must be one of {CANDS_SCALES}"),
-        (
-            s.unknown_posts_rule in UNKNOWN_POSTS_RULES,
-            f"unknown_posts_rule must be one of {UNKNOWN_POSTS_RULES}",
-        ),
-        (s.overdispersion_sd >= 0, "overdispersion_sd must be >= 0"),
-        (s.voters_sd_log >= 0, "voters_sd_log must be >= 0"),
-        (s.min_candidates >= 1, "min_candidates must be >= 1"),
-        (s.min_registered >= 1, "min_registered must be >= 1"),
-        (s.dirichlet_concentration > 0, "dirichlet_concentration must be > 0"),
-    ]
-    finite = all(
-        np.isfinite(v) for v in (s.beta_cands, s.beta_self_share, s.beta_women)
-    )
-    checks.append((finite, "beta_* must be finite"))
-    return [message for ok, message in checks if not ok]
+        problems = mapping_problems(mapping, SIMULATION_SETTINGS, "settings", partial=True)
+        if problems:
+            raise ValueError("Invalid simulation settings: " + "; ".join(problems))
+        numbers = {key for key, rule in SIMULATION_SETTINGS.items() if rule.kind == "number"}
+        return cls(**{key: float(value) if key in numbers else value for key, value in mapping.items()})
 
 
 def cands_term(settings: SimulationSettings) -> str:

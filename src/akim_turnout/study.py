@@ -91,7 +91,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -99,9 +99,10 @@ import pandas as pd
 from scipy import stats
 
 from akim_turnout import models, simulate
+from akim_turnout.parameters import STUDY_DESIGN, STUDY_METHODS, mapping_problems
 from akim_turnout.outputs import stated, stated_frame
 
-METHODS = ("cluster_t", "wild_bootstrap", "gee_bias_reduced", "mixedlm", "naive_binomial")
+METHODS = STUDY_METHODS  # reporting order
 CLUSTER_ROBUST = ("cluster_t", "wild_bootstrap", "gee_bias_reduced")
 METHOD_LABELS = {
     "cluster_t": "cluster-robust GLM with t(G-1)",
@@ -186,29 +187,34 @@ class StudyDesign:
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> "StudyDesign":
-        """Build a design from a plain mapping (a params.yaml section); unknown keys are refused.
+        """Build a design from a plain mapping (a params.yaml section), checked against
+        :data:`akim_turnout.parameters.STUDY_DESIGN`; unknown keys are refused, missing keys take the defaults.
 
         ``designs`` is a list of ``{n_regions, n_races[, n_replications]}``
         mappings; ``method_replications`` a mapping ``method -> cap``.
-        Missing keys take the defaults.
         """
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(mapping) - allowed)
-        if unknown:
-            raise ValueError(
-                f"Unknown simulation_study key(s): {', '.join(map(repr, unknown))}. "
-                f"Allowed keys: {', '.join(sorted(allowed))}."
-            )
-        converters: dict[str, Callable[[str, Any], Any]] = {
-            "n_replications": _as_int, "n_boot": _as_int, "seed": _as_int, "alpha": _as_float,
-            "n_replications_null": lambda k, v: None if v is None else _as_int(k, v),
-            "effect_grid": lambda k, v: tuple(_as_float(k, x) for x in _as_list(k, v)),
-            "designs": lambda k, v: tuple(_design_point(x) for x in _as_list(k, v)),
-            "methods": lambda k, v: tuple(_as_str(k, x) for x in _as_list(k, v)),
-            "method_replications": _method_caps,
-            "wild_bootstrap_ci": _as_bool, "wild_weights": _as_str,
+        problems = mapping_problems(mapping, STUDY_DESIGN, "design", partial=True)
+        if problems:
+            raise ValueError("Invalid study design: " + "; ".join(problems))
+        converters: dict[str, Callable[[Any], Any]] = {
+            "alpha": float,
+            "effect_grid": lambda v: tuple(float(x) for x in v),
+            "designs": lambda v: tuple(x if isinstance(x, DesignPoint) else DesignPoint(**x) for x in v),
+            "methods": tuple,
+            "method_replications": lambda v: tuple(dict(v).items()),
         }
-        return cls(**{key: converters[key](key, value) for key, value in mapping.items()})
+        return cls(**{key: converters.get(key, lambda v: v)(value) for key, value in mapping.items()})
+
+    def as_mapping(self) -> dict[str, Any]:
+        """The design as params.yaml spells it (the inverse of :meth:`from_mapping`)."""
+        return {
+            "n_replications": self.n_replications, "n_replications_null": self.n_replications_null,
+            "effect_grid": list(self.effect_grid),
+            "designs": [{k: v for k, v in vars(p).items() if v is not None} for p in self.designs],
+            "n_boot": self.n_boot, "seed": self.seed, "alpha": self.alpha, "methods": list(self.methods),
+            "method_replications": dict(self.method_replications), "wild_bootstrap_ci": self.wild_bootstrap_ci,
+            "wild_weights": self.wild_weights,
+        }
 
     def replications(self, design_index: int, effect: float) -> int:
         """Number of replications of design ``design_index`` at ``effect``.
@@ -229,80 +235,17 @@ class StudyDesign:
         return tuple(m for m in self.methods if replication < caps.get(m, replication + 1))
 
 
-def _as_list(key: str, value: Any) -> list[Any]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        raise TypeError(f"{key!r} must be a list, got {value!r}")
-    return list(value)
-
-
-def _as_int(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
-        raise TypeError(f"{key!r} must be an integer, got {value!r}")
-    return int(value)
-
-
-def _as_float(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{key!r} must be a number, got {value!r}")
-    return float(value)
-
-
-def _as_bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{key!r} must be true/false, got {value!r}")
-    return value
-
-
-def _as_str(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{key!r} must be a string, got {value!r}")
-    return value
-
-
-def _design_point(value: Any) -> DesignPoint:
-    """A DesignPoint from a mapping, refusing unknown keys."""
-    if isinstance(value, DesignPoint):
-        return value
-    if not isinstance(value, Mapping):
-        raise TypeError(f"each design must be a mapping with n_regions and n_races, got {value!r}")
-    allowed = {f.name for f in fields(DesignPoint)}
-    unknown = sorted(set(value) - allowed)
-    missing = sorted({"n_regions", "n_races"} - set(value))
-    if unknown or missing:
-        raise ValueError(f"design {dict(value)!r}: unknown key(s) {unknown}, missing key(s) {missing}")
-    return DesignPoint(**{k: None if v is None else _as_int(k, v) for k, v in value.items()})
-
-
-def _method_caps(key: str, value: Any) -> tuple[tuple[str, int], ...]:
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{key!r} must be a mapping method -> replications, got {value!r}")
-    return tuple((_as_str(key, m), _as_int(key, n)) for m, n in value.items())
-
-
 def _design_problems(d: StudyDesign) -> list[str]:
-    """List the violated constraints of a study design."""
+    """The violated constraints of a study design: each key's own rule (:data:`parameters.STUDY_DESIGN`), then
+    the rules that involve several keys."""
+    problems = mapping_problems(d.as_mapping(), STUDY_DESIGN, "design", partial=True)
+    if problems:
+        return problems
     grid = np.asarray(d.effect_grid, dtype=float)
-    caps = dict(d.method_replications)
     checks = [
-        (d.n_replications >= 2, "n_replications must be >= 2"),
-        (d.n_replications_null is None or d.n_replications_null >= 2, "n_replications_null must be >= 2"),
-        (len(grid) >= 2 and np.all(np.isfinite(grid)), "effect_grid needs >= 2 finite values"),
         (0.0 in d.effect_grid, "effect_grid must contain 0 (size of the tests)"),
-        (len(set(d.effect_grid)) == len(d.effect_grid), "effect_grid values must be distinct"),
         (bool(np.all(grid <= 0) or np.all(grid >= 0)), "effect_grid must lie on one side of 0"),
-        (len(d.designs) >= 1, "designs must not be empty"),
-        (all(p.n_regions >= 2 and p.n_races >= 2 * p.n_regions for p in d.designs),
-         "each design needs n_regions >= 2 and n_races >= 2 * n_regions"),
-        (all(p.n_replications is None or p.n_replications >= 2 for p in d.designs),
-         "a design's n_replications must be >= 2"),
-        (len(d.methods) >= 1 and set(d.methods) <= set(METHODS), f"methods must be a non-empty subset of {METHODS}"),
-        (len(set(d.methods)) == len(d.methods), "methods must be distinct"),
-        (set(caps) <= set(METHODS), f"method_replications names a method not in {METHODS}"),
-        (all(n >= 2 for n in caps.values()), "method_replications caps must be >= 2"),
-        (d.n_boot >= 19, "n_boot must be >= 19"),
-        (d.seed >= 0, "seed must be >= 0"),
-        (0 < d.alpha < 0.5, "alpha must be in (0, 0.5)"),
-        (d.wild_weights in models.WILD_WEIGHTS, f"wild_weights must be one of {sorted(models.WILD_WEIGHTS)}"),
+        (all(p.n_races >= 2 * p.n_regions for p in d.designs), "each design needs n_races >= 2 * n_regions"),
     ]
     return [message for ok, message in checks if not ok]
 
