@@ -1,27 +1,42 @@
-"""The DVC pipeline in a temporary copy of the repository: runs, no-op reruns, determinism, parameter handling."""
+"""The DVC pipeline in a temporary copy of the repository, set up and run by the README's own commands: runs, no-op
+reruns, outputs that do not hang on last bits, parameter handling, interrupts, experiments and sweeps, a remote."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from akim_turnout.paths import PERTURB_ENV, project_root
+from readme_commands import readme_blocks, run_blocks
 
 pytestmark = pytest.mark.pipeline
 ROOT = project_root()
 
 
-def run(args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
-    env.pop("AKIM_OUTPUT_ROOT", None)  # the copy's stages must write into the copy
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+def shell_without_environment() -> dict[str, str]:
+    """The caller's environment with no Python environment activated: a reader's shell after `git clone`."""
+    ours = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != ours and "/.venv/" not in p + "/")
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("VIRTUAL_ENV", "CONDA_PREFIX", "AKIM_OUTPUT_ROOT", PERTURB_ENV)}
+    return {**env, "PATH": path}
+
+
+def run(args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None,
+        timeout: float = 1800, venv: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a command in the copy with the copy's own environment (its .venv/bin first on PATH)."""
+    base = shell_without_environment()
+    base["PATH"] = f"{(venv or cwd / '.venv') / 'bin'}{os.pathsep}{base['PATH']}"
+    result = subprocess.run(args, cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
@@ -29,7 +44,8 @@ def run(args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | No
 
 def copy_repository(destination: Path) -> Path:
     """Copy the files git tracks or would track (not venvs, caches or outputs) and commit them in a new repo."""
-    listed = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], ROOT).stdout.split("\0")
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
     for relative in filter(None, listed):
         source = ROOT / relative
         if source.is_file():
@@ -38,16 +54,42 @@ def copy_repository(destination: Path) -> Path:
             shutil.copy2(source, target)
     for command in (["git", "init", "-q"], ["git", "add", "-A"],
                     ["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "copy"]):
-        run(command, destination)
+        subprocess.run(command, cwd=destination, check=True, capture_output=True)
     return destination
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    """A copy of the repository after one `dvc repro`."""
+def readme_run(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A fresh copy of the project in which every runnable command block of README.md ran, as written, in order,
+    from a shell with no environment activated (the first block, `make reproduce`, builds the copy's .venv)."""
     copy = copy_repository(tmp_path_factory.mktemp("pipeline") / "repo")
-    run(["dvc", "repro"], copy)
+    outputs = run_blocks(readme_blocks((copy / "README.md").read_text()), copy, shell_without_environment())
+    return copy, outputs
+
+
+@pytest.fixture(scope="module")
+def built(readme_run) -> Path:
+    """The same copy back at the committed results (the README's experiments changed parameters)."""
+    copy, _ = readme_run
+    run(["git", "checkout", "--", "params.yaml", "dvc.lock"], copy)
+    run(["dvc", "checkout", "-q", "--force"], copy)
     return copy
+
+
+def test_readme_commands_work_as_written(readme_run) -> None:
+    copy, outputs = readme_run
+    assert (copy / ".venv/bin/python").is_file() and (copy / "reports/report.html").is_file()
+    # each `dvc exp run -S` rewrote exactly the line it sets (two experiments: two lines)
+    changed = run(["git", "diff", "--numstat", "params.yaml"], copy).stdout.split()
+    assert changed[:2] == ["2", "2"], run(["git", "diff", "params.yaml"], copy).stdout
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    assert params["forensics"]["n_sim"] == 500 and params["race_models"]["headline_model"] == "gee"
+    metrics = json.loads((copy / "reports/metrics/forensics.json").read_text())
+    assert metrics["simulated_clean"]["integer_n_sim"] == 500
+    # the hand-run notebook wrote to scratch/ only: what DVC tracks is as the experiments left it
+    assert (copy / "scratch/reports/figures/forensics/integer_simulated_clean.png").is_file()
+    assert "up to date" in run(["dvc", "status"], copy).stdout
+    assert "no problems" in outputs[-1]
 
 
 def stages() -> list[str]:
@@ -106,29 +148,92 @@ def test_metrics_are_readable_by_dvc(built: Path) -> None:
     assert ingest["turnout_pct_max"] == pytest.approx(90.9, abs=0.05)
 
 
-def test_changing_one_parameter_invalidates_only_the_stages_using_it(built: Path, tmp_path: Path) -> None:
-    params = yaml.safe_load((built / "params.yaml").read_text())
-    original = (built / "params.yaml").read_text()
-    params["report"]["title"] = params["report"]["title"] + " (edited)"
-    try:
-        (built / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        changed = json.loads(run(["dvc", "status", "--json"], built).stdout)
-        assert set(changed) == {"report"}, changed
-    finally:
-        (built / "params.yaml").write_text(original)
+def _set_param(copy: Path, section: str, key: str, old: str, new: str) -> str:
+    """Change one line of params.yaml (``key: old`` -> ``key: new`` inside ``section``); returns the original text."""
+    original = (copy / "params.yaml").read_text()
+    head, _, tail = original.partition(f"\n{section}:\n")
+    assert f"  {key}: {old}" in tail, (section, key, old)
+    (copy / "params.yaml").write_text(f"{head}\n{section}:\n" + tail.replace(f"  {key}: {old}", f"  {key}: {new}", 1))
+    return original
 
 
-def test_misspelled_parameter_stops_its_stage_naming_it(built: Path) -> None:
-    original = (built / "params.yaml").read_text()
+def test_changing_one_parameter_invalidates_only_the_stages_using_it_and_the_report_follows(built: Path) -> None:
+    original = _set_param(built, "report", "title", "Turnout in", "Edited turnout in")
     try:
-        (built / "params.yaml").write_text(original.replace("  raw_dir: data/raw", "  raw_dri: data/raw"))
-        result = run(["dvc", "repro", "-s", "ingest"], built, check=False)
-        assert result.returncode != 0
-        assert "unknown parameter 'raw_dri'" in result.stderr + result.stdout
-        assert "missing parameter 'raw_dir'" in result.stderr + result.stdout
+        assert set(json.loads(run(["dvc", "status", "--json"], built).stdout)) == {"report"}
+        (built / "params.yaml").write_text(original)
+        _set_param(built, "forensics", "min_real_races", "30", "31")
+        # the report shows every parameter, so it depends on (and reruns for) this one too
+        assert set(json.loads(run(["dvc", "status", "--json"], built).stdout)) == {"forensics", "report"}
+        run(["dvc", "repro"], built)
+        assert "min_real_races: 31" in (built / "reports/report.html").read_text()
     finally:
         (built / "params.yaml").write_text(original)
-        run(["dvc", "checkout", "-q"], built, check=False)
+        run(["git", "checkout", "--", "dvc.lock"], built)
+        run(["dvc", "checkout", "-q", "--force"], built)
+    assert run(["git", "status", "--porcelain"], built).stdout == ""
+
+
+def _repro_with(copy: Path, section: str, key: str, old: str, new: str, stage: str) -> str:
+    """`dvc repro -s stage` with one parameter changed; returns its output, with params.yaml restored afterwards."""
+    original = _set_param(copy, section, key, old, new)
+    try:
+        result = run(["dvc", "repro", "-s", stage], copy, check=False)
+        assert result.returncode != 0, f"{section}.{key} = {new} was accepted"
+        return result.stderr + result.stdout
+    finally:
+        (copy / "params.yaml").write_text(original)
+
+
+def test_misspelled_parameter_stops_its_stage_naming_it_and_keeps_its_outputs(built: Path) -> None:
+    output = _repro_with(built, "regional_model", "n_permutations", "1999", "1999\n  n_permutation: 999",
+                         "regional_model")
+    assert "error: stage 'regional_model': unknown parameter 'n_permutation'" in output
+    assert "the outputs of 'regional_model' are as before this run" in output
+    assert "up to date" in run(["dvc", "status"], built).stdout, "outputs restored: nothing to rerun or check out"
+
+
+@pytest.mark.parametrize(("new", "expected"), [
+    ("-5", "parameter 'n_sim' must be an integer from 100 to 1000000, got -5"),
+    ("abc", "parameter 'n_sim' must be an integer from 100 to 1000000, got 'abc'"),
+    ("5000000", "parameter 'n_sim' must be an integer from 100 to 1000000, got 5000000"),
+])
+def test_bad_value_stops_the_stage_at_once_in_one_line_and_keeps_its_outputs(built: Path, new: str, expected: str) -> None:
+    before = {p: p.read_bytes() for p in (built / "reports/figures/forensics").iterdir()}
+    started = time.monotonic()
+    output = _repro_with(built, "forensics", "n_sim", "2000", new, "forensics")
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: stage 'forensics': {expected}; the outputs of 'forensics' are as before this run"]
+    assert time.monotonic() - started < 30, "refused before any work"
+    assert {p: p.read_bytes() for p in (built / "reports/figures/forensics").iterdir()} == before
+    assert "up to date" in run(["dvc", "status"], built).stdout
+
+
+def test_interrupt_stops_the_stage_and_the_pipeline(built: Path) -> None:
+    """Ctrl-C in a terminal sends SIGINT to the whole foreground process group: DVC, the stage's shell, the runner."""
+    lock = (built / "dvc.lock").read_bytes()
+    env = shell_without_environment()
+    env["PATH"] = f"{built / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
+    process = subprocess.Popen(["dvc", "repro", "-f", "-s", "simulation_study", "forensics"], cwd=built, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    output = ""
+    while "Running stage 'simulation_study'" not in output:
+        output += process.stdout.readline()
+        assert process.poll() is None, output
+    time.sleep(6)  # the kernel is fitting models by now
+    os.killpg(process.pid, signal.SIGINT)
+    sent = time.monotonic()
+    rest, _ = process.communicate(timeout=60)
+    stopped_after = time.monotonic() - sent
+    output += rest
+    assert process.returncode != 0, output
+    assert stopped_after < 10, f"stopped {stopped_after:.1f} s after the interrupt"
+    assert "error: stage 'simulation_study' interrupted (SIGINT); the outputs of 'simulation_study' are as before" in output
+    assert "Running stage 'forensics'" not in output, "the pipeline must stop too"
+    assert (built / "dvc.lock").read_bytes() == lock, "nothing recorded as done"
+    assert "up to date" in run(["dvc", "status"], built).stdout
+    leftover = subprocess.run(["pgrep", "-f", f"{built}.*ipykernel|loky"], capture_output=True, text=True).stdout
+    assert leftover == "", "the kernel and its workers are stopped"
 
 
 def test_bad_raw_data_stops_the_ingest_stage_and_nothing_is_taken_for_good(built: Path) -> None:
@@ -175,17 +280,19 @@ def test_validation_and_diagnostics_metrics(built: Path) -> None:
     assert forensics["simulated_planted"]["integer_p_value"] < 0.01
 
 
-def test_queued_sweep_over_true_effect_and_model_family(built: Path) -> None:
-    """The documented sweep (python -m akim_turnout.sweep) on a 2 x 1 grid, run by `dvc queue start -j 2`."""
-    env_run = lambda args, check=True: run(args, built, check=check)
-    result = env_run([sys.executable, "-m", "akim_turnout.sweep", "--effects", "-0.3", "0.0", "--families", "gee", "--jobs", "2", "--timeout", "900"])
-    lines = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:]}
-    assert set(lines) == {"effect-0p30-gee", "effect0p00-gee"}
-    assert float(lines["effect0p00-gee"][1]) == 0.0 and lines["effect0p00-gee"][2] == "gee"
-    diff = env_run(["dvc", "metrics", "diff", "HEAD", "effect0p00-gee", "--json"]).stdout
-    changed = json.loads(diff)["reports/metrics/race_models.json"]
-    assert "headline.model" not in changed or changed["headline.model"]["new"] == "gee"
-    assert changed["headline.true"]["new"] == 0.0
+def test_queued_sweep_reports_progress_and_can_be_run_again(built: Path) -> None:
+    """The documented sweep (python -m akim_turnout.sweep) on a 1 x 1 grid, run by `dvc queue start`, twice: the
+    second run replaces the first's experiment instead of failing on its name."""
+    sweep = [str(built / ".venv/bin/python"), "-m", "akim_turnout.sweep", "--effects", "0.0", "--families", "gee",
+             "--jobs", "1", "--timeout", "900"]
+    first = run(sweep, built).stdout
+    assert "queued 1 experiment(s)" in first and "[1/1] effect0p00-gee: success" in first
+    second = run(sweep, built).stdout
+    assert "replacing 1 earlier experiment(s): effect0p00-gee" in second
+    row = second.splitlines()[-1].split()
+    assert row[:3] == ["effect0p00-gee", "0.00", "gee"]
+    changed = json.loads(run(["dvc", "metrics", "diff", "HEAD", "effect0p00-gee", "--json"], built).stdout)
+    assert changed["reports/metrics/race_models.json"]["headline.true"]["new"] == 0
     assert run(["git", "status", "--porcelain"], built).stdout == "", "queued experiments leave the workspace alone"
 
 
@@ -195,11 +302,12 @@ def test_shared_remote_push_then_fresh_clone_pulls_and_reruns_nothing(built: Pat
     try:
         run(["dvc", "push", "-q"], built)
         clone = tmp_path / "collaborator"
-        run(["git", "clone", "-q", str(built), str(clone)], tmp_path)
-        run(["dvc", "remote", "add", "--local", "-d", "shared", str(remote)], clone)
-        run(["dvc", "pull", "-q"], clone)
+        venv = built / ".venv"
+        run(["git", "clone", "-q", str(built), str(clone)], tmp_path, venv=venv)
+        run(["dvc", "remote", "add", "--local", "-d", "shared", str(remote)], clone, venv=venv)
+        run(["dvc", "pull", "-q"], clone, venv=venv)
         assert (clone / "reports/report.html").read_bytes() == (built / "reports/report.html").read_bytes()
-        output = run(["dvc", "repro"], clone).stdout
+        output = run(["dvc", "repro"], clone, venv=venv).stdout
         assert "Running stage" not in output and "up to date" in output
     finally:
         run(["dvc", "remote", "remove", "--local", "shared"], built, check=False)

@@ -2,9 +2,11 @@
 
     python -m akim_turnout.sweep --effects 0.0 -0.15 -0.3 --families glm gee mixedlm --jobs 2
 
-Each grid point is queued with ``dvc exp run --queue -S ...``; ``dvc queue start -j JOBS`` runs them in parallel in
-temporary copies (the workspace is untouched), and the comparison is printed with ``dvc exp show``. Afterwards
-``dvc exp show`` / ``dvc metrics diff`` compare them, and ``dvc exp apply NAME`` brings one into the workspace.
+Each grid point is queued with ``dvc exp run --queue -S ...`` under a name such as ``effect-0p15-gee``; an
+experiment of the same name from an earlier sweep is replaced. ``dvc queue start -j JOBS`` runs them in parallel in
+temporary copies (the workspace is untouched) while one line per finished experiment reports progress; the table
+at the end is in numeric order (family, then true effect from 0 down). Afterwards ``dvc exp show`` /
+``dvc metrics diff`` compare them, and ``dvc exp apply NAME`` brings one into the workspace.
 """
 
 from __future__ import annotations
@@ -19,42 +21,65 @@ from pathlib import Path
 
 EFFECT_PARAM = "simulate.settings.beta_self_share"
 FAMILY_PARAM = "race_models.headline_model"
-SHOWN = ["race_models.json:headline", "simulate.json:true_coefficients"]
+FAMILIES = ("glm", "beta", "gee", "mixedlm")
+FINISHED = ("Success", "Failed")
 
 
 def dvc(*args: str, cwd: Path) -> str:
-    result = subprocess.run(["dvc", *args], cwd=cwd, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout
 
 
+def experiment_name(effect: float, family: str) -> str:
+    """A git-ref-safe name: ``effect0p00-glm``, ``effect-0p15-gee``."""
+    return f"effect{effect:+.2f}-{family}".replace(".", "p").replace("+", "")
+
+
 def queue_grid(effects: list[float], families: list[str], cwd: Path) -> list[str]:
-    """Queue one experiment per (effect, family); returns their names."""
-    names = []
-    for effect, family in itertools.product(effects, families):
-        name = f"effect{effect:+.2f}-{family}".replace(".", "p").replace("+", "")
-        dvc("exp", "run", "--queue", "--name", name, "-S", f"{EFFECT_PARAM}={effect}", "-S", f"{FAMILY_PARAM}={family}", cwd=cwd)
-        names.append(name)
+    """Queue one experiment per (effect, family), replacing experiments of the same name; returns the names."""
+    names = [experiment_name(effect, family) for effect, family in itertools.product(effects, families)]
+    existing = set(dvc("exp", "list", "--name-only", cwd=cwd).split())
+    earlier = [name for name in names if name in existing]
+    if earlier:
+        dvc("exp", "remove", *earlier, cwd=cwd)
+        print(f"replacing {len(earlier)} earlier experiment(s): {', '.join(earlier)}", flush=True)
+    for (effect, family), name in zip(itertools.product(effects, families), names):
+        dvc("exp", "run", "--queue", "--name", name, "-S", f"{EFFECT_PARAM}={effect}", "-S", f"{FAMILY_PARAM}={family}",
+            cwd=cwd)
     return names
 
 
-def wait_for_queue(cwd: Path, timeout_s: float, poll_s: float = 3.0) -> None:
-    """Poll ``dvc queue status`` until nothing is queued or running."""
-    deadline = time.monotonic() + timeout_s
+def queue_states(status: str, names: list[str]) -> dict[str, str]:
+    """Name -> status (Queued, Running, Success, Failed) from the text of ``dvc queue status``."""
+    states = {}
+    for line in status.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[1] in names:
+            states[words[1]] = words[-1]
+    return states
+
+
+def wait_for_queue(names: list[str], cwd: Path, timeout_s: float, poll_s: float = 3.0) -> dict[str, str]:
+    """Poll ``dvc queue status`` until every experiment has finished, printing one line as each one does."""
+    deadline, reported = time.monotonic() + timeout_s, set()
+    started = time.monotonic()
     while time.monotonic() < deadline:
-        status = dvc("queue", "status", cwd=cwd)
-        if not any(word in status for word in ("Queued", "Running")):
-            failed = [line for line in status.splitlines() if "Failed" in line]
-            if failed:
-                raise RuntimeError("experiments failed:\n" + "\n".join(failed))
-            return
+        states = queue_states(dvc("queue", "status", cwd=cwd), names)
+        for name in names:
+            if states.get(name) in FINISHED and name not in reported:
+                reported.add(name)
+                print(f"[{len(reported)}/{len(names)}] {name}: {states[name].lower()} "
+                      f"({time.monotonic() - started:.0f} s)", flush=True)
+        if len(reported) == len(names):
+            return states
         time.sleep(poll_s)
-    raise TimeoutError(f"experiments still running after {timeout_s} s")
+    raise TimeoutError(f"experiments still running after {timeout_s:.0f} s")
 
 
 def headline_table(names: list[str], cwd: Path) -> list[dict]:
-    """Parameters and headline metric of each named experiment, from ``dvc exp show --json``."""
+    """Parameters and headline metric of each named experiment, from ``dvc exp show --json``, in numeric order."""
     shown = json.loads(dvc("exp", "show", "--json", cwd=cwd))
     rows = []
     for commit in shown:
@@ -65,30 +90,36 @@ def headline_table(names: list[str], cwd: Path) -> list[dict]:
                 data = revision["data"]
                 params = data["params"]["params.yaml"]["data"]
                 headline = data["metrics"]["reports/metrics/race_models.json"]["data"]["headline"]
-                rows.append({"name": revision["name"], "true_effect": params["simulate"]["settings"]["beta_self_share"],
-                             "family": params["race_models"]["headline_model"], **{k: headline[k] for k in ("estimate", "ci_lower", "ci_upper")}})
-    return sorted(rows, key=lambda r: r["name"])
+                rows.append({"name": revision["name"], "true_effect": float(params["simulate"]["settings"]["beta_self_share"]),
+                             "family": params["race_models"]["headline_model"],
+                             **{k: headline[k] for k in ("estimate", "ci_lower", "ci_upper")}})
+    return sorted(rows, key=lambda r: (FAMILIES.index(r["family"]), -r["true_effect"]))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--effects", nargs="+", type=float, default=[0.0, -0.15, -0.3])
-    parser.add_argument("--families", nargs="+", default=["glm", "gee", "mixedlm"], choices=["glm", "beta", "gee", "mixedlm"])
+    parser.add_argument("--families", nargs="+", default=["glm", "gee", "mixedlm"], choices=FAMILIES)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args(argv)
     cwd = Path.cwd()
     names = queue_grid(args.effects, args.families, cwd)
+    print(f"queued {len(names)} experiment(s); running {args.jobs} at a time", flush=True)
     dvc("queue", "start", "-j", str(args.jobs), cwd=cwd)
     try:
-        wait_for_queue(cwd, args.timeout)
+        states = wait_for_queue(names, cwd, args.timeout)
     finally:
         dvc("queue", "stop", cwd=cwd)
     rows = headline_table(names, cwd)
     print(f"{'experiment':<26} {'true effect':>11} {'family':<8} {'estimate':>9} {'95 % CI':>20}")
     for r in rows:
-        print(f"{r['name']:<26} {r['true_effect']:>11.2f} {r['family']:<8} {r['estimate']:>9.3f} [{r['ci_lower']:.3f}, {r['ci_upper']:.3f}]")
-    return 0 if len(rows) == len(names) else 1
+        print(f"{r['name']:<26} {r['true_effect']:>11.2f} {r['family']:<8} {r['estimate']:>9.3f} "
+              f"[{r['ci_lower']:.3f}, {r['ci_upper']:.3f}]")
+    failed = [name for name, state in states.items() if state == "Failed"]
+    if failed:
+        print(f"failed: {', '.join(failed)} (dvc queue logs NAME shows why)", file=sys.stderr)
+    return 0 if len(rows) == len(names) and not failed else 1
 
 
 if __name__ == "__main__":
