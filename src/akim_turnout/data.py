@@ -23,8 +23,10 @@ from akim_turnout.validation import (
     Problem,
     Table,
     check_columns,
+    check_cross_fields,
     check_fields,
     check_foreign_key,
+    check_provenance,
     check_unique,
     read_table,
 )
@@ -55,22 +57,29 @@ class RawData:
 
 
 def read_datapackage(raw_dir: Path) -> dict[str, dict[str, Any]]:
-    """Resources of ``datapackage.json`` by name."""
-    with open(raw_dir / DATAPACKAGE, encoding="utf-8") as handle:
-        package = json.load(handle)
+    """Resources of ``datapackage.json`` by name; DataValidationError when it is missing or not valid JSON."""
+    label = label_of(raw_dir, DATAPACKAGE)
+    try:
+        with open(Path(raw_dir) / DATAPACKAGE, encoding="utf-8") as handle:
+            package = json.load(handle)
+    except FileNotFoundError:
+        raise DataValidationError([Problem(label, 0, "-", "missing-file", "the data package description is missing")]) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataValidationError([Problem(label, getattr(error, "lineno", 0), "-", "json", f"not valid JSON: {error}")]) from None
     return {resource["name"]: resource for resource in package["resources"]}
 
 
-def _rel(path: Path, raw_dir: Path) -> str:
-    return str(Path(raw_dir.name) / path.name) if raw_dir.name == "raw" else str(path)
+def label_of(raw_dir: str | Path, path: str) -> str:
+    """How messages name a file: the folder as the user gave it, joined with the file's path (data/raw/regional.csv)."""
+    return os.path.join(str(raw_dir), path)
 
 
-def read_all(raw_dir: Path, resources: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Table], list[Problem]]:
+def read_all(raw_dir: str | Path, resources: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Table], list[Problem]]:
     """Read and check every resource against its own schema (columns, cells, primary key)."""
     tables, problems = {}, []
     for name, resource in resources.items():
-        path = raw_dir / resource["path"]
-        label = f"data/raw/{resource['path']}"
+        path = Path(raw_dir) / resource["path"]
+        label = label_of(raw_dir, resource["path"])
         if not path.is_file():
             problems.append(Problem(label, 0, "-", "missing-file", "file listed in datapackage.json does not exist"))
             continue
@@ -98,6 +107,7 @@ def _key_values(table: Table, column: str) -> set[str]:
 def check_references(tables: Mapping[str, Table], resources: Mapping[str, Mapping[str, Any]], regions: RegionIndex) -> list[Problem]:
     """Foreign keys from datapackage.json; region names through the alias index."""
     problems = []
+    region_file = tables["region_names"].name if "region_names" in tables else "region_names.csv"
     for name, table in tables.items():
         for foreign in resources[name]["schema"].get("foreignKeys", []):
             fields = foreign["fields"]
@@ -108,39 +118,47 @@ def check_references(tables: Mapping[str, Table], resources: Mapping[str, Mappin
             target_field = foreign["reference"]["fields"]
             target_field = target_field if isinstance(target_field, str) else target_field[0]
             optional = not any(f["name"] == column and f.get("constraints", {}).get("required") for f in resources[name]["schema"]["fields"])
-            problems += check_foreign_key(table, column, _key_values(tables[target], target_field), f"data/raw/{resources[target]['path']}", optional=optional)
+            problems += check_foreign_key(table, column, _key_values(tables[target], target_field), tables[target].name, optional=optional)
         if "region" in table.header and name != "region_names":
             for row in table.rows:
                 value = row.values["region"].strip()
                 if value and regions.resolve(value) is None:
                     problems.append(Problem(table.name, row.line, "region", "known-region",
-                                            f"unknown region name {value!r} (accepted spellings are listed in data/raw/region_names.csv)"))
+                                            f"unknown region name {value!r} (accepted spellings are listed in {region_file})"))
     return problems
 
 
 def check_figures(tables: Mapping[str, Table]) -> list[Problem]:
     """Figure rows: a source, a known variable, a value in the variable's type and range, one primary per key."""
     variables = {row.values["variable"].strip(): row.values for row in tables["variables"].rows} if "variables" in tables else {}
+    variables_file = tables["variables"].name if "variables" in tables else "variables.csv"
     problems = []
     for name in FIGURE_TABLES:
         if name not in tables:
             continue
         table = tables[name]
         for row in table.rows:
-            problems += _check_figure_row(table.name, row.line, row.values, variables)
+            problems += _check_figure_row(table.name, row.line, row.values, variables, variables_file)
         key = {"national": ["round_id"], "regional": ["round_id", "region"], "race_figures": ["race_id"]}[name]
         primary = Table(table.name, table.header, tuple(r for r in table.rows if r.values.get("role", "").strip() == "primary"))
         problems += check_unique(primary, [*key, "variable", "as_of"], rule="one-primary-value")
     return problems
 
 
-def _check_figure_row(file: str, line: int, values: Mapping[str, str], variables: Mapping[str, Mapping[str, str]]) -> list[Problem]:
+def check_figure_provenance(tables: Mapping[str, Table]) -> list[Problem]:
+    """Quote stating the number, English gloss and derivation of every figure row (``validation.provenance_problems``)."""
+    languages = {row.values["source_id"].strip(): row.values["language"].strip() for row in tables["sources"].rows} if "sources" in tables else {}
+    return [problem for name in FIGURE_TABLES if name in tables for problem in check_provenance(tables[name], languages)]
+
+
+def _check_figure_row(file: str, line: int, values: Mapping[str, str], variables: Mapping[str, Mapping[str, str]],
+                      variables_file: str) -> list[Problem]:
     problems = []
     if not values.get("source_id", "").strip():
         problems.append(Problem(file, line, "source_id", "has-source", "figure has no source: every figure needs a source_id from sources.csv"))
     variable = values.get("variable", "").strip()
     if variable not in variables:
-        return problems + [Problem(file, line, "variable", "known-variable", f"'{variable}' is not listed in data/raw/variables.csv")]
+        return problems + [Problem(file, line, "variable", "known-variable", f"'{variable}' is not listed in {variables_file}")]
     spec, text = variables[variable], values.get("value", "").strip()
     try:
         value = float(text)
@@ -165,6 +183,7 @@ def figures_frame(tables: Mapping[str, Table], regions: RegionIndex) -> pd.DataF
             continue
         for row in tables[name].rows:
             record = {key: value.strip() for key, value in row.values.items()}
+            record["value_text"] = record.get("value", "")
             unit = units.get(record.get("race_id", ""), {})
             region_text = record.get("region") or unit.get("region", "").strip()
             record.update(
@@ -213,6 +232,8 @@ def regional_remainders(figures: pd.DataFrame, regions: RegionIndex) -> tuple[pd
     wide_2021 = regional_table(figures, regions).melt(id_vars="region", value_vars=list(ADDITIVE), var_name="variable")
     regional = pd.concat([wide_2021.dropna(subset=["value"]).assign(round_id=ROUND_2021), later], ignore_index=True)
     lines = primary[primary["level"] == "regional"].groupby(["round_id", "variable"])[["file", "line"]].last()
+    regional_files = figures.loc[figures["level"] == "regional", "file"]
+    regional_file = regional_files.iloc[0] if len(regional_files) else "regional.csv"
     rows, problems = [], []
     for (round_id, variable), group in regional.groupby(["round_id", "variable"]):
         if (round_id, variable) not in national.index:
@@ -221,7 +242,7 @@ def regional_remainders(figures: pd.DataFrame, regions: RegionIndex) -> tuple[pd
         missing = sorted(set(regions.regions_of_map("2021")) - set(group["region"])) if round_id == ROUND_2021 else []
         rows.append(dict(round_id=round_id, variable=variable, national=total, known_regions=len(group),
                          sum_known=known, remainder=total - known, missing_regions="; ".join(missing)))
-        file, line = lines.loc[(round_id, variable)] if (round_id, variable) in lines.index else ("data/raw/regional.csv", 0)
+        file, line = lines.loc[(round_id, variable)] if (round_id, variable) in lines.index else (regional_file, 0)
         if known > total:
             problems.append(Problem(file, int(line), "value", "regional-sum",
                                     f"{variable}: regions sum to {known:g}, above the national total {total:g} for {round_id}"))
@@ -232,19 +253,24 @@ def regional_remainders(figures: pd.DataFrame, regions: RegionIndex) -> tuple[pd
 
 
 def load_raw(raw_dir: str | Path) -> RawData:
-    """Read and check every raw table; raise DataValidationError listing all problems at once."""
-    raw_dir = Path(raw_dir)
+    """Read and check every raw table; raise DataValidationError listing all problems at once.
+
+    Messages name files through ``raw_dir`` as given (``data/raw/regional.csv:5``, ``/tmp/copy/regional.csv:5``).
+    """
     resources = read_datapackage(raw_dir)
     tables, problems = read_all(raw_dir, resources)
     if "region_names" not in tables:
-        raise DataValidationError(problems or [Problem("data/raw/region_names.csv", 0, "-", "missing-file", "region names are required")])
+        raise DataValidationError(problems or [Problem(label_of(raw_dir, "region_names.csv"), 0, "-", "missing-file", "region names are required")])
     regions = build_region_index(row.values for row in tables["region_names"].rows)
     problems += check_references(tables, resources, regions)
     problems += check_figures(tables)
+    provenance = check_figure_provenance(tables)  # never blocks the checks below, so all problems come at once
     if problems:
-        raise DataValidationError(problems)
+        raise DataValidationError(problems + provenance)
     figures = figures_frame(tables, regions)
+    problems += provenance
     problems += check_consistency(figures)
+    problems += check_cross_fields(figures.to_dict("records"))
     remainders, sum_problems = regional_remainders(figures, regions)
     problems += sum_problems
     if problems:
@@ -257,9 +283,8 @@ def load_raw(raw_dir: str | Path) -> RawData:
 # ---------------------------------------------------------------------------------------------------------------
 # Processed tables: wide per unit, nothing imputed.
 
-# Published parts that together make up all posts of a region (term expiry + early; or by kind of settlement).
-POST_PARTITIONS = (("posts_term_expiry", "posts_early"),
-                   ("posts_villages", "posts_settlements", "posts_towns", "posts_rural_okrugs"))
+# Candidate stages used for the regional candidate count, in order of preference (kind, variable prefix).
+CANDIDATE_STAGES = (("registered", "cands_registered"), ("on ballot", "cands_on_ballot"))
 COVERAGE_VARIABLES = ("turnout_pct", "posts", "cands_registered", "cands_on_ballot", "cands_registered_party",
                       "cands_registered_self", "cands_registered_women", "voters_on_rolls", "votes_cast",
                       "polling_stations")
@@ -286,6 +311,31 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return numerator.astype(float) / denominator.astype(float).where(denominator > 0)
 
 
+def _posts_sources(rows: pd.DataFrame) -> dict[str, str]:
+    """Per region, how its final posts figure came about: 'published total' or 'derived (sum: ...)'."""
+    posts = rows[(rows["role"] == "primary") & (rows["variable"] == "posts") & (rows["as_of"].fillna("") == "")]
+    return {row.region: "published total" if row.basis != "derived" else f"derived ({row.derived_from})"
+            for row in posts.itertuples()}
+
+
+def _candidate_counts(wide: pd.DataFrame) -> pd.DataFrame:
+    """cands, cands_party, cands_self and cands_kind from one stage per region.
+
+    The stage is the first of registered / on ballot whose party and self-nominated split is published; where no
+    stage has a split, the first stage with a total. Total and split thus always come from the same stage.
+    """
+    columns = lambda prefix: [prefix, f"{prefix}_party", f"{prefix}_self"]
+    get = lambda column: wide[column] if column in wide else pd.Series(np.nan, index=wide.index)
+    out = pd.DataFrame({"cands": np.nan, "cands_party": np.nan, "cands_self": np.nan, "cands_kind": "missing"}, index=wide.index)
+    for needs_split in (True, False):
+        for kind, prefix in CANDIDATE_STAGES:
+            total, party, self_ = (get(c) for c in columns(prefix))
+            usable = (out["cands_kind"] == "missing") & total.notna() & (party.notna() & self_.notna() if needs_split else True)
+            out.loc[usable, ["cands", "cands_party", "cands_self"]] = np.column_stack([total, party, self_])[usable.to_numpy()]
+            out.loc[usable, "cands_kind"] = kind
+    return out
+
+
 def regional_table(figures: pd.DataFrame, regions: RegionIndex, round_id: str = ROUND_2021) -> pd.DataFrame:
     """The 2021 regional table: all 14 regions, published values and derived shares (NaN where inputs are)."""
     rows = figures[(figures["level"] == "regional") & (figures["round_id"] == round_id)]
@@ -294,25 +344,12 @@ def regional_table(figures: pd.DataFrame, regions: RegionIndex, round_id: str = 
     for column in COVERAGE_VARIABLES:
         if column not in wide:
             wide[column] = np.nan
-    wide["posts_source"] = np.where(wide["posts"].notna(), "published total", "missing")
-    for parts in POST_PARTITIONS:
-        present = [p for p in parts if p in wide]
-        if not present:
-            continue
-        from_parts = wide[present].sum(axis=1, min_count=1)
-        fill = wide["posts"].isna() & from_parts.notna()
-        wide.loc[fill, "posts"] = from_parts[fill]
-        wide.loc[fill, "posts_source"] = "sum of published parts (" + " + ".join(present) + ")"
-    # The count of contesting candidates: registered where published, else the on-ballot count.
-    wide["cands"] = wide["cands_registered"].combine_first(wide["cands_on_ballot"])
-    wide["cands_kind"] = np.where(wide["cands_registered"].notna(), "registered",
-                                  np.where(wide["cands_on_ballot"].notna(), "on ballot", "missing"))
-    wide["cands_party"] = wide["cands_registered_party"]
-    wide["cands_self"] = wide["cands_registered_self"]
+    wide["posts_source"] = wide["region"].map(_posts_sources(rows)).fillna("missing")
+    wide = wide.join(_candidate_counts(wide))
     wide["cands_women"] = wide["cands_registered_women"]
     wide["turnout_share"] = wide["turnout_pct"] / 100
     wide["cands_per_seat"] = _ratio(wide["cands"], wide["posts"])
-    wide["self_share"] = _ratio(wide["cands_registered_self"], wide["cands_registered_party"] + wide["cands_registered_self"])
+    wide["self_share"] = _ratio(wide["cands_self"], wide["cands_party"] + wide["cands_self"])
     wide["women_share"] = _ratio(wide["cands_registered_women"], wide["cands_registered"])
     wide["turnout_from_counts_pct"] = 100 * _ratio(wide["votes_cast"], wide["voters_on_rolls"])
     return wide
@@ -346,7 +383,7 @@ def race_table(figures: pd.DataFrame, race_units: pd.DataFrame, regions: RegionI
 def coverage_table(figures: pd.DataFrame, regional: pd.DataFrame, round_id: str = ROUND_2021) -> pd.DataFrame:
     """Per 2021 region and variable: published, published (rounded), interim only, conflict, or missing."""
     rows = figures[(figures["level"] == "regional") & (figures["round_id"] == round_id)]
-    conflicts = set(map(tuple, rows.loc[rows["role"] == "alternative", ["region", "variable"]].to_numpy()))
+    conflicts = set(map(tuple, rows.loc[rows["role"].isin(["alternative", "rejected"]), ["region", "variable"]].to_numpy()))
     interim = set(map(tuple, rows.loc[rows["variable"].str.contains("interim"), ["region", "variable"]].to_numpy()))
     records = []
     for _, region_row in regional.iterrows():
@@ -389,7 +426,7 @@ def build_processed(raw: RawData) -> dict[str, pd.DataFrame]:
     figures = raw.frames["figures"].merge(raw.frames["sources"][["source_id", "url", "published"]], on="source_id", how="left")
     regional = regional_table(figures, raw.regions)
     return {
-        "figures": figures.drop(columns=["file"]).rename(columns={"line": "raw_line"}),
+        "figures": figures.drop(columns=["file", "value_text"]).rename(columns={"line": "raw_line"}),
         "regional_2021": regional,
         "national": national_table(figures, raw.frames["rounds"]),
         "races": race_table(figures, raw.frames["race_units"], raw.regions),
@@ -444,26 +481,6 @@ def perturb_floats(frame: pd.DataFrame, relative: float) -> pd.DataFrame:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m akim_turnout.data [RAW_DIR]``: check the raw data and list every problem (exit 1 if any)."""
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    raw_dir = Path(args[0]) if args else Path("data/raw")
-    try:
-        raw = load_raw(raw_dir)
-    except DataValidationError as error:
-        print(error, file=sys.stderr)
-        return 1
-    count = len(raw.frames["figures"])
-    print(f"{raw_dir}: {count} figures in {len(raw.tables)} tables, no problems")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def race_model_frame(races: pd.DataFrame) -> pd.DataFrame:
     """Real races in the simulator's column names, with what is published; nothing imputed.
 
@@ -496,3 +513,9 @@ def race_readiness(frame: pd.DataFrame, needed: list[str]) -> pd.DataFrame:
         rows.append({"round_id": round_id, "races": len(group), **counts, "usable": len(usable),
                      "regions among usable": usable["region"].nunique()})
     return pd.DataFrame(rows).sort_values("races", ascending=False, ignore_index=True)
+
+
+if __name__ == "__main__":  # ``python -m akim_turnout.data [RAW_DIR] [--audit]``, see akim_turnout.audit
+    from akim_turnout.audit import main
+
+    raise SystemExit(main())

@@ -47,9 +47,8 @@ def imported_modules(source: str, current: str | None = None) -> set[str]:
     """Project modules named by the import statements of ``source`` (a module's name ``current`` resolves
     relative imports). ``from akim_turnout import x`` counts ``akim_turnout.x`` when ``x`` is a module, and always
     ``akim_turnout`` itself."""
-    tree = ast.parse(source)
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == PACKAGE}
         elif isinstance(node, ast.ImportFrom):
@@ -62,6 +61,22 @@ def imported_modules(source: str, current: str | None = None) -> set[str]:
             found.add(base)
             found |= {f"{base}.{alias.name}" for alias in node.names}
     return found
+
+
+def _walk(node: ast.AST):
+    """Every node below ``node``, except code under ``if __name__ == "__main__":`` (it runs only as a program,
+    never when a stage imports the module)."""
+    for child in ast.iter_child_nodes(node):
+        if not _is_main_guard(child):
+            yield child
+            yield from _walk(child)
+
+
+def _is_main_guard(node: ast.AST) -> bool:
+    """``if __name__ == "__main__":``"""
+    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare) and isinstance(node.test.left, ast.Name)
+            and node.test.left.id == "__name__" and len(node.test.comparators) == 1
+            and isinstance(node.test.comparators[0], ast.Constant) and node.test.comparators[0].value == "__main__")
 
 
 def notebook_source(path: Path) -> str:
