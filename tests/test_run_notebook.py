@@ -186,3 +186,16 @@ def test_strip_volatile_removes_timestamps_and_statsmodels_clock() -> None:
     assert cleaned["metadata"] == {} and cell["metadata"] == {"tags": ["x"]}
     assert "2026" not in cell["outputs"][0]["text"] and "0x7f00ab" not in cell["outputs"][0]["text"]
     assert "<project>/.venv/lib/site.py:21" in cell["outputs"][0]["text"] and "/tmp/checkout" not in cell["outputs"][0]["text"]
+
+
+def test_cli_prints_every_line_of_a_multi_line_error(project: Path, capsys, monkeypatch) -> None:
+    notebook = json.loads((project / "notebooks/stage.ipynb").read_text())
+    notebook["cells"].append({"cell_type": "code", "id": "boom", "metadata": {}, "execution_count": None, "outputs": [],
+                              "source": "raise ValueError('2 problems in the input data:\\n  a.csv:2: bad\\n  a.csv:3: bad')"})
+    (project / "notebooks/stage.ipynb").write_text(json.dumps(notebook))
+    monkeypatch.chdir(project)
+    assert run_notebook.main(["demo", "notebooks/stage.ipynb", "reports/nb/stage.ipynb"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: stage 'demo': notebooks/stage.ipynb failed in cell 4 "
+                             "(ValueError: 2 problems in the input data:); full traceback in scratch/failed/stage.ipynb")
+    assert err[1:] == ["  a.csv:2: bad", "  a.csv:3: bad"]

@@ -48,7 +48,12 @@ class ParameterMismatch(ValueError):
 
 
 class StageFailed(RuntimeError):
-    """A notebook cell raised; the message names notebook, cell and exception."""
+    """A notebook cell raised; the message names notebook, cell and exception in one line. ``details`` holds the
+    further lines of the exception's message (e.g. every problem a data check found), printed after it."""
+
+    def __init__(self, message: str, details: list[str] | tuple[str, ...] = ()):
+        super().__init__(message)
+        self.details = tuple(details)
 
 
 def check_parameters(given: Mapping[str, Any], declared: Iterable[str], *, stage: str, notebook: str) -> None:
@@ -150,10 +155,10 @@ def execute(stage: str, notebook: Path, executed: Path, root: Path, params: Mapp
             strip_volatile_file(executed, root)
             kept.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(executed, kept)
-        reason = (error.evalue.strip().splitlines() or [""])[0]
+        reason, *details = error.evalue.strip().splitlines() or [""]
         raise StageFailed(
             f"stage '{stage}': {notebook.relative_to(root)} failed in cell {error.exec_count} "
-            f"({error.ename}: {reason}); full traceback in {kept.relative_to(root)}"
+            f"({error.ename}: {reason}); full traceback in {kept.relative_to(root)}", details
         ) from None
     if executed.exists():
         strip_volatile_file(executed, root)
@@ -254,7 +259,8 @@ def run_stage(stage: str, notebook: str, executed: str, *, root: Path | None = N
         create_output_folders([executed, *outputs], root)
         execute(stage, notebook_path, executed_path, root, params)
     except RUNNER_ERRORS as error:
-        raise type(error)(f"{_message(error)}; {_failure_note(stage, root)}") from None
+        extra = (getattr(error, "details", ()),) if isinstance(error, StageFailed) else ()
+        raise type(error)(f"{_message(error)}; {_failure_note(stage, root)}", *extra) from None
     return executed_path
 
 
@@ -274,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_stage(args.stage, args.notebook, args.executed)
     except RUNNER_ERRORS as error:
-        print(f"error: {_message(error)}", file=sys.stderr)
+        print(f"error: {_message(error)}", *getattr(error, "details", ()), sep="\n", file=sys.stderr)
         return 1
     return 0
 
