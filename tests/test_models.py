@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+
+from akim_turnout import models
 from scipy.optimize import minimize
 from scipy.special import expit
 
@@ -308,7 +310,7 @@ def test_comparison_table_and_serialisation(races: pd.DataFrame, race_glm: FitRe
     payload = json.loads(json.dumps(race_glm.to_dict()))
     assert "_registered" not in payload["extra"]
     assert payload["coefficients"]["self_share"]["estimate"] == pytest.approx(race_glm.params["self_share"], rel=1e-5)
-    expected = ["model", "term", "estimate", "std_error", "ci_lower", "ci_upper", "p_value"]
+    expected = ["model", "term", "estimate", "std_error", "ci_lower", "ci_upper", "p_value", "status"]
     assert list(race_glm.to_frame().columns) == expected
 
 
@@ -394,3 +396,23 @@ def test_permutation_test_detects_a_strong_regional_effect(regions: pd.DataFrame
     strong = regions.assign(turnout_pct=100 * expit(0.2 + 0.03 * (regions["posts"] - 50)))
     result = permutation_test(strong, "posts", n_permutations=99, seed=0, statistic="coef")
     assert result.p_value == pytest.approx(1 / 100)
+
+
+def test_race_headline_follows_the_recommended_method(races: pd.DataFrame) -> None:
+    families = {"glm": fit_race_glm(races, MIX_RHS), "gee": fit_race_gee(races, MIX_RHS)}
+    boot = models.wild_cluster_bootstrap(races, MIX_RHS, "self_share", n_boot=99, seed=1)
+    glm = models.race_headline("recommended", "cluster_t", families, boot)
+    gee = models.race_headline("recommended", "gee_bias_reduced", families, boot)
+    wild = models.race_headline("recommended", "wild_bootstrap", families, boot)
+    assert (glm["family"], gee["family"], wild["family"]) == ("glm", "gee", "wild_bootstrap")
+    assert glm["ci_lower"] == families["glm"].conf_int.at["self_share", "lower"]
+    assert gee["ci_upper"] == families["gee"].conf_int.at["self_share", "upper"] and gee["ci_upper"] != glm["ci_upper"]
+    assert (wild["estimate"], wild["ci_lower"], wild["ci_upper"]) == (boot.estimate, boot.ci_lower, boot.ci_upper)
+    assert wild["interval"] == "wild cluster bootstrap, test inversion (webb weights, 99 draws, 14 clusters)"
+    assert models.race_headline("gee", "cluster_t", families, boot) == gee  # a named family overrides
+    with pytest.raises(ValueError, match="recommends 'naive_binomial', which has no race-level fit to report"):
+        models.race_headline("recommended", "naive_binomial", families, boot)
+
+
+def test_cluster_small_sample_factor_by_hand() -> None:
+    assert models.cluster_small_sample_factor(730, 14, 17) == pytest.approx(14 / 13 * 729 / 713, rel=1e-15)

@@ -59,25 +59,39 @@ def copy_repository(destination: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def readme_run(tmp_path_factory) -> tuple[Path, list[str]]:
+def readme_run(tmp_path_factory) -> tuple[Path, list[str], bytes]:
     """A fresh copy of the project in which every runnable command block of README.md ran, as written, in order,
-    from a shell with no environment activated (the first block, `make reproduce`, builds the copy's .venv)."""
+    from a shell with no environment activated. The first block, `make reproduce`, builds the copy's .venv and
+    the pipeline; dvc.lock as it left it is returned too."""
     copy = copy_repository(tmp_path_factory.mktemp("pipeline") / "repo")
-    outputs = run_blocks(readme_blocks((copy / "README.md").read_text()), copy, shell_without_environment())
-    return copy, outputs
+    blocks = [block for block in readme_blocks((copy / "README.md").read_text()) if not block.skipped]
+    assert blocks[0].code.startswith("make reproduce"), "the README's first command block sets everything up"
+    outputs = run_blocks(blocks[:1], copy, shell_without_environment())
+    reproduced = (copy / "dvc.lock").read_bytes()
+    outputs += run_blocks(blocks[1:], copy, shell_without_environment())
+    return copy, outputs, reproduced
 
 
 @pytest.fixture(scope="module")
 def built(readme_run) -> Path:
-    """The same copy back at the committed results (the README's experiments changed parameters)."""
-    copy, _ = readme_run
-    run(["git", "checkout", "--", "params.yaml", "dvc.lock"], copy)
+    """The same copy back at the results of `make reproduce` (the README's experiments changed parameters)."""
+    copy, _, reproduced = readme_run
+    run(["git", "checkout", "--", "params.yaml"], copy)
+    (copy / "dvc.lock").write_bytes(reproduced)
     run(["dvc", "checkout", "-q", "--force"], copy)
     return copy
 
 
+def test_make_reproduce_in_a_fresh_copy_reproduces_the_committed_lock(readme_run) -> None:
+    copy, _, reproduced = readme_run
+    committed = lock_outputs(run(["git", "show", "HEAD:dvc.lock"], copy).stdout)
+    differ = sorted(path for path, md5 in lock_outputs(reproduced.decode()).items() if committed.get(path) != md5)
+    assert not differ, f"outputs that differ from the committed dvc.lock (rerun the pipeline and commit it): {differ}"
+    assert reproduced == run(["git", "show", "HEAD:dvc.lock"], copy).stdout.encode()
+
+
 def test_readme_commands_work_as_written(readme_run) -> None:
-    copy, outputs = readme_run
+    copy, outputs, _ = readme_run
     assert (copy / ".venv/bin/python").is_file() and (copy / "reports/report.html").is_file()
     # each `dvc exp run -S` rewrote exactly the line it sets (two experiments: two lines)
     changed = run(["git", "diff", "--numstat", "params.yaml"], copy).stdout.split()

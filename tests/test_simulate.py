@@ -238,3 +238,21 @@ def test_scaled_simulation_of_a_million_races(regions: pd.DataFrame) -> None:
     factor = 1_000_000 / 730
     assert races["n_candidates"].sum() == round(2297 * factor)
     assert races["registered"].sum() == round(1209817 * factor)
+
+
+def test_spread_placement_puts_a_party_nominee_in_every_race_before_a_second_one() -> None:
+    regions = real_2021_regions()
+    spread = simulate_races(regions, NATIONAL_2021, SimulationSettings(party_placement="spread"), seed=5)
+    random_ = simulate_races(regions, NATIONAL_2021, SimulationSettings(party_placement="random"), seed=5)
+    for races in (spread, random_):
+        assert races["n_party"].sum() == NATIONAL_2021["cands_party"] and (races["n_party"] <= races["n_candidates"]).all()
+    margins = allocate_region_margins(regions, NATIONAL_2021, "equal", 2).set_index("region")
+    for region, group in spread.groupby("region"):
+        party, posts = int(margins.at[region, "cands_party"]), len(group)
+        room = group["n_party"] < group["n_candidates"]  # a race can take another only while it has a self-nominee
+        assert group["n_party"].max() - group.loc[room, "n_party"].min() <= 1 if room.any() else True
+        if party >= posts:
+            assert (group["n_party"] >= 1).all(), region
+        else:
+            assert (group["n_party"] <= 1).all() and group["n_party"].sum() == party, region
+    assert (spread["n_party"] == 0).mean() < 0.05 < (random_["n_party"] == 0).mean()

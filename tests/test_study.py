@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from akim_turnout import study
 from akim_turnout.simulate import (
@@ -262,9 +263,12 @@ def test_summarise_known_numbers() -> None:
     row = summary.iloc[0]
     assert row["n"] == 11 and row["n_ok"] == 10
     assert row["coverage"] == pytest.approx(0.9)
-    assert row["coverage_mcse"] == pytest.approx(math.sqrt(0.9 * 0.1 / 10))
+    # exact (Clopper-Pearson) interval of 9 of 10: beta quantiles, by hand from scipy's beta distribution
+    assert row["coverage_low"] == pytest.approx(stats.beta.ppf(0.025, 9, 2), rel=1e-12)
+    assert row["coverage_high"] == pytest.approx(stats.beta.ppf(0.975, 10, 1), rel=1e-12)
     assert row["rejection"] == pytest.approx(0.2)
-    assert row["rejection_mcse"] == pytest.approx(math.sqrt(0.2 * 0.8 / 10))
+    assert (row["rejection_low"], row["rejection_high"]) == pytest.approx(
+        (stats.beta.ppf(0.025, 2, 9), stats.beta.ppf(0.975, 3, 8)), rel=1e-12)
     assert row["bias"] == pytest.approx(0.0)
     assert row["rmse"] == pytest.approx(math.sqrt(0.34 / 10))
     assert row["sd_estimate"] == pytest.approx(np.std([0.1, -0.1, 0.2, -0.2, 0.0, 0.3, -0.3, 0.1, 0.1, -0.2], ddof=1))
@@ -273,10 +277,14 @@ def test_summarise_known_numbers() -> None:
     assert row["n_warnings"] == 10 and row["n_not_converged"] == 0
 
 
-def test_mc_se_formula() -> None:
-    assert study.mc_se(0.95, 200) == pytest.approx(math.sqrt(0.95 * 0.05 / 200))
-    assert study.mc_se(0.0, 10) == 0.0
-    np.testing.assert_allclose(study.mc_se(np.array([0.5, 0.2]), np.array([100, 25])), [0.05, 0.08])
+def test_clopper_pearson_known_values_and_never_zero_width() -> None:
+    # 0 of 25: [0, 1 - 0.025^(1/25)]; 25 of 25: [0.025^(1/25), 1] (closed forms of the beta quantiles)
+    assert study.clopper_pearson(0, 25) == pytest.approx((0.0, 1 - 0.025 ** (1 / 25)), rel=1e-12)
+    assert study.clopper_pearson(25, 25) == pytest.approx((0.025 ** (1 / 25), 1.0), rel=1e-12)
+    assert study.clopper_pearson(0, 25)[1] == pytest.approx(0.13718, abs=1e-5)  # as tabulated
+    low, high = study.clopper_pearson(np.array([0, 5, 25]), np.array([25, 25, 25]))
+    assert np.all(high - low > 0.1)
+    assert study.clopper_pearson(95, 100) == pytest.approx((0.8871651, 0.9835681), abs=1e-7)  # R: binom.test(95, 100)
 
 
 def test_summarise_refuses_missing_columns() -> None:
@@ -284,11 +292,17 @@ def test_summarise_refuses_missing_columns() -> None:
         study.summarise(_hand_results().drop(columns="covered"))
 
 
-def _hand_summary(power: list[float], effects=(0.0, -0.1, -0.2, -0.3), method="cluster_t", n_ok=100) -> pd.DataFrame:
+def _hand_summary(power: list[float], effects=(0.0, -0.1, -0.2, -0.3), method="cluster_t", n_ok=100,
+                  coverage: list[float] | None = None) -> pd.DataFrame:
+    power = np.array(power)
+    coverage = np.array(coverage if coverage is not None else [0.95] * len(effects))
+    power_low, power_high = study.clopper_pearson(np.round(power * n_ok), n_ok)
+    coverage_low, coverage_high = study.clopper_pearson(np.round(coverage * n_ok), n_ok)
     return pd.DataFrame({
         "design_index": 0, "n_regions": 14, "n_races": 730, "effect_index": range(len(effects)),
         "effect": effects, "method": method, "n": n_ok, "n_ok": n_ok, "rejection": power,
-        "rejection_mcse": study.mc_se(np.array(power), n_ok), "mean_pq": 0.15,
+        "rejection_low": power_low, "rejection_high": power_high, "coverage": coverage,
+        "coverage_low": coverage_low, "coverage_high": coverage_high, "mean_pq": 0.15,
     })
 
 
@@ -298,47 +312,54 @@ def test_power_curve_sorted_by_absolute_effect() -> None:
     assert curve["power"].tolist() == [0.05, 0.7, 0.3, 0.9]
 
 
-def test_minimum_detectable_effect_interpolates() -> None:
-    mde = study.minimum_detectable_effect(_hand_summary([0.05, 0.3, 0.7, 0.9]), "cluster_t", power=0.8)
-    assert mde["mde_logit"] == pytest.approx(0.25)  # 0.2 + (0.8 - 0.7) / (0.9 - 0.7) * 0.1
-    assert mde["mde_pp"] == pytest.approx(0.25 * 0.15 * 100)
-    assert mde["reached"] and mde["size"] == 0.05 and mde["size_ok"]
+def test_minimum_detectable_effect_interpolates_with_its_monte_carlo_interval() -> None:
+    summary = _hand_summary([0.05, 0.3, 0.7, 0.9])
+    mde = study.minimum_detectable_effect(summary, "cluster_t", power=0.8)
+    assert mde["mde_logit"] == pytest.approx(0.25, rel=1e-12)  # 0.2 + (0.8 - 0.7) / (0.9 - 0.7) * 0.1
+    assert mde["mde_pp"] == pytest.approx(0.25 * 0.15 * 100, rel=1e-12)
+    assert mde["reached"] and mde["size"] == 0.05 and mde["size_ok"] and mde["enough_replications"]
+    # the interval: where the upper and the lower exact power bounds reach 80 %, interpolated the same way
+    high, low = summary["rejection_high"].to_numpy(), summary["rejection_low"].to_numpy()  # |effect| 0 .. 0.3
+    assert high[2] < 0.8 <= high[3] and low[2] < 0.8 <= low[3]  # both bounds cross 80 % between 0.2 and 0.3
+    assert mde["mde_logit_low"] == pytest.approx(0.2 + (0.8 - high[2]) / (high[3] - high[2]) * 0.1, rel=1e-12)
+    assert mde["mde_logit_high"] == pytest.approx(0.2 + (0.8 - low[2]) / (low[3] - low[2]) * 0.1, rel=1e-12)
+    assert mde["mde_logit_low"] < mde["mde_logit"] < mde["mde_logit_high"]
     exact = study.minimum_detectable_effect(_hand_summary([0.05, 0.5, 0.8, 0.9]), "cluster_t", power=0.8)
     assert exact["mde_logit"] == pytest.approx(0.2)
 
 
-def test_minimum_detectable_effect_not_reached_or_invalid_size() -> None:
+def test_minimum_detectable_effect_not_reached_invalid_size_or_too_few_replications() -> None:
     low = study.minimum_detectable_effect(_hand_summary([0.05, 0.2, 0.4, 0.6]), "cluster_t")
     assert not low["reached"] and math.isnan(low["mde_logit"]) and math.isnan(low["mde_pp"])
     liberal = study.minimum_detectable_effect(_hand_summary([0.5, 0.9, 1.0, 1.0]), "cluster_t")
-    assert not liberal["size_ok"]
+    assert not liberal["size_ok"] and math.isnan(liberal["mde_pp"])
+    few = study.minimum_detectable_effect(_hand_summary([0.05, 0.3, 0.7, 0.9], n_ok=25), "cluster_t")
+    assert not few["enough_replications"] and math.isnan(few["mde_pp"]) and math.isnan(few["mde_pp_low"])
 
 
-def _zero_rows(spec: dict[str, tuple[float, float, int]]) -> pd.DataFrame:
-    """Effect-0 summary rows: method -> (size, coverage, n_ok)."""
-    return pd.DataFrame([
-        {"design_index": 0, "n_regions": 14, "n_races": 730, "effect_index": 0, "effect": 0.0, "method": m,
-         "n": n, "n_ok": n, "rejection": size, "rejection_mcse": float(study.mc_se(size, n)),
-         "coverage": cov, "coverage_mcse": float(study.mc_se(cov, n)), "mean_pq": 0.15}
-        for m, (size, cov, n) in spec.items()
-    ])
+def _methods_summary(spec: dict[str, tuple[float, float, int]]) -> pd.DataFrame:
+    """Summary rows per method: (size at 0, coverage at the non-zero effects, data sets per effect)."""
+    return pd.concat([_hand_summary([size, 0.5, 0.8, 0.95], method=m, n_ok=n, coverage=[1 - size] + [cov] * 3)
+                      for m, (size, cov, n) in spec.items()], ignore_index=True)
 
 
 def test_recommend_method_prefers_calibrated_cluster_robust() -> None:
-    summary = _zero_rows({
-        "cluster_t": (0.075, 0.925, 200), "wild_bootstrap": (0.06, 0.94, 200),
-        "gee_bias_reduced": (0.10, 0.90, 200), "mixedlm": (0.05, 0.95, 200), "naive_binomial": (0.7, 0.3, 200),
+    summary = _methods_summary({
+        "cluster_t": (0.09, 0.91, 200), "wild_bootstrap": (0.06, 0.94, 200),
+        "gee_bias_reduced": (0.05, 0.88, 200), "mixedlm": (0.05, 0.95, 200), "naive_binomial": (0.7, 0.3, 200),
     })
     name, reason = study.recommend_method(summary)
-    assert name == "wild_bootstrap"  # gee's coverage is 3.2 MC SEs off; mixedlm is not cluster-robust
-    assert "6.0%" in reason and "94.0%" in reason and "200 replications" in reason
-    assert reason.endswith(".") and "cluster-robust" in reason
+    # cluster_t's size interval misses 5 %; gee's coverage interval misses 95 %; mixedlm is not cluster-robust
+    assert name == "wild_bootstrap"
+    assert reason.startswith("In 200 simulated data sets of the real design (14 regions, 730 races) with no true "
+                             "effect, the wild cluster bootstrap rejected the true null in 6.0% (exact 95 % interval ")
+    assert reason.endswith("among the qualifying cluster-robust methods.")
 
 
 def test_recommend_method_ignores_methods_with_few_replications_and_falls_back() -> None:
-    few = _zero_rows({"cluster_t": (0.09, 0.91, 200), "gee_bias_reduced": (0.05, 0.95, 25)})
+    few = _methods_summary({"cluster_t": (0.12, 0.88, 200), "gee_bias_reduced": (0.05, 0.95, 25)})
     name, reason = study.recommend_method(few)
-    assert name == "cluster_t" and "no method's coverage" in reason
+    assert name == "cluster_t" and "no method's size and coverage were all within" in reason
 
 
 def test_study_metrics_is_json_ready(tiny_results: pd.DataFrame) -> None:

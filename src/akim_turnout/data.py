@@ -481,6 +481,42 @@ def perturb_floats(frame: pd.DataFrame, relative: float) -> pd.DataFrame:
     return out
 
 
+def regional_cell_sources(figures: pd.DataFrame, sources: pd.DataFrame, regional: pd.DataFrame,
+                          round_id: str = ROUND_2021) -> pd.DataFrame:
+    """Hover text for the cells of the regional table: where each published number comes from.
+
+    Same index as ``regional``; columns ``turnout_pct``, ``posts``, ``cands``, ``voters_on_rolls`` (the figure's
+    publisher, date, verbatim quote, English gloss and URL, or how a derived figure was derived) and
+    ``cands_per_seat``, ``self_share``, ``women_share`` (the published counts they are computed from).
+    """
+    primary = figures[(figures["level"] == "regional") & (figures["round_id"] == round_id) & (figures["role"] == "primary")
+                      & (figures["as_of"].fillna("") == "")].set_index(["region", "variable"])
+    publishers = sources.set_index("source_id")["publisher"]
+
+    def cite(region: str, variable: str) -> str:
+        if (region, variable) not in primary.index:
+            return ""
+        row = primary.loc[(region, variable)]
+        row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+        if row.get("basis") == "derived":
+            return f"derived: {row.get('derived_from', '')}"
+        gloss = f" ({row['quote_en']})" if isinstance(row.get("quote_en"), str) and row["quote_en"] else ""
+        return (f"{publishers.get(row['source_id'], row['source_id'])}, {row['published']}: "
+                f"\u201c{row['quote']}\u201d{gloss} {row['url']}")
+
+    titles = pd.DataFrame(index=regional.index)
+    stage = regional["cands_kind"].map({"registered": "cands_registered", "on ballot": "cands_on_ballot"})
+    for column in ("turnout_pct", "posts", "voters_on_rolls"):
+        titles[column] = [cite(region, column) for region in regional["region"]]
+    titles["cands"] = [cite(region, variable) if isinstance(variable, str) else ""
+                       for region, variable in zip(regional["region"], stage)]
+    titles.loc[regional["posts_source"].astype(str).str.startswith("derived"), "posts"] = regional["posts_source"]
+    titles["cands_per_seat"] = np.where(regional["cands_per_seat"].notna(), "computed: candidates / posts", "")
+    titles["self_share"] = np.where(regional["self_share"].notna(), "computed: self-nominated / (party + self-nominated)", "")
+    titles["women_share"] = np.where(regional["women_share"].notna(), "computed: women / registered candidates", "")
+    return titles
+
+
 def race_model_frame(races: pd.DataFrame) -> pd.DataFrame:
     """Real races in the simulator's column names, with what is published; nothing imputed.
 

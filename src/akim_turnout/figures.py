@@ -170,6 +170,41 @@ def plot_leave_one_out(loo, full_estimate: float, *, term_label: str) -> plt.Fig
     return fig
 
 
+def plot_specification_curve(curve, *, choices) -> plt.Figure:
+    """Specification curve: the slope (pp of turnout per half a candidate per post) and its 95 % CI under each
+    estimable specification, sorted, with the choices it makes marked beneath (real data)."""
+    data = _stated(curve[curve["estimable"]]).reset_index(drop=True)
+    rows = [(dimension, value) for dimension, values in choices.items() for value in values]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.4, 6.4), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2.4], "hspace": 0.06})
+    x = np.arange(1, len(data) + 1)
+    colours = [OKABE_ITO[3] if excluded else OKABE_ITO[0] for excluded in data["excludes_zero"]]
+    top.vlines(x, data["ci_lower_pp"], data["ci_upper_pp"], color=colours, linewidth=1.4)
+    top.scatter(x, data["ame_pp"], color=colours, zorder=3, s=18)
+    top.axhline(0, color="#888888", linewidth=0.8)
+    top.set_ylabel("turnout change per +0.5 candidates\nper post (pp), 95 % CI")
+    low, high = top.get_ylim()
+    top.set_ylim(low, high + 0.08 * (high - low))
+    for xi, n in zip(x, data["n_regions"]):
+        top.text(xi, high + 0.04 * (high - low), f"{int(n)}", ha="center", va="center", fontsize=7, color="#444444")
+    top.text(0.3, high + 0.04 * (high - low), "regions:", ha="right", va="center", fontsize=7, color="#444444")
+    from matplotlib.lines import Line2D
+
+    top.legend(handles=[Line2D([], [], color=OKABE_ITO[3], marker="o", label="interval excludes 0"),
+                        Line2D([], [], color=OKABE_ITO[0], marker="o", label="interval includes 0")],
+               frameon=False, fontsize=7, loc="lower right")
+    for y, (dimension, value) in enumerate(rows):
+        used = data[dimension] == value
+        bottom.scatter(x[used], np.full(used.sum(), y), marker="s", s=16, color=OKABE_ITO[7])
+        bottom.scatter(x[~used], np.full((~used).sum(), y), marker="s", s=16, color="#DDDDDD")
+    bottom.set_yticks(range(len(rows)), [f"{dimension}: {value}" for dimension, value in rows], fontsize=7)
+    bottom.invert_yaxis()
+    bottom.set_xlabel("specification, sorted by estimate (rank)")
+    bottom.set_xticks(x)
+    bottom.tick_params(axis="x", labelsize=7)
+    return fig
+
+
 def plot_permutation_null(null, observed: float, *, statistic_label: str) -> plt.Figure:
     """Histogram of the permutation null distribution with the observed statistic."""
     null, observed = _stated(np.asarray(null, dtype=float)), _stated(observed)
@@ -225,34 +260,52 @@ def plot_simulated_turnout(races, published, *, simulated: bool = True) -> plt.F
     return fig
 
 
-def plot_size_and_coverage(real_zero, *, labels, alpha: float = 0.05) -> plt.Figure:
-    """Size (rejection at a zero effect) and 95 % CI coverage per method, with ±2 Monte Carlo SE bars."""
-    data = _stated(real_zero).reset_index(drop=True)
-    names = [labels.get(m, m) for m in data["method"]]
-    fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.4), sharey=True)
-    for ax, (column, se, target, label) in zip(axes, [("rejection", "rejection_mcse", alpha, "rejection rate at zero effect (size, %)"),
-                                                       ("coverage", "coverage_mcse", 1 - alpha, "95 % CI coverage (%)")]):
-        ax.errorbar(100 * data[column], range(len(data)), xerr=200 * data[se], fmt="o", color=OKABE_ITO[0],
-                    ecolor=OKABE_ITO[5], capsize=3)
-        ax.axvline(100 * target, color=OKABE_ITO[3], linestyle="--", label=f"nominal {100 * target:.0f} %")
-        ax.set_xlabel(label)
-        ax.legend(frameon=False, fontsize=8)
-    axes[0].set_yticks(range(len(data)), names)
+def plot_size_and_coverage(summary, *, labels, alpha: float = 0.05) -> plt.Figure:
+    """Size (rejection of a true zero effect) per method, and 95 % CI coverage per method at every true effect, each
+    with its exact (Clopper-Pearson) 95 % Monte Carlo interval. At effect 0 coverage is 1 - size for the Wald
+    methods (the same event), so coverage is shown at the non-zero effects."""
+    data = _stated(summary).reset_index(drop=True)
+    methods = list(dict.fromkeys(data["method"]))
+    names = [labels.get(m, m) for m in methods]
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), sharey=True)
+    zero = data[data["effect"] == 0].set_index("method").loc[methods]
+    y = np.arange(len(methods))
+    axes[0].errorbar(100 * zero["rejection"], y, xerr=[100 * (zero["rejection"] - zero["rejection_low"]),
+                                                        100 * (zero["rejection_high"] - zero["rejection"])],
+                     fmt="o", color=OKABE_ITO[0], ecolor=OKABE_ITO[5], capsize=3)
+    axes[0].axvline(100 * alpha, color=OKABE_ITO[3], linestyle="--", label=f"nominal {100 * alpha:.0f} %")
+    axes[0].set_xlabel("rejection rate at zero effect (size, %)")
+    effects = sorted(set(data.loc[data["effect"] != 0, "effect"]), key=abs)
+    for k, effect in enumerate(effects):
+        rows = data[data["effect"] == effect].set_index("method").reindex(methods)
+        offset = (k - (len(effects) - 1) / 2) * 0.18
+        axes[1].errorbar(100 * rows["coverage"], y + offset, fmt="o", markersize=4, capsize=2,
+                         xerr=[100 * (rows["coverage"] - rows["coverage_low"]), 100 * (rows["coverage_high"] - rows["coverage"])],
+                         color=OKABE_ITO[(k + 1) % len(OKABE_ITO)], label=f"true effect {effect:g}")
+    axes[1].axvline(100 * (1 - alpha), color=OKABE_ITO[3], linestyle="--")
+    axes[1].set_xlabel("95 % CI coverage of the true value (%)")
+    axes[0].set_yticks(y, names)
     axes[0].set_ylabel("inference method")
+    axes[0].legend(frameon=False, fontsize=7)
+    axes[1].legend(frameon=False, fontsize=7, loc="lower left")
     mark_simulated(fig)
     return fig
 
 
 def plot_power_curves(curves, *, labels, alpha: float = 0.05, mde=None) -> plt.Figure:
-    """Rejection rate against the true effect for each method; the 80 % line marks the minimum detectable effect."""
+    """Rejection rate against the true effect for each method, with exact 95 % Monte Carlo intervals; the 80 % line
+    marks the minimum detectable effect."""
     curves, mde = _stated(curves), _stated(mde)
     fig, ax = plt.subplots(figsize=(6.6, 4.0))
     for i, (method, curve) in enumerate(curves.groupby("method", sort=False)):
-        ax.plot(curve["effect"].abs(), 100 * curve["rejection"], marker="o", color=OKABE_ITO[i % len(OKABE_ITO)],
-                label=labels.get(method, method))
+        curve = curve.assign(abs_effect=curve["effect"].abs()).sort_values("abs_effect")
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        ax.plot(curve["abs_effect"], 100 * curve["rejection"], marker="o", color=colour, label=labels.get(method, method))
+        ax.fill_between(curve["abs_effect"], 100 * curve["rejection_low"], 100 * curve["rejection_high"], color=colour,
+                        alpha=0.15)
     ax.axhline(80, color="#888888", linestyle=":", label="80 % power")
     ax.axhline(100 * alpha, color="#888888", linestyle="--", linewidth=0.8)
-    if mde is not None:
+    if mde is not None and mde == mde:
         ax.axvline(mde, color=OKABE_ITO[3], linestyle="--", linewidth=1, label=f"MDE of recommended method {mde:.3f}")
     ax.set_xlabel("true effect of the self-nominated share (|logit coefficient|)")
     ax.set_ylabel("rejection rate at 5 % (%)")

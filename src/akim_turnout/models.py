@@ -56,6 +56,7 @@ from statsmodels.othermod.betareg import BetaModel
 
 from akim_turnout.inference import mancl_derouen_cov
 from akim_turnout.outputs import stated
+from akim_turnout.parameters import HEADLINES
 
 INTERCEPT = "Intercept"
 _TERM_PATTERNS = (
@@ -160,9 +161,15 @@ class FitResult:
     cov_params: pd.DataFrame | None = field(default=None, repr=False)
     raw: Any = field(default=None, repr=False)
 
+    @property
+    def not_estimable(self) -> str:
+        """Why this fit cannot support inference ('' when it can): see :func:`estimability`."""
+        return estimability(self.df_resid, self.extra.get("max_leverage"))
+
     def to_frame(self) -> pd.DataFrame:
-        """Tidy coefficient table, one row per term."""
-        return pd.DataFrame(
+        """Tidy coefficient table, one row per term. For a fit that is not estimable (:attr:`not_estimable`) the
+        standard errors, intervals and p-values are left empty and ``status`` gives the reason."""
+        frame = pd.DataFrame(
             {
                 "model": self.name,
                 "term": self.params.index,
@@ -171,8 +178,12 @@ class FitResult:
                 "ci_lower": self.conf_int["lower"].to_numpy(),
                 "ci_upper": self.conf_int["upper"].to_numpy(),
                 "p_value": self.pvalues.to_numpy(),
+                "status": f"not estimable: {self.not_estimable}" if self.not_estimable else "ok",
             }
         )
+        if self.not_estimable:
+            frame[["std_error", "ci_lower", "ci_upper", "p_value"]] = np.nan
+        return frame
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary, numbers at their stated precision (:func:`akim_turnout.outputs.stated`)."""
@@ -196,6 +207,22 @@ class FitResult:
             "extra": _strip_private(self.extra),
         }
         return stated(summary)
+
+
+# A fit reports intervals, p-values and marginal effects only with enough residual degrees of freedom and no
+# observation that fixes its own fitted value (leverage near 1, where HC3 divides its score by 1 - h).
+MIN_DF_RESID = 4
+MAX_LEVERAGE = 0.8
+
+
+def estimability(df_resid: float | None, max_leverage: float | None) -> str:
+    """'' if a fit with these residual degrees of freedom and largest leverage supports inference, else the reason."""
+    reasons = []
+    if df_resid is not None and df_resid < MIN_DF_RESID:
+        reasons.append(f"{df_resid:g} residual degrees of freedom (fewer than {MIN_DF_RESID})")
+    if max_leverage is not None and max_leverage > MAX_LEVERAGE:
+        reasons.append(f"one observation has leverage {max_leverage:.2f} (above {MAX_LEVERAGE})")
+    return "; ".join(reasons)
 
 
 def _inference(
@@ -371,6 +398,7 @@ def average_marginal_effects(
     terms: Sequence[str] | None = None,
     averaging_weights: np.ndarray | None = None,
     alpha: float = 0.05,
+    keep_not_estimable: bool = False,
 ) -> pd.DataFrame:
     """Average marginal effects in percentage points, with delta-method CIs.
 
@@ -380,7 +408,10 @@ def average_marginal_effects(
     ``get_margeff(dummy=False)``); for ``np.log(x)`` the effect is per unit
     of ``log(x)``. Standard errors use the fit's own covariance (HC3,
     clustered, ...) and CIs use the t distribution with the fit's
-    ``df_resid`` when the fit is t-based.
+    ``df_resid`` when the fit is t-based. ``status`` is "ok" or says why a row
+    is not estimable (the fit fails :func:`estimability`, or the interval
+    reaches beyond +-100 pp); such rows have no numbers unless
+    ``keep_not_estimable`` (for checking the computation itself).
     """
     exog, params, cov = _mean_model_parts(fit)
     terms = list(terms) if terms is not None else _default_terms(params.index)
@@ -397,7 +428,7 @@ def average_marginal_effects(
         gradient[k] += mean_density
         se = math.sqrt(gradient @ cov.to_numpy() @ gradient)
         rows.append({"term": term, "ame": mean_density * params.iloc[k], "se": se})
-    return _ame_table(pd.DataFrame(rows), fit, alpha, averaging_weights is not None)
+    return _ame_table(pd.DataFrame(rows), fit, alpha, averaging_weights is not None, keep_not_estimable)
 
 
 def _default_terms(names: pd.Index) -> list[str]:
@@ -405,7 +436,8 @@ def _default_terms(names: pd.Index) -> list[str]:
     return [n for n in names if n != INTERCEPT and not n.startswith("C(")]
 
 
-def _ame_table(raw_rows: pd.DataFrame, fit: FitResult, alpha: float, weighted: bool) -> pd.DataFrame:
+def _ame_table(raw_rows: pd.DataFrame, fit: FitResult, alpha: float, weighted: bool,
+               keep_not_estimable: bool = False) -> pd.DataFrame:
     """Scale AMEs to percentage points and add p-values and CIs."""
     dist = stats.t(fit.df_resid) if fit.use_t and fit.df_resid else stats.norm()
     q = dist.ppf(1 - alpha / 2)
@@ -416,6 +448,14 @@ def _ame_table(raw_rows: pd.DataFrame, fit: FitResult, alpha: float, weighted: b
     out["ci_upper_pp"] = out["ame_pp"] + q * out["std_error_pp"]
     out["p_value"] = 2 * dist.sf(np.abs(raw_rows["ame"] / raw_rows["se"]))
     out["averaging"] = "weighted" if weighted else "unweighted"
+    # An effect on turnout lies within +-100 pp; an interval reaching past that carries no information.
+    too_wide = (out["ci_lower_pp"] < -100) | (out["ci_upper_pp"] > 100)
+    reason = fit.not_estimable
+    out["status"] = np.where(too_wide, "not estimable: interval wider than the turnout scale", "ok")
+    if reason:
+        out["status"] = f"not estimable: {reason}"
+    hidden = (out["status"] != "ok") & (not keep_not_estimable)
+    out.loc[hidden, ["ame_pp", "std_error_pp", "ci_lower_pp", "ci_upper_pp", "p_value"]] = np.nan
     return out
 
 
@@ -539,19 +579,21 @@ def leave_one_out(
     outcome: str = "turnout_pct",
     region: str = "region",
     cov_type: str = "HC3",
+    keep_not_estimable: bool = False,
 ) -> pd.DataFrame:
     """Refit the regional model once per region left out.
 
     Returns one row per dropped region (among the complete rows) with the
     estimate, SE, CI and p-value of ``term`` (default: first predictor), its
     change from the full-sample estimate and a ``status`` (``ok`` or why the
-    refit failed, e.g. too few rows for the parameters).
+    refit failed or is not estimable; then its SE, CI and p-value are empty
+    unless ``keep_not_estimable``, for checking the computation itself).
     """
     full = fit_regional_fractional_logit(df, predictors, weight, outcome, region, cov_type)
     term = _main_term(predictors, term)
     kept = df.loc[df[region].astype(str).isin(full.extra["regions"])]
     rows = [
-        _loo_row(kept, label, predictors, weight, term, outcome, region, cov_type)
+        _loo_row(kept, label, predictors, weight, term, outcome, region, cov_type, keep_not_estimable)
         for label in full.extra["regions"]
     ]
     out = pd.DataFrame(rows)
@@ -561,7 +603,7 @@ def leave_one_out(
 
 def _loo_row(
     kept: pd.DataFrame, label: str, predictors: Sequence[str], weight: str | None,
-    term: str, outcome: str, region: str, cov_type: str,
+    term: str, outcome: str, region: str, cov_type: str, keep_not_estimable: bool = False,
 ) -> dict[str, Any]:
     """One leave-one-out refit summarised as a row."""
     row: dict[str, Any] = {"dropped_region": label, "n_obs": len(kept) - 1}
@@ -572,15 +614,15 @@ def _loo_row(
     except (ValueError, np.linalg.LinAlgError) as error:
         return {**row, "estimate": np.nan, "std_error": np.nan, "ci_lower": np.nan,
                 "ci_upper": np.nan, "p_value": np.nan, "n_warnings": 0, "status": str(error)}
+    table = fit.to_frame().set_index("term")  # intervals left empty when the refit is not estimable
+    if keep_not_estimable:
+        table[["std_error", "ci_lower", "ci_upper", "p_value"]] = np.column_stack(
+            [fit.bse, fit.conf_int["lower"], fit.conf_int["upper"], fit.pvalues])
     return {
         **row,
-        "estimate": fit.params[term],
-        "std_error": fit.bse[term],
-        "ci_lower": fit.conf_int.at[term, "lower"],
-        "ci_upper": fit.conf_int.at[term, "upper"],
-        "p_value": fit.pvalues[term],
+        **{column: table.at[term, column] for column in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value")},
         "n_warnings": len(fit.warnings),
-        "status": "ok",
+        "status": table.at[term, "status"],
     }
 
 
@@ -1108,6 +1150,46 @@ def wild_cluster_bootstrap(
         notes.append(f"only {2 ** data.n_clusters} distinct Rademacher draws exist for {data.n_clusters} clusters")
     return WildBootstrapResult(term, estimate, null_value, float(statistic), p_value, float(lower), float(upper),
                                n_boot, data.n_clusters, weights, seed, tuple(notes))
+
+
+# Which race-level fit carries each inference method of the simulation study (akim_turnout.study.METHODS).
+STUDY_METHOD_FAMILIES = {"cluster_t": "glm", "wild_bootstrap": "wild_bootstrap", "gee_bias_reduced": "gee",
+                         "mixedlm": "mixedlm"}
+HEADLINE_CHOICES = HEADLINES
+
+
+def cluster_small_sample_factor(n_obs: int, n_clusters: int, n_params: int) -> float:
+    """statsmodels' factor on the cluster-robust covariance of a GLM: G / (G - 1) x (N - 1) / (N - K)."""
+    return n_clusters / (n_clusters - 1) * (n_obs - 1) / (n_obs - n_params)
+
+
+def race_headline(choice: str, recommended: str | None, fits: dict[str, FitResult],
+                  bootstrap: WildBootstrapResult) -> dict[str, Any]:
+    """The race-level headline: the estimate and 95 % interval of the bootstrap's term from one family.
+
+    ``choice`` is one of :data:`HEADLINE_CHOICES`; ``"recommended"`` takes the family of the method the
+    simulation study recommends (``recommended``, a key of :data:`STUDY_METHOD_FAMILIES`). ``fits`` maps families
+    (glm, beta, gee, mixedlm) to their fits; ``"wild_bootstrap"`` reports the GLM estimate with the bootstrap's
+    test-inversion interval. Returns the family, its interval's description, estimate and bounds.
+    """
+    if choice not in HEADLINE_CHOICES:
+        raise ValueError(f"headline must be one of {', '.join(HEADLINE_CHOICES)}, got {choice!r}")
+    if choice == "recommended":
+        if recommended not in STUDY_METHOD_FAMILIES:
+            raise ValueError(f"the simulation study recommends {recommended!r}, which has no race-level fit to report")
+        family = STUDY_METHOD_FAMILIES[recommended]
+    else:
+        family = choice
+    term = bootstrap.term
+    if family == "wild_bootstrap":
+        return {"family": family, "interval": f"wild cluster bootstrap, test inversion ({bootstrap.weights} weights, "
+                                               f"{bootstrap.n_boot} draws, {bootstrap.n_clusters} clusters)",
+                "estimate": bootstrap.estimate, "ci_lower": bootstrap.ci_lower, "ci_upper": bootstrap.ci_upper}
+    row = fits[family].to_frame().set_index("term").loc[term]
+    fit = fits[family]
+    kind = f"t({fit.df_resid:g})" if fit.use_t else "normal"
+    return {"family": family, "interval": f"{fit.cov_type} covariance, {kind} quantiles",
+            "estimate": row["estimate"], "ci_lower": row["ci_lower"], "ci_upper": row["ci_upper"]}
 
 
 def prediction_curve(fit: FitResult, term: str, grid: np.ndarray, alpha: float = 0.05) -> pd.DataFrame:

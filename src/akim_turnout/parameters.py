@@ -135,7 +135,7 @@ def choice(*values: Any, kind: str = "text") -> Rule:
 SEED = integer(0, 2**32 - 1)
 FIGURE_FORMATS = ("png", "pdf", "svg")
 REGIONAL_PREDICTORS = ("cands_per_seat", "self_share", "women_share")
-RACE_FAMILIES = ("glm", "beta", "gee", "mixedlm")
+HEADLINES = ("recommended", "glm", "wild_bootstrap", "gee", "mixedlm", "beta")
 STUDY_METHODS = ("cluster_t", "wild_bootstrap", "gee_bias_reduced", "mixedlm", "naive_binomial")
 
 SIMULATION_SETTINGS = {
@@ -150,6 +150,7 @@ SIMULATION_SETTINGS = {
     "unknown_posts_rule": choice("equal"),
     "binomial_sampling": Rule("boolean"),
     "dirichlet_concentration": number(0, 1000, open_minimum=True),
+    "party_placement": choice("spread", "random"),
 }
 
 STUDY_DESIGN = {
@@ -187,7 +188,7 @@ SCHEMA: dict[str, dict[str, Rule]] = {
     "race_models": {
         "formula_rhs": Rule("text"),
         "main_term": Rule("text"),
-        "headline_model": choice(*RACE_FAMILIES),
+        "headline_model": choice(*HEADLINES),
         "n_boot": integer(99, 100_000),
         "boot_seed": SEED,
         "min_real_races": integer(2, 1_000_000),
@@ -195,6 +196,10 @@ SCHEMA: dict[str, dict[str, Rule]] = {
     },
     "simulation_study": {
         "design": Rule("mapping", fields=STUDY_DESIGN),
+        "sensitivity": Rule("mapping", fields={
+            "n_replications": integer(100, 100_000),
+            "overdispersion_sd": Rule("list", item=SIMULATION_SETTINGS["overdispersion_sd"], min_items=1, unique=True),
+            "party_placement": Rule("list", item=SIMULATION_SETTINGS["party_placement"], min_items=1, unique=True)}),
         "n_jobs": integer(-64, 64),
         "backend": choice("joblib", "dask"),
     },

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -62,19 +63,42 @@ def figure_html(png: str | Path, *, key: str, caption: str, alt: str, numbering:
             f"<figcaption>{badge}<b>Figure {number}.</b> {escape(caption)}</figcaption></figure>")
 
 
+def format_cell(value: object, float_format: str = "{:,.2f}") -> str:
+    """A table cell as printed: missing as an en dash, integers with thousands separators, floats by
+    ``float_format``, anything else as text."""
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
+        return "–"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        return float_format.format(float(value))
+    return str(value)
+
+
 def table_html(frame: pd.DataFrame, *, key: str, caption: str, numbering: Numbering, simulated: bool = False,
-               float_format: str = "{:,.2f}", index: bool = False) -> str:
-    """A numbered, escaped HTML table; column names should carry their units, e.g. 'turnout (%)'."""
+               float_format: str = "{:,.2f}", cell_titles: pd.DataFrame | None = None) -> str:
+    """A numbered table with every header and cell escaped; column names should carry their units, e.g.
+    'turnout (%)'. ``cell_titles`` (same index and columns as ``frame``, or a subset of the columns) gives a cell
+    its hover text, e.g. the source and quote of a published figure."""
     number = numbering.table_number(key)
-    formatters = {c: (lambda v, f=float_format: "" if pd.isna(v) else f.format(v))
-                  for c in frame.columns if pd.api.types.is_float_dtype(frame[c])}
-    body = frame.to_html(index=index, escape=True, na_rep="–", border=0, formatters=formatters,
-                         classes="akim-table", table_id=f"tab-{escape(key)}")
     badge = f"{SIMULATED_BADGE} " if simulated else ""
-    caption_html = f"<caption>{badge}<b>Table {number}.</b> {escape(caption)}</caption>"
-    body = body.replace(">", ">" + caption_html, 1) if "<table" in body else body
+    head = "".join(f"<th>{escape(column)}</th>" for column in frame.columns)
+    rows = []
+    for index, row in frame.iterrows():
+        cells = []
+        for column in frame.columns:
+            title = None
+            if cell_titles is not None and column in cell_titles.columns:
+                title = cell_titles.at[index, column]
+            attribute = f' title="{escape(title)}"' if isinstance(title, str) and title else ""
+            cells.append(f"<td{attribute}>{escape(format_cell(row[column], float_format))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
     wrapper = "akim-simulated" if simulated else ""
-    return f'<div class="{wrapper}">{body}</div>'
+    return (f'<div class="{wrapper}"><table class="akim-table" id="tab-{escape(key)}">'
+            f"<caption>{badge}<b>Table {number}.</b> {escape(caption)}</caption>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
 def links_html(urls: Iterable[str]) -> str:

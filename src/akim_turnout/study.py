@@ -89,8 +89,8 @@ kept as a row with ``ok=False`` and the error text; summaries count them
 
 from __future__ import annotations
 
+import itertools
 import math
-import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -557,58 +557,30 @@ def run_study(
     return results_frame(rows)
 
 
-def time_methods(
-    design: StudyDesign,
-    base_settings: simulate.SimulationSettings,
-    regions: pd.DataFrame,
-    national: Mapping[str, float],
-    repeats: int = 5,
-    design_index: int = 0,
-) -> pd.DataFrame:
-    """Mean wall time (seconds) of the simulation and of each method's fit on one data set.
-
-    Measured in this process on ``repeats`` replications of design
-    ``design_index`` at the largest ``|effect|`` of the grid (there the
-    wild bootstrap runs two tests), after one warm-up replication.
-    """
-    tasks = [t for t in build_tasks(replace(design, method_replications=()), base_settings, regions, national)
-             if t.design_index == design_index]
-    effect_index = int(np.argmax(np.abs(design.effect_grid)))
-    tasks = [t for t in tasks if t.effect_index == effect_index][: repeats + 1]
-    seconds: dict[str, list[float]] = {"simulate": [], **{m: [] for m in design.methods}}
-    for i, task in enumerate(tasks):
-        start = time.perf_counter()
-        races, _, boot_seed = simulate_replication(task)
-        elapsed = {"simulate": time.perf_counter() - start}
-        for method in design.methods:
-            start = time.perf_counter()
-            _fit_method(method, races, task, method_target(method, task.settings), boot_seed)
-            elapsed[method] = time.perf_counter() - start
-        if i > 0:  # the first replication warms caches up
-            for key, value in elapsed.items():
-                seconds[key].append(value)
-    return pd.DataFrame({"step": list(seconds), "seconds": [float(np.mean(v)) for v in seconds.values()]})
-
-
 # --------------------------------------------------------------------------
 # Summaries
 # --------------------------------------------------------------------------
 
 
-def mc_se(proportion: float | np.ndarray, n: int | np.ndarray) -> float | np.ndarray:
-    """Monte Carlo standard error of a proportion estimated from ``n`` replications: sqrt(p (1 - p) / n)."""
-    n = np.asarray(n, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.sqrt(np.asarray(proportion) * (1 - np.asarray(proportion)) / n)
+def clopper_pearson(successes: int | np.ndarray, n: int | np.ndarray, level: float = 0.95) -> tuple[Any, Any]:
+    """Exact (Clopper-Pearson) interval of a proportion: never of zero width, even at 0 or n successes."""
+    k, n = np.asarray(successes, dtype=float), np.asarray(n, dtype=float)
+    tail = (1 - level) / 2
+    with np.errstate(invalid="ignore"):
+        low = np.where(k > 0, stats.beta.ppf(tail, k, n - k + 1), 0.0)
+        high = np.where(k < n, stats.beta.ppf(1 - tail, k + 1, n - k), 1.0)
+    low, high = np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
+    return (float(low), float(high)) if low.ndim == 0 else (low, high)
 
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
     """Operating characteristics per design x effect x method, over replications with ``ok``.
 
     Columns: ``n`` (rows), ``n_ok``, ``target``, ``mean_estimate``, ``bias``
-    (mean of estimate - target), ``rmse``, ``coverage`` and
-    ``coverage_mcse`` (``sqrt(c (1 - c) / n_ok)``), ``rejection`` (size when
-    the effect is 0, power otherwise) and ``rejection_mcse``, ``mean_se``,
+    (mean of estimate - target), ``rmse``, ``coverage`` with its exact
+    95 % Monte Carlo interval ``coverage_low``, ``coverage_high``
+    (:func:`clopper_pearson`), ``rejection`` (size when the effect is 0,
+    power otherwise) with ``rejection_low``, ``rejection_high``, ``mean_se``,
     ``sd_estimate`` (ddof 1), ``se_ratio`` (mean SE / SD), ``mean_pq``,
     ``n_warnings`` (sum) and ``n_not_converged``.
     """
@@ -620,16 +592,18 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
         good = group[group["ok"].astype(bool)]
         n_ok = len(good)
         error = good["estimate"] - good["target"]
-        coverage = float(good["covered"].astype(float).mean()) if n_ok else math.nan
-        rejection = float(good["rejected"].astype(float).mean()) if n_ok else math.nan
+        covered, rejected = int(good["covered"].astype(bool).sum()), int(good["rejected"].astype(bool).sum())
+        coverage_low, coverage_high = clopper_pearson(covered, n_ok)
+        rejection_low, rejection_high = clopper_pearson(rejected, n_ok)
         mean_se = float(good["se"].mean()) if good["se"].notna().any() else math.nan
         sd = float(good["estimate"].std(ddof=1)) if n_ok > 1 else math.nan
         rows.append({
             **dict(zip(GROUP_COLUMNS, keys)), "n": len(group), "n_ok": n_ok,
             "target": float(group["target"].mean()), "mean_estimate": float(good["estimate"].mean()),
             "bias": float(error.mean()), "rmse": float(np.sqrt((error ** 2).mean())),
-            "coverage": coverage, "coverage_mcse": float(mc_se(coverage, n_ok)),
-            "rejection": rejection, "rejection_mcse": float(mc_se(rejection, n_ok)),
+            "coverage": covered / n_ok if n_ok else math.nan, "coverage_low": coverage_low, "coverage_high": coverage_high,
+            "rejection": rejected / n_ok if n_ok else math.nan, "rejection_low": rejection_low,
+            "rejection_high": rejection_high,
             "mean_se": mean_se, "sd_estimate": sd, "se_ratio": mean_se / sd if sd else math.nan,
             "mean_pq": float(good["mean_pq"].mean()), "n_warnings": int(group["n_warnings"].sum()),
             "n_not_converged": int((~good["converged"].astype(bool)).sum()),
@@ -641,95 +615,118 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def power_curve(summary: pd.DataFrame, method: str, design_index: int = 0) -> pd.DataFrame:
-    """Rejection rate of ``method`` against ``|effect|`` in one design, sorted by ``|effect|``."""
+    """Rejection rate of ``method`` (with its exact Monte Carlo interval) against ``|effect|`` in one design."""
     rows = summary[(summary["method"] == method) & (summary["design_index"] == design_index)]
     if rows.empty:
         raise ValueError(f"no summary rows for method {method!r} in design {design_index}")
     curve = rows.assign(abs_effect=rows["effect"].abs()).sort_values("abs_effect", kind="stable")
-    return curve[["effect", "abs_effect", "rejection", "rejection_mcse", "n_ok"]].rename(
-        columns={"rejection": "power", "rejection_mcse": "power_mcse"}).reset_index(drop=True)
+    return curve[["effect", "abs_effect", "rejection", "rejection_low", "rejection_high", "n_ok"]].rename(
+        columns={"rejection": "power", "rejection_low": "power_low", "rejection_high": "power_high"}).reset_index(drop=True)
+
+
+def _crossing(x: np.ndarray, y: np.ndarray, level: float) -> float:
+    """The smallest x at which the piecewise-linear y first reaches ``level`` (NaN if it never does)."""
+    reached = np.flatnonzero(y >= level)
+    if len(reached) == 0:
+        return math.nan
+    i = reached[0]
+    if i == 0:
+        return float(x[0])
+    return float(x[i - 1] + (level - y[i - 1]) * (x[i] - x[i - 1]) / (y[i] - y[i - 1]))
+
+
+# Claims about a method need this many usable data sets: size at effect 0, power and coverage at the others.
+MIN_NULL_REPLICATIONS = 100
+MIN_EFFECT_REPLICATIONS = 50
+
+
+def enough_replications(summary: pd.DataFrame, method: str, design_index: int = 0) -> bool:
+    """Whether ``method`` ran on enough data sets (see the constants above) for size, power and MDE claims."""
+    rows = summary[(summary["method"] == method) & (summary["design_index"] == design_index)]
+    null = rows[rows["effect"] == 0]["n_ok"]
+    other = rows[rows["effect"] != 0]["n_ok"]
+    return bool(len(null) and null.min() >= MIN_NULL_REPLICATIONS and (other.min() if len(other) else 0) >= MIN_EFFECT_REPLICATIONS)
 
 
 def minimum_detectable_effect(
-    summary: pd.DataFrame, method: str, power: float = 0.8, design_index: int = 0,
-    alpha: float = 0.05, z: float = 1.96,
+    summary: pd.DataFrame, method: str, power: float = 0.8, design_index: int = 0, alpha: float = 0.05,
 ) -> dict[str, Any]:
-    """Smallest ``|effect|`` reaching ``power``, by linear interpolation of the power curve.
+    """Smallest ``|effect|`` reaching ``power``, by linear interpolation of the power curve, with its Monte Carlo
+    interval from the exact intervals of the power at each grid effect.
 
-    Takes the first grid interval (in increasing ``|effect|``) whose upper
-    end reaches ``power`` and interpolates linearly inside it. Returns
-    ``mde_logit`` (absolute conditional ``beta_self_share``, the grid scale),
-    ``mde_pp`` (``mde_logit x mean_pq x 100``: percentage points of turnout
-    for a race moving from no to only self-nominated candidates),
-    ``mean_pq`` (mean ``s (1 - s)`` over the design's simulated races,
-    weighted by usable replications), ``reached`` (False, with NaN MDEs, if
-    no grid effect reaches ``power``), ``size`` (rejection rate at effect 0)
-    and ``size_ok``: size at most ``alpha + z sqrt(alpha (1 - alpha) / n)``;
-    the power of a test that rejects too often is not a detectable effect.
+    Returns ``mde_logit`` (absolute conditional ``beta_self_share``, the grid scale) and its interval
+    ``mde_logit_low`` (where the upper power bound reaches ``power``) and ``mde_logit_high`` (where the lower bound
+    does; NaN when that happens beyond the grid); the same in percentage points (``mde_pp*`` = logit x ``mean_pq``
+    x 100: percentage points of turnout for a race moving from no to only self-nominated candidates); ``mean_pq``
+    (mean ``s (1 - s)`` over the design's simulated races); ``reached``; ``size`` at effect 0 with its exact
+    interval; ``size_ok`` (that interval contains ``alpha``: the power of a test that rejects too often is not a
+    detectable effect); and ``enough_replications`` (:func:`enough_replications`). Without ``size_ok`` and enough
+    replications every MDE is NaN.
     """
     curve = power_curve(summary, method, design_index)
     rows = summary[(summary["method"] == method) & (summary["design_index"] == design_index)]
     mean_pq = float(np.average(rows["mean_pq"], weights=rows["n_ok"])) if rows["n_ok"].sum() else math.nan
-    x, p = curve["abs_effect"].to_numpy(), curve["power"].to_numpy()
-    reached = np.flatnonzero(p >= power)
-    if len(reached) == 0:
-        mde = math.nan
-    elif reached[0] == 0:
-        mde = float(x[0])
-    else:
-        i = reached[0]
-        mde = float(x[i - 1] + (power - p[i - 1]) * (x[i] - x[i - 1]) / (p[i] - p[i - 1]))
+    x = curve["abs_effect"].to_numpy()
     null = curve[curve["abs_effect"] == 0]
     size = float(null["power"].iloc[0]) if len(null) else math.nan
-    n_null = int(null["n_ok"].iloc[0]) if len(null) else 0
-    size_ok = bool(n_null > 0 and size <= alpha + z * float(mc_se(alpha, n_null)))
-    return {"method": method, "power": power, "mde_logit": mde, "mde_pp": mde * mean_pq * 100,
-            "mean_pq": mean_pq, "reached": bool(len(reached)), "size": size, "size_ok": size_ok}
+    size_low = float(null["power_low"].iloc[0]) if len(null) else math.nan
+    size_high = float(null["power_high"].iloc[0]) if len(null) else math.nan
+    size_ok = bool(len(null) and size_low <= alpha <= size_high)
+    enough = enough_replications(summary, method, design_index)
+    mde = {key: _crossing(x, curve[column].to_numpy(), power)
+           for key, column in (("mde_logit", "power"), ("mde_logit_low", "power_high"), ("mde_logit_high", "power_low"))}
+    if not (size_ok and enough):
+        mde = {key: math.nan for key in mde}
+    return {"method": method, "power": power, **mde, **{key.replace("logit", "pp"): value * mean_pq * 100
+                                                          for key, value in mde.items()},
+            "mean_pq": mean_pq, "reached": bool(np.any(curve["power"].to_numpy() >= power)), "size": size,
+            "size_low": size_low, "size_high": size_high, "size_ok": size_ok, "enough_replications": enough}
 
 
-def recommend_method(
-    summary: pd.DataFrame, alpha: float = 0.05, design_index: int = 0, z: float = 1.96, min_replications: int = 100,
-) -> tuple[str, str]:
+def recommend_method(summary: pd.DataFrame, alpha: float = 0.05, design_index: int = 0) -> tuple[str, str]:
     """The method to report at the real design, and a one-sentence reason built from the numbers.
 
-    Only methods with at least ``min_replications`` usable fits at effect 0
-    are considered (all methods if none has that many). Candidates are those
-    whose coverage at effect 0 is within ``z`` Monte Carlo SEs of
-    ``1 - alpha`` (SE at the nominal value, ``sqrt(alpha (1 - alpha) / n_ok)``).
-    Among them cluster-robust methods come first, then the size closest to
-    ``alpha``, then :data:`METHODS` order. If no method qualifies, the
-    cluster-robust method with coverage closest to nominal is returned and
-    the reason says so.
+    Only methods with enough replications (:func:`enough_replications`) are considered (all methods if none has).
+    A method qualifies when the exact 95 % Monte Carlo interval of its size at effect 0 contains ``alpha`` and that
+    of its coverage at every non-zero effect contains ``1 - alpha`` (at effect 0, coverage is 1 - size: the same
+    event). Among qualifying methods cluster-robust ones come first, then the size closest to ``alpha``, then
+    :data:`METHODS` order. If none qualifies, the cluster-robust method whose size is closest to ``alpha`` is
+    returned and the reason says so.
     """
-    at_zero = summary[(summary["design_index"] == design_index) & (summary["effect"] == 0)
-                      & (summary["n_ok"] > 0)].copy()
-    if at_zero.empty:
+    real = summary[(summary["design_index"] == design_index) & (summary["n_ok"] > 0)]
+    if real[real["effect"] == 0].empty:
         raise ValueError(f"no effect-0 rows in design {design_index}")
-    if (at_zero["n_ok"] >= min_replications).any():
-        at_zero = at_zero[at_zero["n_ok"] >= min_replications].copy()
+    methods = [m for m in METHODS if m in set(real["method"])]
+    eligible = [m for m in methods if enough_replications(summary, m, design_index)] or methods
     nominal = 1 - alpha
-    at_zero["qualifies"] = (at_zero["coverage"] - nominal).abs() <= z * mc_se(nominal, at_zero["n_ok"].to_numpy())
-    at_zero["robust_rank"] = (~at_zero["method"].isin(CLUSTER_ROBUST)).astype(int)
-    at_zero["size_gap"] = (at_zero["rejection"] - alpha).abs()
-    at_zero["cover_gap"] = (at_zero["coverage"] - nominal).abs()
-    at_zero["order"] = at_zero["method"].map({m: i for i, m in enumerate(METHODS)})
-    qualified = at_zero[at_zero["qualifies"]]
+    rows = []
+    for method in eligible:
+        own = real[real["method"] == method]
+        zero, other = own[own["effect"] == 0].iloc[0], own[own["effect"] != 0]
+        qualifies = bool(zero["rejection_low"] <= alpha <= zero["rejection_high"]
+                         and ((other["coverage_low"] <= nominal) & (nominal <= other["coverage_high"])).all())
+        rows.append({"method": method, "qualifies": qualifies, "robust_rank": int(method not in CLUSTER_ROBUST),
+                     "size_gap": abs(zero["rejection"] - alpha), "order": METHODS.index(method), "zero": zero,
+                     "coverage_min": float(other["coverage"].min()) if len(other) else math.nan})
+    table = pd.DataFrame(rows)
+    qualified = table[table["qualifies"]]
     if not qualified.empty:
         best = qualified.sort_values(["robust_rank", "size_gap", "order"], kind="stable").iloc[0]
-        family = "cluster-robust methods" if best["method"] in CLUSTER_ROBUST else "methods"
-        tail = (f"the size closest to {alpha:.0%} among the {family} whose coverage was within "
-                f"{z:g} Monte Carlo SEs of {nominal:.0%}")
+        tail = (f"its size and its coverage at every true effect were within their exact Monte Carlo intervals of "
+                f"{alpha:.0%} and {nominal:.0%}, the size closest to {alpha:.0%} among the qualifying "
+                f"{'cluster-robust methods' if best['method'] in CLUSTER_ROBUST else 'methods'}")
     else:
-        best = at_zero.sort_values(["robust_rank", "cover_gap", "order"], kind="stable").iloc[0]
-        tail = (f"no method's coverage was within {z:g} Monte Carlo SEs of {nominal:.0%}, "
-                "and this one came closest among the cluster-robust methods")
-    failed = int(best["n"] - best["n_ok"])
-    failures = f", {failed} of {int(best['n'])} fits having failed" if failed else ""
+        best = table.sort_values(["robust_rank", "size_gap", "order"], kind="stable").iloc[0]
+        tail = (f"no method's size and coverage were all within their Monte Carlo intervals of the nominal levels, "
+                f"and this one's size came closest among the cluster-robust methods")
+    zero = best["zero"]
+    failed = int(zero["n"] - zero["n_ok"])
+    failures = f"; {failed} of {int(zero['n'])} fits failed" if failed else ""
     reason = (
-        f"With {int(best['n_regions'])} regions and {int(best['n_races'])} races, the "
-        f"{method_label(best['method'])} rejected a true null in {best['rejection']:.1%} of "
-        f"{int(best['n_ok'])} replications (MC SE {best['rejection_mcse']:.1%}) and its {nominal:.0%} CI "
-        f"covered the target in {best['coverage']:.1%} (MC SE {best['coverage_mcse']:.1%}){failures}: {tail}."
+        f"In {int(zero['n_ok'])} simulated data sets of the real design ({int(zero['n_regions'])} regions, "
+        f"{int(zero['n_races'])} races) with no true effect, the {method_label(best['method'])} rejected the true null "
+        f"in {zero['rejection']:.1%} (exact 95 % interval {zero['rejection_low']:.1%} to {zero['rejection_high']:.1%})"
+        f"{failures}; {tail}."
     )
     return str(best["method"]), reason
 
@@ -739,48 +736,70 @@ def method_label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
 
 
-def study_metrics(
-    summary: pd.DataFrame, alpha: float = 0.05, power: float = 0.8, min_replications: int = 100,
-) -> dict[str, Any]:
+def sensitivity(
+    design: StudyDesign, base_settings: simulate.SimulationSettings, regions: pd.DataFrame,
+    national: Mapping[str, float], grid: Mapping[str, Sequence[Any]], method: str, n_replications: int,
+    power: float = 0.8, **run_options: Any,
+) -> pd.DataFrame:
+    """The MDE of ``method`` at the real design under each combination of simulator settings in ``grid``.
+
+    The simulator's settings were chosen, not estimated (e.g. ``overdispersion_sd``, ``party_placement``), and the
+    MDE depends on them. Each combination reruns the study for ``method`` alone on the first design with
+    ``n_replications`` data sets per effect, the same effect grid and the same seeds (so settings are compared on
+    common random numbers). One row per combination: the settings, size at effect 0 with its exact interval, and
+    the MDE (logit and percentage points) with its Monte Carlo interval (:func:`minimum_detectable_effect`).
+    ``run_options`` go to :func:`run_study` (``n_jobs``, ``backend``).
+    """
+    rows = []
+    for values in itertools.product(*grid.values()):
+        settings = replace(base_settings, **dict(zip(grid, values)))
+        reduced = replace(design, designs=design.designs[:1], methods=(method,), n_replications=n_replications,
+                          n_replications_null=n_replications, method_replications=())
+        summary = summarise(run_study(reduced, settings, regions, national, **run_options))
+        mde = minimum_detectable_effect(summary, method, power=power, alpha=design.alpha)
+        rows.append({**dict(zip(grid, values)), "method": method, "n_replications": n_replications,
+                     **{key: mde[key] for key in ("size", "size_low", "size_high", "mde_logit", "mde_logit_low",
+                                                  "mde_logit_high", "mde_pp", "mde_pp_low", "mde_pp_high")}})
+    return pd.DataFrame(rows)
+
+
+def study_metrics(summary: pd.DataFrame, alpha: float = 0.05, power: float = 0.8) -> dict[str, Any]:
     """Headline numbers for a metrics JSON, at their stated precision (:func:`akim_turnout.outputs.stated`).
 
-    ``real_design``: per method, usable and failed fits, size, coverage
-    (with MC SEs), bias and SE ratio at effect 0, and the MDE at ``power``
-    (None when the grid does not reach ``power`` or the test's size is too
-    large, see :func:`minimum_detectable_effect`), for design 0;
-    ``designs``: size and coverage at effect 0 for every design;
-    ``recommended_method`` and its reason.
+    ``real_design``: per method, usable and failed fits, size at effect 0 with its exact 95 % Monte Carlo
+    interval, the lowest coverage over the non-zero effects with its interval, bias and SE ratio at effect 0,
+    whether it ran on enough data sets for claims, and the MDE at ``power`` with its Monte Carlo interval (None
+    where :func:`minimum_detectable_effect` gives none); ``designs``: size at effect 0 for every design;
+    ``recommended_method``. The recommendation's reason is prose, written by the report from these numbers.
     """
     methods = [m for m in METHODS if m in set(summary["method"])]
     real = summary[summary["design_index"] == 0]
-    zero = real[real["effect"] == 0].set_index("method")
-    name, reason = recommend_method(summary, alpha=alpha, min_replications=min_replications)
+    name, _ = recommend_method(summary, alpha=alpha)
     per_method = {}
     for m in methods:
-        row = zero.loc[m]
+        own = real[real["method"] == m]
+        zero, other = own[own["effect"] == 0].iloc[0], own[own["effect"] != 0]
+        worst = other.loc[other["coverage"].idxmin()] if len(other) else None
         mde = minimum_detectable_effect(summary, m, power=power, alpha=alpha)
-        if not mde["size_ok"]:
-            mde["mde_logit"] = mde["mde_pp"] = math.nan
         per_method[m] = {
-            "n_replications": int(row["n_ok"]), "n_failed": int(row["n"] - row["n_ok"]),
-            "size": stated(row["rejection"]), "size_mcse": stated(row["rejection_mcse"]),
-            "coverage": stated(row["coverage"]), "coverage_mcse": stated(row["coverage_mcse"]),
-            "bias_at_zero": stated(row["bias"]), "se_ratio_at_zero": stated(row["se_ratio"]),
-            "mde_logit": stated(mde["mde_logit"]), "mde_pp": stated(mde["mde_pp"]),
-            "mde_reached": mde["reached"], "size_ok": mde["size_ok"],
+            "n_replications": int(zero["n_ok"]), "n_failed": int(zero["n"] - zero["n_ok"]),
+            "n_replications_per_effect": int(other["n_ok"].min()) if len(other) else 0,
+            "enough_replications": mde["enough_replications"],
+            "size": zero["rejection"], "size_low": zero["rejection_low"], "size_high": zero["rejection_high"],
+            "coverage_min": None if worst is None else worst["coverage"],
+            "coverage_min_low": None if worst is None else worst["coverage_low"],
+            "coverage_min_high": None if worst is None else worst["coverage_high"],
+            "coverage_min_effect": None if worst is None else worst["effect"],
+            "bias_at_zero": zero["bias"], "se_ratio_at_zero": zero["se_ratio"],
+            **{key: mde[key] for key in ("mde_logit", "mde_logit_low", "mde_logit_high", "mde_pp", "mde_pp_low",
+                                         "mde_pp_high", "size_ok")},
         }
-    designs = []
-    for d, group in summary[summary["effect"] == 0].groupby("design_index", sort=True):
-        first = group.iloc[0]
-        designs.append({
-            "n_regions": int(first["n_regions"]), "n_races": int(first["n_races"]),
-            "size": {r["method"]: stated(r["rejection"]) for _, r in group.iterrows()},
-            "coverage": {r["method"]: stated(r["coverage"]) for _, r in group.iterrows()},
-        })
-    return {
+    designs = [{"n_regions": int(group["n_regions"].iloc[0]), "n_races": int(group["n_races"].iloc[0]),
+                "size": {r["method"]: r["rejection"] for _, r in group.iterrows()}}
+               for _, group in summary[summary["effect"] == 0].groupby("design_index", sort=True)]
+    return stated({
         "real_design": {"n_regions": int(real["n_regions"].iloc[0]), "n_races": int(real["n_races"].iloc[0]),
                         "alpha": alpha, "mde_power": power, "methods": per_method},
         "designs": designs,
         "recommended_method": name,
-        "recommendation": reason,
-    }
+    })
