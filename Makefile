@@ -43,8 +43,9 @@ test-fast: env ## Unit tests only (no notebooks, no pipeline copies, no browser)
 	$(BIN)/python -m pytest tests -m "not pipeline and not browser"
 
 # Notebooks run in JupyterLab write to scratch/, never to the pipeline's tracked outputs (see README).
-lab: env ## Open JupyterLab on notebooks/ with the project's kernel (as root too)
-	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_ARGS ?=
+lab: env ## Open JupyterLab on notebooks/ with the project's kernel (as root too; LAB_ARGS="--no-browser ..." adds options)
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # rfc3987-syntax (and lark, needed only by it) stay out: optional for jsonschema, ~3 s on every `import nbformat`.
 lock: ## Re-resolve requirements.lock from pyproject.toml (needs the network)

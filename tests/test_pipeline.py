@@ -268,27 +268,55 @@ def test_bad_raw_data_stops_the_ingest_stage_and_nothing_is_taken_for_good(built
 
 
 def test_model_metrics_within_tolerance(built: Path) -> None:
-    metrics = lambda name: json.loads((built / f"reports/metrics/{name}.json").read_text())
+    metrics = lambda name: json.loads((built / f"reports/metrics/{name}.json").read_text())  # noqa: E731
     regional, simulated, races = metrics("regional_model"), metrics("simulate"), metrics("race_models")
-    assert regional["main_unweighted"]["n_obs"] == 11  # Aktobe entered with its published 35 posts and 105 candidates
-    assert sorted(regional["main_unweighted"]["dropped"]) == ["Pavlodar", "West Kazakhstan", "Zhambyl"]
+    assert regional["main_unweighted"]["n_obs"] == 11 and regional["main_unweighted"]["estimable"] is True
+    assert regional["mix_unweighted"]["self_share"]["estimable"] is False
+    assert regional["mix_unweighted"]["self_share"]["ci_lower"] is None, "no interval from a fit without the df"
+    spec = regional["specification_curve"]
+    assert spec["specifications"] == 54 and 0 < spec["estimable"] <= spec["available"] <= 54
+    assert spec["ame_pp_min"] <= spec["ame_pp_median"] <= spec["ame_pp_max"]
     assert 0 < regional["permutation"]["p_value"] <= 1
-    assert simulated["data_kind"] == "simulated" and simulated["races"] == 730
+    assert simulated["races"] == 730
     assert (simulated["candidates_total"], simulated["party_total"], simulated["self_total"], simulated["women_total"]) == (2297, 878, 1419, 458)
     assert simulated["registered_total"] == 1209817 and simulated["max_abs_turnout_gap_pp"] < 0.01
     for term, fit in races["glm"].items():  # 730 races in 14 clusters: each true value inside its 95 % CI here
         assert fit["ci_lower"] <= fit["true"] <= fit["ci_upper"], term
     assert races["glm_n_clusters"] == 14 and races["real_fitted"] is False
+    assert races["cluster_small_sample_factor"] == pytest.approx(14 / 13 * 729 / 713, abs=1e-6)
+
+
+def test_no_published_interval_from_a_fit_without_the_df_or_beyond_the_scale(built: Path) -> None:
+    import pandas as pd
+
+    tables = built / "reports/tables"
+    for path in [tables / "regional_model/coefficients.csv", tables / "regional_model/leave_one_out.csv"]:
+        frame = pd.read_csv(path)
+        assert frame.loc[frame["status"] != "ok", ["ci_lower", "ci_upper", "p_value"]].isna().all().all(), path
+    for path in [tables / "regional_model/marginal_effects.csv", tables / "race_models/marginal_effects.csv",
+                 tables / "regional_model/specification_curve.csv"]:
+        frame = pd.read_csv(path)
+        low = frame.filter(regex="ci_lower").iloc[:, 0].dropna()
+        high = frame.filter(regex="ci_upper").iloc[:, 0].dropna()
+        assert (low >= -100).all() and (high <= 100).all(), path
+    coefficients = pd.read_csv(tables / "regional_model/coefficients.csv")
+    assert set(coefficients.loc[coefficients["status"] != "ok", "model"]) == {"mix, unweighted"}
 
 
 def test_validation_and_diagnostics_metrics(built: Path) -> None:
+    import pandas as pd
+
     study = json.loads((built / "reports/metrics/simulation_study.json").read_text())
     methods = study["real_design"]["methods"]
     assert study["data_kind"] == "simulated" and study["real_design"]["n_regions"] == 14
-    assert methods["naive_binomial"]["size"] > 0.3, "ignoring overdispersion must over-reject"
+    assert methods["naive_binomial"]["size_low"] > 0.3, "ignoring overdispersion must over-reject"
+    assert methods["naive_binomial"]["enough_replications"] is False and methods["naive_binomial"]["mde_pp"] is None
     assert study["recommended_method"] in ("cluster_t", "wild_bootstrap", "gee_bias_reduced")
     best = methods[study["recommended_method"]]
-    assert abs(best["size"] - 0.05) <= 3 * best["size_mcse"] + 0.01 and 0 < best["mde_pp"] < 20
+    assert best["size_low"] <= 0.05 <= best["size_high"] and best["enough_replications"] is True
+    summary = pd.read_parquet(built / "data/processed/simulation_study/summary.parquet")
+    assert ((summary["rejection_high"] - summary["rejection_low"]) > 0).all(), "no Monte Carlo interval of zero width"
+    assert ((summary["coverage_high"] - summary["coverage_low"]) > 0).all()
     forensics = json.loads((built / "reports/metrics/forensics.json").read_text())
     assert forensics["simulated_clean"]["integer_p_value"] > 0.01
     assert forensics["simulated_planted"]["integer_p_value"] < 0.01

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from akim_turnout import data
-from akim_turnout.paths import project_path
+from akim_turnout.paths import project_path, stage_params
 
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
@@ -103,3 +103,23 @@ def test_every_figure_and_table_is_referenced_from_the_text(page) -> None:
     anchors = page.eval_on_selector_all("figure[id], table[id]", "els => els.map(e => e.id)")
     cited = set(page.eval_on_selector_all("a[href^='#']", "links => links.map(a => a.getAttribute('href').slice(1))"))
     assert anchors and not [a for a in anchors if a not in cited]
+
+
+def test_tab_title_is_the_report_title(page) -> None:
+    assert page.title() == stage_params("report")["title"]
+
+
+def test_published_figures_show_their_source_and_quote_on_hover(page) -> None:
+    cells = page.eval_on_selector_all("#tab-regional td[title]", "tds => tds.map(td => [td.innerText, td.title])")
+    akmola_turnout = [title for text, title in cells if text == "75.50"]
+    assert akmola_turnout and "Ақмола облысы – 75,5%" in akmola_turnout[0] and "https://" in akmola_turnout[0]
+    assert len(cells) >= 40
+
+
+def test_no_interval_or_effect_from_a_fit_that_is_not_estimable(page) -> None:
+    rows = page.eval_on_selector_all("#tab-regional_models tbody tr, #tab-regional_ames tbody tr",
+                                     "trs => trs.map(tr => Array.from(tr.children).map(td => td.innerText))")
+    hidden = [row for row in rows if any(cell.startswith("not estimable") for cell in row)]
+    assert hidden, "the two-predictor regional fit (3 residual df) is not estimable"
+    for row in hidden:
+        assert row.count("–") >= 4, row
