@@ -314,6 +314,47 @@ def test_gee_near_separation(near_separated: pd.DataFrame) -> None:
 
 
 # --------------------------------------------------------------------------
+# Linear mixed model (REML, random region intercepts)
+# --------------------------------------------------------------------------
+
+
+def test_random_intercept_reml_matches_fit_race_mixedlm(races: pd.DataFrame) -> None:
+    reference = models.fit_race_mixedlm(races, MIX_RHS)
+    assert not reference.warnings
+    arrays = _arrays(races, MIX_RHS)
+    fit = fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
+    np.testing.assert_array_equal(fastfit.empirical_logit(arrays.voted, arrays.registered),
+                                  models.empirical_logit(arrays.voted, arrays.registered))
+    assert_scaled_close(fit.params, reference.params, np.abs(reference.params.to_numpy()))
+    assert_cov_close(fit.cov_params, reference.cov_params)
+    np.testing.assert_allclose(fit.group_variance, reference.extra["group_variance"], rtol=RTOL)
+    np.testing.assert_allclose(fit.residual_variance, reference.extra["residual_variance"], rtol=RTOL)
+    p, low, _ = fastfit.normal_inference(fit.params, np.sqrt(np.diag(fit.cov_params)))
+    np.testing.assert_allclose(p, reference.pvalues, rtol=RTOL)
+    assert_scaled_close(low, reference.conf_int["lower"], reference.bse.to_numpy())
+
+
+def test_random_intercept_reml_stops_where_statsmodels_stops(races: pd.DataFrame) -> None:
+    """statsmodels' BFGS stops short of the exact REML maximum; the replay stops at the same point."""
+    arrays = _arrays(races, MIX_RHS)
+    y = fastfit.empirical_logit(arrays.voted, arrays.registered)
+    raw = sm.MixedLM(y, arrays.exog, groups=arrays.clusters).fit(reml=True)
+    fit = fastfit.fit_random_intercept_reml(arrays, y)
+    gamma = fit.group_variance / fit.residual_variance
+    np.testing.assert_allclose(gamma, np.asarray(raw.cov_re_unscaled)[0, 0], rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in sqrt:RuntimeWarning")  # statsmodels' fit, outside
+def test_random_intercept_reml_declines_at_the_boundary(regions: pd.DataFrame) -> None:
+    """Equal regional turnouts: no variance between regions; statsmodels warns and changes optimiser."""
+    races = simulate.simulate_races(regions.assign(turnout_pct=80.0), NATIONAL_2021, simulate.SimulationSettings(), 1)
+    assert models.fit_race_mixedlm(races, MIX_RHS).warnings
+    arrays = _arrays(races, MIX_RHS)
+    with pytest.raises(fastfit.FastPathDeclined):
+        fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
+
+
+# --------------------------------------------------------------------------
 # Regional fractional logit under permutation
 # --------------------------------------------------------------------------
 
@@ -438,10 +479,10 @@ def test_study_results_do_not_depend_on_the_engine(regions: pd.DataFrame) -> Non
     """30 replications (12 at effect 0, 6 at each other effect), every method."""
     design = study.StudyDesign.from_mapping({
         "n_replications": 6, "n_replications_null": 12, "seed": 11,
-        "method_replications": {"mixedlm": 2, "naive_binomial": 6},
+        "method_replications": {"mixedlm": 4, "naive_binomial": 6},
     })
     fast, slow = _study_rows(regions, "fast", design), _study_rows(regions, "statsmodels", design)
-    assert len(fast) == (12 + 3 * 6) * 3 + 4 * 2 + 4 * 6
+    assert len(fast) == (12 + 3 * 6) * 3 + 4 * 4 + 4 * 6
     assert set(fast["method"]) == set(study.METHODS)
     _assert_rows_agree(fast, slow)
     # the published frame, at 6 significant digits
@@ -456,15 +497,15 @@ def test_study_falls_back_to_statsmodels_where_the_fast_path_declines(
 ) -> None:
     design = study.StudyDesign.from_mapping({
         "n_replications": 2, "n_replications_null": None, "effect_grid": [0.0, -0.3], "seed": 2,
-        "methods": ["cluster_t", "wild_bootstrap", "gee_bias_reduced", "naive_binomial"], "method_replications": {},
+        "methods": list(study.METHODS), "method_replications": {},
     })
     slow = _study_rows(regions, "statsmodels", design)
 
     def decline(*args, **kwargs):
         raise fastfit.FastPathDeclined("test")
 
-    monkeypatch.setattr(fastfit, "fit_counts_glm", decline)
-    monkeypatch.setattr(fastfit, "fit_gee_exchangeable", decline)
+    for name in ("fit_counts_glm", "fit_gee_exchangeable", "fit_random_intercept_reml"):
+        monkeypatch.setattr(fastfit, name, decline)
     declined = _study_rows(regions, "fast", design)
     pd.testing.assert_frame_equal(declined, slow)
 

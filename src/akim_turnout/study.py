@@ -66,26 +66,24 @@ Choices (stated once, used everywhere):
   already carry their logit noise, this is the average marginal effect of
   moving a race from no to only self-nominated candidates.
 
-Fit engines: the replications' cluster_t, naive_binomial, wild_bootstrap
-and gee_bias_reduced fits go through :mod:`akim_turnout.fastfit` (numpy,
-the same numbers as statsmodels to about 1e-12; ``engine="fast"``, the
-default of :func:`run_study`) or through the statsmodels functions named
-above (``engine="statsmodels"``). The fast engine hands MixedLM, the
-bootstrap CI of ``wild_bootstrap_ci`` and any case it declines to
-statsmodels. The default study's results frame is identical either way.
+Fit engines: the replications' fits go through :mod:`akim_turnout.fastfit`
+(numpy, the same numbers as statsmodels to about 1e-11; ``engine="fast"``,
+the default of :func:`run_study`) or through the statsmodels functions
+named above (``engine="statsmodels"``). The fast engine hands the bootstrap
+CI of ``wild_bootstrap_ci`` and any case it declines to statsmodels. The
+default study's results frame is identical either way.
 
 Cost and defaults (measured on 2 cores shared with other work, BLAS
 single-threaded, real design; fast engine, statsmodels engine in brackets):
 one simulation 4-5 ms; each fit on its own, design included: cluster GLM
 2.5 ms [12 ms], wild bootstrap 3-5 ms at a non-zero effect, where coverage
 needs a second test [34-39 ms; about 70 ms with ``wild_bootstrap_ci``],
-bias-reduced GEE 5 ms [28 ms], MixedLM 30 ms (statsmodels in both), naive
-GLM 2.5 ms [11 ms]; within a replication the GLM fit is shared. The
-defaults of :class:`StudyDesign` (200 replications at effect 0, where size
-and coverage are judged; 60 at each of three non-zero effects; MixedLM and
-the naive GLM, which are comparisons, on the first 25) cost about 9 CPU
-seconds [41], MixedLM about 3.5 s of them, plus about 5 s for each worker
-process to import the stack.
+bias-reduced GEE 5 ms [28 ms], MixedLM 2.5 ms [30 ms], naive GLM 2.5 ms
+[11 ms]; within a replication the GLM fit is shared. The defaults of
+:class:`StudyDesign` (200 replications at effect 0, where size and coverage
+are judged; 60 at each of three non-zero effects; MixedLM and the naive
+GLM, which are comparisons, on the first 25) cost about 6 CPU seconds
+[41], plus about 5 s for each worker process to import the stack.
 
 Bias-reduced GEE: with region dummies in the formula, each region's block
 ``I - H_gg`` of the Mancl-DeRouen correction is singular in exact arithmetic
@@ -133,10 +131,10 @@ RESULT_COLUMNS = (
 )
 GROUP_COLUMNS = ["design_index", "n_regions", "n_races", "effect_index", "effect", "method"]
 # Fit engine of the replications: "fast" (akim_turnout.fastfit, the default) or "statsmodels". Both give the same
-# rows to about 1e-12 (tests/test_fastfit.py); "fast" fits cluster_t, naive_binomial, wild_bootstrap (without
-# wild_bootstrap_ci) and gee_bias_reduced in numpy and hands any case it declines, and mixedlm, to statsmodels.
+# rows to about 1e-12 (tests/test_fastfit.py); "fast" fits the methods of FAST_METHODS in numpy (wild_bootstrap
+# without wild_bootstrap_ci) and hands any case it declines to statsmodels.
 ENGINES = ("fast", "statsmodels")
-FAST_METHODS = ("cluster_t", "naive_binomial", "wild_bootstrap", "gee_bias_reduced")
+FAST_METHODS = ("cluster_t", "naive_binomial", "wild_bootstrap", "gee_bias_reduced", "mixedlm")
 
 
 # --------------------------------------------------------------------------
@@ -411,19 +409,25 @@ def _fit_fast(
     """
     if method == "wild_bootstrap" and task.wild_ci:
         raise fastfit.FastPathDeclined("bootstrap CI by test inversion is computed by models.wild_cluster_bootstrap")
-    if "arrays" not in cache:
-        cache["arrays"] = fastfit.race_arrays(races, simulate.true_formula_rhs(task.settings))
-    arrays = cache["arrays"]
-    k = arrays.names.index(EFFECT_TERM)
-    if method == "gee_bias_reduced":
-        gee = fastfit.fit_gee_exchangeable(arrays)
-        params, cov, df = gee.params, gee.cov_bias_reduced, arrays.n_clusters - 1
+    if method == "mixedlm":  # fixed effects without C(region): the random intercept takes its place
+        arrays = fastfit.race_arrays(races, " + ".join(simulate.true_coefficients(task.settings).index))
+        mixed = fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
+        params, cov, df = mixed.params, mixed.cov_params, None
     else:
-        if "glm" not in cache:
-            cache["glm"] = fastfit.fit_counts_glm(arrays)
-        params = cache["glm"].params
-        cov = cache["glm"].cov_naive if method == "naive_binomial" else cache["glm"].cov_cluster
-        df = None if method == "naive_binomial" else cache["glm"].df_resid_inference
+        if "arrays" not in cache:
+            cache["arrays"] = fastfit.race_arrays(races, simulate.true_formula_rhs(task.settings))
+        arrays = cache["arrays"]
+        if method == "gee_bias_reduced":
+            gee = fastfit.fit_gee_exchangeable(arrays)
+            params, cov, df = gee.params, gee.cov_bias_reduced, arrays.n_clusters - 1
+        else:
+            if "glm" not in cache:
+                cache["glm"] = fastfit.fit_counts_glm(arrays)
+            glm = cache["glm"]
+            params = glm.params
+            cov = glm.cov_naive if method == "naive_binomial" else glm.cov_cluster
+            df = None if method == "naive_binomial" else glm.df_resid_inference
+    k = arrays.names.index(EFFECT_TERM)
     # statsmodels' path takes the square root of every variance and counts the warning a negative one raises
     if not (np.all(np.isfinite(cov)) and np.all(np.diag(cov) > 0)):
         raise fastfit.FastPathDeclined("non-positive or non-finite variance")
