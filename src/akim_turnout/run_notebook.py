@@ -27,6 +27,7 @@ import re
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -148,6 +149,9 @@ def execute(stage: str, notebook: Path, executed: Path, root: Path, params: Mapp
         papermill.execute_notebook(
             str(notebook), str(executed), parameters=dict(params), kernel_name="python3",
             cwd=str(root), progress_bar=False, log_output=False,
+            # the kernel's own log (a TCP transport notice, a KeyboardInterrupt logged when it is shut down) says
+            # nothing about the stage; errors in cells reach the runner as messages all the same
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except PapermillExecutionError as error:
         kept = root / SCRATCH / "failed" / executed.name  # the executed copy itself is an output, restored below
@@ -241,7 +245,8 @@ def _on_interrupt(stage: str, root: Path):
 
 
 def run_stage(stage: str, notebook: str, executed: str, *, root: Path | None = None) -> Path:
-    """Check everything, then execute the stage's notebook; on failure restore the outputs and re-raise."""
+    """Check everything, then execute the stage's notebook (one line on success); on failure restore the outputs
+    and re-raise."""
     root = root or project_root(Path.cwd())
     notebook_path, executed_path = root / notebook, root / executed
     outputs = stage_output_paths(stage, root / "dvc.yaml")  # KeyError for a stage dvc.yaml does not have
@@ -257,7 +262,9 @@ def run_stage(stage: str, notebook: str, executed: str, *, root: Path | None = N
                   file=sys.stderr)
         os.environ[OUTPUT_ROOT_ENV] = str(root)  # the kernel writes into the pipeline's folders
         create_output_folders([executed, *outputs], root)
+        started = time.monotonic()
         execute(stage, notebook_path, executed_path, root, params)
+        print(f"stage '{stage}': {notebook} ran in {time.monotonic() - started:.1f} s", flush=True)
     except RUNNER_ERRORS as error:
         extra = (getattr(error, "details", ()),) if isinstance(error, StageFailed) else ()
         raise type(error)(f"{_message(error)}; {_failure_note(stage, root)}", *extra) from None

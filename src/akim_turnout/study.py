@@ -66,15 +66,24 @@ Choices (stated once, used everywhere):
   already carry their logit noise, this is the average marginal effect of
   moving a race from no to only self-nominated candidates.
 
-Cost and defaults (measured on 2 cores, BLAS single-threaded, real design):
-one simulation 3 ms; fits: cluster GLM 7 ms, wild bootstrap 10 ms per test
-(20 ms at a non-zero effect, where coverage needs a second test; 70 ms with
-``wild_bootstrap_ci``), bias-reduced GEE 14 ms, MixedLM 21 ms, naive GLM
-7 ms. The defaults of :class:`StudyDesign` (200 replications at effect 0,
-where size and coverage are judged; 60 at each of three non-zero effects;
-MixedLM and the naive GLM, which are comparisons, on the first 25) cost
-about 19 CPU seconds, plus about 5 s for each worker process to import
-the stack.
+Fit engines: the replications' fits go through :mod:`akim_turnout.fastfit`
+(numpy, the same numbers as statsmodels to about 1e-11; ``engine="fast"``,
+the default of :func:`run_study`) or through the statsmodels functions
+named above (``engine="statsmodels"``). The fast engine hands the bootstrap
+CI of ``wild_bootstrap_ci`` and any case it declines to statsmodels. The
+default study's results frame is identical either way.
+
+Cost and defaults (measured on 2 cores shared with other work, BLAS
+single-threaded, real design; fast engine, statsmodels engine in brackets):
+one simulation 4-5 ms; each fit on its own, design included: cluster GLM
+2.5 ms [12 ms], wild bootstrap 3-5 ms at a non-zero effect, where coverage
+needs a second test [34-39 ms; about 70 ms with ``wild_bootstrap_ci``],
+bias-reduced GEE 5 ms [28 ms], MixedLM 2.5 ms [30 ms], naive GLM 2.5 ms
+[11 ms]; within a replication the GLM fit is shared. The defaults of
+:class:`StudyDesign` (200 replications at effect 0, where size and coverage
+are judged; 60 at each of three non-zero effects; MixedLM and the naive
+GLM, which are comparisons, on the first 25) cost about 6 CPU seconds
+[41], plus about 5 s for each worker process to import the stack.
 
 Bias-reduced GEE: with region dummies in the formula, each region's block
 ``I - H_gg`` of the Mancl-DeRouen correction is singular in exact arithmetic
@@ -89,6 +98,7 @@ kept as a row with ``ok=False`` and the error text; summaries count them
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, replace
@@ -98,7 +108,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from akim_turnout import models, simulate
+from akim_turnout import fastfit, models, simulate
 from akim_turnout.parameters import STUDY_DESIGN, STUDY_METHODS, mapping_problems
 from akim_turnout.outputs import stated, stated_frame
 
@@ -120,6 +130,11 @@ RESULT_COLUMNS = (
     "covered", "rejected", "ok", "converged", "n_warnings", "mean_pq", "error",
 )
 GROUP_COLUMNS = ["design_index", "n_regions", "n_races", "effect_index", "effect", "method"]
+# Fit engine of the replications: "fast" (akim_turnout.fastfit, the default) or "statsmodels". Both give the same
+# rows to about 1e-12 (tests/test_fastfit.py); "fast" fits the methods of FAST_METHODS in numpy (wild_bootstrap
+# without wild_bootstrap_ci) and hands any case it declines to statsmodels.
+ENGINES = ("fast", "statsmodels")
+FAST_METHODS = ("cluster_t", "naive_binomial", "wild_bootstrap", "gee_bias_reduced", "mixedlm")
 
 
 # --------------------------------------------------------------------------
@@ -307,6 +322,7 @@ class ReplicationTask:
     alpha: float = 0.05
     wild_ci: bool = False
     wild_weights: str = "webb"
+    engine: str = "fast"
 
 
 def build_tasks(
@@ -314,8 +330,11 @@ def build_tasks(
     base_settings: simulate.SimulationSettings,
     regions: pd.DataFrame,
     national: Mapping[str, float],
+    engine: str = "fast",
 ) -> list[ReplicationTask]:
-    """All replications of the study, ordered by design, effect and replication."""
+    """All replications of the study, ordered by design, effect and replication (fitted with ``engine``)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     base = simulate.allocate_region_margins(
         regions, national, base_settings.unknown_posts_rule, base_settings.min_candidates
     )
@@ -328,7 +347,7 @@ def build_tasks(
                 tasks.append(ReplicationTask(
                     d, point.n_regions, point.n_races, e, float(effect), r, margins, settings,
                     design.methods_for(r), design.seed, design.n_boot, design.alpha,
-                    design.wild_bootstrap_ci, design.wild_weights,
+                    design.wild_bootstrap_ci, design.wild_weights, engine,
                 ))
     return tasks
 
@@ -369,10 +388,72 @@ def _fit_wild(races: pd.DataFrame, task: ReplicationTask, target: float, boot_se
     }
 
 
-def _fit_method(
-    method: str, races: pd.DataFrame, task: ReplicationTask, target: float, boot_seed: int
+def _fast_wald(estimate: float, variance: float, df: float | None, target: float, alpha: float) -> dict[str, Any]:
+    """What :func:`_wald` returns for a fit without warnings, from the estimate and variance of EFFECT_TERM."""
+    se = math.sqrt(variance)
+    if df is None:
+        p_value, low, high = (float(x) for x in fastfit.normal_inference(estimate, se, alpha))
+    else:
+        p_value, low, high = (float(x) for x in fastfit.t_inference(estimate, se, df, alpha))
+    return {"estimate": float(estimate), "se": se, "ci_low": low, "ci_high": high, "p_value": p_value,
+            "covered": bool(low <= target <= high), "converged": True, "n_warnings": 0}
+
+
+def _fit_fast(
+    method: str, races: pd.DataFrame, task: ReplicationTask, target: float, boot_seed: int, cache: dict[str, Any]
 ) -> dict[str, Any]:
-    """Fit one method to one simulated data set; returns the inference columns of a result row."""
+    """:func:`_fit_method` by :mod:`akim_turnout.fastfit`; raises ``FastPathDeclined`` for the statsmodels path.
+
+    ``cache`` holds the replication's arrays and GLM fit (shared by cluster_t, naive_binomial and the bootstrap,
+    whose estimates are therefore identical, as with statsmodels).
+    """
+    if method == "wild_bootstrap" and task.wild_ci:
+        raise fastfit.FastPathDeclined("bootstrap CI by test inversion is computed by models.wild_cluster_bootstrap")
+    if method == "mixedlm":  # fixed effects without C(region): the random intercept takes its place
+        arrays = fastfit.race_arrays(races, " + ".join(simulate.true_coefficients(task.settings).index))
+        mixed = fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
+        params, cov, df = mixed.params, mixed.cov_params, None
+    else:
+        if "arrays" not in cache:
+            cache["arrays"] = fastfit.race_arrays(races, simulate.true_formula_rhs(task.settings))
+        arrays = cache["arrays"]
+        if method == "gee_bias_reduced":
+            gee = fastfit.fit_gee_exchangeable(arrays)
+            params, cov, df = gee.params, gee.cov_bias_reduced, arrays.n_clusters - 1
+        else:
+            if "glm" not in cache:
+                cache["glm"] = fastfit.fit_counts_glm(arrays)
+            glm = cache["glm"]
+            params = glm.params
+            cov = glm.cov_naive if method == "naive_binomial" else glm.cov_cluster
+            df = None if method == "naive_binomial" else glm.df_resid_inference
+    k = arrays.names.index(EFFECT_TERM)
+    # statsmodels' path takes the square root of every variance and counts the warning a negative one raises
+    if not (np.all(np.isfinite(cov)) and np.all(np.diag(cov) > 0)):
+        raise fastfit.FastPathDeclined("non-positive or non-finite variance")
+    if method != "wild_bootstrap":
+        return _fast_wald(params[k], cov[k, k], df, target, task.alpha)
+    draws = fastfit.wild_weight_draws(boot_seed, task.n_boot, arrays.n_clusters, task.wild_weights)
+    _, p_value = fastfit.score_bootstrap(arrays, k, 0.0, draws, params)
+    at_target = p_value if target == 0.0 else fastfit.score_bootstrap(arrays, k, target, draws, params)[1]
+    return {"estimate": float(params[k]), "se": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+            "p_value": p_value, "covered": bool(at_target >= task.alpha), "converged": True, "n_warnings": 0}
+
+
+def _fit_method(
+    method: str, races: pd.DataFrame, task: ReplicationTask, target: float, boot_seed: int,
+    cache: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fit one method to one simulated data set; returns the inference columns of a result row.
+
+    With ``task.engine == "fast"`` the methods of :data:`FAST_METHODS` go through :func:`_fit_fast` (``cache``:
+    a dict shared by the fits of one replication), falling back to statsmodels where it declines.
+    """
+    if task.engine == "fast" and method in FAST_METHODS:
+        try:
+            return _fit_fast(method, races, task, target, boot_seed, {} if cache is None else cache)
+        except fastfit.FastPathDeclined:
+            pass
     rhs = simulate.true_formula_rhs(task.settings)
     if method == "cluster_t":
         return _wald(models.fit_race_glm(races, rhs), target, task.alpha)
@@ -388,6 +469,7 @@ def _fit_method(
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
 
 
+@functools.lru_cache(maxsize=256)  # settings are frozen; the pandas Series behind a target cost more than a fast fit
 def method_target(method: str, settings: simulate.SimulationSettings) -> float:
     """True value a method estimates: conditional for MixedLM, population-averaged otherwise."""
     truth = simulate.true_coefficients(settings) if method == "mixedlm" else (
@@ -420,13 +502,14 @@ def run_replication(task: ReplicationTask) -> list[dict[str, Any]]:
         "sim_seed": sim_seed, "term": EFFECT_TERM, "mean_pq": float(np.mean(share * (1 - share))),
     }
     rows = []
+    cache: dict[str, Any] = {}
     for method in task.methods:
         target = method_target(method, task.settings)
         try:
             # warnings raised outside the models' own capture (e.g. sqrt of a negative
             # variance of another term) are counted here instead of being printed
             with models.captured_warnings() as caught:
-                out = _fit_method(method, races, task, target, boot_seed)
+                out = _fit_method(method, races, task, target, boot_seed, cache)
             out["n_warnings"] += len(caught)
             out["converged"] = out["converged"] and not any(w.startswith("ConvergenceWarning") for w in caught)
             error = ""
@@ -523,6 +606,7 @@ def run_study(
     progress: bool = False,
     client: Any = None,
     chunks_per_worker: int = 4,
+    engine: str = "fast",
 ) -> pd.DataFrame:
     """Run every replication of the study; one row per design x effect x replication x method.
 
@@ -533,7 +617,7 @@ def run_study(
     single-threaded worker processes created and closed here). Tasks go in
     ``chunks_per_worker`` chunks per worker. Seeds depend only on the
     design, so the frame (sorted by :func:`results_frame`) is identical
-    whatever the backend, ``n_jobs`` or chunking.
+    whatever the backend, ``n_jobs`` or chunking. ``engine``: see :data:`ENGINES`.
 
     Notes: loky and dask worker processes run BLAS single-threaded (both set
     ``OPENBLAS_NUM_THREADS=1`` etc. in their workers); with ``n_jobs=1`` the
@@ -547,7 +631,7 @@ def run_study(
     """
     if backend not in ("joblib", "dask"):
         raise ValueError("backend must be 'joblib' or 'dask'")
-    tasks = build_tasks(design, base_settings, regions, national)
+    tasks = build_tasks(design, base_settings, regions, national, engine)
     workers = _n_workers(n_jobs)
     chunks = chunk_tasks(tasks, workers * max(1, chunks_per_worker))
     if backend == "joblib":

@@ -1,0 +1,825 @@
+"""Fast numpy paths for the many small fits of the simulation study and the permutation test.
+
+The simulation study (:mod:`akim_turnout.study`) fits a 730-row, 17-parameter design a handful of times per
+replication, and :func:`akim_turnout.models.permutation_test` refits a 10-14-row regional model 1,999 times.
+Through statsmodels almost all of that time is spent in model set-up, wrappers and Python loops over clusters, not
+in arithmetic. This module computes the same numbers with a few array operations each. It imports numpy and scipy;
+pandas and :mod:`akim_turnout.models` (hence statsmodels) only inside :func:`race_arrays`, whose callers have them.
+
+What each path matches, on the same data. ``tests/test_fastfit.py`` pins every path to statsmodels or to the
+project's statsmodels-based function at 1e-8 (relative; covariances relative to ``sqrt(c_ii c_jj)``). Measured
+largest differences over 40 simulated data sets of the real design (four effects and noise levels): estimates
+4e-12 (relative) or 3e-13 standard errors, covariances 5e-12, p-values 2e-11 (relative), bootstrap statistics
+1e-12 and bootstrap p-values identical (80 of 80 tests); permutation statistics 2e-11 on the regional data. The
+study's published results frame (6 significant digits) of the default design was identical with either engine.
+
+* :func:`fit_counts_glm`: the binomial-logit GLM on counts ``[voted, registered - voted]`` of
+  :func:`models.fit_race_glm` (statsmodels ``GLM(...).fit(method="newton", tol=1e-10)``): Newton's method on the
+  log-likelihood from the same start. Newton converges quadratically, so once a step is below ``tol`` the estimate is
+  the maximum-likelihood estimate to rounding, whichever side of ``tol`` the last step fell (the stopping rule does
+  not decide anything visible). Returns
+
+  - the model-based (naive) covariance ``(X' W X)^-1``, ``W = diag(n_i mu_i (1 - mu_i))``;
+  - the cluster-robust covariance exactly as ``fit(cov_type="cluster", cov_kwds={"groups": g}, use_t=True)``
+    computes it: ``c H^-1 (sum_g S_g S_g') H^-1`` with ``S_g`` the cluster sums of the observation scores
+    ``x_i (y_i - n_i mu_i)``, ``H`` the Hessian and ``c = G / (G - 1) * (N - 1) / (N - K)``;
+  - t(G - 1) p-values and CIs as :func:`models._inference` computes them from that covariance
+    (:func:`t_inference`; normal for the naive fit, :func:`normal_inference`).
+
+* :func:`score_bootstrap`: the restricted wild cluster score bootstrap of :func:`models.wild_cluster_bootstrap`
+  (statistic ``sum(psi) / sqrt(sum(psi^2))`` and its p-value with the same relative tie tolerance 1e-12), the
+  restricted fit done by :func:`fit_counts_glm`'s Newton with the tested coefficient as an offset. The weight draws
+  are those of :func:`wild_weight_draws`, identical to the function's for the same seed, so the p-values are equal.
+
+* :func:`fit_gee_exchangeable`: statsmodels ``GEE(share, X, groups, Binomial(), Exchangeable()).fit()`` of
+  :func:`models.fit_race_gee` (unweighted): the same iteration (a Fisher-scoring step with the current working
+  correlation, then the moment update of the correlation, until the score norm *before* a step is below
+  ``ctol = 1e-6`` after at least one correlation update; at most 60 steps), with the closed-form inverse of the
+  exchangeable working covariance summed over clusters at once. Start: statsmodels starts from a binomial GLM on the
+  shares fitted by IRLS (stopped at a deviance change of 1e-8); this module starts from the same GLM's exact
+  maximum-likelihood estimate. The first GEE step uses correlation 0, i.e. it is a Newton step of that very GLM,
+  which squares the start's error away: the two paths agree from the first step on.
+  The bias-reduced covariance is :func:`akim_turnout.inference.mancl_derouen_cov` (generalized inverse), with each
+  cluster's ``n_g x n_g`` pseudo-inverse reduced to a 9 x 9 one (:func:`mancl_derouen`).
+
+* :func:`permutation_statistics`: the regional fractional logit (binomial GLM on shares, optional ``var_weights``)
+  with its HC0/HC1/HC3 covariance as :func:`models.glm_sandwich_cov`, for a whole batch of designs that differ in one
+  column. statsmodels fits it by IRLS and stops when the deviance changes by at most 1e-8, which leaves the estimate
+  up to about 1e-8 (relative) from the exact maximum on the regional data; IRLS is therefore replayed step by step
+  (same start ``mu = (y + 0.5) / 2``, same weighted least-squares steps, same deviance and stopping rule, each design
+  of the batch stopping on its own).
+
+A path that meets anything outside the regular case it was written for raises :class:`FastPathDeclined`, and the
+caller falls back to statsmodels: a Newton fit that needs more than :data:`MAX_NEWTON_STEPS` steps or reaches a linear
+predictor beyond 30 (separation, where statsmodels itself falls back to IRLS and warns), non-finite values, a GEE
+that would hit statsmodels' iteration limit, a working correlation outside (-1, 1) or one that makes a cluster's
+working correlation matrix nearly singular (``|1 + a (n_g - 1)| < 1e-4``), a singular system. In the regular case
+statsmodels emits no warning (checked on 280 study replications), so the study's warning counts do not change either.
+
+Decisions and rounding. Newton's stopping rule sits where the result no longer moves. The GEE and IRLS stopping
+rules are statsmodels' own and are evaluated on the same quantities, so the same iteration is taken unless a
+criterion lies within rounding of its threshold, where statsmodels itself would stop at another iteration on another
+machine (a difference of about 1e-9 (GEE) or 1e-8 (IRLS) relative in the estimates, far below the stated 6
+digits). The pseudo-inverse of the bias-reduced covariance cuts the same singular values by the same rule as the
+reference; on the simulated designs checked they sit near 1e-14 and near 0.8, far from the cut at 1.5e-8. Leverages
+within 1e-6 of the HC3 cut-off and ill-conditioned regional designs are handed to statsmodels.
+
+* :func:`fit_random_intercept_reml`: the linear mixed model with random region intercepts of
+  :func:`models.fit_race_mixedlm` (statsmodels ``MixedLM(...).fit(reml=True)``): statsmodels' BFGS on the profile
+  REML likelihood replayed with the same scipy optimiser on the same function, so it stops where statsmodels stops
+  (which is up to 4e-4 from the exact maximum in the group variance), and statsmodels' Hessian for the covariance.
+  Measured differences on the study's design: estimates 5e-13, covariance 4e-13, variances 4e-13 (relative).
+
+What stays on statsmodels: every reported single fit (the notebooks' models), beta regression, the weighted GEE and
+the bootstrap CI by test inversion.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import special
+
+NEWTON_TOL = 1e-10  # statsmodels' tol in models._fit_counts_glm: stop when every |step| <= tol
+MAX_NEWTON_STEPS = 50  # statsmodels allows 100 before it falls back to IRLS; regular fits need 4-8
+GEE_MAXITER = 60  # statsmodels GEE.fit defaults
+GEE_CTOL = 1e-6
+IRLS_MAXITER = 100  # statsmodels GLM.fit defaults (IRLS)
+IRLS_TOL = 1e-8
+TIE_TOLERANCE = 1e-12  # relative tie tolerance of models._score_bootstrap_p and models.permutation_test
+DEFAULT_RCOND = float(np.sqrt(np.finfo(float).eps))  # as akim_turnout.inference.DEFAULT_RCOND
+WILD_WEIGHTS = {  # as models.WILD_WEIGHTS (a test checks they are equal)
+    "rademacher": np.array([-1.0, 1.0]),
+    "webb": np.array([-math.sqrt(1.5), -1.0, -math.sqrt(0.5), math.sqrt(0.5), 1.0, math.sqrt(1.5)]),
+}
+_FLOAT_EPS = np.finfo(float).eps
+
+
+class FastPathDeclined(RuntimeError):
+    """The fast path does not handle this case (irregular data or fit); use the statsmodels path."""
+
+
+# --------------------------------------------------------------------------
+# Race data as arrays
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class RaceArrays:
+    """Validated race rows as arrays: design (intercept first), counts and integer cluster codes.
+
+    The same arrays as ``models._prepare_races`` builds (checked by the tests), plus cached helpers for
+    cluster sums.
+    """
+
+    exog: np.ndarray
+    names: list[str]
+    voted: np.ndarray
+    registered: np.ndarray
+    clusters: np.ndarray
+    n_clusters: int
+
+    @cached_property
+    def share(self) -> np.ndarray:
+        return self.voted / self.registered
+
+    @cached_property
+    def _order(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """Row order that groups clusters, the start of each cluster in it, and cluster sizes."""
+        sizes = np.bincount(self.clusters, minlength=self.n_clusters)
+        if np.any(sizes == 0):
+            raise FastPathDeclined("empty cluster code")
+        order = None if np.all(np.diff(self.clusters) >= 0) else np.argsort(self.clusters, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        return order, starts, sizes
+
+    @property
+    def cluster_sizes(self) -> np.ndarray:
+        return self._order[2]
+
+    def cluster_sums(self, values: np.ndarray) -> np.ndarray:
+        """Sums of ``values`` (rows first, any trailing shape) within each cluster, in cluster-code order."""
+        order, starts, _ = self._order
+        return np.add.reduceat(values if order is None else values[order], starts, axis=0)
+
+
+def race_arrays(
+    df: Any, formula_rhs: str, cluster: str = "region", voted: str = "voted", registered: str = "registered",
+) -> RaceArrays:
+    """The race design of ``formula_rhs`` as :class:`RaceArrays`, as ``models._prepare_races`` builds it.
+
+    Complete, valid numeric data (the simulator's) is converted directly; anything else (missing values, rows to
+    drop, invalid counts, non-numeric columns) goes through ``models._prepare_races``, which raises the usual errors.
+    """
+    from akim_turnout import models  # lazy: statsmodels is imported only by callers that already have it
+
+    try:
+        return _direct_race_arrays(df, formula_rhs, cluster, voted, registered, models.parse_terms)
+    except FastPathDeclined:
+        data = models._prepare_races(df, formula_rhs, cluster, voted, registered, "race_arrays")
+        return RaceArrays(data.exog, list(data.names), data.voted, data.registered, data.clusters, data.n_clusters)
+
+
+def _numeric_column(series: Any, column: str) -> np.ndarray:
+    if series.dtype.kind not in "iuf":
+        raise FastPathDeclined(f"{column} is not numeric")
+    values = series.to_numpy(dtype=float)
+    if not np.all(np.isfinite(values)):
+        raise FastPathDeclined(f"{column} has missing values")
+    return values
+
+
+def _direct_race_arrays(df: Any, formula_rhs: str, cluster: str, voted: str, registered: str,
+                        parse_terms: Any) -> RaceArrays:
+    """RaceArrays from a complete frame, or FastPathDeclined if any row needs the general path."""
+    import pandas as pd  # only here, where a frame is given anyway
+
+    terms = parse_terms(formula_rhs)
+    needed = list(dict.fromkeys([voted, registered, cluster, *(column for _, column, _ in terms)]))
+    if any(c not in df.columns for c in needed):
+        raise FastPathDeclined("missing columns")
+    series = {c: df[c] for c in needed}  # each frame column access copies the frame's attrs: once per column
+    v, r = _numeric_column(series[voted], voted), _numeric_column(series[registered], registered)
+    if np.any(r <= 0) or np.any(v < 0) or np.any(v > r):
+        raise FastPathDeclined("invalid counts")
+    factorized: dict[str, tuple[np.ndarray, list[str]]] = {}
+
+    def sorted_codes(column: str) -> tuple[np.ndarray, list[str]]:
+        """Codes and sorted levels of a text column (as factorize(sort=True), and as sorted(astype(str)))."""
+        if column not in factorized:
+            if not isinstance(series[column].dtype, pd.StringDtype) or series[column].isna().any():
+                raise FastPathDeclined(f"{column} is not complete text")
+            codes, uniques = pd.factorize(series[column], sort=True)
+            factorized[column] = codes.astype(np.int64), [str(u) for u in uniques]
+        return factorized[column]
+
+    blocks, names = [np.ones((len(v), 1))], ["Intercept"]
+    for kind, column, term in terms:
+        if kind == "categorical":
+            codes, levels = sorted_codes(column)
+            block = np.zeros((len(v), len(levels) - 1))
+            rows = np.flatnonzero(codes > 0)
+            block[rows, codes[rows] - 1] = 1.0
+            blocks.append(block)
+            names.extend(f"C({column})[T.{level}]" for level in levels[1:])
+            continue
+        x = _numeric_column(series[column], column)
+        if kind == "log":
+            if np.any(x <= 0):
+                raise FastPathDeclined(f"{column} not positive")
+            x = np.log(x)
+        blocks.append(x[:, None])
+        names.append(term)
+    exog = np.hstack(blocks)
+    if exog.shape[0] <= exog.shape[1]:
+        raise FastPathDeclined("too few rows")
+    codes, levels = sorted_codes(cluster)
+    return RaceArrays(exog, names, v, r, codes, len(levels))
+
+
+# --------------------------------------------------------------------------
+# Inference from a covariance
+# --------------------------------------------------------------------------
+
+
+def t_inference(estimate: np.ndarray, se: np.ndarray, df: float, alpha: float = 0.05
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two-sided t(df) p-values and ``1 - alpha`` CI bounds, as ``models._inference`` (scipy's t: stdtr, stdtrit)."""
+    estimate, se = np.asarray(estimate, float), np.asarray(se, float)
+    p = 2 * special.stdtr(df, -np.abs(estimate / se))
+    half = special.stdtrit(df, 1 - alpha / 2) * se
+    return p, estimate - half, estimate + half
+
+
+def normal_inference(estimate: np.ndarray, se: np.ndarray, alpha: float = 0.05
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two-sided normal p-values and CI bounds, as ``models._inference`` without df (scipy's norm: ndtr, ndtri)."""
+    estimate, se = np.asarray(estimate, float), np.asarray(se, float)
+    p = 2 * special.ndtr(-np.abs(estimate / se))
+    half = special.ndtri(1 - alpha / 2) * se
+    return p, estimate - half, estimate + half
+
+
+# --------------------------------------------------------------------------
+# Binomial GLM on counts
+# --------------------------------------------------------------------------
+
+
+def logit_start(voted: np.ndarray, registered: np.ndarray, k: int) -> np.ndarray:
+    """Overall logit turnout for the intercept, zeros elsewhere (``models._logit_start``)."""
+    share = min(max(voted.sum() / registered.sum(), 1e-6), 1 - 1e-6)
+    start = np.zeros(k)
+    start[0] = math.log(share / (1 - share))
+    return start
+
+
+def newton_counts(
+    exog: np.ndarray, voted: np.ndarray, trials: np.ndarray, start: np.ndarray,
+    offset: np.ndarray | None = None, tol: float = NEWTON_TOL, max_steps: int = MAX_NEWTON_STEPS,
+) -> tuple[np.ndarray, int]:
+    """Maximum-likelihood estimate of a binomial-logit GLM on counts by Newton's method, and the number of steps.
+
+    Steps ``b += (X' W X)^-1 X' (y - n mu)`` until every ``|step| <= tol`` (statsmodels' rule). Raises
+    :class:`FastPathDeclined` after ``max_steps`` steps or on non-finite values.
+    """
+    params = np.array(start, dtype=float)
+    for step_number in range(1, max_steps + 1):
+        eta = exog @ params if offset is None else exog @ params + offset
+        if not np.all(np.abs(eta) < 30):
+            raise FastPathDeclined("linear predictor beyond +-30 (near-separation)")
+        mu = special.expit(eta)
+        weight = trials * mu * (1 - mu)
+        hessian = exog.T @ (exog * weight[:, None])
+        try:
+            step = np.linalg.solve(hessian, exog.T @ (voted - trials * mu))
+        except np.linalg.LinAlgError as error:
+            raise FastPathDeclined(f"singular information: {error}") from error
+        params = params + step
+        if not np.all(np.isfinite(params)):
+            raise FastPathDeclined("non-finite Newton step")
+        if np.all(np.abs(step) <= tol):
+            return params, step_number
+    raise FastPathDeclined(f"Newton did not converge in {max_steps} steps")
+
+
+@dataclass(frozen=True, eq=False)
+class CountsGLM:
+    """A binomial-logit GLM on counts: estimates, covariances and the pieces the bootstrap reuses."""
+
+    params: np.ndarray
+    cov_naive: np.ndarray
+    cov_cluster: np.ndarray
+    n_clusters: int
+    n_steps: int
+
+    @property
+    def df_resid_inference(self) -> int:
+        return self.n_clusters - 1
+
+    @property
+    def bse_cluster(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.cov_cluster))
+
+    @property
+    def bse_naive(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.cov_naive))
+
+
+def fit_counts_glm(arrays: RaceArrays, start: np.ndarray | None = None) -> CountsGLM:
+    """Binomial GLM on ``[voted, registered - voted]`` with naive and region-clustered covariances.
+
+    Matches ``models.fit_race_glm`` (``robust=True``: ``cov_cluster`` with t(G - 1); ``robust=False``:
+    ``cov_naive`` with normal inference). See the module docstring for the formulas.
+    """
+    exog, trials = arrays.exog, arrays.registered
+    if start is None:
+        start = logit_start(arrays.voted, trials, exog.shape[1])
+    params, n_steps = newton_counts(exog, arrays.voted, trials, start)
+    mu = special.expit(exog @ params)
+    information = exog.T @ (exog * (trials * mu * (1 - mu))[:, None])
+    try:
+        bread = np.linalg.inv(information)
+    except np.linalg.LinAlgError as error:
+        raise FastPathDeclined(f"singular information: {error}") from error
+    scores = exog * (arrays.voted - trials * mu)[:, None]
+    sums = arrays.cluster_sums(scores)
+    n, k = exog.shape
+    g = arrays.n_clusters
+    if g < 2:
+        raise FastPathDeclined("one cluster")
+    correction = g / (g - 1.0) * ((n - 1.0) / float(n - k))
+    cov_cluster = bread @ (sums.T @ sums) @ bread * correction
+    return CountsGLM(params, bread, cov_cluster, g, n_steps)
+
+
+# --------------------------------------------------------------------------
+# Restricted wild cluster score bootstrap
+# --------------------------------------------------------------------------
+
+
+def wild_weight_draws(seed: int, n_boot: int, n_clusters: int, weights: str = "webb") -> np.ndarray:
+    """Cluster weights, ``default_rng(seed).choice(support, size=(n_boot, n_clusters))`` as the statsmodels path."""
+    if weights not in WILD_WEIGHTS:
+        raise ValueError(f"weights must be one of {sorted(WILD_WEIGHTS)}")
+    return np.random.default_rng(seed).choice(WILD_WEIGHTS[weights], size=(n_boot, n_clusters))
+
+
+def restricted_cluster_influence(arrays: RaceArrays, k: int, null_value: float, start: np.ndarray) -> np.ndarray:
+    """Per-cluster influence ``psi_g = e_k' H^-1 S_g`` at the estimate with coefficient ``k`` fixed at ``null_value``.
+
+    As ``models._restricted_cluster_influence``: the restricted fit (Newton, coefficient ``k`` as an offset, from
+    ``start`` without entry ``k``), then cluster score sums ``S_g`` and information ``H`` at the restricted estimate.
+    """
+    exog, trials = arrays.exog, arrays.registered
+    others = np.delete(np.arange(exog.shape[1]), k)
+    restricted, _ = newton_counts(exog[:, others], arrays.voted, trials, np.asarray(start)[others],
+                                  offset=null_value * exog[:, k])
+    params = np.insert(restricted, k, null_value)
+    mu = special.expit(exog @ params)
+    resid = arrays.voted - trials * mu
+    info = exog.T @ (exog * (trials * mu * (1 - mu))[:, None])
+    direction = np.linalg.solve(info, np.eye(len(params))[k])
+    return np.bincount(arrays.clusters, weights=resid * (exog @ direction), minlength=arrays.n_clusters)
+
+
+def score_bootstrap(
+    arrays: RaceArrays, k: int, null_value: float, draws: np.ndarray, start: np.ndarray,
+) -> tuple[float, float]:
+    """Studentised score statistic and its symmetric bootstrap p-value (``models._score_bootstrap_p``)."""
+    psi = restricted_cluster_influence(arrays, k, null_value, start)
+    observed = psi.sum() / math.sqrt(psi @ psi)
+    boot_stats = (draws @ psi) / np.sqrt((draws ** 2) @ (psi ** 2))
+    return float(observed), float(np.mean(np.abs(boot_stats) >= abs(observed) * (1 - TIE_TOLERANCE)))
+
+
+# --------------------------------------------------------------------------
+# GEE, binomial, exchangeable working correlation
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class GEEFit:
+    """A binomial GEE with exchangeable working correlation ``dep_param``."""
+
+    params: np.ndarray
+    dep_param: float
+    n_steps: int
+    score_norm: float
+    arrays: RaceArrays
+
+    @cached_property
+    def cov_bias_reduced(self) -> np.ndarray:
+        """Mancl-DeRouen covariance with a generalized inverse (:func:`mancl_derouen`)."""
+        return mancl_derouen(self.arrays, self.params, self.dep_param)
+
+
+def _newton_shares(arrays: RaceArrays) -> np.ndarray:
+    """Exact maximum-likelihood estimate of the unweighted binomial GLM on the shares (GEE's start)."""
+    exog, share = arrays.exog, arrays.share
+    return newton_counts(exog, share, np.ones_like(share), logit_start(share, np.ones_like(share), exog.shape[1]))[0]
+
+
+def _exchangeable_constants(dep: float, sizes: np.ndarray) -> tuple[float, np.ndarray]:
+    """``1 / (1 - a)`` and per-cluster ``c_g = a / (1 - a) / (1 + a (n_g - 1))`` of the exchangeable inverse."""
+    return 1.0 / (1.0 - dep), dep / (1.0 - dep) / (1.0 + dep * (sizes - 1))
+
+
+def _gee_system(arrays: RaceArrays, params: np.ndarray, dep: float) -> tuple[np.ndarray, np.ndarray]:
+    """``B = sum_g D_g' V_g^-1 D_g`` and the score ``sum_g D_g' V_g^-1 r_g`` (statsmodels' _update_mean_params).
+
+    With ``v = mu (1 - mu)``, ``Z = X sqrt(v)`` and Pearson residuals ``e = r / sqrt(v)``, the exchangeable
+    inverse gives ``D_g' V_g^-1 D_g = Z_g' Z_g / (1 - a) - c_g z_g z_g'`` with ``z_g`` the column sums of ``Z_g``.
+    """
+    mu = special.expit(arrays.exog @ params)
+    sd = np.sqrt(mu * (1 - mu))
+    z = arrays.exog * sd[:, None]
+    e = (arrays.share - mu) / sd
+    inv_one_minus, c = _exchangeable_constants(dep, arrays.cluster_sizes)
+    z_sums = arrays.cluster_sums(z)
+    e_sums = arrays.cluster_sums(e)
+    bmat = (z.T @ z) * inv_one_minus - z_sums.T @ (z_sums * c[:, None])
+    score = (z.T @ e) * inv_one_minus - z_sums.T @ (c * e_sums)
+    return bmat, score
+
+
+def _update_dep(arrays: RaceArrays, params: np.ndarray) -> float:
+    """Moment estimate of the exchangeable correlation (statsmodels' Exchangeable.update, unweighted)."""
+    mu = special.expit(arrays.exog @ params)
+    e = (arrays.share - mu) / np.sqrt(mu * (1 - mu))
+    nobs, ddof = len(e), arrays.exog.shape[1]
+    sizes = arrays.cluster_sizes
+    ssr_g = arrays.cluster_sums(e * e)
+    sum_g = arrays.cluster_sums(e)
+    scale = ssr_g.sum() / (nobs * (nobs - ddof) / float(nobs))
+    residsq_sum = np.sum((sum_g ** 2 - ssr_g) / 2) / scale
+    n_pairs = float(np.sum(0.5 * sizes * (sizes - 1)))
+    return float(residsq_sum / (n_pairs * (n_pairs - ddof) / n_pairs))
+
+
+def fit_gee_exchangeable(arrays: RaceArrays, maxiter: int = GEE_MAXITER, ctol: float = GEE_CTOL) -> GEEFit:
+    """GEE (binomial, logit, exchangeable within clusters, unweighted) on ``voted / registered``.
+
+    Replays statsmodels ``GEE.fit()`` (see the module docstring). Raises :class:`FastPathDeclined` where
+    statsmodels would warn or fail: a singular update, the iteration limit, or non-finite values.
+    """
+    params = _newton_shares(arrays)
+    dep = 0.0
+    score_norm = -1.0
+    n_updates = 0
+    for step in range(maxiter):
+        bmat, score = _gee_system(arrays, params, dep)
+        try:
+            update = np.linalg.solve(bmat, score)
+        except np.linalg.LinAlgError as error:
+            raise FastPathDeclined(f"singular GEE update: {error}") from error
+        params = params + update
+        score_norm = float(np.sqrt(np.sum(score ** 2)))
+        if not (np.all(np.isfinite(params)) and math.isfinite(score_norm)):
+            raise FastPathDeclined("non-finite GEE step")
+        if score_norm < ctol and n_updates > 0:
+            return GEEFit(params, dep, step + 1, score_norm, arrays)
+        dep = _update_dep(arrays, params)
+        n_updates += 1
+        if not math.isfinite(dep) or not -1.0 < dep < 1.0:
+            raise FastPathDeclined(f"working correlation {dep} outside (-1, 1)")
+        if np.any(np.abs(1.0 + dep * (arrays.cluster_sizes - 1)) < 1e-4):
+            # a cluster's working correlation matrix is (nearly) singular: results would hang on rounding
+            raise FastPathDeclined("exchangeable working correlation nearly singular for a cluster")
+    raise FastPathDeclined("GEE iteration limit reached")
+
+
+def mancl_derouen(arrays: RaceArrays, params: np.ndarray, dep: float, rcond: float = DEFAULT_RCOND) -> np.ndarray:
+    """Mancl-DeRouen covariance of a binomial exchangeable GEE, as :func:`akim_turnout.inference.mancl_derouen_cov`.
+
+    The reference forms ``A_g = I - H_gg`` (``n_g x n_g``, ``H_gg = D_g B^-1 D_g' V_g^-1``) and applies its
+    Moore-Penrose inverse, cutting singular values up to ``rcond`` times the largest. Here the same inverse is applied
+    through a small matrix:
+
+    * ``A_g = I - D_g M_g`` with ``M_g = B^-1 (V_g^-1 D_g)'``. On the orthogonal complement of any subspace ``S``
+      that contains the columns of ``D_g`` and of ``V_g^-1 D_g``, ``A_g`` is the identity, and it maps ``S`` into
+      itself. So with ``Q`` an orthonormal basis of ``S``, the singular values of ``A_g`` are those of
+      ``T = Q' A_g Q`` and ones, and ``A_g^+ r = Q T^+ Q' r + (r - Q Q' r)``, with ``T^+`` cut at
+      ``rcond * max(1, largest singular value of T)`` (the largest singular value of ``A_g``: the reference's rule).
+    * With the exchangeable inverse, ``V_g^-1 D_g = (X_g sd - c_g 1 z_g') / ((1 - a) sd)`` lies in the span of
+      ``X_g`` and ``1 / sd``, and ``D_g = v X_g``. Columns of ``X_g`` that are constant within the cluster (other
+      regions' dummies, the region's own dummy) are multiples of the intercept. ``S`` is spanned by
+      ``[1, X_g*, 1 / sd, v, v X_g*]`` (``X_g*``: the non-constant columns), 9 columns on the study's design, so
+      ``T`` is 9 x 9 instead of up to 95 x 95. ``Q`` comes from Householder QR (orthonormal whatever the rank).
+    * All clusters are handled at once, rows padded with zeros to the largest cluster (padding rows carry zero
+      residuals and derivatives, on which ``A_g`` acts as the identity). A cluster with no more rows than basis
+      columns is computed as the reference does.
+
+    Returns ``B^-1 (sum_g u_g u_g') B^-1`` with ``u_g = D_g' V_g^-1 A_g^+ r_g``, scale 1 as the reference.
+    """
+    exog = arrays.exog
+    n, k = exog.shape
+    mu = special.expit(exog @ params)
+    var = mu * (1 - mu)
+    sd = np.sqrt(var)
+    resid = arrays.share - mu
+    order, starts, sizes = arrays._order
+    if np.any(np.abs(1.0 + dep * (sizes - 1)) < 1e-4) or not abs(dep) < 1.0:
+        raise FastPathDeclined("exchangeable working correlation nearly singular for a cluster")
+    inv_one_minus, c = _exchangeable_constants(dep, sizes)
+    # padded cluster blocks: (G, n_max, ...), zeros outside each cluster
+    sorted_rows = np.arange(n) if order is None else order
+    position = np.arange(sizes.max())[None, :]
+    inside = position < sizes[:, None]
+    rows = sorted_rows[np.minimum(starts[:, None] + position, n - 1)]
+    x = np.where(inside[:, :, None], exog[rows], 0.0)
+    v = np.where(inside, var[rows], 0.0)
+    s = np.where(inside, sd[rows], 1.0)
+    r = np.where(inside, resid[rows], 0.0)
+    d = x * v[:, :, None]  # D_g
+    z = x * s[:, :, None]  # D_g / sd
+    w = (z * inv_one_minus - c[:, None, None] * z.sum(axis=1)[:, None, :]) / s[:, :, None] * inside[:, :, None]
+    bmat = d.reshape(-1, k).T @ w.reshape(-1, k)  # sum_g D_g' V_g^-1 D_g (padding rows are zero)
+    try:
+        bread = np.linalg.inv(bmat)
+    except np.linalg.LinAlgError as error:
+        raise FastPathDeclined(f"singular GEE information: {error}") from error
+    basis, direct = _span_bases(arrays, x, v, s, inside)
+    basis_t = basis.transpose(0, 2, 1)
+    small = np.eye(basis.shape[2]) - (basis_t @ d) @ (bread @ (w.transpose(0, 2, 1) @ basis))  # T = Q' A_g Q
+    u, sv, vt = np.linalg.svd(small)
+    keep = sv > rcond * np.maximum(sv[:, :1], 1.0)
+    inverse_sv = np.divide(1.0, sv, out=np.zeros_like(sv), where=keep)
+    qr_ = (basis_t @ r[:, :, None])[:, :, 0]  # Q' r
+    coefficients = vt.transpose(0, 2, 1) @ (inverse_sv * (u.transpose(0, 2, 1) @ qr_[:, :, None])[:, :, 0])[:, :, None]
+    adjusted = r + (basis @ (coefficients[:, :, 0] - qr_)[:, :, None])[:, :, 0]  # Q T^+ Q'r + r - Q Q'r
+    scores = (w.transpose(0, 2, 1) @ adjusted[:, :, None])[:, :, 0]
+    for g in np.flatnonzero(direct):
+        block = slice(0, sizes[g])
+        leverage = d[g, block] @ bread @ w[g, block].T
+        exact = np.linalg.pinv(np.eye(sizes[g]) - leverage, rtol=rcond) @ r[g, block]
+        scores[g] = w[g, block].T @ exact
+    return bread @ (scores.T @ scores) @ bread
+
+
+def _span_bases(arrays: RaceArrays, x: np.ndarray, v: np.ndarray, s: np.ndarray, inside: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Orthonormal bases (G, n_max, m) of ``[1, X*, 1 / sd, v, v X*]`` per padded cluster block, and the clusters
+    whose block is not larger than its basis (computed directly)."""
+    varying = np.any(x != x[:, :1, :], axis=1, where=inside[:, :, None])  # (G, k): not constant in the cluster
+    n_varying = varying.sum(axis=1)
+    m = 2 * (1 + n_varying.max()) + 1
+    stacked = np.zeros(x.shape[:2] + (m,))
+    for g in range(len(x)):
+        columns = x[g][:, varying[g]]
+        ones = inside[g].astype(float)
+        block = np.column_stack([ones, columns, ones / s[g], v[g], columns * v[g][:, None]])
+        stacked[g, :, :block.shape[1]] = block
+    basis = np.linalg.qr(stacked)[0]
+    return basis, arrays.cluster_sizes <= 2 * (1 + n_varying) + 1
+
+
+# --------------------------------------------------------------------------
+# Linear mixed model with random intercepts (REML)
+# --------------------------------------------------------------------------
+
+
+def empirical_logit(voted: np.ndarray, registered: np.ndarray) -> np.ndarray:
+    """``log((voted + 0.5) / (registered - voted + 0.5))`` (``models.empirical_logit``)."""
+    return np.log((voted + 0.5) / (registered - voted + 0.5))
+
+
+@dataclass(frozen=True, eq=False)
+class MixedFit:
+    """A random-intercept linear mixed model fitted by REML."""
+
+    params: np.ndarray  # fixed effects
+    cov_params: np.ndarray  # their covariance (fixed-effect block of statsmodels' cov_params)
+    group_variance: float
+    residual_variance: float
+    n_evaluations: int
+
+
+class _RandomInterceptREML:
+    """Profile REML log-likelihood, score and Hessian of ``y = X b + u_g + e`` (statsmodels' MixedLM, one random
+    intercept, no variance components), in terms of ``gamma = var(u) / var(e)``.
+
+    With ``V_g = I + gamma 1 1'`` (scale profiled out), ``d_g = 1 / (1 + gamma n_g)``, ``V_g^-1 = I - gamma d_g 1 1'``
+    and ``V_g^-1 1 = d_g 1``: every quantity is a sum over clusters of group sums of ``X``, ``y`` and residuals.
+    """
+
+    def __init__(self, y: np.ndarray, exog: np.ndarray, arrays: RaceArrays) -> None:
+        self.y, self.exog = y, exog
+        self.n = arrays.cluster_sizes.astype(float)
+        self.x_sums = arrays.cluster_sums(exog)
+        self.y_sums = arrays.cluster_sums(y)
+        self.xtx, self.xty = exog.T @ exog, exog.T @ y
+        self.nobs, self.k = exog.shape
+        self.fac = self.nobs - self.k  # REML
+        self.constant = -self.fac * np.log(2 * np.pi) / 2 + self.fac * np.log(self.fac) / 2 - self.fac / 2
+        self.smallest_gamma = np.inf
+
+    def parts(self, gamma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+        """``d``, ``X'V^-1X``, the GLS estimate, cluster sums of its residuals, ``r'V^-1r``."""
+        self.smallest_gamma = min(self.smallest_gamma, gamma)
+        d = 1.0 / (1.0 + gamma * self.n)
+        w = gamma * d
+        xtvix = self.xtx - self.x_sums.T @ (self.x_sums * w[:, None])
+        beta = np.linalg.solve(xtvix, self.xty - self.x_sums.T @ (w * self.y_sums))
+        resid = self.y - self.exog @ beta
+        sums = self.y_sums - self.x_sums @ beta
+        return d, xtvix, beta, sums, float(resid @ resid - np.sum(w * sums ** 2))
+
+    def loglike(self, gamma: float) -> float:
+        """statsmodels' ``MixedLM.loglike`` (REML, fixed effects and scale profiled out)."""
+        _, xtvix, _, _, rvir = self.parts(gamma)
+        return float(-np.sum(np.log1p(gamma * self.n)) / 2 - self.fac * np.log(rvir) / 2
+                     - np.linalg.slogdet(xtvix)[1] / 2 + self.constant)
+
+    def score(self, gamma: float) -> float:
+        """Its derivative in ``gamma`` (statsmodels' ``score_full``)."""
+        d, xtvix, _, sums, rvir = self.parts(gamma)
+        xv1 = self.x_sums * d[:, None]  # X_g' V_g^-1 1
+        return float(-0.5 * np.sum(self.n * d) + 0.5 * self.fac * np.sum((sums * d) ** 2) / rvir
+                     + 0.5 * np.sum(np.linalg.inv(xtvix) * (xv1.T @ xv1)))
+
+    def hessian(self, gamma: float) -> np.ndarray:
+        """statsmodels' ``MixedLM.hessian`` in (fixed effects, gamma) at the GLS estimate for ``gamma``."""
+        d, xtvix, _, sums, rvir = self.parts(gamma)
+        n, xs, fac = self.n, self.x_sums, self.fac
+        b = np.sum(d ** 2 * sums ** 2)
+        dd = np.sum(2 * n * d ** 3 * sums ** 2)
+        hess_re = np.sum(n ** 2 * d ** 2 / 2) - 0.5 * fac * (dd / rvir - b ** 2 / rvir ** 2)
+        ql = np.linalg.solve(xtvix, xs.T @ (xs * (d ** 2)[:, None]))
+        f = 2 * xs.T @ (xs * (n * d ** 3)[:, None])
+        hess_re += 0.5 * (np.sum(ql.T * ql) - np.trace(np.linalg.solve(xtvix, f)))
+        hess = np.empty((self.k + 1, self.k + 1))
+        hess[:self.k, :self.k] = -fac * xtvix / rvir
+        hess[:self.k, self.k] = hess[self.k, :self.k] = -fac * (xs * (d ** 2 * sums)[:, None]).sum(axis=0) / rvir
+        hess[self.k, self.k] = hess_re
+        return hess
+
+
+def fit_random_intercept_reml(arrays: RaceArrays, endog: np.ndarray, exog: np.ndarray | None = None) -> MixedFit:
+    """Linear mixed model with a random intercept per cluster, by REML, as statsmodels ``MixedLM(...).fit(reml=True)``
+    of :func:`models.fit_race_mixedlm`.
+
+    statsmodels maximises the profile REML log-likelihood over ``L = sqrt(gamma)`` with scipy's BFGS (start 1,
+    ``gtol = 1e-5``, objective and gradient divided by the number of rows) and stops where the gradient is small,
+    which leaves ``gamma`` up to about 4e-4 (relative) from the exact maximum. That optimisation is replayed here: the
+    same scipy BFGS on the same function and gradient (computed from cluster sums), so it takes the same steps and
+    stops at the same point. The fixed effects are the GLS estimate there, the residual variance
+    ``r'V^-1r / (N - k)``, the group variance ``gamma`` times it, and the covariance of the fixed effects the
+    corresponding block of ``inv(-H)``, ``H`` the Hessian in (fixed effects, gamma) as statsmodels forms it.
+
+    Declines (:class:`FastPathDeclined`) where statsmodels warns or changes method: BFGS not converged, ``gamma``
+    below 1e-8 anywhere on the way (statsmodels switches to a pseudo-inverse), a group variance below 0.0101
+    (statsmodels' boundary warning at 0.01), a Hessian diagonal that is not clearly negative.
+    """
+    import warnings
+
+    from scipy import optimize
+
+    exog = arrays.exog if exog is None else exog
+    model = _RandomInterceptREML(np.asarray(endog, dtype=float), exog, arrays)
+    nobs = float(len(endog))
+
+    def objective(p: np.ndarray) -> float:  # statsmodels: -loglike / nobs in L = sqrt(gamma)
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            return -model.loglike(p[0] ** 2) / nobs
+
+    def gradient(p: np.ndarray) -> np.ndarray:
+        with np.errstate(over="raise", divide="raise", invalid="raise"):
+            return np.array([-model.score(p[0] ** 2) * 2 * p[0] / nobs])
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            optimum, _, _, _, n_f, _, warnflag = optimize.fmin_bfgs(
+                objective, np.array([1.0]), gradient, gtol=1e-5, norm=np.inf, epsilon=1.4901161193847656e-08,
+                maxiter=100, full_output=True, disp=False)
+        except (FloatingPointError, np.linalg.LinAlgError) as error:
+            raise FastPathDeclined(f"REML objective failed: {error}") from error
+    if caught:
+        raise FastPathDeclined(f"warnings during the optimisation: {caught[0].message}")
+    gamma = float(optimum[0] ** 2)
+    if warnflag or model.smallest_gamma < 1e-8:
+        raise FastPathDeclined("BFGS did not converge or reached a singular random-effects variance")
+    _, _, beta, _, rvir = model.parts(gamma)
+    scale = rvir / model.fac
+    hessian = model.hessian(gamma)
+    diagonal = np.diag(hessian)
+    if gamma * scale < 0.0101 or np.any(diagonal > -1e-8 * np.max(np.abs(diagonal))):
+        raise FastPathDeclined("group variance near the boundary or Hessian not negative definite")
+    cov = np.linalg.inv(-hessian)
+    return MixedFit(beta, cov[:model.k, :model.k], gamma * scale, scale, int(n_f))
+
+
+# --------------------------------------------------------------------------
+# Regional fractional logit, a batch of designs at once (permutation test)
+# --------------------------------------------------------------------------
+
+
+def _binomial_deviance(share: np.ndarray, mu: np.ndarray, var_weights: np.ndarray) -> np.ndarray:
+    """statsmodels' Binomial deviance (n = 1, scale 1) of each row of ``mu``."""
+    endog_mu = np.clip(share / (mu + 1e-20), _FLOAT_EPS, np.inf)
+    n_endog_mu = np.clip((1.0 - share) / (1.0 - mu + 1e-20), _FLOAT_EPS, np.inf)
+    resid_dev = 2 * (share * np.log(endog_mu) + (1 - share) * np.log(n_endog_mu))
+    return np.sum(resid_dev * var_weights, axis=-1)
+
+
+def _logit_inverse(eta: np.ndarray) -> np.ndarray:
+    """statsmodels' Logit.inverse."""
+    return 1.0 / (1.0 + np.exp(-eta))
+
+
+def fractional_logit_irls(
+    share: np.ndarray, exog: np.ndarray, var_weights: np.ndarray | None = None,
+    maxiter: int = IRLS_MAXITER, tol: float = IRLS_TOL,
+) -> tuple[np.ndarray, np.ndarray]:
+    """IRLS estimates of the binomial GLM on ``share`` for a batch of designs ``exog`` (P x n x k), and iterations.
+
+    Replays statsmodels ``GLM(share, X, Binomial(), var_weights=w).fit()`` for each design: start
+    ``mu = (y + 0.5) / 2``, weighted least-squares steps with weights ``w mu (1 - mu)`` and working response
+    ``eta + (y - mu) / (mu (1 - mu))``, stop after the first step whose deviance differs from the previous one by at
+    most ``tol`` (or after ``maxiter`` steps); each design stops on its own.
+    """
+    exog = np.asarray(exog, dtype=float)
+    n_designs, n, _ = exog.shape
+    weights = np.ones(n) if var_weights is None else np.asarray(var_weights, dtype=float)
+    mu0 = (share + 0.5) / 2
+    p0 = np.clip(mu0, _FLOAT_EPS, 1.0 - _FLOAT_EPS)
+    eta = np.broadcast_to(np.log(p0 / (1.0 - p0)), (n_designs, n)).copy()
+    mu = np.broadcast_to(mu0, (n_designs, n)).copy()
+    deviance = np.broadcast_to(_binomial_deviance(share, mu0, weights), (n_designs,)).copy()
+    params = np.full((n_designs, exog.shape[2]), np.nan)
+    iterations = np.zeros(n_designs, dtype=int)
+    active = np.arange(n_designs)
+    for iteration in range(1, maxiter + 1):
+        x, m, h = exog[active], mu[active], eta[active]
+        w = weights * m * (1 - m)
+        working = h + (share - m) / (m * (1 - m))
+        xw = x * w[:, :, None]
+        beta = np.linalg.solve(np.einsum("pni,pnj->pij", xw, x), np.einsum("pni,pn->pi", xw, working)[..., None])[..., 0]
+        h = np.einsum("pni,pi->pn", x, beta)
+        m = _logit_inverse(h)
+        new_deviance = _binomial_deviance(share, m, weights)
+        params[active], eta[active], mu[active] = beta, h, m
+        done = np.abs(new_deviance - deviance[active]) <= tol
+        deviance[active] = new_deviance
+        iterations[active] = iteration
+        active = active[~done]
+        if not len(active):
+            break
+    return params, iterations
+
+
+def sandwich_se_batch(
+    share: np.ndarray, exog: np.ndarray, params: np.ndarray, var_weights: np.ndarray | None, k: int,
+    kind: str = "HC3",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sandwich SE of coefficient ``k`` for each design (``models.glm_sandwich_cov``), and the largest leverage.
+
+    ``H^-1 (sum_i c_i s_i s_i') H^-1`` with scores ``s_i = w_i x_i (y_i - mu_i)``, ``H = X' diag(w mu (1 - mu)) X``;
+    HC3 divides each score by ``1 - h_ii`` (``h_ii = w_i mu_i (1 - mu_i) x_i' H^-1 x_i``), HC1 multiplies HC0 by
+    ``n / (n - k)``. Only entry ``(k, k)`` is formed: ``|S H^-1 e_k|^2``.
+    """
+    n_designs, n, n_params = exog.shape
+    weights = np.ones(n) if var_weights is None else np.asarray(var_weights, dtype=float)
+    mu = _logit_inverse(np.einsum("pni,pi->pn", exog, params))
+    hw = weights * mu * (1 - mu)
+    info = np.einsum("pni,pn,pnj->pij", exog, hw, exog)
+    column = np.linalg.solve(info, np.broadcast_to(np.eye(n_params)[:, k], (n_designs, n_params))[..., None])[..., 0]
+    scores_k = weights * (share - mu) * np.einsum("pni,pi->pn", exog, column)  # s_i' H^-1 e_k
+    leverage = hw * np.einsum("pni,pij,pnj->pn", exog, np.linalg.inv(info), exog)
+    if kind == "HC3":
+        scores_k = scores_k / (1 - leverage)
+    elif kind not in ("HC0", "HC1"):
+        raise ValueError(f"kind must be HC0, HC1 or HC3, got {kind!r}")
+    variance = np.sum(scores_k ** 2, axis=1)
+    if kind == "HC1":
+        variance = variance * n / (n - n_params)
+    return np.sqrt(variance), leverage.max(axis=1)
+
+
+def permutation_statistics(
+    share: np.ndarray, exog: np.ndarray, weights: np.ndarray | None, k: int, columns: Sequence[np.ndarray] | np.ndarray,
+    statistic: str = "t", cov_type: str = "HC3",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Statistics of ``models._regional_statistic`` with design column ``k`` replaced by each row of ``columns``.
+
+    Returns the statistics and a mask of the designs this path declines (NaN there): an ill-conditioned
+    information matrix (condition number above 1e10), a non-finite result or, for HC3, a leverage within 1e-6 of
+    the 1 - 1e-10 cut-off of ``glm_sandwich_cov``. The caller computes declined designs with statsmodels.
+    """
+    if statistic not in ("t", "coef"):
+        raise ValueError("statistic must be 't' or 'coef'")
+    columns = np.asarray(columns, dtype=float)
+    designs = np.repeat(np.asarray(exog, dtype=float)[None], len(columns), axis=0)
+    designs[:, :, k] = columns
+    declined = np.zeros(len(columns), dtype=bool)
+    ok_design = np.linalg.cond(np.einsum("pni,pnj->pij", designs, designs)) < 1e10
+    declined |= ~ok_design
+    values = np.full(len(columns), np.nan)
+    index = np.flatnonzero(ok_design)
+    if not len(index):
+        return values, declined
+    with np.errstate(all="ignore"):
+        try:
+            params, _ = fractional_logit_irls(share, designs[index], weights)
+            if statistic == "t":
+                se, max_leverage = sandwich_se_batch(share, designs[index], params, weights, k, cov_type)
+        except np.linalg.LinAlgError:  # a singular system somewhere in the batch: leave them all to statsmodels
+            return values, np.ones(len(columns), dtype=bool)
+        undefined = np.zeros(len(index), dtype=bool)  # HC3 with a leverage-1 row: NaN, as glm_sandwich_cov raises
+        unsure = ~np.all(np.isfinite(params), axis=1)
+        if statistic == "coef":
+            out = params[:, k]
+        else:
+            out = params[:, k] / se
+            if cov_type == "HC3":
+                undefined = max_leverage >= 1 - 1e-10
+                unsure |= np.abs(max_leverage - (1 - 1e-10)) < 1e-6
+        unsure |= ~np.isfinite(out) & ~undefined
+    declined[index[unsure]] = True
+    values[index] = np.where(undefined, np.nan, out)
+    values[declined] = np.nan
+    return values, declined

@@ -1,0 +1,543 @@
+"""The fast numpy paths (akim_turnout.fastfit) give statsmodels' numbers on the same data.
+
+Every published number is rounded to 6 significant digits; the fast paths are pinned here to 1e-8 (relative, or
+relative to the scale of the quantity where it can be near zero), and to exact equality for bootstrap p-values,
+whose draws are the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy import stats
+
+from akim_turnout import fastfit, models, simulate, study
+from akim_turnout.inference import mancl_derouen_cov
+from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
+
+from pathlib import Path
+
+RTOL = 1e-8
+REGIONAL_CSV = Path(__file__).parent / "reference" / "inputs" / "regional_2021.csv"
+TRUE_RHS = simulate.true_formula_rhs(simulate.SimulationSettings())
+MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
+CASES = [  # (seed, settings): several seeds, effects and noise levels of the real design
+    (0, simulate.SimulationSettings(beta_self_share=0.0)),
+    (1, simulate.SimulationSettings(beta_self_share=-0.3)),
+    (2, simulate.SimulationSettings(beta_self_share=-0.1, overdispersion_sd=0.1)),
+    (3, simulate.SimulationSettings(beta_self_share=-0.2, overdispersion_sd=0.8, beta_women=0.5)),
+]
+
+
+@pytest.fixture(scope="module")
+def regions() -> pd.DataFrame:
+    return real_2021_regions()
+
+
+@pytest.fixture(scope="module", params=range(len(CASES)), ids=[f"seed{s}" for s, _ in CASES])
+def races(request: pytest.FixtureRequest, regions: pd.DataFrame) -> pd.DataFrame:
+    seed, settings = CASES[request.param]
+    return simulate.simulate_races(regions, NATIONAL_2021, settings, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def near_separated(regions: pd.DataFrame) -> pd.DataFrame:
+    """Every race of Mangystau at 100 % turnout but one vote: its dummy is about 8.4 on the logit scale."""
+    races = simulate.simulate_races(regions, NATIONAL_2021, simulate.SimulationSettings(), seed=4)
+    region = races["region"] == "Mangystau"
+    races.loc[region, "voted"] = races.loc[region, "registered"]
+    races.loc[races.index[region][0], "voted"] -= 1
+    return races
+
+
+def assert_scaled_close(actual: np.ndarray, expected: np.ndarray, scale: float | np.ndarray, rtol: float = RTOL) -> None:
+    """|actual - expected| <= rtol * scale elementwise (scale: the quantity's size where entries can be near zero)."""
+    actual, expected = np.asarray(actual, float), np.asarray(expected, float)
+    assert actual.shape == expected.shape
+    difference = np.abs(actual - expected)
+    assert np.all(difference <= rtol * np.asarray(scale)), f"max difference {np.max(difference):.3g}"
+
+
+def assert_cov_close(actual: np.ndarray, expected: np.ndarray, rtol: float = RTOL) -> None:
+    """Covariances agree relative to sqrt(c_ii c_jj) (the correlation scale)."""
+    expected = np.asarray(expected, float)
+    diag = np.sqrt(np.diag(expected))
+    assert_scaled_close(actual, expected, np.outer(diag, diag), rtol)
+
+
+def _arrays(races: pd.DataFrame, rhs: str = TRUE_RHS) -> fastfit.RaceArrays:
+    return fastfit.race_arrays(races, rhs)
+
+
+# --------------------------------------------------------------------------
+# Race data as arrays
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rhs", [TRUE_RHS, MIX_RHS, "C(region) + self_share", "np.log(n_candidates) + C(any_woman)"])
+def test_race_arrays_equal_prepare_races(races: pd.DataFrame, rhs: str) -> None:
+    for frame in (races, races.sample(frac=1.0, random_state=1)):  # rows in any order
+        arrays = fastfit.race_arrays(frame, rhs)
+        data = models._prepare_races(frame, rhs, "region", "voted", "registered", "test")
+        np.testing.assert_array_equal(arrays.exog, data.exog)
+        assert arrays.names == data.names
+        np.testing.assert_array_equal(arrays.clusters, data.clusters)
+        np.testing.assert_array_equal(arrays.voted, data.voted)
+        np.testing.assert_array_equal(arrays.registered, data.registered)
+        assert arrays.n_clusters == data.n_clusters
+
+
+def test_race_arrays_hand_irregular_data_to_prepare_races(races: pd.DataFrame) -> None:
+    gaps = races.copy()
+    gaps.loc[gaps.index[:3], "self_share"] = np.nan
+    arrays = fastfit.race_arrays(gaps, MIX_RHS)  # (C(region) with missing values trips models._drop_incomplete)
+    assert len(arrays.voted) == len(races) - 3
+    data = models._prepare_races(gaps, MIX_RHS, "region", "voted", "registered", "test")
+    np.testing.assert_array_equal(arrays.exog, data.exog)
+    broken = races.assign(voted=races["registered"] + 1)
+    with pytest.raises(ValueError, match="voted > registered"):
+        fastfit.race_arrays(broken, TRUE_RHS)
+
+
+def test_cluster_sums_follow_cluster_codes(races: pd.DataFrame) -> None:
+    arrays = _arrays(races.sample(frac=1.0, random_state=2))
+    values = np.arange(len(arrays.voted), dtype=float)
+    np.testing.assert_allclose(arrays.cluster_sums(values),
+                               np.bincount(arrays.clusters, weights=values, minlength=arrays.n_clusters))
+
+
+# --------------------------------------------------------------------------
+# Binomial GLM on counts
+# --------------------------------------------------------------------------
+
+
+def _check_glm(races: pd.DataFrame, rhs: str = TRUE_RHS) -> fastfit.CountsGLM:
+    arrays = _arrays(races, rhs)
+    fit = fastfit.fit_counts_glm(arrays)
+    clustered = models.fit_race_glm(races, rhs)
+    naive = models.fit_race_naive_binomial(races, rhs)
+    assert_scaled_close(fit.params, clustered.params, clustered.bse.to_numpy())
+    assert_scaled_close(fit.params, clustered.params, np.abs(clustered.params.to_numpy()))
+    assert_cov_close(fit.cov_cluster, clustered.cov_params)
+    assert_cov_close(fit.cov_naive, naive.cov_params)
+    assert fit.df_resid_inference == clustered.df_resid == arrays.n_clusters - 1
+    p, low, high = fastfit.t_inference(fit.params, fit.bse_cluster, fit.df_resid_inference)
+    np.testing.assert_allclose(fit.bse_cluster, clustered.bse, rtol=RTOL)
+    np.testing.assert_allclose(p, clustered.pvalues, rtol=RTOL)
+    assert_scaled_close(low, clustered.conf_int["lower"], clustered.bse.to_numpy())
+    assert_scaled_close(high, clustered.conf_int["upper"], clustered.bse.to_numpy())
+    p, low, high = fastfit.normal_inference(fit.params, fit.bse_naive)
+    np.testing.assert_allclose(p, naive.pvalues, rtol=RTOL)
+    assert_scaled_close(low, naive.conf_int["lower"], naive.bse.to_numpy())
+    return fit
+
+
+def test_counts_glm_matches_fit_race_glm(races: pd.DataFrame) -> None:
+    _check_glm(races)
+    _check_glm(races, MIX_RHS)
+
+
+def test_counts_glm_matches_statsmodels_cluster_covariance_directly(races: pd.DataFrame) -> None:
+    arrays = _arrays(races)
+    endog = np.column_stack([arrays.voted, arrays.registered - arrays.voted])
+    raw = sm.GLM(endog, arrays.exog, family=sm.families.Binomial()).fit(
+        cov_type="cluster", cov_kwds={"groups": arrays.clusters}, use_t=True)
+    fit = fastfit.fit_counts_glm(arrays)
+    assert_cov_close(fit.cov_cluster, raw.cov_params())
+    np.testing.assert_allclose(fastfit.t_inference(fit.params, fit.bse_cluster, fit.df_resid_inference)[0],
+                               raw.pvalues, rtol=RTOL)
+
+
+def test_counts_glm_near_separation(near_separated: pd.DataFrame) -> None:
+    fit = _check_glm(near_separated)
+    arrays = _arrays(near_separated)
+    assert fit.params[arrays.names.index("C(region)[T.Mangystau]")] > 8
+    assert fit.n_steps > 8
+
+
+def test_counts_glm_declines_separation(near_separated: pd.DataFrame) -> None:
+    separated = near_separated.assign(voted=np.where(near_separated["region"] == "Mangystau",
+                                                     near_separated["registered"], near_separated["voted"]))
+    with pytest.raises(fastfit.FastPathDeclined):
+        fastfit.fit_counts_glm(_arrays(separated))
+    with pytest.raises(fastfit.FastPathDeclined):
+        fastfit.fit_gee_exchangeable(_arrays(separated))
+    # statsmodels does not converge either: Newton gives up and IRLS drifts off
+    assert models.fit_race_glm(separated, TRUE_RHS).warnings
+
+
+def test_inference_helpers_match_scipy() -> None:
+    estimate, se = np.array([0.3, -1.2, 2.5e-3]), np.array([0.2, 0.4, 1e-3])
+    p, low, high = fastfit.t_inference(estimate, se, 13, alpha=0.1)
+    np.testing.assert_allclose(p, 2 * stats.t(13).sf(np.abs(estimate / se)), rtol=1e-14)
+    np.testing.assert_allclose(high - estimate, stats.t(13).ppf(0.95) * se, rtol=1e-14)
+    p, low, high = fastfit.normal_inference(estimate, se)
+    np.testing.assert_allclose(p, 2 * stats.norm.sf(np.abs(estimate / se)), rtol=1e-14)
+    np.testing.assert_allclose(estimate - low, stats.norm.ppf(0.975) * se, rtol=1e-14)
+
+
+# --------------------------------------------------------------------------
+# Wild cluster bootstrap
+# --------------------------------------------------------------------------
+
+
+def test_wild_weights_are_the_models_weights() -> None:
+    assert set(fastfit.WILD_WEIGHTS) == set(models.WILD_WEIGHTS)
+    for name, support in models.WILD_WEIGHTS.items():
+        np.testing.assert_array_equal(fastfit.WILD_WEIGHTS[name], support)
+
+
+@pytest.mark.parametrize("term, null_value, weights, seed", [
+    ("self_share", 0.0, "webb", 3), ("self_share", -0.25, "webb", 4),
+    ("any_woman", 0.0, "rademacher", 5), ("np.log(n_candidates)", 0.3, "webb", 6),
+])
+def test_score_bootstrap_matches_wild_cluster_bootstrap(
+    races: pd.DataFrame, term: str, null_value: float, weights: str, seed: int
+) -> None:
+    reference = models.wild_cluster_bootstrap(races, TRUE_RHS, term, n_boot=199, seed=seed, weights=weights,
+                                              null_value=null_value, ci=False)
+    arrays = _arrays(races)
+    draws = fastfit.wild_weight_draws(seed, 199, arrays.n_clusters, weights)
+    fit = fastfit.fit_counts_glm(arrays)
+    statistic, p_value = fastfit.score_bootstrap(arrays, arrays.names.index(term), null_value, draws, fit.params)
+    assert p_value == reference.p_value
+    np.testing.assert_allclose(statistic, reference.statistic, rtol=RTOL)
+    np.testing.assert_allclose(fit.params[arrays.names.index(term)], reference.estimate, rtol=RTOL)
+
+
+def test_score_bootstrap_influence_matches(races: pd.DataFrame) -> None:
+    arrays = _arrays(races)
+    k = arrays.names.index("self_share")
+    fit = models.fit_race_glm(races, TRUE_RHS)
+    boot = models._ScoreBootstrap(np.column_stack([arrays.voted, arrays.registered - arrays.voted]), arrays.exog,
+                                  arrays.clusters, arrays.n_clusters, k, np.ones((1, arrays.n_clusters)), "newton")
+    expected = models._restricted_cluster_influence(boot, -0.1, fit.params.to_numpy())
+    actual = fastfit.restricted_cluster_influence(arrays, k, -0.1, fit.params.to_numpy())
+    assert_scaled_close(actual, expected, np.max(np.abs(expected)))
+
+
+def test_score_bootstrap_near_separation(near_separated: pd.DataFrame) -> None:
+    reference = models.wild_cluster_bootstrap(near_separated, TRUE_RHS, "self_share", n_boot=99, seed=1, ci=False)
+    arrays = _arrays(near_separated)
+    draws = fastfit.wild_weight_draws(1, 99, arrays.n_clusters)
+    statistic, p_value = fastfit.score_bootstrap(arrays, arrays.names.index("self_share"), 0.0, draws,
+                                                 fastfit.fit_counts_glm(arrays).params)
+    assert p_value == reference.p_value
+    np.testing.assert_allclose(statistic, reference.statistic, rtol=RTOL)
+
+
+# --------------------------------------------------------------------------
+# GEE and its bias-reduced covariance
+# --------------------------------------------------------------------------
+
+
+def _statsmodels_gee(arrays: fastfit.RaceArrays, cov_type: str = "robust"):
+    model = sm.GEE(arrays.voted / arrays.registered, arrays.exog, groups=arrays.clusters,
+                   family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable())
+    return model.fit(cov_type=cov_type)
+
+
+def test_gee_matches_fit_race_gee(races: pd.DataFrame) -> None:
+    reference = models.fit_race_gee(races, TRUE_RHS)
+    arrays = _arrays(races)
+    fit = fastfit.fit_gee_exchangeable(arrays)
+    assert_scaled_close(fit.params, reference.params, reference.bse.to_numpy())
+    assert_scaled_close(fit.params, reference.params, np.abs(reference.params.to_numpy()))
+    np.testing.assert_allclose(fit.dep_param, reference.extra["exchangeable_correlation"], rtol=RTOL)
+    assert fit.n_steps == len(reference.raw.fit_history["params"])
+    assert_cov_close(fit.cov_bias_reduced, reference.cov_params)
+    p, low, high = fastfit.t_inference(fit.params, np.sqrt(np.diag(fit.cov_bias_reduced)), arrays.n_clusters - 1)
+    np.testing.assert_allclose(p, reference.pvalues, rtol=RTOL)
+    assert_scaled_close(low, reference.conf_int["lower"], reference.bse.to_numpy())
+
+
+def test_mancl_derouen_on_statsmodels_estimates(races: pd.DataFrame) -> None:
+    """Same estimates and correlation in, same covariance out: isolates the covariance from the fit."""
+    arrays = _arrays(races)
+    raw = _statsmodels_gee(arrays)
+    dep = float(np.ravel(raw.cov_struct.dep_params)[0])
+    assert_cov_close(fastfit.mancl_derouen(arrays, np.asarray(raw.params), dep), mancl_derouen_cov(raw))
+
+
+@pytest.mark.parametrize("seed", [3, 7])
+def test_mancl_derouen_without_region_dummies_is_statsmodels_bias_reduced(regions: pd.DataFrame, seed: int) -> None:
+    """Without a dummy per cluster I - H_gg is invertible and statsmodels' own bias-reduced covariance applies."""
+    races = simulate.simulate_races(regions, NATIONAL_2021, simulate.SimulationSettings(), seed=seed)
+    arrays = _arrays(races, MIX_RHS)
+    fit = fastfit.fit_gee_exchangeable(arrays)
+    raw = _statsmodels_gee(arrays, cov_type="bias_reduced")
+    assert_scaled_close(fit.params, raw.params, raw.bse)
+    assert_cov_close(fit.cov_bias_reduced, raw.cov_params())
+
+
+def test_gee_declines_where_statsmodels_does_not_converge(regions: pd.DataFrame) -> None:
+    """Without region dummies and with little race noise the working correlation is estimated near 1 and above:
+    statsmodels iterates on (and ends in NaN, with an IterationLimitWarning); the fast path declines."""
+    seed, settings = CASES[2]
+    races = simulate.simulate_races(regions, NATIONAL_2021, settings, seed=seed)
+    arrays = _arrays(races, MIX_RHS)
+    with pytest.warns(Warning):
+        raw = _statsmodels_gee(arrays)
+    assert not raw.converged
+    with pytest.raises(fastfit.FastPathDeclined, match="working correlation"):
+        fastfit.fit_gee_exchangeable(arrays)
+
+
+def test_mancl_derouen_small_clusters_use_the_direct_path(regions: pd.DataFrame) -> None:
+    """Three or four races per region: every cluster is no larger than its basis and is computed directly."""
+    base = simulate.allocate_region_margins(regions, NATIONAL_2021)
+    races = simulate.simulate_from_margins(study.design_margins(base, 14, 50), simulate.SimulationSettings(party_placement="random"), 2)
+    arrays = _arrays(races)
+    raw = _statsmodels_gee(arrays)
+    dep = float(np.ravel(raw.cov_struct.dep_params)[0])
+    assert_cov_close(fastfit.mancl_derouen(arrays, np.asarray(raw.params), dep), mancl_derouen_cov(raw))
+
+
+def test_mancl_derouen_larger_design(regions: pd.DataFrame) -> None:
+    base = simulate.allocate_region_margins(regions, NATIONAL_2021)
+    races = simulate.simulate_from_margins(study.design_margins(base, 28, 1460), simulate.SimulationSettings(), 5)
+    reference = models.fit_race_gee(races, TRUE_RHS)
+    fit = fastfit.fit_gee_exchangeable(_arrays(races))
+    assert_scaled_close(fit.params, reference.params, reference.bse.to_numpy())
+    assert_cov_close(fit.cov_bias_reduced, reference.cov_params)
+
+
+def test_gee_near_separation(near_separated: pd.DataFrame) -> None:
+    reference = models.fit_race_gee(near_separated, TRUE_RHS)
+    fit = fastfit.fit_gee_exchangeable(_arrays(near_separated))
+    assert_scaled_close(fit.params, reference.params, reference.bse.to_numpy())
+    assert_cov_close(fit.cov_bias_reduced, reference.cov_params)
+
+
+# --------------------------------------------------------------------------
+# Linear mixed model (REML, random region intercepts)
+# --------------------------------------------------------------------------
+
+
+def test_random_intercept_reml_matches_fit_race_mixedlm(races: pd.DataFrame) -> None:
+    reference = models.fit_race_mixedlm(races, MIX_RHS)
+    assert not reference.warnings
+    arrays = _arrays(races, MIX_RHS)
+    fit = fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
+    np.testing.assert_array_equal(fastfit.empirical_logit(arrays.voted, arrays.registered),
+                                  models.empirical_logit(arrays.voted, arrays.registered))
+    assert_scaled_close(fit.params, reference.params, np.abs(reference.params.to_numpy()))
+    assert_cov_close(fit.cov_params, reference.cov_params)
+    np.testing.assert_allclose(fit.group_variance, reference.extra["group_variance"], rtol=RTOL)
+    np.testing.assert_allclose(fit.residual_variance, reference.extra["residual_variance"], rtol=RTOL)
+    p, low, _ = fastfit.normal_inference(fit.params, np.sqrt(np.diag(fit.cov_params)))
+    np.testing.assert_allclose(p, reference.pvalues, rtol=RTOL)
+    assert_scaled_close(low, reference.conf_int["lower"], reference.bse.to_numpy())
+
+
+def test_random_intercept_reml_stops_where_statsmodels_stops(races: pd.DataFrame) -> None:
+    """statsmodels' BFGS stops short of the exact REML maximum; the replay stops at the same point."""
+    arrays = _arrays(races, MIX_RHS)
+    y = fastfit.empirical_logit(arrays.voted, arrays.registered)
+    raw = sm.MixedLM(y, arrays.exog, groups=arrays.clusters).fit(reml=True)
+    fit = fastfit.fit_random_intercept_reml(arrays, y)
+    gamma = fit.group_variance / fit.residual_variance
+    np.testing.assert_allclose(gamma, np.asarray(raw.cov_re_unscaled)[0, 0], rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in sqrt:RuntimeWarning")  # statsmodels' fit, outside
+def test_random_intercept_reml_declines_at_the_boundary(regions: pd.DataFrame) -> None:
+    """Equal regional turnouts: no variance between regions; statsmodels warns and changes optimiser."""
+    races = simulate.simulate_races(regions.assign(turnout_pct=80.0), NATIONAL_2021, simulate.SimulationSettings(), 1)
+    assert models.fit_race_mixedlm(races, MIX_RHS).warnings
+    arrays = _arrays(races, MIX_RHS)
+    with pytest.raises(fastfit.FastPathDeclined):
+        fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
+
+
+# --------------------------------------------------------------------------
+# Regional fractional logit under permutation
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def regional() -> pd.DataFrame:
+    return pd.read_csv(REGIONAL_CSV)
+
+
+def _regional(regional: pd.DataFrame, predictors: list[str], weight: str | None):
+    kept, _, exog, _ = models._regional_arrays(regional, predictors, weight, "turnout_pct", "region")
+    share = kept["turnout_pct"].to_numpy(dtype=float) / 100
+    weights = None if weight is None else kept[weight].to_numpy(dtype=float)
+    return share, exog, None if weights is None else weights / weights.mean()
+
+
+@pytest.mark.parametrize("predictors, weight", [
+    (["cands_per_seat"], None), (["cands_per_seat"], "posts"), (["posts"], None), (["cands_per_seat", "posts"], None),
+])
+@pytest.mark.parametrize("statistic, cov_type", [("t", "HC3"), ("t", "HC1"), ("t", "HC0"), ("coef", "HC3")])
+def test_permutation_statistics_match_regional_statistic(
+    regional: pd.DataFrame, predictors: list[str], weight: str | None, statistic: str, cov_type: str
+) -> None:
+    share, exog, weights = _regional(regional, predictors, weight)
+    rng = np.random.default_rng(9)
+    columns = [exog[:, 1], *(rng.permutation(exog[:, 1]) for _ in range(60))]
+    values, declined = fastfit.permutation_statistics(share, exog, weights, 1, columns, statistic, cov_type)
+    assert not declined.any()
+    expected = []
+    for column in columns:
+        design = exog.copy()
+        design[:, 1] = column
+        expected.append(models._regional_statistic(share, design, weights, 1, statistic, cov_type))
+    assert_scaled_close(values, expected, np.abs(expected))
+
+
+def test_irls_replays_statsmodels_iterations(regional: pd.DataFrame) -> None:
+    share, exog, weights = _regional(regional, ["cands_per_seat"], "posts")
+    rng = np.random.default_rng(1)
+    designs = np.repeat(exog[None], 20, axis=0)
+    designs[:, :, 1] = [rng.permutation(exog[:, 1]) for _ in range(20)]
+    params, iterations = fastfit.fractional_logit_irls(share, designs, weights)
+    for design, estimate, n in zip(designs, params, iterations):
+        raw = sm.GLM(share, design, family=sm.families.Binomial(), var_weights=weights).fit()
+        assert n == raw.fit_history["iteration"]
+        assert_scaled_close(estimate, raw.params, raw.bse, rtol=1e-10)
+
+
+def test_hc3_leverage_one_gives_nan_as_statsmodels() -> None:
+    """A design whose permuted column isolates one row: leverage 1 there, HC3 undefined."""
+    share = np.array([0.6, 0.7, 0.65, 0.8, 0.75, 0.7])
+    exog = np.column_stack([np.ones(6), np.arange(6.0)])
+    column = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+    values, declined = fastfit.permutation_statistics(share, exog, None, 1, [column], "t", "HC3")
+    with pytest.raises(ValueError, match="leverage"):
+        design = exog.copy()
+        design[:, 1] = column
+        models._regional_statistic(share, design, None, 1, "t", "HC3")
+    assert np.isnan(values[0])
+
+
+@pytest.mark.parametrize("statistic", ["t", "coef"])
+def test_permutation_test_engines_agree(regional: pd.DataFrame, statistic: str) -> None:
+    fast = models.permutation_test(regional, "cands_per_seat", n_permutations=199, seed=3, statistic=statistic)
+    slow = models.permutation_test(regional, "cands_per_seat", n_permutations=199, seed=3, statistic=statistic,
+                                   engine="statsmodels")
+    assert fast.observed == slow.observed
+    assert fast.p_value == slow.p_value and fast.n_failed == slow.n_failed
+    assert_scaled_close(fast.null_distribution, slow.null_distribution, np.abs(slow.null_distribution))
+
+
+def test_permutation_test_refits_declined_permutations(regional: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = models.permutation_test(regional, "cands_per_seat", n_permutations=49, seed=5, engine="statsmodels")
+    real = fastfit.permutation_statistics
+
+    def declining(*args, **kwargs):
+        values, declined = real(*args, **kwargs)
+        declined[::2] = True
+        values[declined] = np.nan
+        return values, declined
+
+    monkeypatch.setattr(fastfit, "permutation_statistics", declining)
+    fast = models.permutation_test(regional, "cands_per_seat", n_permutations=49, seed=5)
+    assert fast.p_value == slow.p_value
+    np.testing.assert_array_equal(fast.null_distribution[1::2], slow.null_distribution[1::2])  # refitted: identical
+    assert_scaled_close(fast.null_distribution, slow.null_distribution, np.abs(slow.null_distribution))
+
+
+def test_permutation_test_refuses_unknown_engine(regional: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="engine"):
+        models.permutation_test(regional, "cands_per_seat", n_permutations=99, engine="numba")
+
+
+# --------------------------------------------------------------------------
+# The study with either engine
+# --------------------------------------------------------------------------
+
+
+NUMERIC = ["estimate", "se", "ci_low", "ci_high", "p_value", "target", "mean_pq"]
+EXACT = ["method", "ok", "covered", "rejected", "converged", "n_warnings", "error", "sim_seed"]
+
+
+def _study_rows(regions: pd.DataFrame, engine: str, design: study.StudyDesign) -> pd.DataFrame:
+    tasks = study.build_tasks(design, simulate.SimulationSettings(), regions, NATIONAL_2021, engine)
+    return pd.DataFrame(study.run_chunk(tasks))
+
+
+def _assert_rows_agree(fast: pd.DataFrame, slow: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(fast[EXACT], slow[EXACT])
+    for column in NUMERIC:
+        a, b = fast[column].to_numpy(float), slow[column].to_numpy(float)
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        finite = ~np.isnan(b)
+        # relative, or relative to the SE where a bound or estimate can be near zero
+        scale = np.maximum(np.abs(b[finite]), np.nan_to_num(slow["se"].to_numpy(float)[finite], nan=0.0))
+        assert_scaled_close(a[finite], b[finite], scale)
+    wild = slow["method"] == "wild_bootstrap"
+    np.testing.assert_array_equal(fast.loc[wild, "p_value"], slow.loc[wild, "p_value"])
+
+
+def test_study_results_do_not_depend_on_the_engine(regions: pd.DataFrame) -> None:
+    """30 replications (12 at effect 0, 6 at each other effect), every method."""
+    design = study.StudyDesign.from_mapping({
+        "n_replications": 6, "n_replications_null": 12, "seed": 11,
+        "method_replications": {"mixedlm": 4, "naive_binomial": 6},
+    })
+    fast, slow = _study_rows(regions, "fast", design), _study_rows(regions, "statsmodels", design)
+    assert len(fast) == (12 + 3 * 6) * 3 + 4 * 4 + 4 * 6
+    assert set(fast["method"]) == set(study.METHODS)
+    _assert_rows_agree(fast, slow)
+    # the published frame, at 6 significant digits
+    pd.testing.assert_frame_equal(study.results_frame(fast.to_dict("records")),
+                                  study.results_frame(slow.to_dict("records")), rtol=1e-5, atol=0, check_exact=False)
+    assert (fast["estimate"][fast["method"] == "wild_bootstrap"].to_numpy()
+            == fast["estimate"][fast["method"] == "cluster_t"].to_numpy()).all()
+
+
+def test_study_falls_back_to_statsmodels_where_the_fast_path_declines(
+    regions: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    design = study.StudyDesign.from_mapping({
+        "n_replications": 2, "n_replications_null": None, "effect_grid": [0.0, -0.3], "seed": 2,
+        "methods": list(study.METHODS), "method_replications": {},
+    })
+    slow = _study_rows(regions, "statsmodels", design)
+
+    def decline(*args, **kwargs):
+        raise fastfit.FastPathDeclined("test")
+
+    for name in ("fit_counts_glm", "fit_gee_exchangeable", "fit_random_intercept_reml"):
+        monkeypatch.setattr(fastfit, name, decline)
+    declined = _study_rows(regions, "fast", design)
+    pd.testing.assert_frame_equal(declined, slow)
+
+
+def test_study_records_a_failed_fast_fit(regions: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error other than FastPathDeclined is a failed fit, recorded as with statsmodels."""
+    def broken(*args, **kwargs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(fastfit, "fit_gee_exchangeable", broken)
+    design = study.StudyDesign.from_mapping({
+        "n_replications": 2, "n_replications_null": None, "effect_grid": [0.0, -0.3], "seed": 3,
+        "methods": ["cluster_t", "gee_bias_reduced"], "method_replications": {},
+    })
+    rows = _study_rows(regions, "fast", design)
+    gee = rows[rows["method"] == "gee_bias_reduced"]
+    assert not gee["ok"].any() and (gee["error"] == "LinAlgError: Singular matrix").all()
+    assert rows[rows["method"] == "cluster_t"]["ok"].all()
+
+
+def test_study_wild_bootstrap_ci_stays_on_statsmodels(regions: pd.DataFrame) -> None:
+    base = simulate.allocate_region_margins(regions, NATIONAL_2021)
+    settings = simulate.SimulationSettings(beta_self_share=-0.3)
+    rows = [study.run_replication(study.ReplicationTask(0, 14, 730, 1, -0.3, 0, base, settings, ("wild_bootstrap",),
+                                                        seed=4, wild_ci=True, engine=engine))[0]
+            for engine in study.ENGINES]
+    assert rows[0] == rows[1]
+    assert rows[0]["ci_low"] < rows[0]["estimate"] < rows[0]["ci_high"]
+
+
+def test_study_refuses_unknown_engine(regions: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="engine"):
+        study.build_tasks(study.StudyDesign(), simulate.SimulationSettings(), regions, NATIONAL_2021, "numba")
+    assert replace(study.build_tasks(study.StudyDesign(n_replications=2, n_replications_null=2),
+                                     simulate.SimulationSettings(), regions, NATIONAL_2021)[0]).engine == "fast"
