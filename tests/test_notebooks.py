@@ -60,7 +60,7 @@ def test_stage_outputs_are_the_folders_named_after_the_stage(stage: str) -> None
     executed = NOTEBOOK_STAGES[stage][1]
     extra = {"reports/report.html"} if stage == "report" else set()
     assert declared - named == {executed} | extra, f"{stage} declares outputs not named after the stage"
-    assert StageFiles.relative(stage)["metrics"] in declared or stage == "report"
+    assert StageFiles.relative(stage)["numbers"] in declared or stage == "report"
 
 
 @pytest.mark.parametrize("stage", sorted(NOTEBOOK_STAGES))

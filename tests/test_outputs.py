@@ -62,11 +62,11 @@ def test_save_table_writes_stated_numbers(tmp_path) -> None:
     assert "-0.489" in (tmp_path / "t.tex").read_text()
 
 
-def test_write_metrics_is_sorted_stated_json(tmp_path) -> None:
+def test_write_json_is_sorted_stated_json(tmp_path) -> None:
     path = tmp_path / "m.json"
-    returned = outputs.write_metrics({"b": 0.17788888, "a": {"n": 2297.0, "p": float("nan")}}, path)
+    returned = outputs.write_json({"b": 0.17788888, "a": {"n": 2297.0, "p": float("nan")}}, path)
     assert path.read_text() == '{\n  "a": {\n    "n": 2297,\n    "p": null\n  },\n  "b": 0.177889\n}\n'
-    assert returned == outputs.read_metrics(path)
+    assert returned == outputs.read_json(path)
 
 
 def test_perturbation_switch_moves_only_non_whole_floats(tmp_path, monkeypatch) -> None:
@@ -88,6 +88,6 @@ def test_make_never_passes_the_perturbation_switch_on() -> None:
 
 
 def test_metrics_json_has_no_full_precision_floats(tmp_path) -> None:
-    values = outputs.write_metrics({"x": [1 / 3, 2 / 3, 1e6 / 3]}, tmp_path / "m.json")
+    values = outputs.write_json({"x": [1 / 3, 2 / 3, 1e6 / 3]}, tmp_path / "m.json")
     assert values == {"x": [0.333333, 0.666667, 333333]}
     assert json.loads((tmp_path / "m.json").read_text()) == values

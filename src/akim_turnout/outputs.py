@@ -120,7 +120,7 @@ def write_frame(frame: pd.DataFrame, out_dir: str | Path, stem: str, csv: bool =
     return table
 
 
-def write_metrics(metrics: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
+def write_json(metrics: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
     """Write ``metrics`` at their stated precision as sorted, indented JSON; return what was written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +130,6 @@ def write_metrics(metrics: Mapping[str, Any], path: str | Path) -> dict[str, Any
     return values
 
 
-def read_metrics(path: str | Path) -> dict[str, Any]:
-    """A metrics JSON written by :func:`write_metrics`."""
+def read_json(path: str | Path) -> dict[str, Any]:
+    """A metrics JSON written by :func:`write_json`."""
     return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -5,7 +5,9 @@ and nbval kernels (cwd = the notebook's folder). Every path is therefore resolve
 folder upwards that holds ``dvc.yaml``, never from the current working directory.
 
 **Where a stage writes** follows from its name alone (:class:`StageFiles`): ``reports/figures/<stage>/``,
-``reports/tables/<stage>/``, ``reports/metrics/<stage>.json`` and ``data/processed/<stage>/``. ``dvc.yaml`` declares
+``reports/tables/<stage>/`` (publication tables), ``reports/numbers/<stage>.json`` (every number the report quotes),
+``reports/metrics/<stage>.json`` (a few headline numbers for DVC) and ``data/processed/<stage>/`` (machine-readable
+data and results). ``dvc.yaml`` declares
 exactly these (a test checks it); ``params.yaml`` holds no paths.
 
 **Pipeline or scratch.** A stage run by the pipeline writes under the project root: the runner sets
@@ -93,7 +95,8 @@ class StageFiles:
     def relative(stage: str) -> dict[str, str]:
         """Kind -> path relative to the project root, as ``dvc.yaml`` declares them."""
         return {"figures": f"reports/figures/{stage}", "tables": f"reports/tables/{stage}",
-                "metrics": f"reports/metrics/{stage}.json", "data": f"data/processed/{stage}"}
+                "numbers": f"reports/numbers/{stage}.json", "metrics": f"reports/metrics/{stage}.json",
+                "data": f"data/processed/{stage}"}
 
     def _path(self, kind: str) -> Path:
         return self.base / self.relative(self.stage)[kind]
@@ -107,7 +110,14 @@ class StageFiles:
         return self._path("tables")
 
     @property
+    def numbers(self) -> Path:
+        """Every number the report quotes from this stage (JSON)."""
+        return self._path("numbers")
+
+    @property
     def metrics(self) -> Path:
+        """A few headline numbers for ``dvc metrics`` and ``dvc exp show`` (only stages whose results experiments
+        compare declare one)."""
         return self._path("metrics")
 
     @property

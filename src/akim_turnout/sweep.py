@@ -21,7 +21,7 @@ from pathlib import Path
 
 EFFECT_PARAM = "simulate.settings.beta_self_share"
 FAMILY_PARAM = "race_models.headline_model"
-FAMILIES = ("glm", "beta", "gee", "mixedlm")
+FAMILIES = ("recommended", "glm", "wild_bootstrap", "gee", "mixedlm", "beta")
 FINISHED = ("Success", "Failed")
 
 
@@ -89,10 +89,10 @@ def headline_table(names: list[str], cwd: Path) -> list[dict]:
                     continue
                 data = revision["data"]
                 params = data["params"]["params.yaml"]["data"]
-                headline = data["metrics"]["reports/metrics/race_models.json"]["data"]["headline"]
+                headline = data["metrics"]["reports/metrics/race_models.json"]["data"]
                 rows.append({"name": revision["name"], "true_effect": float(params["simulate"]["settings"]["beta_self_share"]),
-                             "family": params["race_models"]["headline_model"],
-                             **{k: headline[k] for k in ("estimate", "ci_lower", "ci_upper")}})
+                             "family": params["race_models"]["headline_model"], "estimate": headline["estimate"],
+                             "ci_lower": headline["ci_low"], "ci_upper": headline["ci_high"]})
     return sorted(rows, key=lambda r: (FAMILIES.index(r["family"]), -r["true_effect"]))
 
 
