@@ -22,11 +22,14 @@ def test_every_stage_lists_exactly_the_modules_it_imports() -> None:
 
 def test_closure_follows_imports_through_modules() -> None:
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    report = deps.stage_modules(ROOT, stages["report"])
-    # the report notebook imports study, which imports models and simulate; importing any module runs __init__
+    study = deps.stage_modules(ROOT, stages["simulation_study"])
+    # the study notebook imports study, which imports models, simulate and fastfit; importing any module runs __init__
     assert {"src/akim_turnout/study.py", "src/akim_turnout/models.py", "src/akim_turnout/simulate.py",
-            "src/akim_turnout/__init__.py", "src/akim_turnout/run_notebook.py"} <= set(report)
-    assert "src/akim_turnout/forensics.py" not in report
+            "src/akim_turnout/fastfit.py", "src/akim_turnout/inference.py", "src/akim_turnout/__init__.py",
+            "src/akim_turnout/run_notebook.py"} <= set(study)
+    report = deps.stage_modules(ROOT, stages["report"])
+    assert {"src/akim_turnout/report.py", "src/akim_turnout/tables.py", "src/akim_turnout/labels.py"} <= set(report)
+    assert not {"src/akim_turnout/study.py", "src/akim_turnout/models.py", "src/akim_turnout/forensics.py"} & set(report)
 
 
 def test_import_forms() -> None:

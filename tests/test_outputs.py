@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from akim_turnout import data, outputs
+from akim_turnout import data, labels, outputs
 from akim_turnout.paths import PERTURB_ENV, project_root
 
 
@@ -54,12 +54,20 @@ def test_stated_frame_turns_whole_columns_into_integers() -> None:
     assert kept["count"].dtype == float
 
 
-def test_save_table_writes_stated_numbers(tmp_path) -> None:
-    frame = pd.DataFrame({"term": ["x"], "estimate": [-0.48879192863905013], "n_obs": [10.0]})
-    written = outputs.save_table(frame, tmp_path, "t", caption="c")
-    assert (tmp_path / "t.csv").read_text() == "term,estimate,n_obs\nx,-0.488792,10\n"
-    assert written["n_obs"].tolist() == [10]
-    assert "-0.489" in (tmp_path / "t.tex").read_text()
+def test_save_table_writes_the_publication_table(tmp_path) -> None:
+    frame = pd.DataFrame({"term": ["np.log(n_candidates)", "C(region)[T.Almaty]"], "estimate": [-0.48879192863905013, 2.0],
+                          "n_obs": [1209817.0, 10.0], "share": [0.6178, float("nan")], "internal": ["x", "y"]})
+    columns = {"term": outputs.Column("term", text=labels.term), "estimate": outputs.Column("estimate (logit)", 3),
+               "n_obs": outputs.Column("voters (count)", 0), "share": outputs.Column("self-nominated (%)", 1, 100)}
+    written = outputs.save_table(frame, tmp_path, "t", "caption", columns)
+    assert (tmp_path / "t.csv").read_text() == (
+        'term,estimate (logit),voters (count),self-nominated (%)\n'
+        'log(candidates),-0.489,"1,209,817",61.8\n'
+        'region: Almaty,2.000,10,\n')
+    assert written.columns.tolist() == ["term", "estimate (logit)", "voters (count)", "self-nominated (%)"]
+    assert outputs.read_table(tmp_path, "t").iloc[1].tolist() == ["region: Almaty", "2.000", "10", ""]
+    tex = (tmp_path / "t.tex").read_text()
+    assert "\\begin{tabular}{lrrr}" in tex and "1,209,817" in tex and "log(candidates)" in tex and "internal" not in tex
 
 
 def test_write_json_is_sorted_stated_json(tmp_path) -> None:

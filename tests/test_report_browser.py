@@ -111,7 +111,7 @@ def test_tab_title_is_the_report_title(page) -> None:
 
 def test_published_figures_show_their_source_and_quote_on_hover(page) -> None:
     cells = page.eval_on_selector_all("#tab-regional td[title]", "tds => tds.map(td => [td.innerText, td.title])")
-    akmola_turnout = [title for text, title in cells if text == "75.50"]
+    akmola_turnout = [title for text, title in cells if text == "75.5"]
     assert akmola_turnout and "Ақмола облысы – 75,5%" in akmola_turnout[0] and "https://" in akmola_turnout[0]
     assert len(cells) >= 40
 
@@ -123,3 +123,12 @@ def test_no_interval_or_effect_from_a_fit_that_is_not_estimable(page) -> None:
     assert hidden, "the two-predictor regional fit (3 residual df) is not estimable"
     for row in hidden:
         assert row.count("–") >= 4, row
+
+
+def test_no_table_or_figure_is_wider_than_the_page(page) -> None:
+    width = page.evaluate("document.documentElement.clientWidth")
+    too_wide = page.eval_on_selector_all(
+        "table, figure, img", f"els => els.filter(e => e.getBoundingClientRect().right > {width} + 1)"
+                              ".map(e => e.id || e.closest('[id]')?.id || e.tagName)")
+    assert too_wide == [], f"wider than the page ({width} px): {too_wide}"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -96,17 +97,55 @@ def stated_frame(frame: pd.DataFrame, whole_as_int: bool = True) -> pd.DataFrame
     return out
 
 
-def save_table(frame: pd.DataFrame, out_dir: str | Path, stem: str, caption: str = "",
-               float_format: str = "%.3f") -> pd.DataFrame:
-    """Write ``frame`` at its stated precision as ``stem.csv`` and a booktabs ``stem.tex``; return what was written."""
+@dataclass(frozen=True)
+class Column:
+    """How one column of a publication table is printed.
+
+    ``label``: the header readers see, with its unit ("estimate (logit)", "turnout (%)", "regions (count)").
+    ``decimals``: for numbers, the fixed number of decimals (0 for counts, printed with thousands separators);
+    ``None`` for text. ``scale`` multiplies numbers first (100 shows a share in percent). ``text`` maps each text
+    value to its reader's form (e.g. :func:`akim_turnout.labels.term`).
+    """
+
+    label: str
+    decimals: int | None = None
+    scale: float = 1.0
+    text: Callable[[Any], str] | None = None
+
+    def format(self, value: Any) -> str:
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        if isinstance(value, (bool, np.bool_)):
+            return "yes" if value else "no"
+        if self.decimals is None:
+            return self.text(value) if self.text else str(value)
+        number = _stated_float(float(value) * self.scale)
+        return "" if math.isnan(number) else f"{number:,.{self.decimals}f}"
+
+
+def publication_table(frame: pd.DataFrame, columns: Mapping[str, Column]) -> pd.DataFrame:
+    """The columns of ``frame`` named in ``columns``, in that order, under their labels, printed as text."""
+    return pd.DataFrame({spec.label: [spec.format(value) for value in frame[name]] for name, spec in columns.items()})
+
+
+def save_table(frame: pd.DataFrame, out_dir: str | Path, stem: str, caption: str,
+               columns: Mapping[str, Column]) -> pd.DataFrame:
+    """Write the publication table of ``frame`` (:func:`publication_table`) as ``stem.csv`` and a booktabs
+    ``stem.tex``, exactly as printed; return it. Machine-readable results go to a stage's data folder instead."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = stated_frame(frame)
+    table = publication_table(frame, columns)
     table.to_csv(out_dir / f"{stem}.csv", index=False, lineterminator="\n")
-    latex = table.to_latex(index=False, float_format=float_format, na_rep="--", caption=caption or None,
-                           label=f"tab:{stem}", escape=True)
+    alignment = "".join("l" if spec.decimals is None else "r" for spec in columns.values())
+    latex = table.to_latex(index=False, na_rep="--", caption=caption or None, label=f"tab:{stem}", escape=True,
+                           column_format=alignment)
     (out_dir / f"{stem}.tex").write_text(latex, encoding="utf-8")
     return table
+
+
+def read_table(out_dir: str | Path, stem: str) -> pd.DataFrame:
+    """A publication table written by :func:`save_table`, as the text it prints (empty where missing)."""
+    return pd.read_csv(Path(out_dir) / f"{stem}.csv", dtype=str, keep_default_na=False)
 
 
 def write_frame(frame: pd.DataFrame, out_dir: str | Path, stem: str, csv: bool = False) -> pd.DataFrame:

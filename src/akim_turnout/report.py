@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -66,7 +67,7 @@ def figure_html(png: str | Path, *, key: str, caption: str, alt: str, numbering:
 def format_cell(value: object, float_format: str = "{:,.2f}") -> str:
     """A table cell as printed: missing as an en dash, integers with thousands separators, floats by
     ``float_format``, anything else as text."""
-    if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NA or value == "":
         return "–"
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
@@ -77,6 +78,17 @@ def format_cell(value: object, float_format: str = "{:,.2f}") -> str:
     return str(value)
 
 
+NUMERIC_CLASS = ' class="num"'
+_NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
+
+
+def _is_numeric_column(values: pd.Series) -> bool:
+    """Whether every non-empty cell of a column is a number (then it is right-aligned)."""
+    present = [v for v in values if not (v is None or v == "" or (isinstance(v, float) and v != v))]
+    return bool(present) and all(isinstance(v, (int, float, np.integer, np.floating)) or
+                                 (isinstance(v, str) and _NUMBER.match(v)) for v in present)
+
+
 def table_html(frame: pd.DataFrame, *, key: str, caption: str, numbering: Numbering, simulated: bool = False,
                float_format: str = "{:,.2f}", cell_titles: pd.DataFrame | None = None) -> str:
     """A numbered table with every header and cell escaped; column names should carry their units, e.g.
@@ -84,7 +96,8 @@ def table_html(frame: pd.DataFrame, *, key: str, caption: str, numbering: Number
     its hover text, e.g. the source and quote of a published figure."""
     number = numbering.table_number(key)
     badge = f"{SIMULATED_BADGE} " if simulated else ""
-    head = "".join(f"<th>{escape(column)}</th>" for column in frame.columns)
+    numeric = {column: _is_numeric_column(frame[column]) for column in frame.columns}
+    head = "".join(f'<th{NUMERIC_CLASS if numeric[column] else ""}>{escape(column)}</th>' for column in frame.columns)
     rows = []
     for index, row in frame.iterrows():
         cells = []
@@ -93,6 +106,7 @@ def table_html(frame: pd.DataFrame, *, key: str, caption: str, numbering: Number
             if cell_titles is not None and column in cell_titles.columns:
                 title = cell_titles.at[index, column]
             attribute = f' title="{escape(title)}"' if isinstance(title, str) and title else ""
+            attribute += NUMERIC_CLASS if numeric[column] else ""
             cells.append(f"<td{attribute}>{escape(format_cell(row[column], float_format))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     wrapper = "akim-simulated" if simulated else ""

@@ -108,19 +108,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from akim_turnout import fastfit, models, simulate
+from akim_turnout import fastfit, labels, models, simulate
 from akim_turnout.parameters import STUDY_DESIGN, STUDY_METHODS, mapping_problems
 from akim_turnout.outputs import stated, stated_frame
 
 METHODS = STUDY_METHODS  # reporting order
 CLUSTER_ROBUST = ("cluster_t", "wild_bootstrap", "gee_bias_reduced")
-METHOD_LABELS = {
-    "cluster_t": "cluster-robust GLM with t(G-1)",
-    "wild_bootstrap": "wild cluster bootstrap",
-    "gee_bias_reduced": "GEE with bias-reduced covariance",
-    "mixedlm": "mixed model on the empirical logit",
-    "naive_binomial": "naive binomial GLM",
-}
 EFFECT_TERM = "self_share"
 EFFECT_SETTING = "beta_self_share"
 REAL_DESIGN = {"n_regions": 14, "n_races": 730}
@@ -816,8 +809,21 @@ def recommend_method(summary: pd.DataFrame, alpha: float = 0.05, design_index: i
 
 
 def method_label(method: str) -> str:
-    """Readable label of a method name."""
-    return METHOD_LABELS.get(method, method)
+    """Readable label of a method name (:func:`akim_turnout.labels.method`)."""
+    return labels.method(method)
+
+
+def mde_note(method_metrics: Mapping[str, Any], effect_grid: Sequence[float]) -> str:
+    """Why a method has no minimum detectable effect ('' when it has one), from its :func:`study_metrics` entry."""
+    if not method_metrics["enough_replications"]:
+        return "too few simulated data sets"
+    if not method_metrics["size_ok"]:
+        return "size not within Monte Carlo error of the nominal level"
+    if method_metrics["mde_pp"] is None:
+        return f"not reached within the simulated effects (up to {max(abs(e) for e in effect_grid):g} on the logit scale)"
+    if method_metrics["mde_pp_high"] is None:
+        return "upper Monte Carlo bound beyond the simulated effects"
+    return ""
 
 
 def sensitivity(
