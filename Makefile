@@ -53,8 +53,8 @@ lock: ## Re-resolve requirements.lock from pyproject.toml (needs the network)
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header --quiet \
 		--no-emit-package rfc3987-syntax --no-emit-package lark -o requirements.lock
 
-bench: env ## Measure speed and memory against floors (see README); writes bench-results.json
-	$(BIN)/python -m akim_turnout.bench --json bench-results.json
+bench: env ## Measure speed and memory as ratios to floors (see README); writes bench-results.json and the README table
+	$(BIN)/python -m akim_turnout.bench --all --json bench-results.json --readme README.md
 
 sweep: env ## Sweep the simulator's true effect x headline model family as queued DVC experiments (2 jobs)
 	$(BIN)/python -m akim_turnout.sweep --effects 0.0 -0.15 -0.3 --families glm gee mixedlm --jobs 2

@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+import pytest
+
 from akim_turnout import bench
 
 
 def test_row_reports_ratio_to_floor_and_target() -> None:
-    row = bench.row("full dvc repro -f", 45.0, 15.0, "imports + kernel", 30.0)
-    assert row["ratio"] == 3.0 and row["met"] is False
-    assert bench.row("no-op", 1.5, 1.0, "dvc status", 2.0)["met"] is True
-    assert bench.row("x", 1.0, 0.0, "none")["ratio"] is None
+    full = bench.row("full dvc repro -f", 45.0, 15.0, "stages x stack floor", 1.3)
+    assert full["ratio"] == 3.0 and full["met"] is False
+    assert bench.row("no-op", 1.4, 1.0, "dvc status", 1.5)["met"] is True
+    faster = bench.row("fast engine", 100.0, 20.0, "statsmodels engine", 4.0, unit="rep/s", higher_is_better=True)
+    assert faster["ratio"] == 5.0 and faster["met"] is True
+    assert bench.row("x", 1.0, 0.0, "none")["ratio"] is None and bench.row("x", 1.0, 0.0, "none")["met"] is None
 
 
-def test_table_lists_every_measure_with_its_floor() -> None:
-    rows = [bench.row("stage ingest", 4.0, 2.0, "imports + kernel start"), bench.row("no-op dvc repro", 1.8, 1.2, "dvc status", 2.0)]
-    table = bench.format_table(rows)
-    assert "stage ingest" in table and "no-op dvc repro" in table and "(floor: dvc status)" in table
-    assert table.count("\n") == len(rows) + 1
+def test_table_lists_every_measure_with_its_floor_ratio_and_verdict() -> None:
+    rows = [bench.row("stage ingest", 4.0, 2.0, "runner + kernel + its imports"),
+            bench.row("no-op dvc repro", 1.8, 1.2, "dvc status, empty pipeline", 1.5)]
+    table = bench.format_table(rows).splitlines()
+    assert table[2] == "| stage ingest | 4.0 s | 2.0 (runner + kernel + its imports) | 2.0 |  |  |"
+    assert table[3] == "| no-op dvc repro | 1.8 s | 1.2 (dvc status, empty pipeline) | 1.5 | ≤ 1.5 | met |"
+    assert len(table) == 2 + len(rows)
 
+
+def test_stage_floor_notebook_holds_only_the_imports(tmp_path) -> None:
+    notebook = bench.notebook_of("import pandas as pd\nx = 1\nfrom akim_turnout import data\n", tmp_path / "n.ipynb")
+    assert bench.stage_imports(notebook) == "import pandas as pd\nfrom akim_turnout import data"
+
+
+def test_readme_table_is_replaced_between_markers(tmp_path) -> None:
+    plain = tmp_path / "plain.md"
+    plain.write_text("no markers\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{bench.README_START}\nold\n{bench.README_END}\nafter\n")
+    bench.update_readme(readme, "| new |", "2026-11-30")
+    text = readme.read_text()
+    assert "old" not in text and "| new |" in text and text.endswith(f"{bench.README_END}\nafter\n")
+    with pytest.raises(ValueError, match="has no <!-- bench:start -->"):
+        bench.update_readme(plain, "| t |", "2026-11-30")
