@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-from-lock
+TEST_STAMP := $(VENV)/.installed-from-test-lock
 UV_VERSION := 0.13.9
 # DVC stage commands call `python -m akim_turnout...`: they must find this environment first.
 export PATH := $(BIN):$(PATH)
@@ -15,7 +16,7 @@ export OMP_NUM_THREADS ?= 1
 unexport AKIM_TEST_PERTURB_INPUTS
 
 .DEFAULT_GOAL := help
-.PHONY: help env reproduce test test-fast lab lock bench sweep reference clean
+.PHONY: help env env-test reproduce test test-fast lab lock bench sweep reference clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,17 +30,27 @@ $(STAMP): requirements.lock pyproject.toml Makefile
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
 	@touch $@
 
+# The test tools (pyproject's `test` extra) on top of the same pins; it satisfies `env` too.
+$(TEST_STAMP): requirements-test.lock pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements-test.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
+	@touch $@ $(STAMP)
+
 env: $(STAMP) ## Create or refresh .venv exactly from requirements.lock
+
+env-test: $(TEST_STAMP) ## The same plus the test tools (requirements-test.lock)
 
 reproduce: env ## Set up and rebuild the whole analysis from data/raw into reports/report.html
 	$(BIN)/dvc repro
 	@echo "Report: $(CURDIR)/reports/report.html"
 
-test: env ## Set up, rebuild the pipeline, and run the whole test suite (unit, nbval, pipeline, browser)
+test: env-test ## Set up, rebuild the pipeline, and run the whole test suite (unit, nbval, pipeline, browser)
 	$(BIN)/dvc repro
 	$(BIN)/python -m pytest
 
-test-fast: env ## Unit tests only (no notebooks, no pipeline copies, no browser)
+test-fast: env-test ## Unit tests only (no notebooks, no pipeline copies, no browser)
 	$(BIN)/python -m pytest tests -m "not pipeline and not browser"
 
 # Notebooks run in JupyterLab write to scratch/, never to the pipeline's tracked outputs (see README).
@@ -48,8 +59,11 @@ lab: env ## Open JupyterLab on notebooks/ with the project's kernel (as root too
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # rfc3987-syntax (and lark, needed only by it) stay out: optional for jsonschema, ~3 s on every `import nbformat`.
-lock: ## Re-resolve requirements.lock from pyproject.toml (needs the network)
+lock: ## Re-resolve requirements-test.lock and requirements.lock from pyproject.toml (needs the network)
 	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install --quiet uv==$(UV_VERSION); }
+	$(BIN)/uv pip compile pyproject.toml --extra test --upgrade --python-version 3.11 --no-header --quiet \
+		--no-emit-package rfc3987-syntax --no-emit-package lark -o requirements-test.lock
+	cp requirements-test.lock requirements.lock
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --no-header --quiet \
 		--no-emit-package rfc3987-syntax --no-emit-package lark -o requirements.lock
 

@@ -68,3 +68,34 @@ def test_environment_yml_targets_python_311_on_conda_forge() -> None:
 def test_lock_leaves_out_the_slow_optional_grammar_package() -> None:
     # rfc3987-syntax adds ~3 s to every `import nbformat` (grammar built at import); jsonschema treats it as optional.
     assert "rfc3987-syntax" not in _lock_pins()
+
+
+def _pins(path: str) -> dict[str, str]:
+    pins = {}
+    for line in project_path(path).read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip().lower()] = version.split()[0]
+    return pins
+
+
+def test_test_tools_are_an_extra_pinned_like_everything_else() -> None:
+    with open(project_path("pyproject.toml"), "rb") as handle:
+        project = tomllib.load(handle)["project"]
+    tools = {_name(r) for r in project["optional-dependencies"]["test"]}
+    assert tools == {"frictionless", "nbval", "playwright", "pytest", "ruff"}
+    runtime, test = _pins("requirements.lock"), _pins("requirements-test.lock")
+    assert not tools & set(runtime), "make reproduce installs no test tool"
+    assert tools <= set(test)
+    assert {name: version for name, version in test.items() if name in runtime} == runtime, "same pins in both locks"
+
+
+def test_licence_and_citation() -> None:
+    with open(project_path("pyproject.toml"), "rb") as handle:
+        assert tomllib.load(handle)["project"]["license"] == {"text": "MIT"}
+    assert project_path("LICENSE").read_text().startswith("MIT License")
+    assert "CC BY 4.0" in project_path("data/raw/LICENSE.md").read_text()
+    citation = yaml.safe_load(project_path("CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0" and citation["license"] == "MIT"
+    assert {"message", "title", "authors", "version"} <= set(citation)
+    assert citation["references"][0]["license"] == "CC-BY-4.0"

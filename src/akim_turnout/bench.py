@@ -36,6 +36,31 @@ from akim_turnout.paths import project_root
 TARGETS = {"full_repro_ratio": 1.3, "noop_ratio": 1.5, "study_speedup": 4.0, "test_vs_reproduce": 2.0,
            "fit_1e6_s": 15.0, "fit_1e6_peak_mb": 2048.0, "growth_exponent": 1.2}
 STACK_IMPORTS = "import pandas, statsmodels.api, matplotlib.pyplot, seaborn"
+FIT_CHILD = r"""
+import json, resource, sys, time
+import numpy as np
+from akim_turnout import data, models, simulate
+n = int(sys.argv[1])
+regional = data.read_processed("regional_2021")
+national = data.read_processed("national").set_index("round_id").loc[data.ROUND_2021]
+regions, totals = simulate.inputs_from_published(regional, national)
+settings = simulate.SimulationSettings()
+races = simulate.simulate_scaled(regions, totals, settings, seed=1, n_races=n)
+rhs = simulate.true_formula_rhs(settings)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+start = time.perf_counter()
+exog, names = models.build_design(races, rhs)
+weights = races["registered"].to_numpy(float) * 0.2
+(exog * weights[:, None]).T @ exog
+floor = time.perf_counter() - start
+del exog
+start = time.perf_counter()
+fit = models.fit_race_glm(races, rhs)
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"n": n, "fit_s": seconds, "floor_s": floor, "peak_mb": peak, "before_mb": before, "fit_extra_mb": peak - before,
+                  "self_share": float(fit.params["self_share"])}))
+"""
 PAPERMILL_RUN = ("import sys, papermill; papermill.execute_notebook(sys.argv[1], sys.argv[2], kernel_name='python3', "
                  "progress_bar=False, log_output=False)")
 def timed(command: list[str] | str, cwd: Path, env: dict | None = None, repeat: int = 1) -> float:
