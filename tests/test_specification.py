@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from akim_turnout import models, specification
+from akim_turnout import inference, models, specification
 
 NATIONAL = {"posts": 100, "cands_registered": 300}
 
@@ -72,9 +72,9 @@ def test_curve_rows_statuses_and_the_slope_per_half_candidate() -> None:
 
 
 def test_not_estimable_rule() -> None:
-    assert models.estimability(3, 0.5) == "3 residual degrees of freedom (fewer than 4)"
-    assert models.estimability(4, 0.81) == "one observation has leverage 0.81 (above 0.8)"
-    assert models.estimability(4, 0.8) == "" and models.estimability(None, None) == ""
+    assert inference.estimability(3, 0.5) == "3 residual degrees of freedom (fewer than 4)"
+    assert inference.estimability(4, 0.81) == "one observation has leverage 0.81 (above 0.8)"
+    assert inference.estimability(4, 0.8) == "" and models.estimability(None, None) == ""
 
 
 def test_summary_counts() -> None:

@@ -1,4 +1,5 @@
-"""Bias-reduced (Mancl-DeRouen) covariance for a binomial GEE with exchangeable working correlation.
+"""Inference shared by the models: when a fit supports inference at all (:func:`estimability`), and the
+bias-reduced (Mancl-DeRouen) covariance for a binomial GEE with exchangeable working correlation.
 
 Mancl & DeRouen (2001, Biometrics 57:126) correct the GEE sandwich for few clusters by replacing each
 cluster's residuals ``r_g`` with ``(I - H_gg)^-1 r_g``, where
@@ -37,6 +38,21 @@ import numpy as np
 from scipy.special import expit
 
 DEFAULT_RCOND = float(np.sqrt(np.finfo(float).eps))
+
+# A fit reports intervals, p-values and marginal effects only with enough residual degrees of freedom and no
+# observation that fixes its own fitted value (leverage near 1, where HC3 divides its score by 1 - h).
+MIN_DF_RESID = 4
+MAX_LEVERAGE = 0.8
+
+
+def estimability(df_resid: float | None, max_leverage: float | None) -> str:
+    """'' if a fit with these residual degrees of freedom and largest leverage supports inference, else the reason."""
+    reasons = []
+    if df_resid is not None and df_resid < MIN_DF_RESID:
+        reasons.append(f"{df_resid:g} residual degrees of freedom (fewer than {MIN_DF_RESID})")
+    if max_leverage is not None and max_leverage > MAX_LEVERAGE:
+        reasons.append(f"one observation has leverage {max_leverage:.2f} (above {MAX_LEVERAGE})")
+    return "; ".join(reasons)
 
 
 def mancl_derouen_cov(gee_result: Any, rcond: float = DEFAULT_RCOND) -> np.ndarray:

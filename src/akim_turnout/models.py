@@ -54,7 +54,7 @@ from scipy import stats
 from scipy.special import expit
 from statsmodels.othermod.betareg import BetaModel
 
-from akim_turnout.inference import mancl_derouen_cov
+from akim_turnout.inference import estimability, mancl_derouen_cov
 from akim_turnout.outputs import stated
 from akim_turnout.parameters import HEADLINES
 
@@ -207,22 +207,6 @@ class FitResult:
             "extra": _strip_private(self.extra),
         }
         return stated(summary)
-
-
-# A fit reports intervals, p-values and marginal effects only with enough residual degrees of freedom and no
-# observation that fixes its own fitted value (leverage near 1, where HC3 divides its score by 1 - h).
-MIN_DF_RESID = 4
-MAX_LEVERAGE = 0.8
-
-
-def estimability(df_resid: float | None, max_leverage: float | None) -> str:
-    """'' if a fit with these residual degrees of freedom and largest leverage supports inference, else the reason."""
-    reasons = []
-    if df_resid is not None and df_resid < MIN_DF_RESID:
-        reasons.append(f"{df_resid:g} residual degrees of freedom (fewer than {MIN_DF_RESID})")
-    if max_leverage is not None and max_leverage > MAX_LEVERAGE:
-        reasons.append(f"one observation has leverage {max_leverage:.2f} (above {MAX_LEVERAGE})")
-    return "; ".join(reasons)
 
 
 def _inference(

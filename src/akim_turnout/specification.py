@@ -18,7 +18,7 @@ HC3, t inference) under each:
   Cook's distance) dropped and the fit repeated.
 
 The slope is reported as an average marginal effect of half a candidate per post, in percentage points of
-turnout, with its 95 % t interval; a specification whose fit fails :func:`akim_turnout.models.estimability`
+turnout, with its 95 % t interval; a specification whose fit fails :func:`akim_turnout.inference.estimability`
 (fewer than 4 residual degrees of freedom, or a region with leverage above 0.8) or whose interval leaves the
 turnout scale is listed as not estimable, with the reason, and shows no interval.
 """
