@@ -416,3 +416,12 @@ def test_race_headline_follows_the_recommended_method(races: pd.DataFrame) -> No
 
 def test_cluster_small_sample_factor_by_hand() -> None:
     assert models.cluster_small_sample_factor(730, 14, 17) == pytest.approx(14 / 13 * 729 / 713, rel=1e-15)
+
+
+def test_race_rows_missing_a_predictor_are_dropped_with_region_dummies_too(races: pd.DataFrame) -> None:
+    """C(region) and the cluster name the same column; a missing value is one dropped row, not a crash."""
+    holes = races.copy()
+    holes.loc[holes.index[:3], "self_share"] = np.nan
+    fit = fit_race_glm(holes, "C(region) + " + MIX_RHS)
+    assert fit.n_obs == len(races) - 3
+    assert fit.notes[0].startswith("dropped 3 row(s) with missing values, e.g. {'row': 0, 'reason': 'missing self_share'}")

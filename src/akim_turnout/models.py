@@ -763,7 +763,7 @@ def _prepare_races(
 ) -> _RaceData:
     """Validate counts, drop rows missing predictors or cluster, build the design."""
     validate_turnout_rows(df, voted, registered, source=label)
-    kept, dropped, n_dropped = _drop_incomplete(df, [*_used_columns(formula_rhs), cluster])
+    kept, dropped, n_dropped = _drop_incomplete(df, list(dict.fromkeys([*_used_columns(formula_rhs), cluster])))
     exog, names = build_design(kept, formula_rhs)
     if exog.shape[0] <= exog.shape[1]:
         raise ValueError(f"{label}: {exog.shape[0]} rows for {exog.shape[1]} parameters")
