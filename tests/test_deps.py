@@ -23,22 +23,22 @@ def test_every_stage_lists_exactly_the_modules_it_imports() -> None:
 def test_closure_follows_imports_through_modules() -> None:
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     study = deps.stage_modules(ROOT, stages["simulation_study"])
-    # the study notebook imports study, which imports models, simulate and fastfit; importing any module runs __init__
-    assert {"src/akim_turnout/study.py", "src/akim_turnout/models.py", "src/akim_turnout/simulate.py",
+    # the study notebook imports study, which imports race, simulate and fastfit; importing any module runs __init__
+    assert {"src/akim_turnout/study.py", "src/akim_turnout/race.py", "src/akim_turnout/simulate.py",
             "src/akim_turnout/fastfit.py", "src/akim_turnout/inference.py", "src/akim_turnout/__init__.py",
             "src/akim_turnout/run_notebook.py"} <= set(study)
     report = deps.stage_modules(ROOT, stages["report"])
     assert {"src/akim_turnout/report.py", "src/akim_turnout/tables.py", "src/akim_turnout/labels.py"} <= set(report)
-    assert not {"src/akim_turnout/study.py", "src/akim_turnout/models.py", "src/akim_turnout/forensics.py"} & set(report)
+    assert not {"src/akim_turnout/study.py", "src/akim_turnout/race.py", "src/akim_turnout/forensics.py"} & set(report)
 
 
 def test_import_forms() -> None:
-    source = "import akim_turnout.models as m\nfrom akim_turnout import data, outputs\nimport numpy\n" \
+    source = "import akim_turnout.race as m\nfrom akim_turnout import data, outputs\nimport numpy\n" \
              "def f():\n    from akim_turnout.study import METHODS\n"
-    assert deps.imported_modules(source) == {"akim_turnout.models", "akim_turnout", "akim_turnout.data",
+    assert deps.imported_modules(source) == {"akim_turnout.race", "akim_turnout", "akim_turnout.data",
                                              "akim_turnout.outputs", "akim_turnout.study", "akim_turnout.study.METHODS"}
-    assert deps.imported_modules("from . import outputs\nfrom .models import x\n", "akim_turnout.figures") == {
-        "akim_turnout", "akim_turnout.outputs", "akim_turnout.models", "akim_turnout.models.x"}
+    assert deps.imported_modules("from . import outputs\nfrom .race import x\n", "akim_turnout.figures") == {
+        "akim_turnout", "akim_turnout.outputs", "akim_turnout.race", "akim_turnout.race.x"}
 
 
 def _fixture_project(tmp_path: Path, extra_import: str) -> Path:
@@ -61,8 +61,8 @@ def test_a_notebook_importing_an_undeclared_module_fails_naming_stage_and_module
         deps.check_pipeline(project)
     message = str(caught.value)
     assert "stage 'forensics' imports src/akim_turnout/study.py but dvc.yaml does not list it in its deps" in message
-    # study brings models, inference and simulate with it
-    assert "stage 'forensics' imports src/akim_turnout/models.py" in message
+    # study brings race, inference and simulate with it
+    assert "stage 'forensics' imports src/akim_turnout/race.py" in message
     assert "stage 'regional_model'" not in message
 
 

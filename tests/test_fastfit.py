@@ -15,7 +15,8 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from akim_turnout import fastfit, models, simulate, study
+from akim_turnout import fastfit, race, resampling, simulate, study
+from akim_turnout.regional import _regional_arrays
 from akim_turnout.inference import mancl_derouen_cov
 from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
@@ -82,7 +83,7 @@ def _arrays(races: pd.DataFrame, rhs: str = TRUE_RHS) -> fastfit.RaceArrays:
 def test_race_arrays_equal_prepare_races(races: pd.DataFrame, rhs: str) -> None:
     for frame in (races, races.sample(frac=1.0, random_state=1)):  # rows in any order
         arrays = fastfit.race_arrays(frame, rhs)
-        data = models._prepare_races(frame, rhs, "region", "voted", "registered", "test")
+        data = race._prepare_races(frame, rhs, "region", "voted", "registered", "test")
         np.testing.assert_array_equal(arrays.exog, data.exog)
         assert arrays.names == data.names
         np.testing.assert_array_equal(arrays.clusters, data.clusters)
@@ -94,9 +95,9 @@ def test_race_arrays_equal_prepare_races(races: pd.DataFrame, rhs: str) -> None:
 def test_race_arrays_hand_irregular_data_to_prepare_races(races: pd.DataFrame) -> None:
     gaps = races.copy()
     gaps.loc[gaps.index[:3], "self_share"] = np.nan
-    arrays = fastfit.race_arrays(gaps, MIX_RHS)  # (C(region) with missing values trips models._drop_incomplete)
+    arrays = fastfit.race_arrays(gaps, MIX_RHS)  # (C(region) with missing values trips design._drop_incomplete)
     assert len(arrays.voted) == len(races) - 3
-    data = models._prepare_races(gaps, MIX_RHS, "region", "voted", "registered", "test")
+    data = race._prepare_races(gaps, MIX_RHS, "region", "voted", "registered", "test")
     np.testing.assert_array_equal(arrays.exog, data.exog)
     broken = races.assign(voted=races["registered"] + 1)
     with pytest.raises(ValueError, match="voted > registered"):
@@ -118,8 +119,8 @@ def test_cluster_sums_follow_cluster_codes(races: pd.DataFrame) -> None:
 def _check_glm(races: pd.DataFrame, rhs: str = TRUE_RHS) -> fastfit.CountsGLM:
     arrays = _arrays(races, rhs)
     fit = fastfit.fit_counts_glm(arrays)
-    clustered = models.fit_race_glm(races, rhs)
-    naive = models.fit_race_naive_binomial(races, rhs)
+    clustered = race.fit_race_glm(races, rhs)
+    naive = race.fit_race_naive_binomial(races, rhs)
     assert_scaled_close(fit.params, clustered.params, clustered.bse.to_numpy())
     assert_scaled_close(fit.params, clustered.params, np.abs(clustered.params.to_numpy()))
     assert_cov_close(fit.cov_cluster, clustered.cov_params)
@@ -167,7 +168,7 @@ def test_counts_glm_declines_separation(near_separated: pd.DataFrame) -> None:
     with pytest.raises(fastfit.FastPathDeclined):
         fastfit.fit_gee_exchangeable(_arrays(separated))
     # statsmodels does not converge either: Newton gives up and IRLS drifts off
-    assert models.fit_race_glm(separated, TRUE_RHS).warnings
+    assert race.fit_race_glm(separated, TRUE_RHS).warnings
 
 
 def test_inference_helpers_match_scipy() -> None:
@@ -186,8 +187,8 @@ def test_inference_helpers_match_scipy() -> None:
 
 
 def test_wild_weights_are_the_models_weights() -> None:
-    assert set(fastfit.WILD_WEIGHTS) == set(models.WILD_WEIGHTS)
-    for name, support in models.WILD_WEIGHTS.items():
+    assert set(fastfit.WILD_WEIGHTS) == set(resampling.WILD_WEIGHTS)
+    for name, support in resampling.WILD_WEIGHTS.items():
         np.testing.assert_array_equal(fastfit.WILD_WEIGHTS[name], support)
 
 
@@ -198,7 +199,7 @@ def test_wild_weights_are_the_models_weights() -> None:
 def test_score_bootstrap_matches_wild_cluster_bootstrap(
     races: pd.DataFrame, term: str, null_value: float, weights: str, seed: int
 ) -> None:
-    reference = models.wild_cluster_bootstrap(races, TRUE_RHS, term, n_boot=199, seed=seed, weights=weights,
+    reference = resampling.wild_cluster_bootstrap(races, TRUE_RHS, term, n_boot=199, seed=seed, weights=weights,
                                               null_value=null_value, ci=False)
     arrays = _arrays(races)
     draws = fastfit.wild_weight_draws(seed, 199, arrays.n_clusters, weights)
@@ -212,16 +213,16 @@ def test_score_bootstrap_matches_wild_cluster_bootstrap(
 def test_score_bootstrap_influence_matches(races: pd.DataFrame) -> None:
     arrays = _arrays(races)
     k = arrays.names.index("self_share")
-    fit = models.fit_race_glm(races, TRUE_RHS)
-    boot = models._ScoreBootstrap(np.column_stack([arrays.voted, arrays.registered - arrays.voted]), arrays.exog,
+    fit = race.fit_race_glm(races, TRUE_RHS)
+    boot = resampling._ScoreBootstrap(np.column_stack([arrays.voted, arrays.registered - arrays.voted]), arrays.exog,
                                   arrays.clusters, arrays.n_clusters, k, np.ones((1, arrays.n_clusters)), "newton")
-    expected = models._restricted_cluster_influence(boot, -0.1, fit.params.to_numpy())
+    expected = resampling._restricted_cluster_influence(boot, -0.1, fit.params.to_numpy())
     actual = fastfit.restricted_cluster_influence(arrays, k, -0.1, fit.params.to_numpy())
     assert_scaled_close(actual, expected, np.max(np.abs(expected)))
 
 
 def test_score_bootstrap_near_separation(near_separated: pd.DataFrame) -> None:
-    reference = models.wild_cluster_bootstrap(near_separated, TRUE_RHS, "self_share", n_boot=99, seed=1, ci=False)
+    reference = resampling.wild_cluster_bootstrap(near_separated, TRUE_RHS, "self_share", n_boot=99, seed=1, ci=False)
     arrays = _arrays(near_separated)
     draws = fastfit.wild_weight_draws(1, 99, arrays.n_clusters)
     statistic, p_value = fastfit.score_bootstrap(arrays, arrays.names.index("self_share"), 0.0, draws,
@@ -242,7 +243,7 @@ def _statsmodels_gee(arrays: fastfit.RaceArrays, cov_type: str = "robust"):
 
 
 def test_gee_matches_fit_race_gee(races: pd.DataFrame) -> None:
-    reference = models.fit_race_gee(races, TRUE_RHS)
+    reference = race.fit_race_gee(races, TRUE_RHS)
     arrays = _arrays(races)
     fit = fastfit.fit_gee_exchangeable(arrays)
     assert_scaled_close(fit.params, reference.params, reference.bse.to_numpy())
@@ -300,14 +301,14 @@ def test_mancl_derouen_small_clusters_use_the_direct_path(regions: pd.DataFrame)
 def test_mancl_derouen_larger_design(regions: pd.DataFrame) -> None:
     base = simulate.allocate_region_margins(regions, NATIONAL_2021)
     races = simulate.simulate_from_margins(study.design_margins(base, 28, 1460), simulate.SimulationSettings(), 5)
-    reference = models.fit_race_gee(races, TRUE_RHS)
+    reference = race.fit_race_gee(races, TRUE_RHS)
     fit = fastfit.fit_gee_exchangeable(_arrays(races))
     assert_scaled_close(fit.params, reference.params, reference.bse.to_numpy())
     assert_cov_close(fit.cov_bias_reduced, reference.cov_params)
 
 
 def test_gee_near_separation(near_separated: pd.DataFrame) -> None:
-    reference = models.fit_race_gee(near_separated, TRUE_RHS)
+    reference = race.fit_race_gee(near_separated, TRUE_RHS)
     fit = fastfit.fit_gee_exchangeable(_arrays(near_separated))
     assert_scaled_close(fit.params, reference.params, reference.bse.to_numpy())
     assert_cov_close(fit.cov_bias_reduced, reference.cov_params)
@@ -319,12 +320,12 @@ def test_gee_near_separation(near_separated: pd.DataFrame) -> None:
 
 
 def test_random_intercept_reml_matches_fit_race_mixedlm(races: pd.DataFrame) -> None:
-    reference = models.fit_race_mixedlm(races, MIX_RHS)
+    reference = race.fit_race_mixedlm(races, MIX_RHS)
     assert not reference.warnings
     arrays = _arrays(races, MIX_RHS)
     fit = fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
     np.testing.assert_array_equal(fastfit.empirical_logit(arrays.voted, arrays.registered),
-                                  models.empirical_logit(arrays.voted, arrays.registered))
+                                  race.empirical_logit(arrays.voted, arrays.registered))
     assert_scaled_close(fit.params, reference.params, np.abs(reference.params.to_numpy()))
     assert_cov_close(fit.cov_params, reference.cov_params)
     np.testing.assert_allclose(fit.group_variance, reference.extra["group_variance"], rtol=RTOL)
@@ -348,7 +349,7 @@ def test_random_intercept_reml_stops_where_statsmodels_stops(races: pd.DataFrame
 def test_random_intercept_reml_declines_at_the_boundary(regions: pd.DataFrame) -> None:
     """Equal regional turnouts: no variance between regions; statsmodels warns and changes optimiser."""
     races = simulate.simulate_races(regions.assign(turnout_pct=80.0), NATIONAL_2021, simulate.SimulationSettings(), 1)
-    assert models.fit_race_mixedlm(races, MIX_RHS).warnings
+    assert race.fit_race_mixedlm(races, MIX_RHS).warnings
     arrays = _arrays(races, MIX_RHS)
     with pytest.raises(fastfit.FastPathDeclined):
         fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
@@ -365,7 +366,7 @@ def regional() -> pd.DataFrame:
 
 
 def _regional(regional: pd.DataFrame, predictors: list[str], weight: str | None):
-    kept, _, exog, _ = models._regional_arrays(regional, predictors, weight, "turnout_pct", "region")
+    kept, _, exog, _ = _regional_arrays(regional, predictors, weight, "turnout_pct", "region")
     share = kept["turnout_pct"].to_numpy(dtype=float) / 100
     weights = None if weight is None else kept[weight].to_numpy(dtype=float)
     return share, exog, None if weights is None else weights / weights.mean()
@@ -387,7 +388,7 @@ def test_permutation_statistics_match_regional_statistic(
     for column in columns:
         design = exog.copy()
         design[:, 1] = column
-        expected.append(models._regional_statistic(share, design, weights, 1, statistic, cov_type))
+        expected.append(resampling._regional_statistic(share, design, weights, 1, statistic, cov_type))
     assert_scaled_close(values, expected, np.abs(expected))
 
 
@@ -412,14 +413,14 @@ def test_hc3_leverage_one_gives_nan_as_statsmodels() -> None:
     with pytest.raises(ValueError, match="leverage"):
         design = exog.copy()
         design[:, 1] = column
-        models._regional_statistic(share, design, None, 1, "t", "HC3")
+        resampling._regional_statistic(share, design, None, 1, "t", "HC3")
     assert np.isnan(values[0])
 
 
 @pytest.mark.parametrize("statistic", ["t", "coef"])
 def test_permutation_test_engines_agree(regional: pd.DataFrame, statistic: str) -> None:
-    fast = models.permutation_test(regional, "cands_per_seat", n_permutations=199, seed=3, statistic=statistic)
-    slow = models.permutation_test(regional, "cands_per_seat", n_permutations=199, seed=3, statistic=statistic,
+    fast = resampling.permutation_test(regional, "cands_per_seat", n_permutations=199, seed=3, statistic=statistic)
+    slow = resampling.permutation_test(regional, "cands_per_seat", n_permutations=199, seed=3, statistic=statistic,
                                    engine="statsmodels")
     assert fast.observed == slow.observed
     assert fast.p_value == slow.p_value and fast.n_failed == slow.n_failed
@@ -427,7 +428,7 @@ def test_permutation_test_engines_agree(regional: pd.DataFrame, statistic: str) 
 
 
 def test_permutation_test_refits_declined_permutations(regional: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
-    slow = models.permutation_test(regional, "cands_per_seat", n_permutations=49, seed=5, engine="statsmodels")
+    slow = resampling.permutation_test(regional, "cands_per_seat", n_permutations=49, seed=5, engine="statsmodels")
     real = fastfit.permutation_statistics
 
     def declining(*args, **kwargs):
@@ -437,7 +438,7 @@ def test_permutation_test_refits_declined_permutations(regional: pd.DataFrame, m
         return values, declined
 
     monkeypatch.setattr(fastfit, "permutation_statistics", declining)
-    fast = models.permutation_test(regional, "cands_per_seat", n_permutations=49, seed=5)
+    fast = resampling.permutation_test(regional, "cands_per_seat", n_permutations=49, seed=5)
     assert fast.p_value == slow.p_value
     np.testing.assert_array_equal(fast.null_distribution[1::2], slow.null_distribution[1::2])  # refitted: identical
     assert_scaled_close(fast.null_distribution, slow.null_distribution, np.abs(slow.null_distribution))
@@ -445,7 +446,7 @@ def test_permutation_test_refits_declined_permutations(regional: pd.DataFrame, m
 
 def test_permutation_test_refuses_unknown_engine(regional: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="engine"):
-        models.permutation_test(regional, "cands_per_seat", n_permutations=99, engine="numba")
+        resampling.permutation_test(regional, "cands_per_seat", n_permutations=99, engine="numba")
 
 
 # --------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from akim_turnout import models
+from akim_turnout import race
 from akim_turnout.inference import mancl_derouen_cov
 
 from akim_turnout import simulate
@@ -21,7 +21,7 @@ def races() -> pd.DataFrame:
 
 
 def _gee(races: pd.DataFrame, rhs: str, scale: float = 1.0):
-    data = models._prepare_races(races, rhs, "region", "voted", "registered", "test")
+    data = race._prepare_races(races, rhs, "region", "voted", "registered", "test")
     model = sm.GEE(scale * data.voted / data.registered, data.exog, groups=data.clusters,
                    family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable())
     return model, data
@@ -66,10 +66,10 @@ def test_region_dummy_makes_i_minus_h_singular(races) -> None:
 
 
 def test_fit_race_gee_uses_it(races) -> None:
-    fit = models.fit_race_gee(races, "C(region) + np.log(n_candidates) + self_share + any_woman")
+    fit = race.fit_race_gee(races, "C(region) + np.log(n_candidates) + self_share + any_woman")
     model, _ = _gee(races, "C(region) + np.log(n_candidates) + self_share + any_woman")
     expected = mancl_derouen_cov(model.fit(cov_type="robust"))
     np.testing.assert_allclose(fit.cov_params.to_numpy(), expected, rtol=1e-10)
     assert any("generalized inverse" in note for note in fit.notes)
     with pytest.raises(ValueError, match="cov_type must be 'bias_reduced' or 'robust'"):
-        models.fit_race_gee(races, "self_share", cov_type="HC3")
+        race.fit_race_gee(races, "self_share", cov_type="HC3")

@@ -11,31 +11,15 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from akim_turnout import models
+from akim_turnout import race, resampling
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from akim_turnout.models import (
-    FitResult,
-    average_marginal_effects,
-    build_design,
-    captured_warnings,
-    comparison_table,
-    fit_race_beta,
-    fit_race_gee,
-    fit_race_glm,
-    fit_race_mixedlm,
-    fit_race_naive_binomial,
-    fit_regional_fractional_logit,
-    glm_sandwich_cov,
-    leave_one_out,
-    parse_terms,
-    permutation_test,
-    race_average_marginal_effects,
-    smithson_verkuilen,
-    validate_turnout_rows,
-    wild_cluster_bootstrap,
-)
+from akim_turnout.design import build_design, parse_terms, validate_turnout_rows
+from akim_turnout.inference import FitResult, average_marginal_effects, captured_warnings, glm_sandwich_cov
+from akim_turnout.race import comparison_table, fit_race_beta, fit_race_gee, fit_race_glm, fit_race_mixedlm, fit_race_naive_binomial, race_average_marginal_effects, smithson_verkuilen
+from akim_turnout.regional import fit_regional_fractional_logit, leave_one_out
+from akim_turnout.resampling import permutation_test, wild_cluster_bootstrap
 from akim_turnout.simulate import (
     SimulationSettings,
     population_averaged_coefficients,
@@ -400,22 +384,22 @@ def test_permutation_test_detects_a_strong_regional_effect(regions: pd.DataFrame
 
 def test_race_headline_follows_the_recommended_method(races: pd.DataFrame) -> None:
     families = {"glm": fit_race_glm(races, MIX_RHS), "gee": fit_race_gee(races, MIX_RHS)}
-    boot = models.wild_cluster_bootstrap(races, MIX_RHS, "self_share", n_boot=99, seed=1)
-    glm = models.race_headline("recommended", "cluster_t", families, boot)
-    gee = models.race_headline("recommended", "gee_bias_reduced", families, boot)
-    wild = models.race_headline("recommended", "wild_bootstrap", families, boot)
+    boot = resampling.wild_cluster_bootstrap(races, MIX_RHS, "self_share", n_boot=99, seed=1)
+    glm = race.race_headline("recommended", "cluster_t", families, boot)
+    gee = race.race_headline("recommended", "gee_bias_reduced", families, boot)
+    wild = race.race_headline("recommended", "wild_bootstrap", families, boot)
     assert (glm["family"], gee["family"], wild["family"]) == ("glm", "gee", "wild_bootstrap")
     assert glm["ci_lower"] == families["glm"].conf_int.at["self_share", "lower"]
     assert gee["ci_upper"] == families["gee"].conf_int.at["self_share", "upper"] and gee["ci_upper"] != glm["ci_upper"]
     assert (wild["estimate"], wild["ci_lower"], wild["ci_upper"]) == (boot.estimate, boot.ci_lower, boot.ci_upper)
     assert wild["interval"] == "wild cluster bootstrap, test inversion (webb weights, 99 draws, 14 clusters)"
-    assert models.race_headline("gee", "cluster_t", families, boot) == gee  # a named family overrides
+    assert race.race_headline("gee", "cluster_t", families, boot) == gee  # a named family overrides
     with pytest.raises(ValueError, match="recommends 'naive_binomial', which has no race-level fit to report"):
-        models.race_headline("recommended", "naive_binomial", families, boot)
+        race.race_headline("recommended", "naive_binomial", families, boot)
 
 
 def test_cluster_small_sample_factor_by_hand() -> None:
-    assert models.cluster_small_sample_factor(730, 14, 17) == pytest.approx(14 / 13 * 729 / 713, rel=1e-15)
+    assert race.cluster_small_sample_factor(730, 14, 17) == pytest.approx(14 / 13 * 729 / 713, rel=1e-15)
 
 
 def test_race_rows_missing_a_predictor_are_dropped_with_region_dummies_too(races: pd.DataFrame) -> None:

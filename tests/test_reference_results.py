@@ -27,7 +27,9 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from akim_turnout import models
+from akim_turnout import inference, race
+from akim_turnout.design import build_design
+from akim_turnout.regional import fit_regional_fractional_logit, leave_one_out, prediction_curve
 from akim_turnout.inference import DEFAULT_RCOND, mancl_derouen_cov
 
 REFERENCE = Path(__file__).parent / "reference"
@@ -64,7 +66,7 @@ def races() -> pd.DataFrame:
     return pd.read_csv(INPUTS / "races_simulated.csv")
 
 
-def assert_coefficients(fit: models.FitResult, expected: dict[str, Any], rtol: float = RTOL) -> None:
+def assert_coefficients(fit: inference.FitResult, expected: dict[str, Any], rtol: float = RTOL) -> None:
     """Terms, estimates, SEs, CIs, p-values, df and covariance of a FitResult against an R table."""
     assert list(fit.params.index) == expected["terms"]
     se = _floats(expected["std_error"])
@@ -111,7 +113,7 @@ def test_python_reads_the_same_doubles_as_r(regional: pd.DataFrame, races: pd.Da
 def test_regional_fractional_logit_matches_r(regional: pd.DataFrame, name: str, cov_type: str) -> None:
     predictors, weight = REGIONAL_MODELS[name]
     expected = reference("regional")["fits"][name]
-    fit = models.fit_regional_fractional_logit(regional, predictors, weight=weight, cov_type=cov_type)
+    fit = fit_regional_fractional_logit(regional, predictors, weight=weight, cov_type=cov_type)
     assert fit.extra["regions"] == expected["regions"]
     assert fit.n_obs == expected["n_obs"]
     assert_coefficients(fit, expected["cov_types"][cov_type])
@@ -123,14 +125,14 @@ def test_weighted_two_predictor_regional_model_is_refused_as_in_r(regional: pd.D
     expected = reference("regional")["fits"]["mix_weighted"]
     assert expected["identified"] is False and expected["n_obs"] == 1
     with pytest.raises(ValueError, match="1 observations for 3 parameters"):
-        models.fit_regional_fractional_logit(regional, ["cands_per_seat", "self_share"], weight="voters_on_rolls")
+        fit_regional_fractional_logit(regional, ["cands_per_seat", "self_share"], weight="voters_on_rolls")
 
 
 @pytest.mark.parametrize("name", list(REGIONAL_MODELS))
 def test_leave_one_out_matches_r(regional: pd.DataFrame, name: str) -> None:
     predictors, weight = REGIONAL_MODELS[name]
     expected = reference("regional")["leave_one_out"][name]
-    loo = models.leave_one_out(regional, predictors, weight=weight, keep_not_estimable=True)
+    loo = leave_one_out(regional, predictors, weight=weight, keep_not_estimable=True)
     assert loo["dropped_region"].tolist() == expected["dropped_region"]
     assert [status == "ok" or status.startswith("not estimable") for status in loo["status"]] == \
         [status == "ok" for status in expected["status"]]
@@ -162,12 +164,12 @@ def test_regional_average_marginal_effects_match_r(regional: pd.DataFrame, key: 
     t(n - k); averaging weights are posts (races) or the electorate of each fitted region."""
     expected = reference("regional")["average_marginal_effects"][key]
     predictors, weight = REGIONAL_MODELS[expected["model"]]
-    fit = models.fit_regional_fractional_logit(regional, predictors, weight=weight)
+    fit = fit_regional_fractional_logit(regional, predictors, weight=weight)
     averaging = expected["averaging_weight"]
     weights = None
     if averaging is not None:
         weights = regional.set_index("region").loc[fit.extra["regions"], averaging].to_numpy(float)
-    _ame_check(models.average_marginal_effects(fit, averaging_weights=weights, keep_not_estimable=True), expected)
+    _ame_check(inference.average_marginal_effects(fit, averaging_weights=weights, keep_not_estimable=True), expected)
 
 
 @pytest.mark.parametrize("name", ["main_unweighted", "main_weighted"])
@@ -175,10 +177,10 @@ def test_prediction_curve_matches_r(regional: pd.DataFrame, name: str) -> None:
     """Fitted turnout (%) and its HC3 t band on the 60-point grid the regional notebook uses."""
     expected = reference("regional")["prediction_curve"][name]
     predictors, weight = REGIONAL_MODELS[name]
-    fit = models.fit_regional_fractional_logit(regional, predictors, weight=weight)
+    fit = fit_regional_fractional_logit(regional, predictors, weight=weight)
     grid = np.linspace(regional["cands_per_seat"].min(), regional["cands_per_seat"].max(), 60)
     np.testing.assert_allclose(grid, expected["x"], rtol=1e-14, atol=0)
-    curve = models.prediction_curve(fit, "cands_per_seat", grid)
+    curve = prediction_curve(fit, "cands_per_seat", grid)
     for column in ("fit", "lower", "upper"):
         np.testing.assert_allclose(curve[column], expected[column], rtol=RTOL, atol=0)
 
@@ -189,11 +191,11 @@ def test_prediction_curve_matches_r(regional: pd.DataFrame, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def race_glm(races: pd.DataFrame) -> models.FitResult:
-    return models.fit_race_glm(races, FE_RHS)
+def race_glm(races: pd.DataFrame) -> inference.FitResult:
+    return race.fit_race_glm(races, FE_RHS)
 
 
-def test_race_glm_clustered_matches_r(race_glm: models.FitResult) -> None:
+def test_race_glm_clustered_matches_r(race_glm: inference.FitResult) -> None:
     """Clustered covariance with the small-sample factor G / (G - 1) * (N - 1) / (N - K) = 14/13 * 729/713
     (statsmodels' cov_type="cluster"; R: vcovCL(type = "HC1", cadjust = TRUE)); t inference with G - 1 = 13 df."""
     expected = reference("race_glm")
@@ -209,14 +211,14 @@ def test_race_glm_naive_matches_r(races: pd.DataFrame) -> None:
     """Model-based binomial covariance (dispersion 1), normal inference."""
     expected = reference("race_glm")["naive"]
     assert expected["distribution"] == "normal"
-    assert_coefficients(models.fit_race_naive_binomial(races, FE_RHS), expected)
+    assert_coefficients(race.fit_race_naive_binomial(races, FE_RHS), expected)
 
 
 @pytest.mark.parametrize(("key", "electorate_weighted"), [("unweighted", False), ("electorate_weighted", True)])
-def test_race_average_marginal_effects_match_r(race_glm: models.FitResult, key: str,
+def test_race_average_marginal_effects_match_r(race_glm: inference.FitResult, key: str,
                                                electorate_weighted: bool) -> None:
     expected = reference("race_glm")["average_marginal_effects"][key]
-    table = models.race_average_marginal_effects(race_glm, MIX_TERMS, electorate_weighted=electorate_weighted)
+    table = race.race_average_marginal_effects(race_glm, MIX_TERMS, electorate_weighted=electorate_weighted)
     _ame_check(table, expected)
 
 
@@ -229,7 +231,7 @@ GEE_FORMULAS = {"without_region_dummies": MIX_RHS, "with_region_dummies": FE_RHS
 
 def _pearson_sums(races: pd.DataFrame, params: np.ndarray, rhs: str) -> tuple[float, float, int]:
     """Sum of squared Pearson residuals, sum of within-region cross products over pairs, and N - p."""
-    exog, _ = models.build_design(races, rhs)
+    exog, _ = build_design(races, rhs)
     mu = 1 / (1 + np.exp(-exog @ params))
     resid = pd.Series((races["voted"] / races["registered"] - mu) / np.sqrt(mu * (1 - mu)))
     by_region = resid.groupby(races["region"])
@@ -254,7 +256,7 @@ def test_gee_robust_matches_geepack_with_the_statsmodels_correlation(races: pd.D
     fit is checked in the next test.) CIs and p-values use t with 13 df in both.
     """
     expected = reference("race_gee")[key]["statsmodels_alpha"]
-    fit = models.fit_race_gee(races, GEE_FORMULAS[key], cov_type="robust")
+    fit = race.fit_race_gee(races, GEE_FORMULAS[key], cov_type="robust")
     np.testing.assert_allclose(fit.extra["exchangeable_correlation"], expected["alpha"], rtol=RTOL)
     assert_coefficients(fit, expected)
     ssr, cross, n_minus_p = _pearson_sums(races, fit.params.to_numpy(), GEE_FORMULAS[key])
@@ -274,7 +276,7 @@ def test_native_geepack_fit_is_statsmodels_gee_at_geepack_correlation(races: pd.
     pairs = int(sum(n * (n - 1) // 2 for n in races.groupby("region").size()))
     np.testing.assert_allclose(cross / (ssr / len(races) * pairs), native["alpha"], rtol=RTOL)
 
-    exog, names = models.build_design(races, rhs)
+    exog, names = build_design(races, rhs)
     groups = pd.factorize(races["region"], sort=True)[0]
     model = sm.GEE(races["voted"] / races["registered"], exog, groups=groups, family=sm.families.Binomial(),
                    cov_struct=sm.cov_struct.Exchangeable(), update_dep=False)
@@ -295,7 +297,7 @@ def test_mancl_derouen_without_region_dummies_matches_statsmodels_and_r(races: p
 
     expected = reference("race_gee")["without_region_dummies"]
     assert min(expected["mancl_derouen_ginv"]["smallest_relative_singular_value"]) > 0.5
-    fit = models.fit_race_gee(races, MIX_RHS)  # cov_type="bias_reduced" is the default
+    fit = race.fit_race_gee(races, MIX_RHS)  # cov_type="bias_reduced" is the default
     cov = mancl_derouen_cov(fit.raw)
     np.testing.assert_allclose(fit.cov_params.to_numpy(), cov, rtol=1e-12)
     model = fit.raw.model
@@ -316,7 +318,7 @@ def test_mancl_derouen_with_region_dummies_matches_r_generalized_inverse(races: 
     expected = reference("race_gee")["with_region_dummies"]["mancl_derouen_ginv"]
     assert max(expected["smallest_relative_singular_value"]) < 1e-12
     assert min(expected["second_smallest_relative_singular_value"]) > 0.5
-    fit = models.fit_race_gee(races, FE_RHS)
+    fit = race.fit_race_gee(races, FE_RHS)
     cov = mancl_derouen_cov(fit.raw)
     reference_cov = np.array(expected["cov"])
     np.testing.assert_allclose(cov, reference_cov, rtol=RTOL, atol=RTOL * np.abs(reference_cov).max())
@@ -330,7 +332,7 @@ def test_project_bias_reduced_gee_with_region_dummies_matches_r(races: pd.DataFr
     p-values of every term, dummies included, at 1e-6. (statsmodels' own ``bias_reduced`` solves the singular
     system directly: its intercept and dummy entries are rounding noise, 10 to 1e5 times too large.)"""
     expected = reference("race_gee")["with_region_dummies"]["mancl_derouen_ginv"]
-    fit = models.fit_race_gee(races, FE_RHS)
+    fit = race.fit_race_gee(races, FE_RHS)
     assert_coefficients(fit, expected)
 
 
@@ -346,7 +348,7 @@ def test_beta_regression_matches_r(races: pd.DataFrame) -> None:
     expected = reference("race_beta")
     n, g, k = 730, 14, 18
     assert math.isclose(expected["small_sample_factor"], g / (g - 1) * (n - 1) / (n - k), rel_tol=1e-15)
-    fit = models.fit_race_beta(races, FE_RHS)
+    fit = race.fit_race_beta(races, FE_RHS)
     assert fit.extra["n_boundary_squeezed"] == expected["n_boundary_squeezed"]
     assert_coefficients(fit, expected["cluster"])
     np.testing.assert_allclose(fit.raw.llf, expected["loglik"], rtol=1e-12)
@@ -358,11 +360,11 @@ def test_beta_regression_matches_r(races: pd.DataFrame) -> None:
 
 
 @pytest.fixture(scope="module")
-def mixedlm(races: pd.DataFrame) -> models.FitResult:
-    return models.fit_race_mixedlm(races, MIX_RHS)
+def mixedlm(races: pd.DataFrame) -> inference.FitResult:
+    return race.fit_race_mixedlm(races, MIX_RHS)
 
 
-def test_mixedlm_estimates_and_variance_components_match_lme4(mixedlm: models.FitResult) -> None:
+def test_mixedlm_estimates_and_variance_components_match_lme4(mixedlm: inference.FitResult) -> None:
     """Fixed effects at relative 1e-6; variance components at relative 1e-4.
 
     The REML criterion is flat at its optimum: statsmodels' MixedLM stops about 1e-5 (relative) away from lme4
@@ -379,7 +381,7 @@ def test_mixedlm_estimates_and_variance_components_match_lme4(mixedlm: models.Fi
     np.testing.assert_allclose(expected["theta"], expected["theta_direct_optimize"], rtol=1e-6)
 
 
-def test_mixedlm_standard_errors_are_observed_information_ones(mixedlm: models.FitResult) -> None:
+def test_mixedlm_standard_errors_are_observed_information_ones(mixedlm: inference.FitResult) -> None:
     """Which fixed-effect covariance each program reports, and what matches.
 
     lme4's vcov is sigma^2 (X' V~^-1 X)^-1, the GLS covariance with the variance components treated as known;
@@ -401,7 +403,7 @@ def test_mixedlm_standard_errors_are_observed_information_ones(mixedlm: models.F
     assert np.max(np.abs(mixedlm.bse.to_numpy() / _floats(lme4["std_error"]) - 1)) > 1e-4
 
 
-def test_lme4_covariance_is_gls_at_its_variance_components(races: pd.DataFrame, mixedlm: models.FitResult) -> None:
+def test_lme4_covariance_is_gls_at_its_variance_components(races: pd.DataFrame, mixedlm: inference.FitResult) -> None:
     """lme4's fixed effects and their covariance are the GLS ones at lme4's variance components (1e-8)."""
     expected = reference("race_mixedlm")
     exog = mixedlm.raw.model.exog

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from akim_turnout import inference, models, specification
+from akim_turnout import inference, regional, specification
 
 NATIONAL = {"posts": 100, "cands_registered": 300}
 
@@ -64,7 +64,7 @@ def test_curve_rows_statuses_and_the_slope_per_half_candidate() -> None:
                 & (curve["influence"] == "all kept")].iloc[0]
     data = _regional().iloc[:7]
     x = data["cands"] / data["posts"]
-    fit = models.fit_regional_fractional_logit(data.assign(cands_per_post=x), ["cands_per_post"])
+    fit = regional.fit_regional_fractional_logit(data.assign(cands_per_post=x), ["cands_per_post"])
     mu = expit(fit.params["Intercept"] + fit.params["cands_per_post"] * x)
     assert row["status"] == "ok" and row["regions"] == "A, B, C, D, E, F, G"
     assert row["n_regions"] == 7 and row["slope_logit"] == pytest.approx(fit.params["cands_per_post"], rel=1e-12)
@@ -74,7 +74,7 @@ def test_curve_rows_statuses_and_the_slope_per_half_candidate() -> None:
 def test_not_estimable_rule() -> None:
     assert inference.estimability(3, 0.5) == "3 residual degrees of freedom (fewer than 4)"
     assert inference.estimability(4, 0.81) == "one observation has leverage 0.81 (above 0.8)"
-    assert inference.estimability(4, 0.8) == "" and models.estimability(None, None) == ""
+    assert inference.estimability(4, 0.8) == "" and inference.estimability(None, None) == ""
 
 
 def test_summary_counts() -> None:

@@ -184,7 +184,7 @@ def test_failed_fit_is_recorded_not_raised(base_margins: pd.DataFrame, monkeypat
     def broken(*args, **kwargs):
         raise np.linalg.LinAlgError("Singular matrix")
 
-    monkeypatch.setattr(study.models, "fit_race_gee", broken)
+    monkeypatch.setattr(study.race, "fit_race_gee", broken)
     rows = study.run_replication(_task(base_margins, 0.0, ("cluster_t", "gee_bias_reduced"), engine="statsmodels"))
     assert rows[0]["ok"] and rows[0]["error"] == ""
     assert not rows[1]["ok"] and rows[1]["error"] == "LinAlgError: Singular matrix"

@@ -39,7 +39,7 @@ STACK_IMPORTS = "import pandas, statsmodels.api, matplotlib.pyplot, seaborn"
 FIT_CHILD = r"""
 import json, resource, sys, time
 import numpy as np
-from akim_turnout import data, models, simulate
+from akim_turnout import data, design, race, simulate
 n = int(sys.argv[1])
 regional = data.read_processed("regional_2021")
 national = data.read_processed("national").set_index("round_id").loc[data.ROUND_2021]
@@ -49,13 +49,13 @@ races = simulate.simulate_scaled(regions, totals, settings, seed=1, n_races=n)
 rhs = simulate.true_formula_rhs(settings)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 start = time.perf_counter()
-exog, names = models.build_design(races, rhs)
+exog, names = design.build_design(races, rhs)
 weights = races["registered"].to_numpy(float) * 0.2
 (exog * weights[:, None]).T @ exog
 floor = time.perf_counter() - start
 del exog
 start = time.perf_counter()
-fit = models.fit_race_glm(races, rhs)
+fit = race.fit_race_glm(races, rhs)
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"n": n, "fit_s": seconds, "floor_s": floor, "peak_mb": peak, "before_mb": before, "fit_extra_mb": peak - before,

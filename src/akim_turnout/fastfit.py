@@ -1,10 +1,10 @@
 """Fast numpy paths for the many small fits of the simulation study and the permutation test.
 
 The simulation study (:mod:`akim_turnout.study`) fits a 730-row, 17-parameter design a handful of times per
-replication, and :func:`akim_turnout.models.permutation_test` refits a 10-14-row regional model 1,999 times.
+replication, and :func:`akim_turnout.resampling.permutation_test` refits a 10-14-row regional model 1,999 times.
 Through statsmodels almost all of that time is spent in model set-up, wrappers and Python loops over clusters, not
 in arithmetic. This module computes the same numbers with a few array operations each. It imports numpy and scipy;
-pandas and :mod:`akim_turnout.models` (hence statsmodels) only inside :func:`race_arrays`, whose callers have them.
+pandas and :mod:`akim_turnout.race` (hence statsmodels) only inside :func:`race_arrays`, whose callers have them.
 
 What each path matches, on the same data. ``tests/test_fastfit.py`` pins every path to statsmodels or to the
 project's statsmodels-based function at 1e-8 (relative; covariances relative to ``sqrt(c_ii c_jj)``). Measured
@@ -14,7 +14,7 @@ largest differences over 40 simulated data sets of the real design (four effects
 study's published results frame (6 significant digits) of the default design was identical with either engine.
 
 * :func:`fit_counts_glm`: the binomial-logit GLM on counts ``[voted, registered - voted]`` of
-  :func:`models.fit_race_glm` (statsmodels ``GLM(...).fit(method="newton", tol=1e-10)``): Newton's method on the
+  :func:`race.fit_race_glm` (statsmodels ``GLM(...).fit(method="newton", tol=1e-10)``): Newton's method on the
   log-likelihood from the same start. Newton converges quadratically, so once a step is below ``tol`` the estimate is
   the maximum-likelihood estimate to rounding, whichever side of ``tol`` the last step fell (the stopping rule does
   not decide anything visible). Returns
@@ -23,16 +23,16 @@ study's published results frame (6 significant digits) of the default design was
   - the cluster-robust covariance exactly as ``fit(cov_type="cluster", cov_kwds={"groups": g}, use_t=True)``
     computes it: ``c H^-1 (sum_g S_g S_g') H^-1`` with ``S_g`` the cluster sums of the observation scores
     ``x_i (y_i - n_i mu_i)``, ``H`` the Hessian and ``c = G / (G - 1) * (N - 1) / (N - K)``;
-  - t(G - 1) p-values and CIs as :func:`models._inference` computes them from that covariance
+  - t(G - 1) p-values and CIs as :func:`inference._inference` computes them from that covariance
     (:func:`t_inference`; normal for the naive fit, :func:`normal_inference`).
 
-* :func:`score_bootstrap`: the restricted wild cluster score bootstrap of :func:`models.wild_cluster_bootstrap`
+* :func:`score_bootstrap`: the restricted wild cluster score bootstrap of :func:`resampling.wild_cluster_bootstrap`
   (statistic ``sum(psi) / sqrt(sum(psi^2))`` and its p-value with the same relative tie tolerance 1e-12), the
   restricted fit done by :func:`fit_counts_glm`'s Newton with the tested coefficient as an offset. The weight draws
   are those of :func:`wild_weight_draws`, identical to the function's for the same seed, so the p-values are equal.
 
 * :func:`fit_gee_exchangeable`: statsmodels ``GEE(share, X, groups, Binomial(), Exchangeable()).fit()`` of
-  :func:`models.fit_race_gee` (unweighted): the same iteration (a Fisher-scoring step with the current working
+  :func:`race.fit_race_gee` (unweighted): the same iteration (a Fisher-scoring step with the current working
   correlation, then the moment update of the correlation, until the score norm *before* a step is below
   ``ctol = 1e-6`` after at least one correlation update; at most 60 steps), with the closed-form inverse of the
   exchangeable working covariance summed over clusters at once. Start: statsmodels starts from a binomial GLM on the
@@ -43,7 +43,7 @@ study's published results frame (6 significant digits) of the default design was
   cluster's ``n_g x n_g`` pseudo-inverse reduced to a 9 x 9 one (:func:`mancl_derouen`).
 
 * :func:`permutation_statistics`: the regional fractional logit (binomial GLM on shares, optional ``var_weights``)
-  with its HC0/HC1/HC3 covariance as :func:`models.glm_sandwich_cov`, for a whole batch of designs that differ in one
+  with its HC0/HC1/HC3 covariance as :func:`inference.glm_sandwich_cov`, for a whole batch of designs that differ in one
   column. statsmodels fits it by IRLS and stops when the deviance changes by at most 1e-8, which leaves the estimate
   up to about 1e-8 (relative) from the exact maximum on the regional data; IRLS is therefore replayed step by step
   (same start ``mu = (y + 0.5) / 2``, same weighted least-squares steps, same deviance and stopping rule, each design
@@ -65,7 +65,7 @@ reference; on the simulated designs checked they sit near 1e-14 and near 0.8, fa
 within 1e-6 of the HC3 cut-off and ill-conditioned regional designs are handed to statsmodels.
 
 * :func:`fit_random_intercept_reml`: the linear mixed model with random region intercepts of
-  :func:`models.fit_race_mixedlm` (statsmodels ``MixedLM(...).fit(reml=True)``): statsmodels' BFGS on the profile
+  :func:`race.fit_race_mixedlm` (statsmodels ``MixedLM(...).fit(reml=True)``): statsmodels' BFGS on the profile
   REML likelihood replayed with the same scipy optimiser on the same function, so it stops where statsmodels stops
   (which is up to 4e-4 from the exact maximum in the group variance), and statsmodels' Hessian for the covariance.
   Measured differences on the study's design: estimates 5e-13, covariance 4e-13, variances 4e-13 (relative).
@@ -84,15 +84,15 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import special
 
-NEWTON_TOL = 1e-10  # statsmodels' tol in models._fit_counts_glm: stop when every |step| <= tol
+NEWTON_TOL = 1e-10  # statsmodels' tol in race._fit_counts_glm: stop when every |step| <= tol
 MAX_NEWTON_STEPS = 50  # statsmodels allows 100 before it falls back to IRLS; regular fits need 4-8
 GEE_MAXITER = 60  # statsmodels GEE.fit defaults
 GEE_CTOL = 1e-6
 IRLS_MAXITER = 100  # statsmodels GLM.fit defaults (IRLS)
 IRLS_TOL = 1e-8
-TIE_TOLERANCE = 1e-12  # relative tie tolerance of models._score_bootstrap_p and models.permutation_test
+TIE_TOLERANCE = 1e-12  # relative tie tolerance of resampling._score_bootstrap_p and resampling.permutation_test
 DEFAULT_RCOND = float(np.sqrt(np.finfo(float).eps))  # as akim_turnout.inference.DEFAULT_RCOND
-WILD_WEIGHTS = {  # as models.WILD_WEIGHTS (a test checks they are equal)
+WILD_WEIGHTS = {  # as resampling.WILD_WEIGHTS (a test checks they are equal)
     "rademacher": np.array([-1.0, 1.0]),
     "webb": np.array([-math.sqrt(1.5), -1.0, -math.sqrt(0.5), math.sqrt(0.5), 1.0, math.sqrt(1.5)]),
 }
@@ -112,7 +112,7 @@ class FastPathDeclined(RuntimeError):
 class RaceArrays:
     """Validated race rows as arrays: design (intercept first), counts and integer cluster codes.
 
-    The same arrays as ``models._prepare_races`` builds (checked by the tests), plus cached helpers for
+    The same arrays as ``race._prepare_races`` builds (checked by the tests), plus cached helpers for
     cluster sums.
     """
 
@@ -150,17 +150,17 @@ class RaceArrays:
 def race_arrays(
     df: Any, formula_rhs: str, cluster: str = "region", voted: str = "voted", registered: str = "registered",
 ) -> RaceArrays:
-    """The race design of ``formula_rhs`` as :class:`RaceArrays`, as ``models._prepare_races`` builds it.
+    """The race design of ``formula_rhs`` as :class:`RaceArrays`, as ``race._prepare_races`` builds it.
 
     Complete, valid numeric data (the simulator's) is converted directly; anything else (missing values, rows to
-    drop, invalid counts, non-numeric columns) goes through ``models._prepare_races``, which raises the usual errors.
+    drop, invalid counts, non-numeric columns) goes through ``race._prepare_races``, which raises the usual errors.
     """
-    from akim_turnout import models  # lazy: statsmodels is imported only by callers that already have it
+    from akim_turnout import design, race  # lazy: statsmodels is imported only by callers that already have it
 
     try:
-        return _direct_race_arrays(df, formula_rhs, cluster, voted, registered, models.parse_terms)
+        return _direct_race_arrays(df, formula_rhs, cluster, voted, registered, design.parse_terms)
     except FastPathDeclined:
-        data = models._prepare_races(df, formula_rhs, cluster, voted, registered, "race_arrays")
+        data = race._prepare_races(df, formula_rhs, cluster, voted, registered, "race_arrays")
         return RaceArrays(data.exog, list(data.names), data.voted, data.registered, data.clusters, data.n_clusters)
 
 
@@ -228,7 +228,7 @@ def _direct_race_arrays(df: Any, formula_rhs: str, cluster: str, voted: str, reg
 
 def t_inference(estimate: np.ndarray, se: np.ndarray, df: float, alpha: float = 0.05
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Two-sided t(df) p-values and ``1 - alpha`` CI bounds, as ``models._inference`` (scipy's t: stdtr, stdtrit)."""
+    """Two-sided t(df) p-values and ``1 - alpha`` CI bounds, as ``inference._inference`` (scipy's t: stdtr, stdtrit)."""
     estimate, se = np.asarray(estimate, float), np.asarray(se, float)
     p = 2 * special.stdtr(df, -np.abs(estimate / se))
     half = special.stdtrit(df, 1 - alpha / 2) * se
@@ -237,7 +237,7 @@ def t_inference(estimate: np.ndarray, se: np.ndarray, df: float, alpha: float = 
 
 def normal_inference(estimate: np.ndarray, se: np.ndarray, alpha: float = 0.05
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Two-sided normal p-values and CI bounds, as ``models._inference`` without df (scipy's norm: ndtr, ndtri)."""
+    """Two-sided normal p-values and CI bounds, as ``inference._inference`` without df (scipy's norm: ndtr, ndtri)."""
     estimate, se = np.asarray(estimate, float), np.asarray(se, float)
     p = 2 * special.ndtr(-np.abs(estimate / se))
     half = special.ndtri(1 - alpha / 2) * se
@@ -250,7 +250,7 @@ def normal_inference(estimate: np.ndarray, se: np.ndarray, alpha: float = 0.05
 
 
 def logit_start(voted: np.ndarray, registered: np.ndarray, k: int) -> np.ndarray:
-    """Overall logit turnout for the intercept, zeros elsewhere (``models._logit_start``)."""
+    """Overall logit turnout for the intercept, zeros elsewhere (``race._logit_start``)."""
     share = min(max(voted.sum() / registered.sum(), 1e-6), 1 - 1e-6)
     start = np.zeros(k)
     start[0] = math.log(share / (1 - share))
@@ -312,7 +312,7 @@ class CountsGLM:
 def fit_counts_glm(arrays: RaceArrays, start: np.ndarray | None = None) -> CountsGLM:
     """Binomial GLM on ``[voted, registered - voted]`` with naive and region-clustered covariances.
 
-    Matches ``models.fit_race_glm`` (``robust=True``: ``cov_cluster`` with t(G - 1); ``robust=False``:
+    Matches ``race.fit_race_glm`` (``robust=True``: ``cov_cluster`` with t(G - 1); ``robust=False``:
     ``cov_naive`` with normal inference). See the module docstring for the formulas.
     """
     exog, trials = arrays.exog, arrays.registered
@@ -351,7 +351,7 @@ def wild_weight_draws(seed: int, n_boot: int, n_clusters: int, weights: str = "w
 def restricted_cluster_influence(arrays: RaceArrays, k: int, null_value: float, start: np.ndarray) -> np.ndarray:
     """Per-cluster influence ``psi_g = e_k' H^-1 S_g`` at the estimate with coefficient ``k`` fixed at ``null_value``.
 
-    As ``models._restricted_cluster_influence``: the restricted fit (Newton, coefficient ``k`` as an offset, from
+    As ``resampling._restricted_cluster_influence``: the restricted fit (Newton, coefficient ``k`` as an offset, from
     ``start`` without entry ``k``), then cluster score sums ``S_g`` and information ``H`` at the restricted estimate.
     """
     exog, trials = arrays.exog, arrays.registered
@@ -369,7 +369,7 @@ def restricted_cluster_influence(arrays: RaceArrays, k: int, null_value: float, 
 def score_bootstrap(
     arrays: RaceArrays, k: int, null_value: float, draws: np.ndarray, start: np.ndarray,
 ) -> tuple[float, float]:
-    """Studentised score statistic and its symmetric bootstrap p-value (``models._score_bootstrap_p``)."""
+    """Studentised score statistic and its symmetric bootstrap p-value (``resampling._score_bootstrap_p``)."""
     psi = restricted_cluster_influence(arrays, k, null_value, start)
     observed = psi.sum() / math.sqrt(psi @ psi)
     boot_stats = (draws @ psi) / np.sqrt((draws ** 2) @ (psi ** 2))
@@ -563,7 +563,7 @@ def _span_bases(arrays: RaceArrays, x: np.ndarray, v: np.ndarray, s: np.ndarray,
 
 
 def empirical_logit(voted: np.ndarray, registered: np.ndarray) -> np.ndarray:
-    """``log((voted + 0.5) / (registered - voted + 0.5))`` (``models.empirical_logit``)."""
+    """``log((voted + 0.5) / (registered - voted + 0.5))`` (``race.empirical_logit``)."""
     return np.log((voted + 0.5) / (registered - voted + 0.5))
 
 
@@ -640,7 +640,7 @@ class _RandomInterceptREML:
 
 def fit_random_intercept_reml(arrays: RaceArrays, endog: np.ndarray, exog: np.ndarray | None = None) -> MixedFit:
     """Linear mixed model with a random intercept per cluster, by REML, as statsmodels ``MixedLM(...).fit(reml=True)``
-    of :func:`models.fit_race_mixedlm`.
+    of :func:`race.fit_race_mixedlm`.
 
     statsmodels maximises the profile REML log-likelihood over ``L = sqrt(gamma)`` with scipy's BFGS (start 1,
     ``gtol = 1e-5``, objective and gradient divided by the number of rows) and stops where the gradient is small,
@@ -756,7 +756,7 @@ def sandwich_se_batch(
     share: np.ndarray, exog: np.ndarray, params: np.ndarray, var_weights: np.ndarray | None, k: int,
     kind: str = "HC3",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sandwich SE of coefficient ``k`` for each design (``models.glm_sandwich_cov``), and the largest leverage.
+    """Sandwich SE of coefficient ``k`` for each design (``inference.glm_sandwich_cov``), and the largest leverage.
 
     ``H^-1 (sum_i c_i s_i s_i') H^-1`` with scores ``s_i = w_i x_i (y_i - mu_i)``, ``H = X' diag(w mu (1 - mu)) X``;
     HC3 divides each score by ``1 - h_ii`` (``h_ii = w_i mu_i (1 - mu_i) x_i' H^-1 x_i``), HC1 multiplies HC0 by
@@ -784,7 +784,7 @@ def permutation_statistics(
     share: np.ndarray, exog: np.ndarray, weights: np.ndarray | None, k: int, columns: Sequence[np.ndarray] | np.ndarray,
     statistic: str = "t", cov_type: str = "HC3",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Statistics of ``models._regional_statistic`` with design column ``k`` replaced by each row of ``columns``.
+    """Statistics of ``resampling._regional_statistic`` with design column ``k`` replaced by each row of ``columns``.
 
     Returns the statistics and a mask of the designs this path declines (NaN there): an ill-conditioned
     information matrix (condition number above 1e10), a non-finite result or, for HC3, a leverage within 1e-6 of

@@ -29,7 +29,6 @@ electorates, data-entry conventions, genuine local mobilisation, model misspecif
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 

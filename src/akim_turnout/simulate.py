@@ -4,7 +4,7 @@ The published record is regional (14 regions) and incomplete. This module
 turns it into a synthetic data set with one row per contested post ("race")
 whose regional margins reproduce every published figure exactly, and whose
 race-level turnout follows a known logit model. Fitting the models of
-:mod:`akim_turnout.models` to such data shows whether they recover the
+:mod:`akim_turnout.race` to such data shows whether they recover the
 effects that were put in.
 
 Pipeline:

@@ -1,7 +1,7 @@
 """The regional slope of turnout on candidates per post as a specification curve (real data, at most 14 regions).
 
 One regional fit rests on one set of choices nobody can defend as the only one. This module crosses every
-defensible choice and fits the same fractional logit (:func:`akim_turnout.models.fit_regional_fractional_logit`,
+defensible choice and fits the same fractional logit (:func:`akim_turnout.regional.fit_regional_fractional_logit`,
 HC3, t inference) under each:
 
 * **candidate count** (:data:`DEFINITIONS`): registered candidates only, candidates on the ballot only, or either
@@ -32,7 +32,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from akim_turnout import models
+from akim_turnout.inference import average_marginal_effects
+from akim_turnout.regional import fit_regional_fractional_logit
 
 DEFINITIONS = {"registered": "cands_registered", "on ballot": "cands_on_ballot", "either": "cands"}
 MISSING = ("dropped", "remainder to lowest turnout", "remainder to highest turnout")
@@ -112,17 +113,17 @@ def fit_specification(regional: pd.DataFrame, spec: Specification, national: Map
         return {**row, "status": f"not available: {reason}"}
     weight = WEIGHTS[spec.weighting]
     try:
-        fit = models.fit_regional_fractional_logit(frame, [PREDICTOR], weight=weight, name="specification")
+        fit = fit_regional_fractional_logit(frame, [PREDICTOR], weight=weight, name="specification")
         if spec.influence != "all kept":
             cooks = fit.raw.get_influence().cooks_distance[0]
             influential = str(frame["region"].iloc[int(np.argmax(cooks))])
             row["influential_dropped"] = influential
             frame = frame[frame["region"] != influential].reset_index(drop=True)
-            fit = models.fit_regional_fractional_logit(frame, [PREDICTOR], weight=weight, name="specification")
+            fit = fit_regional_fractional_logit(frame, [PREDICTOR], weight=weight, name="specification")
     except ValueError as error:
         return {**row, "n_regions": len(frame), "regions": ", ".join(frame["region"]), "status": f"not estimable: {error}"}
     weights = None if weight is None else frame[weight].to_numpy(dtype=float)
-    ame = models.average_marginal_effects(fit, [PREDICTOR], averaging_weights=weights).iloc[0]
+    ame = average_marginal_effects(fit, [PREDICTOR], averaging_weights=weights).iloc[0]
     return {
         **row, "n_regions": fit.n_obs, "regions": ", ".join(frame["region"]), "slope_logit": fit.params[PREDICTOR],
         "ame_pp": STEP * ame["ame_pp"], "ci_lower_pp": STEP * ame["ci_lower_pp"],

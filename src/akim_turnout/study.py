@@ -1,7 +1,7 @@
 """Monte Carlo study of the race-level turnout estimators with only 14 clusters.
 
 The 730 races of 25 July 2021 sit in 14 regions. Every race-level estimator
-of :mod:`akim_turnout.models` either clusters by region (13 degrees of
+of :mod:`akim_turnout.race` either clusters by region (13 degrees of
 freedom) or models regions as random effects. This module checks by
 simulation whether their 95 % confidence intervals cover, whether their 5 %
 tests have size 5 %, and how large an effect of the candidate mix (the
@@ -15,14 +15,14 @@ of regions and races) and a true ``beta_self_share`` from the effect grid
 
 ========================  ====================================================================
 ``cluster_t``             binomial GLM on counts, region-clustered SEs, t(G - 1) inference
-                          (:func:`models.fit_race_glm`)
+                          (:func:`race.fit_race_glm`)
 ``wild_bootstrap``        restricted wild cluster score bootstrap, Webb weights
-                          (:func:`models.wild_cluster_bootstrap`); estimate = GLM estimate
+                          (:func:`resampling.wild_cluster_bootstrap`); estimate = GLM estimate
 ``gee_bias_reduced``      GEE, exchangeable by region, Mancl-DeRouen covariance, t(G - 1)
-                          (:func:`models.fit_race_gee`)
+                          (:func:`race.fit_race_gee`)
 ``mixedlm``               linear mixed model on the empirical logit, random region intercepts,
-                          normal inference (:func:`models.fit_race_mixedlm`)
-``naive_binomial``        binomial GLM with model-based SEs (:func:`models.fit_race_naive_binomial`)
+                          normal inference (:func:`race.fit_race_mixedlm`)
+``naive_binomial``        binomial GLM with model-based SEs (:func:`race.fit_race_naive_binomial`)
 ========================  ====================================================================
 
 Choices (stated once, used everywhere):
@@ -108,7 +108,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from akim_turnout import fastfit, labels, models, simulate
+from akim_turnout import fastfit, inference, labels, race, resampling, simulate
 from akim_turnout.parameters import STUDY_DESIGN, STUDY_METHODS, mapping_problems
 from akim_turnout.outputs import stated, stated_frame
 
@@ -345,11 +345,10 @@ def build_tasks(
     return tasks
 
 
-def _wald(fit: models.FitResult, target: float, alpha: float) -> dict[str, Any]:
+def _wald(fit: inference.FitResult, target: float, alpha: float) -> dict[str, Any]:
     """Estimate, SE, (1 - alpha) CI, p-value and coverage of EFFECT_TERM from a fitted model."""
     estimate, se = float(fit.params[EFFECT_TERM]), float(fit.bse[EFFECT_TERM])
-    dist = stats.t(fit.df_resid) if fit.df_resid is not None else stats.norm()
-    half = float(dist.ppf(1 - alpha / 2)) * se
+    half = inference.quantile(1 - alpha / 2, fit.df_resid) * se
     low, high = estimate - half, estimate + half
     not_converged = any(w.startswith("ConvergenceWarning") for w in fit.warnings)
     if "converged" in fit.extra:
@@ -365,14 +364,14 @@ def _fit_wild(races: pd.DataFrame, task: ReplicationTask, target: float, boot_se
     """Bootstrap test of 0 (p-value) and, with the same weight draws, coverage of the target."""
     rhs = simulate.true_formula_rhs(task.settings)
     common = dict(n_boot=task.n_boot, seed=boot_seed, weights=task.wild_weights, alpha=task.alpha)
-    with models.captured_warnings() as caught:
-        null = models.wild_cluster_bootstrap(races, rhs, EFFECT_TERM, null_value=0.0, ci=task.wild_ci, **common)
+    with inference.captured_warnings() as caught:
+        null = resampling.wild_cluster_bootstrap(races, rhs, EFFECT_TERM, null_value=0.0, ci=task.wild_ci, **common)
         if task.wild_ci:
             covered = bool(null.ci_lower <= target <= null.ci_upper)
         elif target == 0.0:
             covered = bool(null.p_value >= task.alpha)
         else:
-            at_target = models.wild_cluster_bootstrap(races, rhs, EFFECT_TERM, null_value=target, ci=False, **common)
+            at_target = resampling.wild_cluster_bootstrap(races, rhs, EFFECT_TERM, null_value=target, ci=False, **common)
             covered = bool(at_target.p_value >= task.alpha)
     return {
         "estimate": null.estimate, "se": math.nan, "ci_low": null.ci_lower, "ci_high": null.ci_upper,
@@ -401,7 +400,7 @@ def _fit_fast(
     whose estimates are therefore identical, as with statsmodels).
     """
     if method == "wild_bootstrap" and task.wild_ci:
-        raise fastfit.FastPathDeclined("bootstrap CI by test inversion is computed by models.wild_cluster_bootstrap")
+        raise fastfit.FastPathDeclined("bootstrap CI by test inversion is computed by resampling.wild_cluster_bootstrap")
     if method == "mixedlm":  # fixed effects without C(region): the random intercept takes its place
         arrays = fastfit.race_arrays(races, " + ".join(simulate.true_coefficients(task.settings).index))
         mixed = fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
@@ -449,14 +448,14 @@ def _fit_method(
             pass
     rhs = simulate.true_formula_rhs(task.settings)
     if method == "cluster_t":
-        return _wald(models.fit_race_glm(races, rhs), target, task.alpha)
+        return _wald(race.fit_race_glm(races, rhs), target, task.alpha)
     if method == "naive_binomial":
-        return _wald(models.fit_race_naive_binomial(races, rhs), target, task.alpha)
+        return _wald(race.fit_race_naive_binomial(races, rhs), target, task.alpha)
     if method == "gee_bias_reduced":
-        return _wald(models.fit_race_gee(races, rhs, cov_type="bias_reduced"), target, task.alpha)
+        return _wald(race.fit_race_gee(races, rhs, cov_type="bias_reduced"), target, task.alpha)
     if method == "mixedlm":
         fixed = " + ".join(simulate.true_coefficients(task.settings).index)
-        return _wald(models.fit_race_mixedlm(races, fixed), target, task.alpha)
+        return _wald(race.fit_race_mixedlm(races, fixed), target, task.alpha)
     if method == "wild_bootstrap":
         return _fit_wild(races, task, target, boot_seed)
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
@@ -501,7 +500,7 @@ def run_replication(task: ReplicationTask) -> list[dict[str, Any]]:
         try:
             # warnings raised outside the models' own capture (e.g. sqrt of a negative
             # variance of another term) are counted here instead of being printed
-            with models.captured_warnings() as caught:
+            with inference.captured_warnings() as caught:
                 out = _fit_method(method, races, task, target, boot_seed, cache)
             out["n_warnings"] += len(caught)
             out["converged"] = out["converged"] and not any(w.startswith("ConvergenceWarning") for w in caught)
