@@ -13,7 +13,7 @@ from typing import Callable
 import pandas as pd
 import pytest
 
-from akim_turnout import audit, data, report
+from akim_turnout import audit, data, ingest, report
 from akim_turnout.paths import project_path
 from akim_turnout.regions import build_region_index, normalise_name
 
@@ -21,15 +21,15 @@ RAW = project_path("data/raw")
 
 
 @pytest.fixture(scope="module")
-def raw() -> data.RawData:
-    return data.load_raw(RAW)
+def raw() -> ingest.RawData:
+    return ingest.load_raw(RAW)
 
 
 @pytest.fixture(scope="module")
 def processed(raw, tmp_path_factory) -> dict[str, pd.DataFrame]:
     """Processed tables written to disk and read back, as later stages read them."""
     out = tmp_path_factory.mktemp("processed")
-    data.write_processed(data.build_processed(raw), out)
+    ingest.write_processed(ingest.build_processed(raw), out)
     return {name: data.read_processed(name, out) for name in ("regional_2021", "national", "figures", "races", "sources")}
 
 
@@ -93,7 +93,7 @@ def test_region_names_accept_russian_and_kazakh_spellings(raw) -> None:
 
 
 def test_processed_outputs_are_parquet_and_csv(raw, tmp_path) -> None:
-    written = data.write_processed(data.build_processed(raw), tmp_path)
+    written = ingest.write_processed(ingest.build_processed(raw), tmp_path)
     assert {p.suffix for p in written} == {".parquet", ".csv"}
     csv_regional = pd.read_csv(tmp_path / "regional_2021.csv")
     assert len(csv_regional) == 14
@@ -186,8 +186,8 @@ def test_every_problem_is_reported_at_once(raw_copy: Path) -> None:
     rewrite_csv(raw_copy / "regional.csv", edit_cell(AKMOLA_TURNOUT, "value", "104.2"))
     rewrite_csv(raw_copy / "regional.csv", edit_cell(AKMOLA_POSTS, "value", "-5"))
     rewrite_csv(raw_copy / "race_units.csv", lambda rows: rows[:1] + [[*rows[1][:2], "Narnia", *rows[1][3:]]] + rows[2:])
-    with pytest.raises(data.DataValidationError) as error:
-        data.load_raw(raw_copy)
+    with pytest.raises(ingest.DataValidationError) as error:
+        ingest.load_raw(raw_copy)
     rules = {problem.rule for problem in error.value.problems}
     assert {"maximum", "minimum", "known-region", "quote-has-number"} <= rules
     # 104.2 and -5 also break the quote rule: each row's quote states the published value, not the edited one

@@ -15,7 +15,7 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from akim_turnout import fastfit, race, resampling, simulate, study
+from akim_turnout import fastfit, montecarlo, race, resampling, simulate, study
 from akim_turnout.regional import _regional_arrays
 from akim_turnout.inference import mancl_derouen_cov
 from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
@@ -484,7 +484,7 @@ def test_study_results_do_not_depend_on_the_engine(regions: pd.DataFrame) -> Non
     })
     fast, slow = _study_rows(regions, "fast", design), _study_rows(regions, "statsmodels", design)
     assert len(fast) == (12 + 3 * 6) * 3 + 4 * 4 + 4 * 6
-    assert set(fast["method"]) == set(study.METHODS)
+    assert set(fast["method"]) == set(montecarlo.METHODS)
     _assert_rows_agree(fast, slow)
     # the published frame, at 6 significant digits
     pd.testing.assert_frame_equal(study.results_frame(fast.to_dict("records")),
@@ -498,7 +498,7 @@ def test_study_falls_back_to_statsmodels_where_the_fast_path_declines(
 ) -> None:
     design = study.StudyDesign.from_mapping({
         "n_replications": 2, "n_replications_null": None, "effect_grid": [0.0, -0.3], "seed": 2,
-        "methods": list(study.METHODS), "method_replications": {},
+        "methods": list(montecarlo.METHODS), "method_replications": {},
     })
     slow = _study_rows(regions, "statsmodels", design)
 

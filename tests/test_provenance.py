@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from akim_turnout import audit, data
+from akim_turnout import audit, ingest
 from akim_turnout.validation import DataValidationError, number_patterns, quote_states, usual_writings
 
 from test_data import RAW, edit_cell, line_of, rewrite_csv  # noqa: E402  (tests/ is on sys.path, see conftest.py)
@@ -33,7 +33,7 @@ def raw_copy(tmp_path: Path) -> Path:
 
 def problems_of(raw_dir: Path) -> str:
     with pytest.raises(DataValidationError) as error:
-        data.load_raw(raw_dir)
+        ingest.load_raw(raw_dir)
     return str(error.value)
 
 
@@ -93,7 +93,7 @@ def test_a_stated_exception_waives_the_quote(raw_copy: Path) -> None:
     regional(raw_copy, ATYRAU_VOTES, "quote", "")
     regional(raw_copy, ATYRAU_VOTES, "quote_en", "")
     regional(raw_copy, ATYRAU_VOTES, "quote_exception", "stored page not found in the stored copies")
-    assert data.load_raw(raw_copy).frames["figures"]["quote_exception"].ne("").sum() == 11
+    assert ingest.load_raw(raw_copy).frames["figures"]["quote_exception"].ne("").sum() == 11
 
 
 def test_quote_not_in_english_needs_a_gloss(raw_copy: Path) -> None:
@@ -129,14 +129,14 @@ def test_inconsistent_turnout_is_refused_and_nothing_is_written(raw_copy: Path, 
             "[turnout-consistent]") in message
     out = tmp_path / "processed"
     with pytest.raises(DataValidationError):
-        data.write_processed(data.build_processed(data.load_raw(raw_copy)), out)
+        ingest.write_processed(ingest.build_processed(ingest.load_raw(raw_copy)), out)
     assert not out.exists()
 
 
 def test_turnout_within_rounding_passes(raw_copy: Path) -> None:
     regional(raw_copy, ATYRAU_TURNOUT, "value", "74")  # 74.44 % printed as 74 %
     rewrite_csv(raw_copy / "regional.csv", lambda rows: [[c.replace("Атырау облысы – 74,4%", "Атырау облысы – 74%") for c in r] for r in rows])
-    assert data.load_raw(raw_copy).frames["figures"].query("level == 'regional' and round_id == '2021-07-25_rural' and region == 'Atyrau' and variable == 'turnout_pct'")["value"].tolist() == [74.0]
+    assert ingest.load_raw(raw_copy).frames["figures"].query("level == 'regional' and round_id == '2021-07-25_rural' and region == 'Atyrau' and variable == 'turnout_pct'")["value"].tolist() == [74.0]
 
 
 def test_inconsistent_share_is_refused(raw_copy: Path) -> None:
@@ -153,7 +153,7 @@ def test_inconsistent_share_is_refused(raw_copy: Path) -> None:
 
 def test_an_alternative_value_is_not_checked_against_the_primary_counts(raw_copy: Path) -> None:
     """Cross-field rules compare primary figures only: the recorded alternative 75.75 of Akmola stays allowed."""
-    figures = data.load_raw(raw_copy).frames["figures"]
+    figures = ingest.load_raw(raw_copy).frames["figures"]
     akmola = figures.query("level == 'regional' and round_id == '2021-07-25_rural' and region == 'Akmola' and variable == 'turnout_pct'")
     assert sorted(zip(akmola["role"], akmola["value"])) == [("alternative", 75.75), ("primary", 75.5)]
 
@@ -162,8 +162,8 @@ def test_an_alternative_value_is_not_checked_against_the_primary_counts(raw_copy
 # The real data and the audit
 
 def test_real_data_meet_the_provenance_target() -> None:
-    raw = data.load_raw(RAW)
-    audits = [audit.audit_table(name, raw.tables[name], audit._excerpt_only(raw)) for name in data.FIGURE_TABLES]
+    raw = ingest.load_raw(RAW)
+    audits = [audit.audit_table(name, raw.tables[name], audit._excerpt_only(raw)) for name in ingest.FIGURE_TABLES]
     published, quoted = sum(a.published for a in audits), sum(a.quoted for a in audits)
     assert quoted / published >= 0.98
     figures = raw.frames["figures"]
@@ -234,7 +234,7 @@ def test_broken_datapackage_is_a_problem_not_a_traceback(raw_copy: Path) -> None
 
 
 def test_regional_table_takes_total_and_split_from_one_candidate_stage() -> None:
-    regional = data.build_processed(data.load_raw(RAW))["regional_2021"].set_index("region")
+    regional = ingest.build_processed(ingest.load_raw(RAW))["regional_2021"].set_index("region")
     stage = regional[["cands", "cands_party", "cands_self", "cands_kind"]]
     assert stage.loc["Kyzylorda"].tolist() == [122, 47, 75, "on ballot"]  # 131 registered, split only on the ballot
     assert stage.loc["Aktobe"].tolist() == [105, 63, 42, "on ballot"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from akim_turnout import study
+from akim_turnout import montecarlo, study
 from akim_turnout.simulate import (
     SimulationSettings,
     allocate_region_margins,
@@ -151,10 +151,10 @@ def _task(base_margins: pd.DataFrame, effect: float, methods: tuple[str, ...], *
 
 
 def test_run_replication_rows_and_targets(base_margins: pd.DataFrame) -> None:
-    task = _task(base_margins, -0.3, study.METHODS)
+    task = _task(base_margins, -0.3, montecarlo.METHODS)
     rows = pd.DataFrame(study.run_replication(task))
-    assert list(rows.columns) == list(study.RESULT_COLUMNS)
-    assert rows["method"].tolist() == list(study.METHODS)
+    assert list(rows.columns) == list(montecarlo.RESULT_COLUMNS)
+    assert rows["method"].tolist() == list(montecarlo.METHODS)
     assert rows["sim_seed"].nunique() == 1 and rows["mean_pq"].nunique() == 1
     settings = task.settings
     targets = rows.set_index("method")["target"]
@@ -258,7 +258,7 @@ def _hand_results() -> pd.DataFrame:
 
 
 def test_summarise_known_numbers() -> None:
-    summary = study.summarise(_hand_results())
+    summary = montecarlo.summarise(_hand_results())
     assert len(summary) == 1
     row = summary.iloc[0]
     assert row["n"] == 11 and row["n_ok"] == 10
@@ -279,25 +279,25 @@ def test_summarise_known_numbers() -> None:
 
 def test_clopper_pearson_known_values_and_never_zero_width() -> None:
     # 0 of 25: [0, 1 - 0.025^(1/25)]; 25 of 25: [0.025^(1/25), 1] (closed forms of the beta quantiles)
-    assert study.clopper_pearson(0, 25) == pytest.approx((0.0, 1 - 0.025 ** (1 / 25)), rel=1e-12)
-    assert study.clopper_pearson(25, 25) == pytest.approx((0.025 ** (1 / 25), 1.0), rel=1e-12)
-    assert study.clopper_pearson(0, 25)[1] == pytest.approx(0.13718, abs=1e-5)  # as tabulated
-    low, high = study.clopper_pearson(np.array([0, 5, 25]), np.array([25, 25, 25]))
+    assert montecarlo.clopper_pearson(0, 25) == pytest.approx((0.0, 1 - 0.025 ** (1 / 25)), rel=1e-12)
+    assert montecarlo.clopper_pearson(25, 25) == pytest.approx((0.025 ** (1 / 25), 1.0), rel=1e-12)
+    assert montecarlo.clopper_pearson(0, 25)[1] == pytest.approx(0.13718, abs=1e-5)  # as tabulated
+    low, high = montecarlo.clopper_pearson(np.array([0, 5, 25]), np.array([25, 25, 25]))
     assert np.all(high - low > 0.1)
-    assert study.clopper_pearson(95, 100) == pytest.approx((0.8871651, 0.9835681), abs=1e-7)  # R: binom.test(95, 100)
+    assert montecarlo.clopper_pearson(95, 100) == pytest.approx((0.8871651, 0.9835681), abs=1e-7)  # R: binom.test(95, 100)
 
 
 def test_summarise_refuses_missing_columns() -> None:
     with pytest.raises(ValueError, match="covered"):
-        study.summarise(_hand_results().drop(columns="covered"))
+        montecarlo.summarise(_hand_results().drop(columns="covered"))
 
 
 def _hand_summary(power: list[float], effects=(0.0, -0.1, -0.2, -0.3), method="cluster_t", n_ok=100,
                   coverage: list[float] | None = None) -> pd.DataFrame:
     power = np.array(power)
     coverage = np.array(coverage if coverage is not None else [0.95] * len(effects))
-    power_low, power_high = study.clopper_pearson(np.round(power * n_ok), n_ok)
-    coverage_low, coverage_high = study.clopper_pearson(np.round(coverage * n_ok), n_ok)
+    power_low, power_high = montecarlo.clopper_pearson(np.round(power * n_ok), n_ok)
+    coverage_low, coverage_high = montecarlo.clopper_pearson(np.round(coverage * n_ok), n_ok)
     return pd.DataFrame({
         "design_index": 0, "n_regions": 14, "n_races": 730, "effect_index": range(len(effects)),
         "effect": effects, "method": method, "n": n_ok, "n_ok": n_ok, "rejection": power,
@@ -307,14 +307,14 @@ def _hand_summary(power: list[float], effects=(0.0, -0.1, -0.2, -0.3), method="c
 
 
 def test_power_curve_sorted_by_absolute_effect() -> None:
-    curve = study.power_curve(_hand_summary([0.05, 0.3, 0.7, 0.9], effects=(0.0, -0.2, -0.1, -0.3)), "cluster_t")
+    curve = montecarlo.power_curve(_hand_summary([0.05, 0.3, 0.7, 0.9], effects=(0.0, -0.2, -0.1, -0.3)), "cluster_t")
     assert curve["abs_effect"].tolist() == [0.0, 0.1, 0.2, 0.3]
     assert curve["power"].tolist() == [0.05, 0.7, 0.3, 0.9]
 
 
 def test_minimum_detectable_effect_interpolates_with_its_monte_carlo_interval() -> None:
     summary = _hand_summary([0.05, 0.3, 0.7, 0.9])
-    mde = study.minimum_detectable_effect(summary, "cluster_t", power=0.8)
+    mde = montecarlo.minimum_detectable_effect(summary, "cluster_t", power=0.8)
     assert mde["mde_logit"] == pytest.approx(0.25, rel=1e-12)  # 0.2 + (0.8 - 0.7) / (0.9 - 0.7) * 0.1
     assert mde["mde_pp"] == pytest.approx(0.25 * 0.15 * 100, rel=1e-12)
     assert mde["reached"] and mde["size"] == 0.05 and mde["size_ok"] and mde["enough_replications"]
@@ -324,16 +324,16 @@ def test_minimum_detectable_effect_interpolates_with_its_monte_carlo_interval() 
     assert mde["mde_logit_low"] == pytest.approx(0.2 + (0.8 - high[2]) / (high[3] - high[2]) * 0.1, rel=1e-12)
     assert mde["mde_logit_high"] == pytest.approx(0.2 + (0.8 - low[2]) / (low[3] - low[2]) * 0.1, rel=1e-12)
     assert mde["mde_logit_low"] < mde["mde_logit"] < mde["mde_logit_high"]
-    exact = study.minimum_detectable_effect(_hand_summary([0.05, 0.5, 0.8, 0.9]), "cluster_t", power=0.8)
+    exact = montecarlo.minimum_detectable_effect(_hand_summary([0.05, 0.5, 0.8, 0.9]), "cluster_t", power=0.8)
     assert exact["mde_logit"] == pytest.approx(0.2)
 
 
 def test_minimum_detectable_effect_not_reached_invalid_size_or_too_few_replications() -> None:
-    low = study.minimum_detectable_effect(_hand_summary([0.05, 0.2, 0.4, 0.6]), "cluster_t")
+    low = montecarlo.minimum_detectable_effect(_hand_summary([0.05, 0.2, 0.4, 0.6]), "cluster_t")
     assert not low["reached"] and math.isnan(low["mde_logit"]) and math.isnan(low["mde_pp"])
-    liberal = study.minimum_detectable_effect(_hand_summary([0.5, 0.9, 1.0, 1.0]), "cluster_t")
+    liberal = montecarlo.minimum_detectable_effect(_hand_summary([0.5, 0.9, 1.0, 1.0]), "cluster_t")
     assert not liberal["size_ok"] and math.isnan(liberal["mde_pp"])
-    few = study.minimum_detectable_effect(_hand_summary([0.05, 0.3, 0.7, 0.9], n_ok=25), "cluster_t")
+    few = montecarlo.minimum_detectable_effect(_hand_summary([0.05, 0.3, 0.7, 0.9], n_ok=25), "cluster_t")
     assert not few["enough_replications"] and math.isnan(few["mde_pp"]) and math.isnan(few["mde_pp_low"])
 
 
@@ -348,7 +348,7 @@ def test_recommend_method_prefers_calibrated_cluster_robust() -> None:
         "cluster_t": (0.09, 0.91, 200), "wild_bootstrap": (0.06, 0.94, 200),
         "gee_bias_reduced": (0.05, 0.88, 200), "mixedlm": (0.05, 0.95, 200), "naive_binomial": (0.7, 0.3, 200),
     })
-    name, reason = study.recommend_method(summary)
+    name, reason = montecarlo.recommend_method(summary)
     # cluster_t's size interval misses 5 %; gee's coverage interval misses 95 %; mixedlm is not cluster-robust
     assert name == "wild_bootstrap"
     assert reason.startswith("In 200 simulated data sets of the real design (14 regions, 730 races) with no true "
@@ -358,12 +358,12 @@ def test_recommend_method_prefers_calibrated_cluster_robust() -> None:
 
 def test_recommend_method_ignores_methods_with_few_replications_and_falls_back() -> None:
     few = _methods_summary({"cluster_t": (0.12, 0.88, 200), "gee_bias_reduced": (0.05, 0.95, 25)})
-    name, reason = study.recommend_method(few)
+    name, reason = montecarlo.recommend_method(few)
     assert name == "cluster_t" and "no method's size and coverage were all within" in reason
 
 
 def test_study_metrics_is_json_ready(tiny_results: pd.DataFrame) -> None:
-    metrics = study.study_metrics(study.summarise(tiny_results))
+    metrics = montecarlo.study_metrics(montecarlo.summarise(tiny_results))
     text = json.dumps(metrics, allow_nan=False)
     assert metrics["real_design"]["n_regions"] == 14
     assert set(metrics["real_design"]["methods"]) == {"cluster_t", "naive_binomial"}

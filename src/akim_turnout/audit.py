@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from akim_turnout.data import DATAPACKAGE, FIGURE_TABLES, RawData, load_raw
+from akim_turnout.ingest import DATAPACKAGE, FIGURE_TABLES, RawData, load_raw
 from akim_turnout.validation import DataValidationError, Row, Table, quote_states
 
 UNIT_COLUMNS = {"national": ("round_id",), "regional": ("round_id", "region"), "race_figures": ("race_id",)}

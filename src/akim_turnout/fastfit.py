@@ -72,6 +72,10 @@ within 1e-6 of the HC3 cut-off and ill-conditioned regional designs are handed t
 
 What stays on statsmodels: every reported single fit (the notebooks' models), beta regression, the weighted GEE and
 the bootstrap CI by test inversion.
+
+Why one module of this size: each fast path mirrors a statsmodels routine step by step and they share the
+array preparation and the rule for declining a case; kept together, the mirror is easy to check against
+statsmodels.
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ Provided diagnostics:
 
 These are diagnostics. A statistical anomaly flags races worth a closer look; it can have innocent causes (small
 electorates, data-entry conventions, genuine local mobilisation, model misspecification) and is not proof of fraud.
+
+Why one module of this size: six diagnostics of about a hundred lines each that share the validation of race
+rows and the null-distribution machinery; each section stands alone.
 """
 
 from __future__ import annotations

@@ -342,7 +342,7 @@ def comparison_table(results: Sequence[FitResult], terms: Sequence[str]) -> pd.D
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
-# Which race-level fit carries each inference method of the simulation study (akim_turnout.study.METHODS).
+# Which race-level fit carries each inference method of the simulation study (akim_turnout.montecarlo.METHODS).
 STUDY_METHOD_FAMILIES = {"cluster_t": "glm", "wild_bootstrap": "wild_bootstrap", "gee_bias_reduced": "gee",
                          "mixedlm": "mixedlm"}
 

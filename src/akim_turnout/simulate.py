@@ -16,6 +16,10 @@ Pipeline:
 3. :func:`true_coefficients` returns the effects used, keyed by the term
    names the models report; :func:`population_averaged_coefficients` the
    attenuated marginal effects a binomial GLM should recover.
+
+Why one module of this size: it is one generative model; its settings, the allocation of unpublished
+margins and the drawing of races share private helpers (largest-remainder rounding, group offsets), and split
+in two each half would reach into the other's internals.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from akim_turnout import data, simulate
+from akim_turnout import data, ingest, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent / "inputs"
@@ -30,7 +30,7 @@ RACE_COLUMNS = ["region", "voted", "registered", "n_candidates", "self_share", "
 
 def regional_and_races() -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """The regional input table, the simulated races and the seed used."""
-    processed = data.build_processed(data.load_raw(ROOT / "data" / "raw"))
+    processed = ingest.build_processed(ingest.load_raw(ROOT / "data" / "raw"))
     regional = processed["regional_2021"]
     national_row = processed["national"].set_index("round_id").loc[data.ROUND_2021]
     section = yaml.safe_load((ROOT / "params.yaml").read_text())["simulate"]
