@@ -86,4 +86,4 @@ reference: env ## Rewrite tests/reference/ inputs and R results (needs Debian's 
 # the tracked .gitignore files and data/raw stay.
 clean: ## Remove the environment, every pipeline output and scratch/ (nothing tracked is touched)
 	git clean -fdXq -- reports data/processed
-	rm -rf $(VENV) .pytest_cache scratch
+	rm -rf $(VENV) .pytest_cache scratch dvc_plots
