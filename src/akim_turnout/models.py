@@ -631,6 +631,7 @@ def permutation_test(
     outcome: str = "turnout_pct",
     region: str = "region",
     cov_type: str = "HC3",
+    permutations: Sequence[Sequence[int]] | None = None,
 ) -> PermutationResult:
     """Permutation test for ``predictor`` in the regional fractional logit.
 
@@ -640,6 +641,12 @@ def permutation_test(
     (``"coef"``); the two-sided p-value is ``(k + 1) / (n + 1)`` with ``k``
     the permutations whose absolute statistic reaches the observed one.
     Permutations whose fit fails are counted in ``n_failed`` and excluded.
+
+    ``permutations`` (for exact checks): orders of the complete regions, each
+    a permutation of ``range(n)``, applied to the predictor instead of random
+    ones; ``n_permutations`` is then their number and ``seed`` is unused.
+    Passing all ``n! - 1`` non-identity orders gives the exact permutation
+    p-value. Without it nothing changes.
     """
     if statistic not in ("t", "coef"):
         raise ValueError("statistic must be 't' or 'coef'")
@@ -651,10 +658,16 @@ def permutation_test(
     weights = kept[weight].to_numpy(dtype=float) if weight else None
     weights = None if weights is None else weights / weights.mean()
     rng = np.random.default_rng(seed)
+    orders: list[np.ndarray | None] = [None] * n_permutations
+    if permutations is not None:
+        orders = [np.asarray(order, dtype=np.int64) for order in permutations]
+        if any(sorted(order.tolist()) != list(range(len(share))) for order in orders):
+            raise ValueError(f"each permutation must be an order of range({len(share)}), the complete regions")
+        n_permutations = len(orders)
     with captured_warnings():
         observed = _regional_statistic(share, exog, weights, k, statistic, cov_type)
         null = np.array([
-            _permuted_statistic(share, exog, weights, k, statistic, cov_type, rng) for _ in range(n_permutations)
+            _permuted_statistic(share, exog, weights, k, statistic, cov_type, rng, order) for order in orders
         ])
     valid = null[np.isfinite(null)]
     exceed = int(np.sum(np.abs(valid) >= abs(observed) * (1 - 1e-12)))
@@ -667,11 +680,11 @@ def permutation_test(
 
 def _permuted_statistic(
     share: np.ndarray, exog: np.ndarray, weights: np.ndarray | None, k: int,
-    statistic: str, cov_type: str, rng: np.random.Generator,
+    statistic: str, cov_type: str, rng: np.random.Generator, order: np.ndarray | None = None,
 ) -> float:
-    """Statistic after permuting design column k; NaN if the fit fails."""
+    """Statistic after permuting design column k (randomly, or by ``order``); NaN if the fit fails."""
     permuted = exog.copy()
-    permuted[:, k] = rng.permutation(permuted[:, k])
+    permuted[:, k] = rng.permutation(permuted[:, k]) if order is None else permuted[order, k]
     try:
         return _regional_statistic(share, permuted, weights, k, statistic, cov_type)
     except (ValueError, np.linalg.LinAlgError):
@@ -1073,6 +1086,7 @@ def wild_cluster_bootstrap(
     voted: str = "voted",
     registered: str = "registered",
     solver: str = "newton",
+    draws: np.ndarray | None = None,
 ) -> WildBootstrapResult:
     """Restricted (null-imposed) wild cluster bootstrap-t for one coefficient of the race GLM.
 
@@ -1086,13 +1100,25 @@ def wild_cluster_bootstrap(
     ``default_rng(seed)``), restudentised. p-value: share of replicates with
     ``|t*| >= |t|``. The CI collects the nulls not rejected at ``alpha``
     (test inversion by bisection, same weight draws for every null).
+
+    ``draws`` (for exact checks): an ``(n, G)`` array of cluster weights, one
+    row per replicate, columns in sorted cluster order, used instead of
+    random draws; ``n_boot`` is then its number of rows and ``seed`` is
+    unused. Passing every sign vector (``2^G`` Rademacher, ``6^G`` Webb)
+    gives the exact wild bootstrap p-value. Without it nothing changes.
     """
     if weights not in WILD_WEIGHTS:
         raise ValueError(f"weights must be one of {sorted(WILD_WEIGHTS)}")
     fit = fit_race_glm(df, formula_rhs, cluster, voted, registered, solver=solver)
     data = _prepare_races(df, formula_rhs, cluster, voted, registered, "wild_cluster_bootstrap")
-    rng = np.random.default_rng(seed)
-    draws = rng.choice(WILD_WEIGHTS[weights], size=(n_boot, data.n_clusters))
+    if draws is None:
+        rng = np.random.default_rng(seed)
+        draws = rng.choice(WILD_WEIGHTS[weights], size=(n_boot, data.n_clusters))
+    else:
+        draws = np.asarray(draws, dtype=float)
+        if draws.ndim != 2 or draws.shape[1] != data.n_clusters:
+            raise ValueError(f"draws must have one column per cluster ({data.n_clusters}), got shape {draws.shape}")
+        n_boot = draws.shape[0]
     boot = _ScoreBootstrap(np.column_stack([data.voted, data.registered - data.voted]), data.exog,
                            data.clusters, data.n_clusters, data.names.index(term), draws, solver)
     start = fit.params.to_numpy()
