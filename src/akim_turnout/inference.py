@@ -51,7 +51,8 @@ def mancl_derouen_cov(gee_result: Any, rcond: float = DEFAULT_RCOND) -> np.ndarr
     import statsmodels.api as sm
 
     model = gee_result.model
-    if not isinstance(model.family, sm.families.Binomial) or not isinstance(model.family.link, sm.families.links.Logit):
+    # statsmodels' Probit, Cauchy and CLogLog links subclass Logit: an isinstance check would let them through
+    if not isinstance(model.family, sm.families.Binomial) or type(model.family.link) is not sm.families.links.Logit:
         raise ValueError("mancl_derouen_cov needs a binomial GEE with logit link")
     if not isinstance(model.cov_struct, sm.cov_struct.Exchangeable):
         raise ValueError("mancl_derouen_cov needs an exchangeable working correlation")
