@@ -183,3 +183,55 @@ def test_planting_by_hand() -> None:
     assert out["valid_votes"].iloc[2] == 391 and out["winner_votes"].iloc[2] == 301  # the added ballot: the winner's
     five = forensics.plant_round_turnout_anomaly(shifted, fraction=1.0, seed=0, target="multiple_of_5")
     assert five["voted"].tolist() == [150, 1124, 400]  # 75 %; 75 % of 1499 = 1124.25; 100 %
+
+
+def test_fingerprint_defaults_zero_weights_and_single_valid_votes() -> None:
+    races = RACES.assign(winner_votes=[1, np.nan, 300], valid_votes=[1, np.nan, 390], w=[0.0, 1.0, 2.0])
+    default = forensics.klimek_fingerprint(races)
+    assert default.counts.shape == (50, 50) and default.n_kept == 2  # a race with 1 valid vote is kept
+    assert default.points["winner_share_pct"].tolist()[0] == 100.0
+    zero = forensics.klimek_fingerprint(races, weight="w")  # a zero weight is allowed
+    assert zero.points["weight"].tolist() == [0.0, 2.0] and zero.total_weight == 2.0
+
+
+def test_second_digit_test_validates_count_columns_and_accepts_zero_elsewhere() -> None:
+    with pytest.raises(ValueError, match=r"^column 'voted' has missing values in 1 row\(s\), race_id \['b'\]$"):
+        forensics.second_digit_test(RACES.assign(voted=[160, np.nan, 400]))
+    zeros = forensics.second_digit_test(RACES.assign(ballots=[0.0, 20.0, 0.0]), column="ballots")
+    assert (zeros.n_used, zeros.n_below_10) == (1, 2)
+
+
+def test_summary_defaults_and_a_one_voter_race() -> None:
+    assert forensics.forensics_summary(RACES) == forensics.forensics_summary(RACES, n_sim=1000, seed=0, bins=50)
+    assert forensics.forensics_summary(RACES) != forensics.forensics_summary(RACES, n_sim=1001, seed=1)
+    one = pd.DataFrame({"race_id": ["x", "y"], "region": ["X", "X"], "registered": [1, 20], "voted": [1, 15],
+                        "winner_votes": [1, np.nan], "valid_votes": [1, np.nan]})
+    assert forensics.forensics_summary(one, n_sim=10)["klimek_winner_share_weighted_pct"] == 100
+
+
+def test_planting_edges_by_hand() -> None:
+    """1499 voters: k % rounds to round(14.99 k) votes with an error of k (in 1/100 vote) for k <= 50, so the lowest
+    candidate wins; 149 voters at 1 %: round half up gives (149 + 50) // 100 = 1 vote."""
+    races = pd.DataFrame({"race_id": list("pqrs"), "registered": [1499, 1499, 149, 1499],
+                          "voted": [600, 15, 2, 1485], "valid_votes": [30, 10, 2, 1400], "winner_votes": [20, 5, 1, 900]})
+    out = forensics.plant_round_turnout_anomaly(races, fraction=1.0, seed=0)
+    # p: 40.03 % -> 37 % (error 37 is the smallest of 37..43) = 554.63 -> 555; valid 30 - 45 < 0 -> 0, winner 0
+    # q: 1.0 % -> 0 % exactly (0 votes; k below 0 is not allowed); r: 1.34 % -> 0 %; s: 99.07 % -> 100 % = 1499
+    assert out["voted"].tolist() == [555, 0, 0, 1499]
+    assert out["valid_votes"].tolist() == [0, 0, 0, 1414] and out["winner_votes"].tolist() == [0, 0, 0, 914]
+    nearest_only = forensics.plant_round_turnout_anomaly(races, fraction=1.0, seed=0, max_shift=0)
+    assert nearest_only["voted"].tolist() == [600, 15, 1, 1484]  # 40 %, 1 %, 1 % of 149 = 1.49 -> 1, 99 %
+    five = forensics.plant_round_turnout_anomaly(races.iloc[:1], fraction=1.0, seed=0, target="multiple_of_5",
+                                                 max_shift=5)
+    assert five["voted"].tolist() == [525]  # 35, 40, 45 %: 35 % of 1499 = 524.65 -> 525 (error 35) wins
+    none = forensics.plant_round_turnout_anomaly(races, fraction=0.0)
+    assert not none["planted"].any() and none["voted"].tolist() == races["voted"].tolist()
+
+
+def test_planting_draws_races_from_the_seed() -> None:
+    many = pd.DataFrame({"registered": [1499] * 20, "voted": [600 + i for i in range(20)]})
+    default = forensics.plant_round_turnout_anomaly(many, fraction=0.25)
+    assert default["planted"].tolist() == forensics.plant_round_turnout_anomaly(many, 0.25, seed=0)["planted"].tolist()
+    assert default["planted"].tolist() != forensics.plant_round_turnout_anomaly(many, 0.25, seed=1)["planted"].tolist()
+    chosen = np.sort(np.random.default_rng(0).choice(20, size=5, replace=False))
+    assert np.flatnonzero(default["planted"]).tolist() == chosen.tolist()

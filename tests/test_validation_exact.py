@@ -55,6 +55,11 @@ def test_line_of_offset_by_hand() -> None:
     assert v._line_of_offset(raw, 0) == (1, "(header)", b"a,b,")
     assert v._line_of_offset(raw, 8) == (2, "b", b"2,3\n")
     assert v._line_of_offset(raw, 16) == (3, "c", b"6")
+    # the previous line ends in a comma and this line starts with one: only this line's commas count
+    after_comma = b"a,b,c\n1,2,\n,\xe9,6"
+    assert v._line_of_offset(after_comma, 12) == (3, "b", b"\xe9,6")
+    # one field more than the header: the offset's field has no name
+    assert v._line_of_offset(b"a\nx,\xe9", 4) == (2, "(header)", b"\xe9")
 
 
 # --------------------------------------------------------------------------------------------------------------
