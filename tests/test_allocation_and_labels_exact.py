@@ -126,3 +126,24 @@ def test_leave_one_out_passes_covariance_and_term() -> None:
     full = models.fit_regional_fractional_logit(regions, ["x", "z"])
     assert z_term.iloc[0]["estimate"] == refit3.params["z"]
     assert z_term.iloc[0]["change"] == pytest.approx(refit3.params["z"] - full.params["z"], abs=1e-15)
+
+
+def test_simulated_race_columns_by_hand() -> None:
+    """One simulation built inside the test (not from a shared fixture): every derived column recomputed."""
+    margins = simulate.allocate_region_margins(real_2021_regions(), NATIONAL_2021)
+    races = simulate.simulate_from_margins(margins, simulate.SimulationSettings(), seed=12)
+    assert races.attrs["seed"] == 12 and set(races.attrs["alpha_region"]) == set(margins["region"])
+    assert all(round(a, 10) == a for a in races.attrs["alpha_region"].values())
+    assert (races["n_self"] == races["n_candidates"] - races["n_party"]).all()
+    np.testing.assert_allclose(races["self_share"], races["n_self"] / races["n_candidates"], rtol=1e-15)
+    np.testing.assert_allclose(races["women_share"], races["n_women"] / races["n_candidates"], rtol=1e-15)
+    assert (races["any_self"] == (races["n_self"] > 0).astype(int)).all()
+    assert (races["any_woman"] == (races["n_women"] > 0).astype(int)).all()
+    assert (races["winner_votes"] <= races["valid_votes"]).all() and (races["valid_votes"] == races["voted"]).all()
+    assert (races["winner_votes"] * races["n_candidates"] >= races["voted"]).all() and races["winner_votes"].dtype.kind == "i"
+    assert (races["voted"] < races["registered"]).all() and (races["n_candidates"] >= 2).all()
+    by_region = races.groupby("region")
+    assert by_region["n_party"].sum()[margins["region"]].tolist() == margins["cands_party"].tolist()
+    assert by_region["n_women"].sum()[margins["region"]].tolist() == margins["cands_women"].tolist()
+    assert by_region["n_candidates"].sum()[margins["region"]].tolist() == margins["cands"].tolist()
+    assert by_region["registered"].sum()[margins["region"]].tolist() == margins["voters_on_rolls"].tolist()
