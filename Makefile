@@ -6,6 +6,8 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-from-lock
 TEST_STAMP := $(VENV)/.installed-from-test-lock
 UV_VERSION := 0.13.9
+# Mutation testing only (`make mutation`): installed into .venv on demand, not part of requirements.lock.
+MUTMUT_VERSION := 3.8.1
 # DVC stage commands call `python -m akim_turnout...`: they must find this environment first.
 export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
@@ -16,7 +18,7 @@ export OMP_NUM_THREADS ?= 1
 unexport AKIM_TEST_PERTURB_INPUTS
 
 .DEFAULT_GOAL := help
-.PHONY: help env env-test reproduce test test-fast lab lock bench sweep reference clean
+.PHONY: help env env-test reproduce test test-fast mutation lab lock bench sweep reference clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,6 +56,18 @@ test: env-test ## Set up, rebuild the pipeline, and run the whole test suite (un
 
 test-fast: env-test ## Unit tests only (no notebooks, no pipeline copies, no browser)
 	$(BIN)/python -m pytest tests -m "not pipeline and not browser"
+
+# mutmut copies src/ and tests/ to mutants/ and runs the unit tests chosen in [tool.mutmut] of pyproject.toml against
+# every mutant of the statistical core (about an hour on 2 cores), prints the score, then plants the bug kinds of
+# issue 14 one at a time (4 minutes). Score and survivors: tests/mutation/SURVIVORS.md. `make env` (uv pip sync)
+# removes mutmut again; this target puts it back.
+mutation: env-test ## Mutation score of the statistical core under the unit tests (slow; not part of `make test`)
+	@$(BIN)/python -c "import importlib.metadata as m, sys; sys.exit(m.version('mutmut') != '$(MUTMUT_VERSION)')" 2>/dev/null \
+		|| $(BIN)/uv pip install --quiet --python $(BIN)/python mutmut==$(MUTMUT_VERSION)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/python tests/mutation/score.py
+	$(BIN)/python tests/mutation/planted_bugs.py
 
 # Notebooks run in JupyterLab write to scratch/, never to the pipeline's tracked outputs (see README).
 LAB_ARGS ?=

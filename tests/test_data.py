@@ -162,6 +162,8 @@ BAD_INPUTS = {
     "regional sum above national": (mutate_regional(edit_cell(AKMOLA_POSTS, "value", "900")), ["posts: regions sum to", "above the national total 730", "regional-sum"]),
     "not UTF-8": (append_non_utf8, ["regional.csv:3", "column 'note'", "not valid UTF-8", "encoding"]),
     "figure without source": (mutate_regional(edit_cell(AKMOLA_TURNOUT, "source_id", "")), ["regional.csv:2", "'source_id'", "figure has no source"]),
+    "unknown source_id": (mutate_regional(edit_cell(AKMOLA_TURNOUT, "source_id", "no_such_source")),
+                          ["regional.csv:2: column 'source_id': 'no_such_source' is not a known key in", "sources.csv [foreign-key]"]),
     "html in region name": (mutate_regional(edit_cell(AKMOLA_TURNOUT, "region", "<script>alert(1)</script>")),
                             ["regional.csv:2", "unknown region name '<script>alert(1)</script>'"]),
 }
@@ -208,6 +210,15 @@ def test_region_name_with_html_stays_inert_text_in_report_tables() -> None:
     html = report.table_html(frame, key="t", caption="<b>caption</b>", numbering=report.Numbering())
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;b&gt;caption&lt;/b&gt;" in html
+
+
+def test_figure_caption_and_alt_text_are_escaped(tmp_path: Path) -> None:
+    png = tmp_path / "f.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n")
+    html = report.figure_html(png, key="k<1>", caption="<i>turnout</i> & share", alt='a "quoted" <alt>',
+                              numbering=report.Numbering())
+    assert "<i>" not in html and "&lt;i&gt;turnout&lt;/i&gt; &amp; share</figcaption>" in html
+    assert 'alt="a &quot;quoted&quot; &lt;alt&gt;"' in html and 'id="fig-k&lt;1&gt;"' in html
 
 
 def test_region_index_maps_aliases_from_rows() -> None:

@@ -83,8 +83,17 @@ def test_invalid_rows_are_refused_naming_the_row(column: str, value: float, rule
         fit_race_glm(df, "x")
 
 
-def test_valid_rows_pass_validation() -> None:
-    assert validate_turnout_rows(_tiny_counts()) is None
+def test_rows_at_the_bounds_pass_and_one_vote_past_them_fails() -> None:
+    """0 votes and voted == registered are valid; one vote more than registered names the row and the rule."""
+    df = _tiny_counts().assign(voted=[0, 80, 60, 70, 30, 150])
+    validate_turnout_rows(df)  # raises on any broken rule
+    assert fit_race_glm(df, "x").n_obs == 6
+    df.loc[5, "voted"] = 151
+    with pytest.raises(ValueError, match=r"^races: invalid turnout rows: voted > registered at row index \[5\] "
+                                         r"\(1 row\(s\)\)$"):
+        validate_turnout_rows(df)
+    with pytest.raises(ValueError, match=r"^shares: missing column\(s\) \['ballots'\]$"):
+        validate_turnout_rows(df, voted="ballots", source="shares")
 
 
 def test_design_matches_patsy_style_names_and_values() -> None:
@@ -195,11 +204,22 @@ def test_race_ame_matches_statsmodels_get_margeff(race_glm: FitResult) -> None:
     np.testing.assert_allclose(ours["std_error_pp"] / 100, margeff.margeff_se[columns], rtol=1e-6)
 
 
-def test_electorate_weighted_ame_differs_and_keeps_sign(race_glm: FitResult) -> None:
+def test_electorate_weighted_ame_is_the_voter_average(race_glm: FitResult, races: pd.DataFrame) -> None:
+    """Weighted by electorate: mean over voters of mu (1 - mu), times the coefficient (percentage points)."""
     plain = race_average_marginal_effects(race_glm).set_index("term")
     weighted = race_average_marginal_effects(race_glm, electorate_weighted=True).set_index("term")
-    assert (np.sign(plain["ame_pp"]) == np.sign(weighted["ame_pp"])).all()
-    assert not np.allclose(plain["ame_pp"], weighted["ame_pp"])
+    mu = expit(race_glm.raw.model.exog @ race_glm.params.to_numpy())
+    registered = races["registered"].to_numpy(float)
+    for term in ("np.log(n_candidates)", "self_share", "any_woman"):
+        expected = 100 * np.average(mu * (1 - mu), weights=registered) * race_glm.params[term]
+        assert weighted.at[term, "ame_pp"] == pytest.approx(expected, rel=1e-12)
+        assert plain.at[term, "ame_pp"] == pytest.approx(100 * np.mean(mu * (1 - mu)) * race_glm.params[term],
+                                                         rel=1e-12)
+    assert (weighted["averaging"] == "weighted").all() and (plain["averaging"] == "unweighted").all()
+    with pytest.raises(ValueError, match=r"^hand: no electorate stored for weighting$"):
+        race_average_marginal_effects(FitResult("hand", "", "", race_glm.params, race_glm.bse, race_glm.conf_int,
+                                                race_glm.pvalues, 1, None, "", False, None),
+                                      electorate_weighted=True)
 
 
 # --------------------------------------------------------------------------
@@ -211,7 +231,8 @@ def test_wild_cluster_bootstrap(races: pd.DataFrame, race_glm: FitResult) -> Non
     rhs = true_formula_rhs(SimulationSettings())
     result = wild_cluster_bootstrap(races, rhs, "self_share", n_boot=199, seed=3)
     again = wild_cluster_bootstrap(races, rhs, "self_share", n_boot=199, seed=3, ci=False)
-    assert result.p_value == again.p_value and 0 <= result.p_value <= 1
+    assert result.p_value == again.p_value
+    assert result.p_value * 199 == pytest.approx(round(result.p_value * 199), abs=1e-9)  # a count of the 199 draws
     assert result.ci_lower < race_glm.params["self_share"] < result.ci_upper
     assert result.n_clusters == 14
     at_estimate = wild_cluster_bootstrap(
@@ -262,8 +283,8 @@ def test_beta_regression_reports_squeezed_boundary_shares(races: pd.DataFrame) -
     assert fit.extra["n_boundary_squeezed"] == 2
     assert any("2 were exactly 0 or 1" in note for note in fit.notes)
     assert "precision" in fit.params.index and fit.df_resid == 13
-    squeezed = smithson_verkuilen(np.array([0.0, 0.5, 1.0]))
-    assert (squeezed > 0).all() and (squeezed < 1).all()
+    # (y (n - 1) + 0.5) / n with n = 3: 0 -> 1/6, 0.5 -> 1/2, 1 -> 5/6
+    np.testing.assert_allclose(smithson_verkuilen(np.array([0.0, 0.5, 1.0])), [1 / 6, 0.5, 5 / 6], rtol=1e-15)
 
 
 def test_gee_bias_reduced_and_weight_limits(races: pd.DataFrame) -> None:
@@ -351,12 +372,16 @@ def test_regional_weights_enter_as_var_weights(regions: pd.DataFrame) -> None:
     assert fit.raw.df_resid == 2  # var_weights keep df at n - k; freq_weights would not
 
 
-def test_regional_ame_sign_matches_coefficient(regions: pd.DataFrame) -> None:
+def test_regional_ame_values_and_t_intervals(regions: pd.DataFrame) -> None:
+    """AME = 100 mean(mu (1 - mu)) b; CI = AME -+ t(0.975, n - k) SE with n - k = 10 - 3 = 7 here (2.365, not 1.96)."""
     fit = fit_regional_fractional_logit(regions, ["posts", "np.log(cands)"])
     ame = average_marginal_effects(fit).set_index("term")
+    assert fit.df_resid == 7 and list(ame.index) == ["posts", "np.log(cands)"]
+    mu = expit(fit.raw.model.exog @ fit.params.to_numpy())
     for term in ("posts", "np.log(cands)"):
-        assert np.sign(ame.at[term, "ame_pp"]) == np.sign(fit.params[term])
-        assert ame.at[term, "ci_lower_pp"] < ame.at[term, "ame_pp"] < ame.at[term, "ci_upper_pp"]
+        assert ame.at[term, "ame_pp"] == pytest.approx(100 * np.mean(mu * (1 - mu)) * fit.params[term], rel=1e-12)
+        half = (ame.at[term, "ci_upper_pp"] - ame.at[term, "ame_pp"]) / ame.at[term, "std_error_pp"]
+        assert half == pytest.approx(2.364624, abs=5e-7)  # t(0.975, 7), published table
 
 
 def test_leave_one_out_refits_once_per_region(regions: pd.DataFrame) -> None:
@@ -369,8 +394,9 @@ def test_leave_one_out_refits_once_per_region(regions: pd.DataFrame) -> None:
 
 def test_permutation_test_p_value(regions: pd.DataFrame) -> None:
     result = permutation_test(regions, "posts", n_permutations=99, seed=4)
-    assert 0 < result.p_value <= 1
-    assert result.p_value * 100 == pytest.approx(round(result.p_value * 100))  # (k + 1) / (n + 1)
+    reached = np.sum(np.abs(result.null_distribution) >= abs(result.observed))
+    assert result.p_value == pytest.approx((reached + 1) / 100, abs=1e-15)  # (k + 1) / (n + 1)
+    assert result.n_failed == 0 and result.n_obs == 12 and result.term == "posts" and result.statistic == "t"
     assert result.null_distribution.shape == (99,)
     same = permutation_test(regions, "posts", n_permutations=99, seed=4)
     np.testing.assert_array_equal(result.null_distribution, same.null_distribution)

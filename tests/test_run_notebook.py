@@ -172,19 +172,26 @@ def test_failed_stage_gets_its_recorded_outputs_back_from_the_dvc_cache(project:
     assert (project / "reports/metrics/demo.json").read_bytes() == b'{"n": 1}'
 
 
-def test_check_parameters_accepts_an_exact_match() -> None:
-    check_parameters({"a": 1, "b": "01"}, ["a", "b"], stage="s", notebook="n.ipynb")
+def test_check_parameters_accepts_an_exact_match_and_names_a_near_miss() -> None:
+    check_parameters({"a": 1, "b": "01"}, ["a", "b"], stage="s", notebook="n.ipynb")  # raises on any mismatch
+    with pytest.raises(ParameterMismatch) as error:
+        check_parameters({"a": 1, "bb": "01"}, ["a", "b"], stage="s", notebook="n.ipynb")
+    assert str(error.value) == ("stage 's': unknown parameter 'bb' (not in the parameters cell of n.ipynb); "
+                                "missing parameter 'b' (declared in n.ipynb, not set in params.yaml)")
 
 
 def test_strip_volatile_removes_timestamps_and_statsmodels_clock() -> None:
     notebook = {"metadata": {"papermill": {"start_time": "2026"}}, "cells": [{
         "metadata": {"execution": {"iopub.status.busy": "2026"}, "papermill": {"duration": 1.2}, "tags": ["x"]},
-        "outputs": [{"output_type": "stream", "text": ["Date:                Sat, 28 Nov 2026\n", "<f at 0x7f00ab>\n",
+        "outputs": [{"output_type": "stream", "text": ["Date:                Sat, 28 Nov 2026\n", "Time:                14:03:59\n",
+                                                         "<f at 0x7f00ab>\n",
                                                          "/tmp/checkout/.venv/lib/site.py:21: Warning\n"]}]}]}
     cleaned = strip_volatile(notebook, "/tmp/checkout")
     cell = cleaned["cells"][0]
     assert cleaned["metadata"] == {} and cell["metadata"] == {"tags": ["x"]}
     assert "2026" not in cell["outputs"][0]["text"] and "0x7f00ab" not in cell["outputs"][0]["text"]
+    assert cell["outputs"][0]["text"].startswith("Date:                (removed)\nTime:                (removed)\n"
+                                                 "<f at 0x…>\n")
     assert "<project>/.venv/lib/site.py:21" in cell["outputs"][0]["text"] and "/tmp/checkout" not in cell["outputs"][0]["text"]
 
 

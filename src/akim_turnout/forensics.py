@@ -54,6 +54,7 @@ __all__ = [
     "validate_races",
     "turnout_percent",
     "distance_to_integer_percent",
+    "reflect_into_unit_interval",
     "second_digits",
     "klimek_fingerprint",
     "turnout_distribution_by_region",
@@ -403,6 +404,14 @@ class IntegerPercentResult:
     n_degenerate: int
 
 
+def reflect_into_unit_interval(q: np.ndarray) -> np.ndarray:
+    """Turnouts drawn from a window around the observed one, folded back into [0, 1]: ``-x -> x`` and
+    ``1 + x -> 1 - x`` (for ``|x| <= 1``). Reflection keeps the window's density flat inside [0, 1]; clipping
+    would pile the overhang onto exactly 0 % or 100 %, where every draw is an integer percentage."""
+    q = np.abs(q)  # reflect at 0 ...
+    return np.where(q > 1.0, 2.0 - q, q)  # ... and at 1
+
+
 def integer_percent_test(
     races: pd.DataFrame,
     n_sim: int = 1000,
@@ -486,9 +495,7 @@ def integer_percent_test(
     for start in range(0, n_sim, chunk):
         size = min(chunk, n_sim - start)
         if half_width > 0:
-            q = p + rng.uniform(-half_width, half_width, size=(size, n_races))
-            q = np.abs(q)  # reflect at 0 ...
-            q = np.where(q > 1.0, 2.0 - q, q)  # ... and at 1
+            q = reflect_into_unit_interval(p + rng.uniform(-half_width, half_width, size=(size, n_races)))
         else:
             q = np.broadcast_to(p, (size, n_races))
         simulated = rng.binomial(registered, q)

@@ -76,6 +76,7 @@ def permutation_test(
     region: str = "region",
     cov_type: str = "HC3",
     engine: str = "fast",
+    permutations: Sequence[Sequence[int]] | None = None,
 ) -> PermutationResult:
     """Permutation test for ``predictor`` in the regional fractional logit.
 
@@ -90,6 +91,10 @@ def permutation_test(
     (:func:`akim_turnout.fastfit.permutation_statistics`, same numbers as statsmodels to about 1e-12, permutations
     it declines refitted by statsmodels); ``"statsmodels"`` refits each permutation with statsmodels. The observed
     statistic is statsmodels' in both.
+
+    ``permutations`` (for exact checks): orders of the complete regions, each a permutation of ``range(n)``, applied
+    to the predictor instead of random ones; ``n_permutations`` is then their number and ``seed`` is unused. Passing
+    all ``n! - 1`` non-identity orders gives the exact permutation p-value. Without it nothing changes.
     """
     if statistic not in ("t", "coef"):
         raise ValueError("statistic must be 't' or 'coef'")
@@ -103,14 +108,20 @@ def permutation_test(
     weights = kept[weight].to_numpy(dtype=float) if weight else None
     weights = None if weights is None else weights / weights.mean()
     rng = np.random.default_rng(seed)
+    if permutations is None:
+        columns = [rng.permutation(exog[:, k]) for _ in range(n_permutations)]
+    else:
+        orders = [np.asarray(order, dtype=np.int64) for order in permutations]
+        if any(sorted(order.tolist()) != list(range(len(share))) for order in orders):
+            raise ValueError(f"each permutation must be an order of range({len(share)}), the complete regions")
+        columns = [exog[order, k] for order in orders]
+        n_permutations = len(columns)
     with captured_warnings():
         observed = compared = _regional_statistic(share, exog, weights, k, statistic, cov_type)
         if engine == "fast":
-            null, compared = _fast_permutation_null(share, exog, weights, k, statistic, cov_type, rng, n_permutations)
+            null, compared = _fast_permutation_null(share, exog, weights, k, statistic, cov_type, columns)
         else:
-            null = np.array([
-                _permuted_statistic(share, exog, weights, k, statistic, cov_type, rng) for _ in range(n_permutations)
-            ])
+            null = np.array([_permuted_statistic(share, exog, weights, k, statistic, cov_type, c) for c in columns])
     valid = null[np.isfinite(null)]
     exceed = int(np.sum(np.abs(valid) >= abs(compared) * (1 - 1e-12)))
     return PermutationResult(
@@ -122,11 +133,11 @@ def permutation_test(
 
 def _permuted_statistic(
     share: np.ndarray, exog: np.ndarray, weights: np.ndarray | None, k: int,
-    statistic: str, cov_type: str, rng: np.random.Generator,
+    statistic: str, cov_type: str, column: np.ndarray,
 ) -> float:
-    """Statistic after permuting design column k; NaN if the fit fails."""
+    """Statistic with design column k replaced by its permuted ``column``; NaN if the fit fails."""
     permuted = exog.copy()
-    permuted[:, k] = rng.permutation(permuted[:, k])
+    permuted[:, k] = column
     try:
         return _regional_statistic(share, permuted, weights, k, statistic, cov_type)
     except (ValueError, np.linalg.LinAlgError):
@@ -135,13 +146,13 @@ def _permuted_statistic(
 
 def _fast_permutation_null(
     share: np.ndarray, exog: np.ndarray, weights: np.ndarray | None, k: int,
-    statistic: str, cov_type: str, rng: np.random.Generator, n_permutations: int,
+    statistic: str, cov_type: str, permuted_columns: list[np.ndarray],
 ) -> tuple[np.ndarray, float]:
     """Permutation distribution by :mod:`akim_turnout.fastfit` (same draws as :func:`_permuted_statistic`), and the
     observed statistic computed the same way, so that a permutation reproducing the data ties with it exactly."""
     from akim_turnout import fastfit
 
-    columns = [exog[:, k], *(rng.permutation(exog[:, k]) for _ in range(n_permutations))]
+    columns = [exog[:, k], *permuted_columns]
     values, declined = fastfit.permutation_statistics(share, exog, weights, k, columns, statistic, cov_type)
     for i in np.flatnonzero(declined):
         permuted = exog.copy()
@@ -252,6 +263,7 @@ def wild_cluster_bootstrap(
     voted: str = "voted",
     registered: str = "registered",
     solver: str = "newton",
+    draws: np.ndarray | None = None,
 ) -> WildBootstrapResult:
     """Restricted (null-imposed) wild cluster bootstrap-t for one coefficient of the race GLM.
 
@@ -265,13 +277,24 @@ def wild_cluster_bootstrap(
     ``default_rng(seed)``), restudentised. p-value: share of replicates with
     ``|t*| >= |t|``. The CI collects the nulls not rejected at ``alpha``
     (test inversion by bisection, same weight draws for every null).
+
+    ``draws`` (for exact checks): an ``(n, G)`` array of cluster weights, one row per replicate, columns in sorted
+    cluster order, used instead of random draws; ``n_boot`` is then its number of rows and ``seed`` is unused.
+    Passing every sign vector (``2^G`` Rademacher, ``6^G`` Webb) gives the exact wild bootstrap p-value. Without it
+    nothing changes.
     """
     if weights not in WILD_WEIGHTS:
         raise ValueError(f"weights must be one of {sorted(WILD_WEIGHTS)}")
     fit = fit_race_glm(df, formula_rhs, cluster, voted, registered, solver=solver)
     data = _prepare_races(df, formula_rhs, cluster, voted, registered, "wild_cluster_bootstrap")
-    rng = np.random.default_rng(seed)
-    draws = rng.choice(WILD_WEIGHTS[weights], size=(n_boot, data.n_clusters))
+    if draws is None:
+        rng = np.random.default_rng(seed)
+        draws = rng.choice(WILD_WEIGHTS[weights], size=(n_boot, data.n_clusters))
+    else:
+        draws = np.asarray(draws, dtype=float)
+        if draws.ndim != 2 or draws.shape[1] != data.n_clusters:
+            raise ValueError(f"draws must have one column per cluster ({data.n_clusters}), got shape {draws.shape}")
+        n_boot = draws.shape[0]
     boot = _ScoreBootstrap(np.column_stack([data.voted, data.registered - data.voted]), data.exog,
                            data.clusters, data.n_clusters, data.names.index(term), draws, solver)
     start = fit.params.to_numpy()

@@ -1,0 +1,129 @@
+"""Simulator and study helpers not reached by the other tests: the calibration table, scaled simulations, the
+published inputs, the study design's round trip, the dask backend run in this process, and the method timings."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from akim_turnout import simulate, study
+from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
+
+SETTINGS = simulate.SimulationSettings()
+
+
+@pytest.fixture(scope="module")
+def margins() -> pd.DataFrame:
+    return simulate.allocate_region_margins(real_2021_regions(), NATIONAL_2021)
+
+
+def test_calibration_check_adds_up_the_simulated_races(margins: pd.DataFrame) -> None:
+    races = simulate.simulate_from_margins(margins, SETTINGS, seed=4)
+    check = simulate.calibration_check(races, margins).set_index("region")
+    for simulated, published in (("posts_sim", "posts"), ("cands_sim", "cands"), ("party_sim", "cands_party"),
+                                 ("self_sim", "cands_self"), ("women_sim", "cands_women"),
+                                 ("registered_sim", "voters_on_rolls")):
+        assert check[simulated].tolist() == check[published].tolist(), simulated
+    voted = races.groupby("region")["voted"].sum()
+    assert check["voted_sim"].tolist() == voted[check.index].tolist()
+    np.testing.assert_allclose(check["turnout_sim_pct"], 100 * check["voted_sim"] / check["registered_sim"],
+                               rtol=1e-15)
+    assert ((check["turnout_sim_pct"] - check["turnout_pct"]).abs() < 50 / check["voters_on_rolls"]).all()
+
+
+def test_scaled_simulation_keeps_regional_proportions(margins: pd.DataFrame) -> None:
+    races = simulate.simulate_scaled(real_2021_regions(), NATIONAL_2021, SETTINGS, seed=5, n_races=1460)
+    assert len(races) == 1460
+    posts = races.groupby("region").size()
+    assert posts[margins["region"]].tolist() == (2 * margins["posts"]).tolist()
+    assert races["n_candidates"].sum() == 2 * 2297 and races["registered"].sum() == 2 * 1209817
+    default = simulate.simulate_scaled(real_2021_regions(), NATIONAL_2021, n_races=730, seed=5)
+    pd.testing.assert_frame_equal(default, simulate.simulate_races(real_2021_regions(), NATIONAL_2021, seed=5))
+
+
+def test_inputs_from_published_tables() -> None:
+    regional = real_2021_regions().assign(extra_column=1)
+    national_row = {"posts": 730, "cands_registered": 2297, "cands_registered_party": 878,
+                    "cands_registered_self": 1419, "cands_registered_women": 458, "voters_on_rolls": 1209817,
+                    "other": 5}
+    regions, national = simulate.inputs_from_published(regional, national_row)
+    assert regions.columns.tolist() == simulate.REGIONAL_INPUTS
+    assert national == {"posts": 730.0, "cands": 2297.0, "cands_party": 878.0, "cands_self": 1419.0,
+                        "cands_women": 458.0, "voters_on_rolls": 1209817.0}
+    with pytest.raises(ValueError, match=r"^regional table lacks \['turnout_pct'\]$"):
+        simulate.inputs_from_published(regional.drop(columns="turnout_pct"), national_row)
+
+
+def test_study_design_round_trip_and_mapping() -> None:
+    design = study.StudyDesign()
+    assert design.as_mapping() == {
+        "n_replications": 60, "n_replications_null": 200, "effect_grid": [0.0, -0.1, -0.2, -0.3],
+        "designs": [{"n_regions": 14, "n_races": 730}], "n_boot": 99, "seed": 20210725, "alpha": 0.05,
+        "methods": ["cluster_t", "wild_bootstrap", "gee_bias_reduced", "mixedlm", "naive_binomial"],
+        "method_replications": {"mixedlm": 25, "naive_binomial": 25}, "wild_bootstrap_ci": False,
+        "wild_weights": "webb",
+    }
+    assert study.StudyDesign.from_mapping(design.as_mapping()) == design
+    custom = study.StudyDesign.from_mapping({
+        "alpha": 0.1, "effect_grid": [0, 0.2], "methods": ["cluster_t"], "method_replications": {"cluster_t": 3},
+        "designs": [{"n_regions": 7, "n_races": 100, "n_replications": 5}], "wild_weights": "rademacher",
+    })
+    assert custom.alpha == 0.1 and isinstance(custom.alpha, float) and custom.effect_grid == (0.0, 0.2)
+    assert custom.methods == ("cluster_t",) and custom.method_replications == (("cluster_t", 3),)
+    assert custom.designs == (study.DesignPoint(7, 100, 5),) and custom.designs[0].label() == "7 regions, 100 races"
+    assert custom.methods_for(2) == ("cluster_t",) and custom.methods_for(3) == ()
+    assert custom.replications(0, 0.0) == 5 and custom.as_mapping()["designs"] == [
+        {"n_regions": 7, "n_races": 100, "n_replications": 5}]
+
+
+def test_design_margins_refuses_impossible_designs(margins: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match=r"^need 1 <= n_regions <= n_races, got 0, 10$"):
+        study.design_margins(margins, 0, 10)
+    with pytest.raises(ValueError, match=r"^need 1 <= n_regions <= n_races, got 5, 4$"):
+        study.design_margins(margins, 5, 4)
+    small = study.design_margins(margins, 3, 30)
+    assert small["region"].tolist() == margins["region"].iloc[:3].tolist() and small["posts"].sum() == 30
+
+
+TINY = {"n_replications": 2, "n_replications_null": None, "effect_grid": [0.0, -0.3],
+        "designs": [{"n_regions": 14, "n_races": 730}], "methods": ["cluster_t"], "method_replications": {},
+        "seed": 3}
+
+
+def test_dask_backend_in_this_process_matches_joblib() -> None:
+    """A threaded dask client in this process (the study's dask path, without worker processes)."""
+    if "MUTANT_UNDER_TEST" in os.environ:
+        pytest.skip("mutmut forks its workers from a process whose dask threads do not survive the fork")
+    distributed = pytest.importorskip("distributed")
+    design = study.StudyDesign.from_mapping(TINY)
+    regions = real_2021_regions()
+    expected = study.run_study(design, SETTINGS, regions, NATIONAL_2021)
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
+        on_dask = study.run_study(design, SETTINGS, regions, NATIONAL_2021, backend="dask", client=client)
+    pd.testing.assert_frame_equal(expected, on_dask, check_exact=True)
+    assert len(expected) == 4 and expected["replication"].tolist() == [0, 1, 0, 1]
+
+
+def test_chunks_and_workers() -> None:
+    assert study.chunk_tasks(list(range(7)), 3) == [[0, 3, 6], [1, 4], [2, 5]]
+    assert study.chunk_tasks(list(range(2)), 5) == [[0], [1]]
+    assert study._n_workers(2) == 2
+    with pytest.raises(ValueError, match=r"^n_jobs must not be 0$"):
+        study._n_workers(0)
+
+
+def test_build_tasks_carries_the_design() -> None:
+    design = study.StudyDesign.from_mapping({**TINY, "n_boot": 49, "alpha": 0.1, "wild_bootstrap_ci": True,
+                                             "wild_weights": "rademacher"})
+    tasks = study.build_tasks(design, SETTINGS, real_2021_regions(), NATIONAL_2021)
+    assert [(t.effect_index, t.replication) for t in tasks] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    last = tasks[-1]
+    assert (last.n_boot, last.alpha, last.wild_ci, last.wild_weights, last.seed) == (49, 0.1, True, "rademacher", 3)
+    assert last.settings.beta_self_share == -0.3 and tasks[0].settings.beta_self_share == 0.0
+    assert (last.n_regions, last.n_races, last.methods) == (14, 730, ("cluster_t",))
+    races, sim_seed, boot_seed = study.simulate_replication(last)
+    assert (sim_seed, boot_seed) == study.replication_seeds(3, 0, 1, 1) and len(races) == 730
+    pd.testing.assert_frame_equal(races, simulate.simulate_from_margins(last.margins, last.settings, sim_seed))
