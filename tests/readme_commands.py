@@ -42,11 +42,18 @@ def run_blocks(blocks: list[Block], cwd: Path, env: dict[str, str], timeout: flo
     for block in blocks:
         if block.skipped:
             continue
-        result = subprocess.run(["bash", "-euo", "pipefail", "-c", block.code], cwd=cwd, env=env, capture_output=True,
-                                text=True, timeout=timeout)
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block.code],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if result.returncode != 0:
             raise ReadmeCommandFailed(
                 f"README.md line {block.line}: the block\n{block.code}exited {result.returncode}\n"
-                f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+                f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            )
         outputs.append(result.stdout)
     return outputs

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
 from akim_turnout import inference, race, regional, simulate
-from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
 
@@ -31,17 +31,21 @@ def test_largest_remainder_edges_by_hand() -> None:
 def test_capped_water_filling_by_hand() -> None:
     caps = np.array([10, 10, 2])
     # proportional quotas 6, 6, 6 exceed the third cap: it is fixed at 2 and 16 is spread over the others
-    np.testing.assert_allclose(simulate._scale_to_total_with_caps(np.array([1.0, 1.0, 1.0]), caps, 18),
-                               [8.0, 8.0, 2.0], rtol=1e-15)
+    np.testing.assert_allclose(
+        simulate._scale_to_total_with_caps(np.array([1.0, 1.0, 1.0]), caps, 18), [8.0, 8.0, 2.0], rtol=1e-15
+    )
     # no weight at all: spread in proportion to the caps
-    np.testing.assert_allclose(simulate._scale_to_total_with_caps(np.zeros(3), caps, 11), [5.0, 5.0, 1.0],
-                               rtol=1e-15)
+    np.testing.assert_allclose(simulate._scale_to_total_with_caps(np.zeros(3), caps, 11), [5.0, 5.0, 1.0], rtol=1e-15)
     # weights only where the cap is reached: the rest goes by caps
-    np.testing.assert_allclose(simulate._scale_to_total_with_caps(np.array([0.0, 0.0, 1.0]), caps, 12),
-                               [5.0, 5.0, 2.0], rtol=1e-15)
+    np.testing.assert_allclose(
+        simulate._scale_to_total_with_caps(np.array([0.0, 0.0, 1.0]), caps, 12), [5.0, 5.0, 2.0], rtol=1e-15
+    )
     # a quota exactly at its cap stays free and equal to it
-    np.testing.assert_allclose(simulate._scale_to_total_with_caps(np.array([1.0, 1.0, 1.0]), np.array([2, 2, 2]), 6),
-                               [2.0, 2.0, 2.0], rtol=1e-15)
+    np.testing.assert_allclose(
+        simulate._scale_to_total_with_caps(np.array([1.0, 1.0, 1.0]), np.array([2, 2, 2]), 6),
+        [2.0, 2.0, 2.0],
+        rtol=1e-15,
+    )
     np.testing.assert_allclose(simulate._scale_to_total_with_caps(np.array([1.0, 1.0]), caps[:2], 20), [10.0, 10.0])
     with pytest.raises(ValueError, match=r"^Target exceeds the sum of caps$"):
         simulate._scale_to_total_with_caps(np.ones(3), caps, 23)
@@ -49,8 +53,11 @@ def test_capped_water_filling_by_hand() -> None:
 
 def test_true_coefficients_series() -> None:
     truth = simulate.true_coefficients(simulate.SimulationSettings())
-    assert truth.name == "true_value" and truth.to_dict() == {"np.log(n_candidates)": 0.2, "self_share": -0.3,
-                                                              "any_woman": 0.1}
+    assert truth.name == "true_value" and truth.to_dict() == {
+        "np.log(n_candidates)": 0.2,
+        "self_share": -0.3,
+        "any_woman": 0.1,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +69,17 @@ def test_naive_binomial_is_the_model_based_fit(races: pd.DataFrame) -> None:
     naive = race.fit_race_naive_binomial(races, MIX_RHS)
     assert naive.name == "race_glm_naive" and naive.n_clusters is None and naive.cov_type == "nonrobust"
     np.testing.assert_allclose(naive.cov_params.to_numpy(), np.asarray(naive.raw.cov_params()), rtol=1e-12)
-    np.testing.assert_allclose(naive.bse, np.sqrt(np.diag(np.linalg.inv(
-        naive.raw.model.hessian(naive.raw.params) * -1))), rtol=1e-8)
+    np.testing.assert_allclose(
+        naive.bse, np.sqrt(np.diag(np.linalg.inv(naive.raw.model.hessian(naive.raw.params) * -1))), rtol=1e-8
+    )
     assert naive.n_obs == 730
 
 
 @pytest.mark.parametrize("fit", ["beta", "gee", "mixedlm"])
 def test_covariance_frames_are_labelled_by_term(races: pd.DataFrame, fit: str) -> None:
     result = {"beta": race.fit_race_beta, "gee": race.fit_race_gee, "mixedlm": race.fit_race_mixedlm}[fit](
-        races, MIX_RHS)
+        races, MIX_RHS
+    )
     names = list(result.params.index)
     assert list(result.cov_params.index) == names and list(result.cov_params.columns) == names
     assert result.n_obs == 730 and result.n_clusters == 14 and result.warnings == ()
@@ -89,18 +98,48 @@ def test_marginal_effects_refusals_and_terms(races: pd.DataFrame) -> None:
     row = chosen.iloc[0]
     from scipy import stats
 
-    assert (row["ci_upper_pp"] - row["ame_pp"]) / row["std_error_pp"] == pytest.approx(stats.t.ppf(0.95, 13),
-                                                                                       rel=1e-12)
+    assert (row["ci_upper_pp"] - row["ame_pp"]) / row["std_error_pp"] == pytest.approx(stats.t.ppf(0.95, 13), rel=1e-12)
     mixed = race.fit_race_mixedlm(races, MIX_RHS)
-    with pytest.raises(ValueError, match=r"^race_mixedlm: marginal effects need a logit-mean fit with its raw "
-                                         r"results$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^race_mixedlm: marginal effects need a logit-mean fit with its raw "
+        r"results$",
+    ):
         inference.average_marginal_effects(mixed)
-    bare = inference.FitResult("bare", "", "", fit.params, fit.bse, fit.conf_int, fit.pvalues, 1, None, "", False, None,
-                            extra={"mean_link": "logit"}, cov_params=fit.cov_params)
+    bare = inference.FitResult(
+        "bare",
+        "",
+        "",
+        fit.params,
+        fit.bse,
+        fit.conf_int,
+        fit.pvalues,
+        1,
+        None,
+        "",
+        False,
+        None,
+        extra={"mean_link": "logit"},
+        cov_params=fit.cov_params,
+    )
     with pytest.raises(ValueError, match=r"^bare: marginal effects need a logit-mean fit with its raw results$"):
         inference.average_marginal_effects(bare)
-    no_cov = inference.FitResult("no_cov", "", "", fit.params, fit.bse, fit.conf_int, fit.pvalues, 1, None, "", False,
-                              None, extra={"mean_link": "logit"}, raw=fit.raw)
+    no_cov = inference.FitResult(
+        "no_cov",
+        "",
+        "",
+        fit.params,
+        fit.bse,
+        fit.conf_int,
+        fit.pvalues,
+        1,
+        None,
+        "",
+        False,
+        None,
+        extra={"mean_link": "logit"},
+        raw=fit.raw,
+    )
     with pytest.raises(ValueError, match=r"^no_cov: marginal effects need a logit-mean fit with its raw results$"):
         inference.average_marginal_effects(no_cov)
 
@@ -117,9 +156,14 @@ def test_sandwich_default_is_hc3() -> None:
 
 def test_leave_one_out_passes_covariance_and_term() -> None:
     # nine regions: every leave-one-out fit keeps 8 - 3 = 5 residual df, enough to be reported (inference.estimability)
-    regions = pd.DataFrame({"region": list("ABCDEFGHI"), "x": [1.0, 2.0, 3.5, 5.0, 6.0, 2.5, 4.0, 3.0, 5.5],
-                            "z": [0.5, -1.0, 2.0, 0.0, 1.0, 0.3, -0.5, 1.5, -0.2],
-                            "turnout_pct": [60.0, 66.0, 71.0, 69.0, 75.0, 64.0, 70.0, 67.0, 73.0]})
+    regions = pd.DataFrame(
+        {
+            "region": list("ABCDEFGHI"),
+            "x": [1.0, 2.0, 3.5, 5.0, 6.0, 2.5, 4.0, 3.0, 5.5],
+            "z": [0.5, -1.0, 2.0, 0.0, 1.0, 0.3, -0.5, 1.5, -0.2],
+            "turnout_pct": [60.0, 66.0, 71.0, 69.0, 75.0, 64.0, 70.0, 67.0, 73.0],
+        }
+    )
     hc1 = regional.leave_one_out(regions, ["x", "z"], cov_type="HC1")
     refit = regional.fit_regional_fractional_logit(regions[regions["region"] != "A"], ["x", "z"], cov_type="HC1")
     assert hc1.iloc[0]["std_error"] == refit.bse["x"]
@@ -142,7 +186,9 @@ def test_simulated_race_columns_by_hand() -> None:
     assert (races["any_self"] == (races["n_self"] > 0).astype(int)).all()
     assert (races["any_woman"] == (races["n_women"] > 0).astype(int)).all()
     assert (races["winner_votes"] <= races["valid_votes"]).all() and (races["valid_votes"] == races["voted"]).all()
-    assert (races["winner_votes"] * races["n_candidates"] >= races["voted"]).all() and races["winner_votes"].dtype.kind == "i"
+    assert (races["winner_votes"] * races["n_candidates"] >= races["voted"]).all() and races[
+        "winner_votes"
+    ].dtype.kind == "i"
     assert (races["voted"] < races["registered"]).all() and (races["n_candidates"] >= 2).all()
     by_region = races.groupby("region")
     assert by_region["n_party"].sum()[margins["region"]].tolist() == margins["cands_party"].tolist()

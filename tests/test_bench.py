@@ -17,8 +17,10 @@ def test_row_reports_ratio_to_floor_and_target() -> None:
 
 
 def test_table_lists_every_measure_with_its_floor_ratio_and_verdict() -> None:
-    rows = [bench.row("stage ingest", 4.0, 2.0, "runner + kernel + its imports"),
-            bench.row("no-op dvc repro", 1.8, 1.2, "dvc status, empty pipeline", 1.5)]
+    rows = [
+        bench.row("stage ingest", 4.0, 2.0, "runner + kernel + its imports"),
+        bench.row("no-op dvc repro", 1.8, 1.2, "dvc status, empty pipeline", 1.5),
+    ]
     table = bench.format_table(rows).splitlines()
     assert table[2] == "| stage ingest | 4.0 s | 2.0 (runner + kernel + its imports) | 2.0 |  |  |"
     assert table[3] == "| no-op dvc repro | 1.8 s | 1.2 (dvc status, empty pipeline) | 1.5 | ≤ 1.5 | met |"

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 from scipy import stats
 from scipy.special import expit, logit
 
 from akim_turnout import inference, race, regional, simulate, study
-from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
 # Published two-sided 95 % critical values (upper 2.5 % points), six decimals, as printed in t tables.
 T_TABLE_975 = {3: 3.182446, 7: 2.364624, 10: 2.228139, 13: 2.160369}
@@ -35,14 +35,14 @@ ATTENUATION_C = 16 * math.sqrt(3) / (15 * math.pi)
 
 
 def test_attenuation_constant_by_hand() -> None:
-    assert ATTENUATION_C == pytest.approx(0.5880842, abs=5e-8)
-    assert ATTENUATION_C ** 2 == pytest.approx(256 * 3 / (225 * math.pi ** 2), rel=1e-15)
+    assert pytest.approx(0.5880842, abs=5e-8) == ATTENUATION_C
+    assert pytest.approx(256 * 3 / (225 * math.pi**2), rel=1e-15) == ATTENUATION_C**2
 
 
 @pytest.mark.parametrize("sd", [0.0, 0.35, 1.0, 3.0])
 def test_population_averaged_coefficients_are_attenuated_by_the_constant(sd: float) -> None:
     settings = simulate.SimulationSettings(overdispersion_sd=sd, beta_cands=0.2, beta_self_share=-0.3, beta_women=0.1)
-    factor = 1 / math.sqrt(1 + ATTENUATION_C ** 2 * sd ** 2)
+    factor = 1 / math.sqrt(1 + ATTENUATION_C**2 * sd**2)
     averaged = simulate.population_averaged_coefficients(settings)
     assert averaged.name == "population_averaged"
     assert list(averaged.index) == ["np.log(n_candidates)", "self_share", "any_woman"]
@@ -87,8 +87,9 @@ def test_regional_fit_uses_t_with_n_minus_k_df(regional_fit: inference.FitResult
     lower = (regional_fit.params - regional_fit.conf_int["lower"]) / regional_fit.bse
     np.testing.assert_allclose(half, stats.t.ppf(0.975, 10), rtol=1e-12)
     np.testing.assert_allclose(lower, T_TABLE_975[10], atol=5e-7)
-    np.testing.assert_allclose(regional_fit.pvalues, 2 * stats.t.sf(np.abs(regional_fit.params / regional_fit.bse), 10),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        regional_fit.pvalues, 2 * stats.t.sf(np.abs(regional_fit.params / regional_fit.bse), 10), rtol=1e-12
+    )
 
 
 def test_clustered_race_fit_uses_t_with_clusters_minus_one_df(regions: pd.DataFrame) -> None:
@@ -98,8 +99,7 @@ def test_clustered_race_fit_uses_t_with_clusters_minus_one_df(regions: pd.DataFr
     np.testing.assert_allclose((fit.conf_int["upper"] - fit.params) / fit.bse, stats.t.ppf(0.975, 13), rtol=1e-12)
     naive = race.fit_race_naive_binomial(races, "self_share")
     assert naive.df_resid is None and not naive.use_t
-    np.testing.assert_allclose((naive.conf_int["upper"] - naive.params) / naive.bse, stats.norm.ppf(0.975),
-                               rtol=1e-12)
+    np.testing.assert_allclose((naive.conf_int["upper"] - naive.params) / naive.bse, stats.norm.ppf(0.975), rtol=1e-12)
     np.testing.assert_allclose(naive.pvalues, 2 * stats.norm.sf(np.abs(naive.params / naive.bse)), rtol=1e-12)
 
 
@@ -126,7 +126,8 @@ def test_average_marginal_effect_by_hand_with_t_quantile(regional_fit: inference
     assert row["model"] == "regional_fractional_logit" and row["averaging"] == "unweighted"
     at_90 = inference.average_marginal_effects(regional_fit, alpha=0.10).set_index("term").loc["posts"]
     assert (at_90["ci_upper_pp"] - at_90["ame_pp"]) / at_90["std_error_pp"] == pytest.approx(
-        stats.t.ppf(0.95, 10), rel=1e-12)
+        stats.t.ppf(0.95, 10), rel=1e-12
+    )
 
 
 def test_weighted_average_marginal_effect_by_hand(regional_fit: inference.FitResult) -> None:
@@ -142,8 +143,7 @@ def test_normal_fit_gives_normal_ame_intervals(regions: pd.DataFrame) -> None:
     races = simulate.simulate_races(regions, NATIONAL_2021, simulate.SimulationSettings(), seed=1)
     naive = race.fit_race_naive_binomial(races, "self_share")
     row = inference.average_marginal_effects(naive).iloc[0]
-    assert (row["ci_upper_pp"] - row["ame_pp"]) / row["std_error_pp"] == pytest.approx(stats.norm.ppf(0.975),
-                                                                                       rel=1e-12)
+    assert (row["ci_upper_pp"] - row["ame_pp"]) / row["std_error_pp"] == pytest.approx(stats.norm.ppf(0.975), rel=1e-12)
 
 
 def test_prediction_curve_band_by_hand(regional_fit: inference.FitResult) -> None:
@@ -165,8 +165,11 @@ def test_prediction_curve_band_by_hand(regional_fit: inference.FitResult) -> Non
 
 def test_prediction_curve_refuses_other_designs(regions: pd.DataFrame) -> None:
     two = regional.fit_regional_fractional_logit(regions, ["posts", "np.log(cands)"])
-    with pytest.raises(ValueError, match=r"^prediction_curve needs a fit on exactly \['Intercept', 'posts'\], got "
-                                         r"\['Intercept', 'posts', 'np.log\(cands\)'\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^prediction_curve needs a fit on exactly \['Intercept', 'posts'\], got "
+        r"\['Intercept', 'posts', 'np.log\(cands\)'\]$",
+    ):
         regional.prediction_curve(two, "posts", np.array([1.0]))
 
 
@@ -174,10 +177,20 @@ def _fit_with(df_resid: float | None, estimate: float = -0.2, se: float = 0.1) -
     params = pd.Series({"Intercept": 0.5, "self_share": estimate})
     bse = pd.Series({"Intercept": 0.05, "self_share": se})
     return inference.FitResult(
-        name="hand", family="binomial", formula="y ~ self_share", params=params, bse=bse,
-        conf_int=pd.DataFrame({"lower": params - 1, "upper": params + 1}), pvalues=pd.Series({"Intercept": 0.1,
-        "self_share": 0.042}), n_obs=100, n_clusters=8, cov_type="cluster", use_t=df_resid is not None,
-        df_resid=df_resid, warnings=(), extra={},
+        name="hand",
+        family="binomial",
+        formula="y ~ self_share",
+        params=params,
+        bse=bse,
+        conf_int=pd.DataFrame({"lower": params - 1, "upper": params + 1}),
+        pvalues=pd.Series({"Intercept": 0.1, "self_share": 0.042}),
+        n_obs=100,
+        n_clusters=8,
+        cov_type="cluster",
+        use_t=df_resid is not None,
+        df_resid=df_resid,
+        warnings=(),
+        extra={},
     )
 
 
@@ -233,8 +246,7 @@ def hand_sandwiches(share: np.ndarray, design: np.ndarray, params: np.ndarray) -
     n, k = design.shape
     hc0 = bread @ scores.T @ scores @ bread
     corrected = scores / (1 - leverage)[:, None]
-    return {"HC0": hc0, "HC1": hc0 * n / (n - k), "HC3": bread @ corrected.T @ corrected @ bread,
-            "leverage": leverage}
+    return {"HC0": hc0, "HC1": hc0 * n / (n - k), "HC3": bread @ corrected.T @ corrected @ bread, "leverage": leverage}
 
 
 @pytest.fixture(scope="module")

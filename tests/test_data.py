@@ -7,8 +7,8 @@ import io
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import pytest
@@ -30,14 +30,29 @@ def processed(raw, tmp_path_factory) -> dict[str, pd.DataFrame]:
     """Processed tables written to disk and read back, as later stages read them."""
     out = tmp_path_factory.mktemp("processed")
     ingest.write_processed(ingest.build_processed(raw), out)
-    return {name: data.read_processed(name, out) for name in ("regional_2021", "national", "figures", "races", "sources")}
+    return {
+        name: data.read_processed(name, out) for name in ("regional_2021", "national", "figures", "races", "sources")
+    }
 
 
 def test_real_data_pass_validation(raw) -> None:
     assert len(raw.frames["figures"]) > 500
     assert set(raw.regions.regions_of_map("2021")) == {
-        "Akmola", "Aktobe", "Almaty", "Atyrau", "East Kazakhstan", "Karaganda", "Kostanay", "Kyzylorda", "Mangystau",
-        "North Kazakhstan", "Pavlodar", "Turkestan", "West Kazakhstan", "Zhambyl"}
+        "Akmola",
+        "Aktobe",
+        "Almaty",
+        "Atyrau",
+        "East Kazakhstan",
+        "Karaganda",
+        "Kostanay",
+        "Kyzylorda",
+        "Mangystau",
+        "North Kazakhstan",
+        "Pavlodar",
+        "Turkestan",
+        "West Kazakhstan",
+        "Zhambyl",
+    }
 
 
 def test_every_raw_figure_is_backed_by_a_source_row(raw) -> None:
@@ -78,8 +93,12 @@ def test_remainder_of_posts_is_reported_for_the_regions_without_figures(raw) -> 
 
 def test_conflicts_stay_visible_with_their_alternative_source(processed) -> None:
     figures = processed["figures"]
-    stations = figures[(figures["round_id"] == data.ROUND_2021) & (figures["level"] == "national") & (figures["variable"] == "polling_stations")]
-    assert set(zip(stations["role"], stations["value"])) == {("primary", 1847), ("alternative", 1845)}
+    stations = figures[
+        (figures["round_id"] == data.ROUND_2021)
+        & (figures["level"] == "national")
+        & (figures["variable"] == "polling_stations")
+    ]
+    assert set(zip(stations["role"], stations["value"], strict=True)) == {("primary", 1847), ("alternative", 1845)}
     assert stations["url"].notna().all()
 
 
@@ -102,6 +121,7 @@ def test_processed_outputs_are_parquet_and_csv(raw, tmp_path) -> None:
 # ------------------------------------------------------------------------------------------------------------
 # Bad input: each kind is one mutation of a copy of data/raw; the check lists file, line, column and rule.
 
+
 def rewrite_csv(path: Path, change: Callable[[list[list[str]]], list[list[str]]]) -> None:
     rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
     buffer = io.StringIO()
@@ -111,6 +131,7 @@ def rewrite_csv(path: Path, change: Callable[[list[list[str]]], list[list[str]]]
 
 def edit_cell(match: dict[str, str], column: str, value: str) -> Callable:
     """Set ``column`` of the first row whose cells equal ``match``; returns the row's line via the exception text."""
+
     def change(rows: list[list[str]]) -> list[list[str]]:
         header = rows[0]
         for row in rows[1:]:
@@ -118,6 +139,7 @@ def edit_cell(match: dict[str, str], column: str, value: str) -> Callable:
                 row[header.index(column)] = value
                 return rows
         raise AssertionError(f"no row matches {match}")
+
     return change
 
 
@@ -148,24 +170,57 @@ def append_non_utf8(raw_dir: Path) -> None:
 
 
 BAD_INPUTS = {
-    "missing column": (mutate_regional(lambda rows: [r[:-1] for r in rows]), ["regional.csv:1", "'note'", "missing-column"]),
-    "unknown extra column": (mutate_regional(lambda rows: [r + (["comment"] if i == 0 else ["x"]) for i, r in enumerate(rows)]),
-                             ["regional.csv:1", "'comment'", "unknown-column"]),
-    "wrong type": (mutate_regional(edit_cell(AKMOLA_TURNOUT, "value", "seventy")), ["regional.csv:2", "'value'", "'seventy' is not a number"]),
+    "missing column": (
+        mutate_regional(lambda rows: [r[:-1] for r in rows]),
+        ["regional.csv:1", "'note'", "missing-column"],
+    ),
+    "unknown extra column": (
+        mutate_regional(lambda rows: [r + (["comment"] if i == 0 else ["x"]) for i, r in enumerate(rows)]),
+        ["regional.csv:1", "'comment'", "unknown-column"],
+    ),
+    "wrong type": (
+        mutate_regional(edit_cell(AKMOLA_TURNOUT, "value", "seventy")),
+        ["regional.csv:2", "'value'", "'seventy' is not a number"],
+    ),
     "empty file": (lambda d: (d / "sources.csv").write_text(""), ["sources.csv:1", "empty-file"]),
     "header only": (mutate_regional(lambda rows: rows[:1]), ["regional.csv:1", "no-rows"]),
-    "duplicated key": (mutate_regional(duplicate_first_data_row), ["regional.csv:3", "duplicate key", "first on line 2"]),
-    "unknown region name": (mutate_regional(edit_cell(AKMOLA_TURNOUT, "region", "Atlantis")), ["regional.csv:2", "'region'", "unknown region name 'Atlantis'", "known-region"]),
-    "turnout above 100": (mutate_regional(edit_cell(AKMOLA_TURNOUT, "value", "104.2")), ["regional.csv:2", "turnout_pct = 104.2 is above the maximum 100", "[maximum]"]),
-    "votes above voters": (mutate_regional(edit_cell(ATYRAU_VOTES, "value", "50000")), ["votes_cast = 50000 exceeds voters_on_rolls = 44305", "part-not-above-whole"]),
-    "negative count": (mutate_regional(edit_cell(AKMOLA_POSTS, "value", "-5")), ["posts = -5 is below the minimum 0", "[minimum]"]),
-    "regional sum above national": (mutate_regional(edit_cell(AKMOLA_POSTS, "value", "900")), ["posts: regions sum to", "above the national total 730", "regional-sum"]),
+    "duplicated key": (
+        mutate_regional(duplicate_first_data_row),
+        ["regional.csv:3", "duplicate key", "first on line 2"],
+    ),
+    "unknown region name": (
+        mutate_regional(edit_cell(AKMOLA_TURNOUT, "region", "Atlantis")),
+        ["regional.csv:2", "'region'", "unknown region name 'Atlantis'", "known-region"],
+    ),
+    "turnout above 100": (
+        mutate_regional(edit_cell(AKMOLA_TURNOUT, "value", "104.2")),
+        ["regional.csv:2", "turnout_pct = 104.2 is above the maximum 100", "[maximum]"],
+    ),
+    "votes above voters": (
+        mutate_regional(edit_cell(ATYRAU_VOTES, "value", "50000")),
+        ["votes_cast = 50000 exceeds voters_on_rolls = 44305", "part-not-above-whole"],
+    ),
+    "negative count": (
+        mutate_regional(edit_cell(AKMOLA_POSTS, "value", "-5")),
+        ["posts = -5 is below the minimum 0", "[minimum]"],
+    ),
+    "regional sum above national": (
+        mutate_regional(edit_cell(AKMOLA_POSTS, "value", "900")),
+        ["posts: regions sum to", "above the national total 730", "regional-sum"],
+    ),
     "not UTF-8": (append_non_utf8, ["regional.csv:3", "column 'note'", "not valid UTF-8", "encoding"]),
-    "figure without source": (mutate_regional(edit_cell(AKMOLA_TURNOUT, "source_id", "")), ["regional.csv:2", "'source_id'", "figure has no source"]),
-    "unknown source_id": (mutate_regional(edit_cell(AKMOLA_TURNOUT, "source_id", "no_such_source")),
-                          ["regional.csv:2: column 'source_id': 'no_such_source' is not a known key in", "sources.csv [foreign-key]"]),
-    "html in region name": (mutate_regional(edit_cell(AKMOLA_TURNOUT, "region", "<script>alert(1)</script>")),
-                            ["regional.csv:2", "unknown region name '<script>alert(1)</script>'"]),
+    "figure without source": (
+        mutate_regional(edit_cell(AKMOLA_TURNOUT, "source_id", "")),
+        ["regional.csv:2", "'source_id'", "figure has no source"],
+    ),
+    "unknown source_id": (
+        mutate_regional(edit_cell(AKMOLA_TURNOUT, "source_id", "no_such_source")),
+        ["regional.csv:2: column 'source_id': 'no_such_source' is not a known key in", "sources.csv [foreign-key]"],
+    ),
+    "html in region name": (
+        mutate_regional(edit_cell(AKMOLA_TURNOUT, "region", "<script>alert(1)</script>")),
+        ["regional.csv:2", "unknown region name '<script>alert(1)</script>'"],
+    ),
 }
 
 
@@ -187,7 +242,9 @@ def test_bad_input_is_refused_with_file_line_column_and_rule(kind: str, raw_copy
 def test_every_problem_is_reported_at_once(raw_copy: Path) -> None:
     rewrite_csv(raw_copy / "regional.csv", edit_cell(AKMOLA_TURNOUT, "value", "104.2"))
     rewrite_csv(raw_copy / "regional.csv", edit_cell(AKMOLA_POSTS, "value", "-5"))
-    rewrite_csv(raw_copy / "race_units.csv", lambda rows: rows[:1] + [[*rows[1][:2], "Narnia", *rows[1][3:]]] + rows[2:])
+    rewrite_csv(
+        raw_copy / "race_units.csv", lambda rows: rows[:1] + [[*rows[1][:2], "Narnia", *rows[1][3:]]] + rows[2:]
+    )
     with pytest.raises(ingest.DataValidationError) as error:
         ingest.load_raw(raw_copy)
     rules = {problem.rule for problem in error.value.problems}
@@ -215,12 +272,15 @@ def test_region_name_with_html_stays_inert_text_in_report_tables() -> None:
 def test_figure_caption_and_alt_text_are_escaped(tmp_path: Path) -> None:
     png = tmp_path / "f.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n")
-    html = report.figure_html(png, key="k<1>", caption="<i>turnout</i> & share", alt='a "quoted" <alt>',
-                              numbering=report.Numbering())
+    html = report.figure_html(
+        png, key="k<1>", caption="<i>turnout</i> & share", alt='a "quoted" <alt>', numbering=report.Numbering()
+    )
     assert "<i>" not in html and "&lt;i&gt;turnout&lt;/i&gt; &amp; share</figcaption>" in html
     assert 'alt="a &quot;quoted&quot; &lt;alt&gt;"' in html and 'id="fig-k&lt;1&gt;"' in html
 
 
 def test_region_index_maps_aliases_from_rows() -> None:
-    index = build_region_index([{"region": "Abai", "map": "2022", "name_ru": "область Абай", "name_kk": "Абай облысы", "aliases": "Abay"}])
+    index = build_region_index(
+        [{"region": "Abai", "map": "2022", "name_ru": "область Абай", "name_kk": "Абай облысы", "aliases": "Abay"}]
+    )
     assert index.resolve("Abay") == index.resolve("абай") == "Abai"

@@ -24,21 +24,39 @@ def test_closure_follows_imports_through_modules() -> None:
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     study = deps.stage_modules(ROOT, stages["simulation_study"])
     # the study notebook imports study, which imports race, simulate and fastfit; importing any module runs __init__
-    assert {"src/akim_turnout/study.py", "src/akim_turnout/race.py", "src/akim_turnout/simulate.py",
-            "src/akim_turnout/fastfit.py", "src/akim_turnout/inference.py", "src/akim_turnout/__init__.py",
-            "src/akim_turnout/run_notebook.py"} <= set(study)
+    assert {
+        "src/akim_turnout/study.py",
+        "src/akim_turnout/race.py",
+        "src/akim_turnout/simulate.py",
+        "src/akim_turnout/fastfit.py",
+        "src/akim_turnout/inference.py",
+        "src/akim_turnout/__init__.py",
+        "src/akim_turnout/run_notebook.py",
+    } <= set(study)
     report = deps.stage_modules(ROOT, stages["report"])
     assert {"src/akim_turnout/report.py", "src/akim_turnout/tables.py", "src/akim_turnout/labels.py"} <= set(report)
     assert not {"src/akim_turnout/study.py", "src/akim_turnout/race.py", "src/akim_turnout/forensics.py"} & set(report)
 
 
 def test_import_forms() -> None:
-    source = "import akim_turnout.race as m\nfrom akim_turnout import data, outputs\nimport numpy\n" \
-             "def f():\n    from akim_turnout.study import METHODS\n"
-    assert deps.imported_modules(source) == {"akim_turnout.race", "akim_turnout", "akim_turnout.data",
-                                             "akim_turnout.outputs", "akim_turnout.study", "akim_turnout.study.METHODS"}
+    source = (
+        "import akim_turnout.race as m\nfrom akim_turnout import data, outputs\nimport numpy\n"
+        "def f():\n    from akim_turnout.study import METHODS\n"
+    )
+    assert deps.imported_modules(source) == {
+        "akim_turnout.race",
+        "akim_turnout",
+        "akim_turnout.data",
+        "akim_turnout.outputs",
+        "akim_turnout.study",
+        "akim_turnout.study.METHODS",
+    }
     assert deps.imported_modules("from . import outputs\nfrom .race import x\n", "akim_turnout.figures") == {
-        "akim_turnout", "akim_turnout.outputs", "akim_turnout.race", "akim_turnout.race.x"}
+        "akim_turnout",
+        "akim_turnout.outputs",
+        "akim_turnout.race",
+        "akim_turnout.race.x",
+    }
 
 
 def _fixture_project(tmp_path: Path, extra_import: str) -> Path:
@@ -71,7 +89,10 @@ def test_a_declared_module_the_stage_does_not_import_is_refused(tmp_path) -> Non
     dvc = yaml.safe_load((project / "dvc.yaml").read_text())
     dvc["stages"]["ingest"]["deps"].append("src/akim_turnout/study.py")
     (project / "dvc.yaml").write_text(yaml.safe_dump(dvc, sort_keys=False))
-    with pytest.raises(deps.DependencyMismatch, match="stage 'ingest' lists src/akim_turnout/study.py in its deps but does not import it"):
+    with pytest.raises(
+        deps.DependencyMismatch,
+        match="stage 'ingest' lists src/akim_turnout/study.py in its deps but does not import it",
+    ):
         deps.check_pipeline(project, ["ingest"])
 
 

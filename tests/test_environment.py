@@ -49,13 +49,18 @@ def _lock_pins() -> dict[str, str]:
 def test_environment_yml_lists_exactly_the_pyproject_packages() -> None:
     conda = set(_conda_pins()) - {"python"}
     expected = _pyproject_names()
-    assert conda == expected, f"only in environment.yml: {sorted(conda - expected)}; only in pyproject: {sorted(expected - conda)}"
+    assert conda == expected, (
+        f"only in environment.yml: {sorted(conda - expected)}; only in pyproject: {sorted(expected - conda)}"
+    )
 
 
 def test_environment_yml_pins_match_the_lock() -> None:
     lock = _lock_pins()
-    mismatched = {name: (version, lock.get(name)) for name, version in _conda_pins().items()
-                  if name != "python" and lock.get(name) != version}
+    mismatched = {
+        name: (version, lock.get(name))
+        for name, version in _conda_pins().items()
+        if name != "python" and lock.get(name) != version
+    }
     assert not mismatched, f"environment.yml vs requirements.lock: {mismatched}"
 
 

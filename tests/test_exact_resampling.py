@@ -44,12 +44,21 @@ def six_clusters() -> pd.DataFrame:
     within = np.array([-0.3, 0.05, 0.35])
     x = (region_x[:, None] + within[None, :]).ravel()
     registered = np.array([120, 95, 210, 80, 150, 60, 300, 110, 90, 70, 180, 140, 100, 250, 65, 130, 85, 160])
-    share = expit(0.4 + 0.35 * x + np.array([0.3, -0.2, 0.1, -0.4, 0.25, 0.0, 0.2, -0.1, -0.3,
-                                             0.15, 0.35, -0.25, -0.05, 0.1, 0.3, -0.35, 0.05, 0.2]))
-    return pd.DataFrame({
-        "region": np.repeat(list("abcdef"), 3), "x": x, "registered": registered,
-        "voted": np.round(share * registered).astype(int),
-    })
+    share = expit(
+        0.4
+        + 0.35 * x
+        + np.array(
+            [0.3, -0.2, 0.1, -0.4, 0.25, 0.0, 0.2, -0.1, -0.3, 0.15, 0.35, -0.25, -0.05, 0.1, 0.3, -0.35, 0.05, 0.2]
+        )
+    )
+    return pd.DataFrame(
+        {
+            "region": np.repeat(list("abcdef"), 3),
+            "x": x,
+            "registered": registered,
+            "voted": np.round(share * registered).astype(int),
+        }
+    )
 
 
 def restricted_influence(df: pd.DataFrame, null_value: float) -> np.ndarray:
@@ -67,8 +76,8 @@ def restricted_influence(df: pd.DataFrame, null_value: float) -> np.ndarray:
 def exact_wild_p(df: pd.DataFrame, null_value: float, vectors: np.ndarray) -> tuple[float, float]:
     """Observed score statistic and the share of weight vectors whose restudentised statistic reaches it."""
     psi = restricted_influence(df, null_value)
-    observed = psi.sum() / math.sqrt(np.sum(psi ** 2))
-    replicates = np.einsum("bg,g->b", vectors, psi) / np.sqrt(np.einsum("bg,g->b", vectors ** 2, psi ** 2))
+    observed = psi.sum() / math.sqrt(np.sum(psi**2))
+    replicates = np.einsum("bg,g->b", vectors, psi) / np.sqrt(np.einsum("bg,g->b", vectors**2, psi**2))
     return observed, float(np.count_nonzero(np.abs(replicates) >= abs(observed) * TIE)) / len(vectors)
 
 
@@ -110,8 +119,8 @@ def test_replicates_are_restudentised(races) -> None:
     studentised one. (With Rademacher weights v^2 = 1 and the two coincide.)"""
     vectors = all_vectors(WEBB, 6)
     psi = restricted_influence(races, 0.6)
-    observed = psi.sum() / math.sqrt(np.sum(psi ** 2))
-    unstudentised = np.mean(np.abs(vectors @ psi / math.sqrt(np.sum(psi ** 2))) >= abs(observed) * TIE)
+    observed = psi.sum() / math.sqrt(np.sum(psi**2))
+    unstudentised = np.mean(np.abs(vectors @ psi / math.sqrt(np.sum(psi**2))) >= abs(observed) * TIE)
     result = resampling.wild_cluster_bootstrap(races, "x", "x", draws=vectors, null_value=0.6, ci=False)
     assert result.p_value == pytest.approx(exact_wild_p(races, 0.6, vectors)[1], abs=1e-12)
     assert abs(result.p_value - unstudentised) > 0.01
@@ -146,7 +155,7 @@ def test_default_weights_are_webb_drawn_from_the_seed(races) -> None:
     assert inspect.signature(resampling.wild_cluster_bootstrap).parameters["weights"].default == "webb"
     np.testing.assert_allclose(resampling.WILD_WEIGHTS["webb"], WEBB, rtol=0, atol=1e-15)
     np.testing.assert_array_equal(resampling.WILD_WEIGHTS["rademacher"], RADEMACHER)
-    assert np.mean(WEBB) == pytest.approx(0.0, abs=1e-15) and np.mean(WEBB ** 2) == pytest.approx(1.0, abs=1e-15)
+    assert np.mean(WEBB) == pytest.approx(0.0, abs=1e-15) and np.mean(WEBB**2) == pytest.approx(1.0, abs=1e-15)
     result = resampling.wild_cluster_bootstrap(races, "x", "x", n_boot=499, seed=11, null_value=0.6, ci=False)
     assert result.weights == "webb" and result.n_boot == 499 and result.notes == ()
     webb_draws = np.random.default_rng(11).choice(WEBB, size=(499, 6))
@@ -180,11 +189,13 @@ def test_draws_must_have_one_column_per_cluster(races) -> None:
 
 
 def five_regions() -> pd.DataFrame:
-    return pd.DataFrame({
-        "region": ["A", "B", "C", "D", "E"],
-        "x": [1.0, 2.5, 3.0, 4.2, 6.0],
-        "turnout_pct": [66.0, 72.5, 61.0, 70.0, 71.5],
-    })
+    return pd.DataFrame(
+        {
+            "region": ["A", "B", "C", "D", "E"],
+            "x": [1.0, 2.5, 3.0, 4.2, 6.0],
+            "turnout_pct": [66.0, 72.5, 61.0, 70.0, 71.5],
+        }
+    )
 
 
 def fractional_logit(share: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

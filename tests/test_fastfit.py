@@ -8,19 +8,18 @@ whose draws are the same.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 from scipy import stats
 
 from akim_turnout import fastfit, montecarlo, race, resampling, simulate, study
-from akim_turnout.regional import _regional_arrays
 from akim_turnout.inference import mancl_derouen_cov
-from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
-
-from pathlib import Path
+from akim_turnout.regional import _regional_arrays
 
 RTOL = 1e-8
 REGIONAL_CSV = Path(__file__).parent / "reference" / "inputs" / "regional_2021.csv"
@@ -55,7 +54,9 @@ def near_separated(regions: pd.DataFrame) -> pd.DataFrame:
     return races
 
 
-def assert_scaled_close(actual: np.ndarray, expected: np.ndarray, scale: float | np.ndarray, rtol: float = RTOL) -> None:
+def assert_scaled_close(
+    actual: np.ndarray, expected: np.ndarray, scale: float | np.ndarray, rtol: float = RTOL
+) -> None:
     """|actual - expected| <= rtol * scale elementwise (scale: the quantity's size where entries can be near zero)."""
     actual, expected = np.asarray(actual, float), np.asarray(expected, float)
     assert actual.shape == expected.shape
@@ -107,8 +108,9 @@ def test_race_arrays_hand_irregular_data_to_prepare_races(races: pd.DataFrame) -
 def test_cluster_sums_follow_cluster_codes(races: pd.DataFrame) -> None:
     arrays = _arrays(races.sample(frac=1.0, random_state=2))
     values = np.arange(len(arrays.voted), dtype=float)
-    np.testing.assert_allclose(arrays.cluster_sums(values),
-                               np.bincount(arrays.clusters, weights=values, minlength=arrays.n_clusters))
+    np.testing.assert_allclose(
+        arrays.cluster_sums(values), np.bincount(arrays.clusters, weights=values, minlength=arrays.n_clusters)
+    )
 
 
 # --------------------------------------------------------------------------
@@ -146,11 +148,13 @@ def test_counts_glm_matches_statsmodels_cluster_covariance_directly(races: pd.Da
     arrays = _arrays(races)
     endog = np.column_stack([arrays.voted, arrays.registered - arrays.voted])
     raw = sm.GLM(endog, arrays.exog, family=sm.families.Binomial()).fit(
-        cov_type="cluster", cov_kwds={"groups": arrays.clusters}, use_t=True)
+        cov_type="cluster", cov_kwds={"groups": arrays.clusters}, use_t=True
+    )
     fit = fastfit.fit_counts_glm(arrays)
     assert_cov_close(fit.cov_cluster, raw.cov_params())
-    np.testing.assert_allclose(fastfit.t_inference(fit.params, fit.bse_cluster, fit.df_resid_inference)[0],
-                               raw.pvalues, rtol=RTOL)
+    np.testing.assert_allclose(
+        fastfit.t_inference(fit.params, fit.bse_cluster, fit.df_resid_inference)[0], raw.pvalues, rtol=RTOL
+    )
 
 
 def test_counts_glm_near_separation(near_separated: pd.DataFrame) -> None:
@@ -161,8 +165,9 @@ def test_counts_glm_near_separation(near_separated: pd.DataFrame) -> None:
 
 
 def test_counts_glm_declines_separation(near_separated: pd.DataFrame) -> None:
-    separated = near_separated.assign(voted=np.where(near_separated["region"] == "Mangystau",
-                                                     near_separated["registered"], near_separated["voted"]))
+    separated = near_separated.assign(
+        voted=np.where(near_separated["region"] == "Mangystau", near_separated["registered"], near_separated["voted"])
+    )
     with pytest.raises(fastfit.FastPathDeclined):
         fastfit.fit_counts_glm(_arrays(separated))
     with pytest.raises(fastfit.FastPathDeclined):
@@ -192,15 +197,21 @@ def test_wild_weights_are_the_models_weights() -> None:
         np.testing.assert_array_equal(fastfit.WILD_WEIGHTS[name], support)
 
 
-@pytest.mark.parametrize("term, null_value, weights, seed", [
-    ("self_share", 0.0, "webb", 3), ("self_share", -0.25, "webb", 4),
-    ("any_woman", 0.0, "rademacher", 5), ("np.log(n_candidates)", 0.3, "webb", 6),
-])
+@pytest.mark.parametrize(
+    "term, null_value, weights, seed",
+    [
+        ("self_share", 0.0, "webb", 3),
+        ("self_share", -0.25, "webb", 4),
+        ("any_woman", 0.0, "rademacher", 5),
+        ("np.log(n_candidates)", 0.3, "webb", 6),
+    ],
+)
 def test_score_bootstrap_matches_wild_cluster_bootstrap(
     races: pd.DataFrame, term: str, null_value: float, weights: str, seed: int
 ) -> None:
-    reference = resampling.wild_cluster_bootstrap(races, TRUE_RHS, term, n_boot=199, seed=seed, weights=weights,
-                                              null_value=null_value, ci=False)
+    reference = resampling.wild_cluster_bootstrap(
+        races, TRUE_RHS, term, n_boot=199, seed=seed, weights=weights, null_value=null_value, ci=False
+    )
     arrays = _arrays(races)
     draws = fastfit.wild_weight_draws(seed, 199, arrays.n_clusters, weights)
     fit = fastfit.fit_counts_glm(arrays)
@@ -214,8 +225,15 @@ def test_score_bootstrap_influence_matches(races: pd.DataFrame) -> None:
     arrays = _arrays(races)
     k = arrays.names.index("self_share")
     fit = race.fit_race_glm(races, TRUE_RHS)
-    boot = resampling._ScoreBootstrap(np.column_stack([arrays.voted, arrays.registered - arrays.voted]), arrays.exog,
-                                  arrays.clusters, arrays.n_clusters, k, np.ones((1, arrays.n_clusters)), "newton")
+    boot = resampling._ScoreBootstrap(
+        np.column_stack([arrays.voted, arrays.registered - arrays.voted]),
+        arrays.exog,
+        arrays.clusters,
+        arrays.n_clusters,
+        k,
+        np.ones((1, arrays.n_clusters)),
+        "newton",
+    )
     expected = resampling._restricted_cluster_influence(boot, -0.1, fit.params.to_numpy())
     actual = fastfit.restricted_cluster_influence(arrays, k, -0.1, fit.params.to_numpy())
     assert_scaled_close(actual, expected, np.max(np.abs(expected)))
@@ -225,8 +243,9 @@ def test_score_bootstrap_near_separation(near_separated: pd.DataFrame) -> None:
     reference = resampling.wild_cluster_bootstrap(near_separated, TRUE_RHS, "self_share", n_boot=99, seed=1, ci=False)
     arrays = _arrays(near_separated)
     draws = fastfit.wild_weight_draws(1, 99, arrays.n_clusters)
-    statistic, p_value = fastfit.score_bootstrap(arrays, arrays.names.index("self_share"), 0.0, draws,
-                                                 fastfit.fit_counts_glm(arrays).params)
+    statistic, p_value = fastfit.score_bootstrap(
+        arrays, arrays.names.index("self_share"), 0.0, draws, fastfit.fit_counts_glm(arrays).params
+    )
     assert p_value == reference.p_value
     np.testing.assert_allclose(statistic, reference.statistic, rtol=RTOL)
 
@@ -237,8 +256,13 @@ def test_score_bootstrap_near_separation(near_separated: pd.DataFrame) -> None:
 
 
 def _statsmodels_gee(arrays: fastfit.RaceArrays, cov_type: str = "robust"):
-    model = sm.GEE(arrays.voted / arrays.registered, arrays.exog, groups=arrays.clusters,
-                   family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable())
+    model = sm.GEE(
+        arrays.voted / arrays.registered,
+        arrays.exog,
+        groups=arrays.clusters,
+        family=sm.families.Binomial(),
+        cov_struct=sm.cov_struct.Exchangeable(),
+    )
     return model.fit(cov_type=cov_type)
 
 
@@ -291,7 +315,9 @@ def test_gee_declines_where_statsmodels_does_not_converge(regions: pd.DataFrame)
 def test_mancl_derouen_small_clusters_use_the_direct_path(regions: pd.DataFrame) -> None:
     """Three or four races per region: every cluster is no larger than its basis and is computed directly."""
     base = simulate.allocate_region_margins(regions, NATIONAL_2021)
-    races = simulate.simulate_from_margins(study.design_margins(base, 14, 50), simulate.SimulationSettings(party_placement="random"), 2)
+    races = simulate.simulate_from_margins(
+        study.design_margins(base, 14, 50), simulate.SimulationSettings(party_placement="random"), 2
+    )
     arrays = _arrays(races)
     raw = _statsmodels_gee(arrays)
     dep = float(np.ravel(raw.cov_struct.dep_params)[0])
@@ -324,8 +350,9 @@ def test_random_intercept_reml_matches_fit_race_mixedlm(races: pd.DataFrame) -> 
     assert not reference.warnings
     arrays = _arrays(races, MIX_RHS)
     fit = fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
-    np.testing.assert_array_equal(fastfit.empirical_logit(arrays.voted, arrays.registered),
-                                  race.empirical_logit(arrays.voted, arrays.registered))
+    np.testing.assert_array_equal(
+        fastfit.empirical_logit(arrays.voted, arrays.registered), race.empirical_logit(arrays.voted, arrays.registered)
+    )
     assert_scaled_close(fit.params, reference.params, np.abs(reference.params.to_numpy()))
     assert_cov_close(fit.cov_params, reference.cov_params)
     np.testing.assert_allclose(fit.group_variance, reference.extra["group_variance"], rtol=RTOL)
@@ -372,9 +399,15 @@ def _regional(regional: pd.DataFrame, predictors: list[str], weight: str | None)
     return share, exog, None if weights is None else weights / weights.mean()
 
 
-@pytest.mark.parametrize("predictors, weight", [
-    (["cands_per_seat"], None), (["cands_per_seat"], "posts"), (["posts"], None), (["cands_per_seat", "posts"], None),
-])
+@pytest.mark.parametrize(
+    "predictors, weight",
+    [
+        (["cands_per_seat"], None),
+        (["cands_per_seat"], "posts"),
+        (["posts"], None),
+        (["cands_per_seat", "posts"], None),
+    ],
+)
 @pytest.mark.parametrize("statistic, cov_type", [("t", "HC3"), ("t", "HC1"), ("t", "HC0"), ("coef", "HC3")])
 def test_permutation_statistics_match_regional_statistic(
     regional: pd.DataFrame, predictors: list[str], weight: str | None, statistic: str, cov_type: str
@@ -398,7 +431,7 @@ def test_irls_replays_statsmodels_iterations(regional: pd.DataFrame) -> None:
     designs = np.repeat(exog[None], 20, axis=0)
     designs[:, :, 1] = [rng.permutation(exog[:, 1]) for _ in range(20)]
     params, iterations = fastfit.fractional_logit_irls(share, designs, weights)
-    for design, estimate, n in zip(designs, params, iterations):
+    for design, estimate, n in zip(designs, params, iterations, strict=True):
         raw = sm.GLM(share, design, family=sm.families.Binomial(), var_weights=weights).fit()
         assert n == raw.fit_history["iteration"]
         assert_scaled_close(estimate, raw.params, raw.bse, rtol=1e-10)
@@ -420,8 +453,9 @@ def test_hc3_leverage_one_gives_nan_as_statsmodels() -> None:
 @pytest.mark.parametrize("statistic", ["t", "coef"])
 def test_permutation_test_engines_agree(regional: pd.DataFrame, statistic: str) -> None:
     fast = resampling.permutation_test(regional, "cands_per_seat", n_permutations=199, seed=3, statistic=statistic)
-    slow = resampling.permutation_test(regional, "cands_per_seat", n_permutations=199, seed=3, statistic=statistic,
-                                   engine="statsmodels")
+    slow = resampling.permutation_test(
+        regional, "cands_per_seat", n_permutations=199, seed=3, statistic=statistic, engine="statsmodels"
+    )
     assert fast.observed == slow.observed
     assert fast.p_value == slow.p_value and fast.n_failed == slow.n_failed
     assert_scaled_close(fast.null_distribution, slow.null_distribution, np.abs(slow.null_distribution))
@@ -478,28 +512,45 @@ def _assert_rows_agree(fast: pd.DataFrame, slow: pd.DataFrame) -> None:
 
 def test_study_results_do_not_depend_on_the_engine(regions: pd.DataFrame) -> None:
     """30 replications (12 at effect 0, 6 at each other effect), every method."""
-    design = study.StudyDesign.from_mapping({
-        "n_replications": 6, "n_replications_null": 12, "seed": 11,
-        "method_replications": {"mixedlm": 4, "naive_binomial": 6},
-    })
+    design = study.StudyDesign.from_mapping(
+        {
+            "n_replications": 6,
+            "n_replications_null": 12,
+            "seed": 11,
+            "method_replications": {"mixedlm": 4, "naive_binomial": 6},
+        }
+    )
     fast, slow = _study_rows(regions, "fast", design), _study_rows(regions, "statsmodels", design)
     assert len(fast) == (12 + 3 * 6) * 3 + 4 * 4 + 4 * 6
     assert set(fast["method"]) == set(montecarlo.METHODS)
     _assert_rows_agree(fast, slow)
     # the published frame, at 6 significant digits
-    pd.testing.assert_frame_equal(study.results_frame(fast.to_dict("records")),
-                                  study.results_frame(slow.to_dict("records")), rtol=1e-5, atol=0, check_exact=False)
-    assert (fast["estimate"][fast["method"] == "wild_bootstrap"].to_numpy()
-            == fast["estimate"][fast["method"] == "cluster_t"].to_numpy()).all()
+    pd.testing.assert_frame_equal(
+        study.results_frame(fast.to_dict("records")),
+        study.results_frame(slow.to_dict("records")),
+        rtol=1e-5,
+        atol=0,
+        check_exact=False,
+    )
+    assert (
+        fast["estimate"][fast["method"] == "wild_bootstrap"].to_numpy()
+        == fast["estimate"][fast["method"] == "cluster_t"].to_numpy()
+    ).all()
 
 
 def test_study_falls_back_to_statsmodels_where_the_fast_path_declines(
     regions: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    design = study.StudyDesign.from_mapping({
-        "n_replications": 2, "n_replications_null": None, "effect_grid": [0.0, -0.3], "seed": 2,
-        "methods": list(montecarlo.METHODS), "method_replications": {},
-    })
+    design = study.StudyDesign.from_mapping(
+        {
+            "n_replications": 2,
+            "n_replications_null": None,
+            "effect_grid": [0.0, -0.3],
+            "seed": 2,
+            "methods": list(montecarlo.METHODS),
+            "method_replications": {},
+        }
+    )
     slow = _study_rows(regions, "statsmodels", design)
 
     def decline(*args, **kwargs):
@@ -513,14 +564,21 @@ def test_study_falls_back_to_statsmodels_where_the_fast_path_declines(
 
 def test_study_records_a_failed_fast_fit(regions: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
     """An error other than FastPathDeclined is a failed fit, recorded as with statsmodels."""
+
     def broken(*args, **kwargs):
         raise np.linalg.LinAlgError("Singular matrix")
 
     monkeypatch.setattr(fastfit, "fit_gee_exchangeable", broken)
-    design = study.StudyDesign.from_mapping({
-        "n_replications": 2, "n_replications_null": None, "effect_grid": [0.0, -0.3], "seed": 3,
-        "methods": ["cluster_t", "gee_bias_reduced"], "method_replications": {},
-    })
+    design = study.StudyDesign.from_mapping(
+        {
+            "n_replications": 2,
+            "n_replications_null": None,
+            "effect_grid": [0.0, -0.3],
+            "seed": 3,
+            "methods": ["cluster_t", "gee_bias_reduced"],
+            "method_replications": {},
+        }
+    )
     rows = _study_rows(regions, "fast", design)
     gee = rows[rows["method"] == "gee_bias_reduced"]
     assert not gee["ok"].any() and (gee["error"] == "LinAlgError: Singular matrix").all()
@@ -530,9 +588,14 @@ def test_study_records_a_failed_fast_fit(regions: pd.DataFrame, monkeypatch: pyt
 def test_study_wild_bootstrap_ci_stays_on_statsmodels(regions: pd.DataFrame) -> None:
     base = simulate.allocate_region_margins(regions, NATIONAL_2021)
     settings = simulate.SimulationSettings(beta_self_share=-0.3)
-    rows = [study.run_replication(study.ReplicationTask(0, 14, 730, 1, -0.3, 0, base, settings, ("wild_bootstrap",),
-                                                        seed=4, wild_ci=True, engine=engine))[0]
-            for engine in study.ENGINES]
+    rows = [
+        study.run_replication(
+            study.ReplicationTask(
+                0, 14, 730, 1, -0.3, 0, base, settings, ("wild_bootstrap",), seed=4, wild_ci=True, engine=engine
+            )
+        )[0]
+        for engine in study.ENGINES
+    ]
     assert rows[0] == rows[1]
     assert rows[0]["ci_low"] < rows[0]["estimate"] < rows[0]["ci_high"]
 
@@ -540,5 +603,14 @@ def test_study_wild_bootstrap_ci_stays_on_statsmodels(regions: pd.DataFrame) -> 
 def test_study_refuses_unknown_engine(regions: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="engine"):
         study.build_tasks(study.StudyDesign(), simulate.SimulationSettings(), regions, NATIONAL_2021, "numba")
-    assert replace(study.build_tasks(study.StudyDesign(n_replications=2, n_replications_null=2),
-                                     simulate.SimulationSettings(), regions, NATIONAL_2021)[0]).engine == "fast"
+    assert (
+        replace(
+            study.build_tasks(
+                study.StudyDesign(n_replications=2, n_replications_null=2),
+                simulate.SimulationSettings(),
+                regions,
+                NATIONAL_2021,
+            )[0]
+        ).engine
+        == "fast"
+    )

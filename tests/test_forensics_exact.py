@@ -12,10 +12,16 @@ import pytest
 from akim_turnout import forensics
 
 # Turnouts: a 160/200 = 80 %, b 1199/1499 = 79.98666 %, c 400/400 = 100 %.
-RACES = pd.DataFrame({
-    "race_id": ["a", "b", "c"], "region": ["X", "X", "Y"], "registered": [200, 1499, 400],
-    "voted": [160, 1199, 400], "winner_votes": [100, np.nan, 300], "valid_votes": [150, np.nan, 390],
-})
+RACES = pd.DataFrame(
+    {
+        "race_id": ["a", "b", "c"],
+        "region": ["X", "X", "Y"],
+        "registered": [200, 1499, 400],
+        "voted": [160, 1199, 400],
+        "winner_votes": [100, np.nan, 300],
+        "valid_votes": [150, np.nan, 390],
+    }
+)
 TURNOUT_B = 100 * 1199 / 1499
 
 
@@ -63,8 +69,11 @@ def test_second_digit_test_on_another_column() -> None:
     result = forensics.second_digit_test(races, column="ballots")
     assert (result.n_used, result.n_missing, result.n_below_10, result.column) == (1, 1, 1, "ballots")
     assert result.table["observed"].tolist() == [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
-    with pytest.raises(ValueError, match=r"^column 'ballots' must hold non-negative whole numbers; bad values in "
-                                         r"2 row\(s\), race_id \['a', 'c'\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^column 'ballots' must hold non-negative whole numbers; bad values in "
+        r"2 row\(s\), race_id \['a', 'c'\]$",
+    ):
         forensics.second_digit_test(races.assign(ballots=[-1.0, 5.0, 12.5]), column="ballots")
     with pytest.raises(ValueError, match=r"^column 'ballots' must be numeric \(counts\), got dtype (object|str)$"):
         forensics.second_digit_test(races.assign(ballots=["x", "y", "z"]), column="ballots")
@@ -77,7 +86,9 @@ def test_second_digit_test_on_another_column() -> None:
 def test_klimek_points_and_weights_by_hand() -> None:
     result = forensics.klimek_fingerprint(RACES, bins=10)
     assert result.points.to_dict("list") == {
-        "race_id": ["a", "c"], "region": ["X", "Y"], "turnout_pct": [80.0, 100.0],
+        "race_id": ["a", "c"],
+        "region": ["X", "Y"],
+        "turnout_pct": [80.0, 100.0],
         "winner_share_pct": [pytest.approx(200 / 3, rel=1e-15), pytest.approx(30000 / 390, rel=1e-15)],
         "weight": [200.0, 400.0],
     }
@@ -86,8 +97,11 @@ def test_klimek_points_and_weights_by_hand() -> None:
     custom = forensics.klimek_fingerprint(RACES.assign(w=[1.5, 2.0, 0.5]), bins=10, weight="w")
     assert custom.points["weight"].tolist() == [1.5, 0.5] and custom.total_weight == 2.0
     assert custom.counts[8, 6] == 1.5 and custom.counts[9, 7] == 0.5
-    with pytest.raises(ValueError, match=r"^weight column 'w' must be finite and >= 0; bad values in 1 row\(s\), "
-                                         r"race_id \['b'\]$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^weight column 'w' must be finite and >= 0; bad values in 1 row\(s\), "
+        r"race_id \['b'\]$",
+    ):
         forensics.klimek_fingerprint(RACES.assign(w=[1.0, -1.0, 2.0]), weight="w")
     with pytest.raises(ValueError, match=r"^weight column 'w' must be numeric, got dtype (object|str)$"):
         forensics.klimek_fingerprint(RACES.assign(w=["1", "2", "3"]), weight="w")
@@ -97,27 +111,37 @@ def test_summary_by_hand() -> None:
     summary = forensics.forensics_summary(RACES, n_sim=50, seed=3)
     integer = forensics.integer_percent_test(RACES, n_sim=50, seed=3, quantiles=(0.975,))
     assert summary == {
-        "n_races": 3, "n_regions": 2,
+        "n_races": 3,
+        "n_regions": 2,
         "turnout_weighted_pct": pytest.approx(100 * 1759 / 2099, rel=1e-5),
         "turnout_median_pct": 80,
         "turnout_iqr_pp": pytest.approx(90 - (TURNOUT_B + 80) / 2, rel=1e-5),
-        "share_races_above_95": pytest.approx(1 / 3, rel=1e-5), "share_races_exactly_100": pytest.approx(1 / 3, rel=1e-5),
-        "klimek_n_kept": 2, "klimek_n_dropped": 1,
+        "share_races_above_95": pytest.approx(1 / 3, rel=1e-5),
+        "share_races_exactly_100": pytest.approx(1 / 3, rel=1e-5),
+        "klimek_n_kept": 2,
+        "klimek_n_dropped": 1,
         "klimek_winner_share_weighted_pct": pytest.approx((200 * 200 / 3 + 400 * 30000 / 390) / 600, rel=1e-5),
-        "integer_observed": 3, "integer_null_mean": pytest.approx(integer.null_mean, rel=1e-5),
+        "integer_observed": 3,
+        "integer_null_mean": pytest.approx(integer.null_mean, rel=1e-5),
         "integer_null_sd": pytest.approx(integer.null_sd, rel=1e-5),
         "integer_null_q975": pytest.approx(integer.null_quantiles[0.975], rel=1e-5),
         "integer_excess": pytest.approx(3 - integer.null_mean, rel=1e-5),
-        "integer_p_value": pytest.approx(integer.p_value, rel=1e-5), "integer_n_sim": 50,
-        "integer_tolerance_pp": 0.05, "integer_smooth_pp": 1,
-        "second_digit_n": 3, "second_digit_chi2": pytest.approx(forensics.second_digit_test(RACES).chi2, rel=1e-5),
+        "integer_p_value": pytest.approx(integer.p_value, rel=1e-5),
+        "integer_n_sim": 50,
+        "integer_tolerance_pp": 0.05,
+        "integer_smooth_pp": 1,
+        "second_digit_n": 3,
+        "second_digit_chi2": pytest.approx(forensics.second_digit_test(RACES).chi2, rel=1e-5),
         "second_digit_p_value": pytest.approx(forensics.second_digit_test(RACES).p_value, rel=1e-5),
         "second_digit_mean": pytest.approx(7 / 3, rel=1e-5),
     }
-    narrow = forensics.forensics_summary(RACES, n_sim=20, seed=1, tolerance=0.01, smooth_pp=0.0, bins=5,
-                                         digit_column="registered")
+    narrow = forensics.forensics_summary(
+        RACES, n_sim=20, seed=1, tolerance=0.01, smooth_pp=0.0, bins=5, digit_column="registered"
+    )
     assert narrow["integer_observed"] == 2 and narrow["integer_tolerance_pp"] == 0.01
-    assert narrow["integer_smooth_pp"] == 0 and narrow["second_digit_mean"] == pytest.approx(4 / 3, rel=1e-5)  # 200, 1499, 400
+    assert narrow["integer_smooth_pp"] == 0 and narrow["second_digit_mean"] == pytest.approx(
+        4 / 3, rel=1e-5
+    )  # 200, 1499, 400
     unpublished = RACES.assign(winner_votes=np.nan, valid_votes=np.nan)
     assert forensics.forensics_summary(unpublished, n_sim=10)["klimek_winner_share_weighted_pct"] is None
 
@@ -132,8 +156,16 @@ def test_integer_test_fields_by_hand() -> None:
     assert result.p_value == (np.sum(counts >= 3) + 1) / 41
     assert (result.n_races, result.n_sim, result.seed, result.tolerance_pp, result.smooth_pp) == (3, 40, 9, 0.05, 1.0)
     per_race = result.races
-    assert per_race.columns.tolist() == ["race_id", "region", "registered", "voted", "turnout_pct", "distance_pp",
-                                         "is_integer", "null_hit_prob"]
+    assert per_race.columns.tolist() == [
+        "race_id",
+        "region",
+        "registered",
+        "voted",
+        "turnout_pct",
+        "distance_pp",
+        "is_integer",
+        "null_hit_prob",
+    ]
     np.testing.assert_allclose(per_race["distance_pp"], [0.0, 20 / 1499, 0.0], rtol=1e-15, atol=0)
     assert per_race["is_integer"].tolist() == [True, True, True]
     assert per_race["null_hit_prob"].sum() == pytest.approx(result.null_mean, rel=1e-12)  # sum of per-race shares
@@ -141,15 +173,18 @@ def test_integer_test_fields_by_hand() -> None:
     assert single.null_sd == 0.0 and math.isnan(single.z)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"n_sim": 0}, r"^n_sim must be a positive integer, got 0$"),
-    ({"n_sim": 2.0}, r"^n_sim must be a positive integer, got 2.0$"),
-    ({"n_sim": True}, r"^n_sim must be a positive integer, got True$"),
-    ({"smooth_pp": 10.5}, r"^smooth_pp must be in \[0, 10\] percentage points, got 10.5$"),
-    ({"smooth_pp": -0.1}, r"^smooth_pp must be in \[0, 10\] percentage points, got -0.1$"),
-    ({"tolerance": 0.5}, r"^tolerance must be in \[0, 0.5\) percentage points, got 0.5$"),
-    ({"tolerance": -0.01}, r"^tolerance must be in \[0, 0.5\) percentage points, got -0.01$"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_sim": 0}, r"^n_sim must be a positive integer, got 0$"),
+        ({"n_sim": 2.0}, r"^n_sim must be a positive integer, got 2.0$"),
+        ({"n_sim": True}, r"^n_sim must be a positive integer, got True$"),
+        ({"smooth_pp": 10.5}, r"^smooth_pp must be in \[0, 10\] percentage points, got 10.5$"),
+        ({"smooth_pp": -0.1}, r"^smooth_pp must be in \[0, 10\] percentage points, got -0.1$"),
+        ({"tolerance": 0.5}, r"^tolerance must be in \[0, 0.5\) percentage points, got 0.5$"),
+        ({"tolerance": -0.01}, r"^tolerance must be in \[0, 0.5\) percentage points, got -0.01$"),
+    ],
+)
 def test_integer_test_refuses_bad_settings(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         forensics.integer_percent_test(RACES, **kwargs)
@@ -204,16 +239,31 @@ def test_second_digit_test_validates_count_columns_and_accepts_zero_elsewhere() 
 def test_summary_defaults_and_a_one_voter_race() -> None:
     assert forensics.forensics_summary(RACES) == forensics.forensics_summary(RACES, n_sim=1000, seed=0, bins=50)
     assert forensics.forensics_summary(RACES) != forensics.forensics_summary(RACES, n_sim=1001, seed=1)
-    one = pd.DataFrame({"race_id": ["x", "y"], "region": ["X", "X"], "registered": [1, 20], "voted": [1, 15],
-                        "winner_votes": [1, np.nan], "valid_votes": [1, np.nan]})
+    one = pd.DataFrame(
+        {
+            "race_id": ["x", "y"],
+            "region": ["X", "X"],
+            "registered": [1, 20],
+            "voted": [1, 15],
+            "winner_votes": [1, np.nan],
+            "valid_votes": [1, np.nan],
+        }
+    )
     assert forensics.forensics_summary(one, n_sim=10)["klimek_winner_share_weighted_pct"] == 100
 
 
 def test_planting_edges_by_hand() -> None:
     """1499 voters: k % rounds to round(14.99 k) votes with an error of k (in 1/100 vote) for k <= 50, so the lowest
     candidate wins; 149 voters at 1 %: round half up gives (149 + 50) // 100 = 1 vote."""
-    races = pd.DataFrame({"race_id": list("pqrs"), "registered": [1499, 1499, 149, 1499],
-                          "voted": [600, 15, 2, 1485], "valid_votes": [30, 10, 2, 1400], "winner_votes": [20, 5, 1, 900]})
+    races = pd.DataFrame(
+        {
+            "race_id": list("pqrs"),
+            "registered": [1499, 1499, 149, 1499],
+            "voted": [600, 15, 2, 1485],
+            "valid_votes": [30, 10, 2, 1400],
+            "winner_votes": [20, 5, 1, 900],
+        }
+    )
     out = forensics.plant_round_turnout_anomaly(races, fraction=1.0, seed=0)
     # p: 40.03 % -> 37 % (error 37 is the smallest of 37..43) = 554.63 -> 555; valid 30 - 45 < 0 -> 0, winner 0
     # q: 1.0 % -> 0 % exactly (0 votes; k below 0 is not allowed); r: 1.34 % -> 0 %; s: 99.07 % -> 100 % = 1499
@@ -221,8 +271,9 @@ def test_planting_edges_by_hand() -> None:
     assert out["valid_votes"].tolist() == [0, 0, 0, 1414] and out["winner_votes"].tolist() == [0, 0, 0, 914]
     nearest_only = forensics.plant_round_turnout_anomaly(races, fraction=1.0, seed=0, max_shift=0)
     assert nearest_only["voted"].tolist() == [600, 15, 1, 1484]  # 40 %, 1 %, 1 % of 149 = 1.49 -> 1, 99 %
-    five = forensics.plant_round_turnout_anomaly(races.iloc[:1], fraction=1.0, seed=0, target="multiple_of_5",
-                                                 max_shift=5)
+    five = forensics.plant_round_turnout_anomaly(
+        races.iloc[:1], fraction=1.0, seed=0, target="multiple_of_5", max_shift=5
+    )
     assert five["voted"].tolist() == [525]  # 35, 40, 45 %: 35 % of 1499 = 524.65 -> 525 (error 35) wins
     none = forensics.plant_round_turnout_anomaly(races, fraction=0.0)
     assert not none["planted"].any() and none["voted"].tolist() == races["voted"].tolist()

@@ -6,12 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-
-from akim_turnout import race
-from akim_turnout.inference import mancl_derouen_cov
-
-from akim_turnout import simulate
 from real_2021 import NATIONAL_2021, real_2021_regions
+
+from akim_turnout import race, simulate
+from akim_turnout.inference import mancl_derouen_cov
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +20,13 @@ def races() -> pd.DataFrame:
 
 def _gee(races: pd.DataFrame, rhs: str, scale: float = 1.0):
     data = race._prepare_races(races, rhs, "region", "voted", "registered", "test")
-    model = sm.GEE(scale * data.voted / data.registered, data.exog, groups=data.clusters,
-                   family=sm.families.Binomial(), cov_struct=sm.cov_struct.Exchangeable())
+    model = sm.GEE(
+        scale * data.voted / data.registered,
+        data.exog,
+        groups=data.clusters,
+        family=sm.families.Binomial(),
+        cov_struct=sm.cov_struct.Exchangeable(),
+    )
     return model, data
 
 

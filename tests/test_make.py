@@ -22,10 +22,21 @@ def _free_port() -> int:
 
 def test_make_lab_starts_jupyterlab_for_this_user(tmp_path: Path) -> None:
     port = _free_port()
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+    }
     args = f"--no-browser --ServerApp.port={port} --ServerApp.ip=127.0.0.1 --ServerApp.token=test"
-    process = subprocess.Popen(["make", "-s", "lab", f"LAB_ARGS={args}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        ["make", "-s", "lab", f"LAB_ARGS={args}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     log, deadline = "", time.monotonic() + 90
     try:
         while time.monotonic() < deadline and f"127.0.0.1:{port}/lab" not in log:
@@ -47,13 +58,22 @@ def test_make_clean_removes_outputs_and_nothing_tracked(tmp_path: Path) -> None:
         if (ROOT / relative).is_file():
             (copy / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / relative, copy / relative)
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "copy"]):
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "copy"],
+    ):
         subprocess.run(command, cwd=copy, check=True, capture_output=True)
-    outputs = ["reports/report.html", "reports/figures/ingest/coverage_2021.png", "reports/metrics/ingest.json",
-               "reports/notebooks/01_ingest.ipynb", "data/processed/ingest/national.parquet",
-               "data/processed/simulation_study/results.parquet", "scratch/reports/figures/forensics/a.png",
-               ".venv/bin/python"]
+    outputs = [
+        "reports/report.html",
+        "reports/figures/ingest/coverage_2021.png",
+        "reports/metrics/ingest.json",
+        "reports/notebooks/01_ingest.ipynb",
+        "data/processed/ingest/national.parquet",
+        "data/processed/simulation_study/results.parquet",
+        "scratch/reports/figures/forensics/a.png",
+        ".venv/bin/python",
+    ]
     for relative in outputs:
         (copy / relative).parent.mkdir(parents=True, exist_ok=True)
         (copy / relative).write_text("x")

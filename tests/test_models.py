@@ -10,14 +10,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-
-from akim_turnout import race, resampling
+from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from akim_turnout import race, resampling
 from akim_turnout.design import build_design, parse_terms, validate_turnout_rows
 from akim_turnout.inference import FitResult, average_marginal_effects, captured_warnings, glm_sandwich_cov
-from akim_turnout.race import comparison_table, fit_race_beta, fit_race_gee, fit_race_glm, fit_race_mixedlm, fit_race_naive_binomial, race_average_marginal_effects, smithson_verkuilen
+from akim_turnout.race import (
+    comparison_table,
+    fit_race_beta,
+    fit_race_gee,
+    fit_race_glm,
+    fit_race_mixedlm,
+    fit_race_naive_binomial,
+    race_average_marginal_effects,
+    smithson_verkuilen,
+)
 from akim_turnout.regional import fit_regional_fractional_logit, leave_one_out
 from akim_turnout.resampling import permutation_test, wild_cluster_bootstrap
 from akim_turnout.simulate import (
@@ -29,8 +38,6 @@ from akim_turnout.simulate import (
     true_formula_rhs,
 )
 
-
-from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
 
 
@@ -51,12 +58,14 @@ def race_glm(races: pd.DataFrame) -> FitResult:
 
 def _tiny_counts() -> pd.DataFrame:
     """Six races in three regions with turnout rising in x."""
-    return pd.DataFrame({
-        "region": ["a", "a", "b", "b", "c", "c"],
-        "x": [-1.0, 0.5, 0.0, 1.5, -0.5, 2.0],
-        "registered": [100, 80, 120, 90, 60, 150],
-        "voted": [40, 50, 60, 70, 30, 130],
-    })
+    return pd.DataFrame(
+        {
+            "region": ["a", "a", "b", "b", "c", "c"],
+            "x": [-1.0, 0.5, 0.0, 1.5, -0.5, 2.0],
+            "registered": [100, 80, 120, 90, 60, 150],
+            "voted": [40, 50, 60, 70, 30, 130],
+        }
+    )
 
 
 # --------------------------------------------------------------------------
@@ -89,8 +98,11 @@ def test_rows_at_the_bounds_pass_and_one_vote_past_them_fails() -> None:
     validate_turnout_rows(df)  # raises on any broken rule
     assert fit_race_glm(df, "x").n_obs == 6
     df.loc[5, "voted"] = 151
-    with pytest.raises(ValueError, match=r"^races: invalid turnout rows: voted > registered at row index \[5\] "
-                                         r"\(1 row\(s\)\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^races: invalid turnout rows: voted > registered at row index \[5\] "
+        r"\(1 row\(s\)\)$",
+    ):
         validate_turnout_rows(df)
     with pytest.raises(ValueError, match=r"^shares: missing column\(s\) \['ballots'\]$"):
         validate_turnout_rows(df, voted="ballots", source="shares")
@@ -112,16 +124,20 @@ def test_unsupported_terms_and_bad_logs_are_refused() -> None:
 
 def test_captured_warnings_records_instead_of_printing() -> None:
     with captured_warnings() as caught:
-        warnings.warn("first", UserWarning)
-        warnings.warn("first", UserWarning)
+        warnings.warn("first", UserWarning, stacklevel=2)
+        warnings.warn("first", UserWarning, stacklevel=2)
     assert caught == ["UserWarning: first"]
 
 
 def test_perfect_separation_warning_lands_in_fit_result() -> None:
-    separated = pd.DataFrame({
-        "region": list("aabbcc"), "x": [-2, -1, -0.5, 0.5, 1, 2.0],
-        "registered": [10] * 6, "voted": [0, 0, 0, 10, 10, 10],
-    })
+    separated = pd.DataFrame(
+        {
+            "region": list("aabbcc"),
+            "x": [-2, -1, -0.5, 0.5, 1, 2.0],
+            "registered": [10] * 6,
+            "voted": [0, 0, 0, 10, 10, 10],
+        }
+    )
     fit = fit_race_glm(separated, "x", solver="irls")
     assert any(w.startswith("PerfectSeparationWarning") for w in fit.warnings)
     newton = fit_race_glm(separated, "x")
@@ -175,7 +191,7 @@ def test_naive_binomial_ses_are_much_smaller_than_clustered(races: pd.DataFrame,
     naive = fit_race_naive_binomial(races, true_formula_rhs(SimulationSettings()))
     np.testing.assert_allclose(naive.params, race_glm.params, atol=1e-8)
     assert naive.extra["pearson_dispersion"] > 5
-    assert (naive.bse["self_share"] * 3 < race_glm.bse["self_share"])
+    assert naive.bse["self_share"] * 3 < race_glm.bse["self_share"]
     assert not naive.use_t and naive.n_clusters is None
 
 
@@ -213,13 +229,28 @@ def test_electorate_weighted_ame_is_the_voter_average(race_glm: FitResult, races
     for term in ("np.log(n_candidates)", "self_share", "any_woman"):
         expected = 100 * np.average(mu * (1 - mu), weights=registered) * race_glm.params[term]
         assert weighted.at[term, "ame_pp"] == pytest.approx(expected, rel=1e-12)
-        assert plain.at[term, "ame_pp"] == pytest.approx(100 * np.mean(mu * (1 - mu)) * race_glm.params[term],
-                                                         rel=1e-12)
+        assert plain.at[term, "ame_pp"] == pytest.approx(
+            100 * np.mean(mu * (1 - mu)) * race_glm.params[term], rel=1e-12
+        )
     assert (weighted["averaging"] == "weighted").all() and (plain["averaging"] == "unweighted").all()
     with pytest.raises(ValueError, match=r"^hand: no electorate stored for weighting$"):
-        race_average_marginal_effects(FitResult("hand", "", "", race_glm.params, race_glm.bse, race_glm.conf_int,
-                                                race_glm.pvalues, 1, None, "", False, None),
-                                      electorate_weighted=True)
+        race_average_marginal_effects(
+            FitResult(
+                "hand",
+                "",
+                "",
+                race_glm.params,
+                race_glm.bse,
+                race_glm.conf_int,
+                race_glm.pvalues,
+                1,
+                None,
+                "",
+                False,
+                None,
+            ),
+            electorate_weighted=True,
+        )
 
 
 # --------------------------------------------------------------------------
@@ -245,8 +276,11 @@ def test_wild_cluster_bootstrap_ci_is_the_set_of_unrejected_nulls(races: pd.Data
     rhs = true_formula_rhs(SimulationSettings())
     result = wild_cluster_bootstrap(races, rhs, "any_woman", n_boot=199, seed=5)
     width = result.ci_upper - result.ci_lower
-    p_at = lambda null: wild_cluster_bootstrap(  # noqa: E731
-        races, rhs, "any_woman", n_boot=199, seed=5, null_value=null, ci=False).p_value
+    p_at = lambda null: (
+        wild_cluster_bootstrap(  # noqa: E731
+            races, rhs, "any_woman", n_boot=199, seed=5, null_value=null, ci=False
+        ).p_value
+    )
     assert p_at(result.ci_lower - 0.01 * width) < 0.05 <= p_at(result.ci_lower + 0.01 * width)
     assert p_at(result.ci_upper + 0.01 * width) < 0.05 <= p_at(result.ci_upper - 0.01 * width)
 
@@ -366,8 +400,12 @@ def test_regional_fit_accepts_a_formula_string_and_refuses_bad_shares(regions: p
 def test_regional_weights_enter_as_var_weights(regions: pd.DataFrame) -> None:
     fit = fit_regional_fractional_logit(regions, ["np.log(cands)"], weight="voters_on_rolls")
     kept = regions.set_index("region").loc[fit.extra["regions"]]
-    direct = sm.GLM(kept["turnout_pct"] / 100, sm.add_constant(np.log(kept["cands"])),
-                    family=sm.families.Binomial(), var_weights=kept["voters_on_rolls"]).fit()
+    direct = sm.GLM(
+        kept["turnout_pct"] / 100,
+        sm.add_constant(np.log(kept["cands"])),
+        family=sm.families.Binomial(),
+        var_weights=kept["voters_on_rolls"],
+    ).fit()
     np.testing.assert_allclose(fit.params.to_numpy(), direct.params.to_numpy(), atol=1e-8)
     assert fit.raw.df_resid == 2  # var_weights keep df at n - k; freq_weights would not
 
@@ -434,4 +472,6 @@ def test_race_rows_missing_a_predictor_are_dropped_with_region_dummies_too(races
     holes.loc[holes.index[:3], "self_share"] = np.nan
     fit = fit_race_glm(holes, "C(region) + " + MIX_RHS)
     assert fit.n_obs == len(races) - 3
-    assert fit.notes[0].startswith("dropped 3 row(s) with missing values, e.g. {'row': 0, 'reason': 'missing self_share'}")
+    assert fit.notes[0].startswith(
+        "dropped 3 row(s) with missing values, e.g. {'row': 0, 'reason': 'missing self_share'}"
+    )

@@ -28,14 +28,18 @@ def test_every_notebook_is_a_stage_and_every_stage_runs_the_runner() -> None:
 def test_notebook_defaults_equal_params_yaml(stage: str) -> None:
     notebook, _ = NOTEBOOK_STAGES[stage]
     # papermill reports defaults as source text; compare Python values, so "01" and 1 differ.
-    defaults = {name: ast.literal_eval(info["default"]) for name, info in declared_parameters(project_path(notebook)).items()}
+    defaults = {
+        name: ast.literal_eval(info["default"]) for name, info in declared_parameters(project_path(notebook)).items()
+    }
     assert defaults == stage_params(stage)
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_stored_without_outputs(notebook) -> None:
     cells = json.loads(notebook.read_text())["cells"]
-    dirty = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    dirty = [
+        i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))
+    ]
     assert not dirty, f"{notebook.name}: cells {dirty} have outputs; strip them before committing"
 
 
@@ -69,7 +73,12 @@ def test_params_yaml_values_pass_their_rules(stage: str) -> None:
 
 
 def test_stage_outputs_do_not_overlap() -> None:
-    outs = [next(iter(o)) if isinstance(o, dict) else o for s in DVC_STAGES.values() for k in ("outs", "metrics") for o in s.get(k, [])]
+    outs = [
+        next(iter(o)) if isinstance(o, dict) else o
+        for s in DVC_STAGES.values()
+        for k in ("outs", "metrics")
+        for o in s.get(k, [])
+    ]
     for a in outs:
         for b in outs:
             assert a == b or not b.startswith(a.rstrip("/") + "/"), f"{b} lies inside {a}"

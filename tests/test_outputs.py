@@ -40,30 +40,50 @@ def test_stated_number(value: float, expected: float) -> None:
 
 def test_stated_containers_and_missing_values() -> None:
     assert outputs.stated({"a": [np.float64(0.1234567), np.int64(3), np.bool_(True)], "b": float("nan")}) == {
-        "a": [0.123457, 3, True], "b": None}
+        "a": [0.123457, 3, True],
+        "b": None,
+    }
     assert outputs.stated(pd.Series({"x": np.inf})) == {"x": None}
     assert outputs.stated(None) is None and outputs.stated("text") == "text"
 
 
 def test_stated_frame_turns_whole_columns_into_integers() -> None:
-    frame = pd.DataFrame({"count": [95.0, np.nan, 220000.0], "estimate": [0.1234567, 2.0, np.nan], "name": ["a", "b", "c"]})
+    frame = pd.DataFrame(
+        {"count": [95.0, np.nan, 220000.0], "estimate": [0.1234567, 2.0, np.nan], "name": ["a", "b", "c"]}
+    )
     out = outputs.stated_frame(frame)
-    assert str(out["count"].dtype) == "Int64" and out["count"].tolist()[0] == 95 and out["count"].isna().tolist() == [False, True, False]
+    assert (
+        str(out["count"].dtype) == "Int64"
+        and out["count"].tolist()[0] == 95
+        and out["count"].isna().tolist() == [False, True, False]
+    )
     assert out["estimate"].tolist()[:2] == [0.123457, 2.0] and np.isnan(out["estimate"].iloc[2])
     kept = outputs.stated_frame(frame, whole_as_int=False)
     assert kept["count"].dtype == float
 
 
 def test_save_table_writes_the_publication_table(tmp_path) -> None:
-    frame = pd.DataFrame({"term": ["np.log(n_candidates)", "C(region)[T.Almaty]"], "estimate": [-0.48879192863905013, 2.0],
-                          "n_obs": [1209817.0, 10.0], "share": [0.6178, float("nan")], "internal": ["x", "y"]})
-    columns = {"term": outputs.Column("term", text=labels.term), "estimate": outputs.Column("estimate (logit)", 3),
-               "n_obs": outputs.Column("voters (count)", 0), "share": outputs.Column("self-nominated (%)", 1, 100)}
+    frame = pd.DataFrame(
+        {
+            "term": ["np.log(n_candidates)", "C(region)[T.Almaty]"],
+            "estimate": [-0.48879192863905013, 2.0],
+            "n_obs": [1209817.0, 10.0],
+            "share": [0.6178, float("nan")],
+            "internal": ["x", "y"],
+        }
+    )
+    columns = {
+        "term": outputs.Column("term", text=labels.term),
+        "estimate": outputs.Column("estimate (logit)", 3),
+        "n_obs": outputs.Column("voters (count)", 0),
+        "share": outputs.Column("self-nominated (%)", 1, 100),
+    }
     written = outputs.save_table(frame, tmp_path, "t", "caption", columns)
     assert (tmp_path / "t.csv").read_text() == (
-        'term,estimate (logit),voters (count),self-nominated (%)\n'
+        "term,estimate (logit),voters (count),self-nominated (%)\n"
         'log(candidates),-0.489,"1,209,817",61.8\n'
-        'region: Almaty,2.000,10,\n')
+        "region: Almaty,2.000,10,\n"
+    )
     assert written.columns.tolist() == ["term", "estimate (logit)", "voters (count)", "self-nominated (%)"]
     assert outputs.read_table(tmp_path, "t").iloc[1].tolist() == ["region: Almaty", "2.000", "10", ""]
     tex = (tmp_path / "t.tex").read_text()
@@ -89,8 +109,13 @@ def test_perturbation_switch_moves_only_non_whole_floats(tmp_path, monkeypatch) 
 
 
 def test_make_never_passes_the_perturbation_switch_on() -> None:
-    probe = subprocess.run(["make", "-s", "--eval", 'probe-switch: ; @echo "[$$AKIM_TEST_PERTURB_INPUTS]"', "probe-switch"],
-                           cwd=project_root(), env={**os.environ, PERTURB_ENV: "1e-12"}, capture_output=True, text=True)
+    probe = subprocess.run(
+        ["make", "-s", "--eval", 'probe-switch: ; @echo "[$$AKIM_TEST_PERTURB_INPUTS]"', "probe-switch"],
+        cwd=project_root(),
+        env={**os.environ, PERTURB_ENV: "1e-12"},
+        capture_output=True,
+        text=True,
+    )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == "[]"
 

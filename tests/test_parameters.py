@@ -32,20 +32,26 @@ def test_rules_in_words() -> None:
     assert rules["n_sim"].describe() == "an integer from 100 to 1000000"
     assert rules["tolerance_pp"].describe() == "a number above 0 and at most 0.5"
     assert SCHEMA["race_models"]["headline_model"].describe() == (
-        "one of recommended, glm, wild_bootstrap, gee, mixedlm, beta")
+        "one of recommended, glm, wild_bootstrap, gee, mixedlm, beta"
+    )
 
 
 def test_unknown_choice_and_cross_parameter_rules() -> None:
     race = stage_params("race_models")
     assert stage_problems("race_models", {**race, "headline_model": "ols"}) == [
-        "parameter 'headline_model' must be one of recommended, glm, wild_bootstrap, gee, mixedlm, beta, got 'ols'"]
+        "parameter 'headline_model' must be one of recommended, glm, wild_bootstrap, gee, mixedlm, beta, got 'ols'"
+    ]
     assert stage_problems("race_models", {**race, "main_term": "women_share"}) == [
         "parameter 'main_term' must be one of the terms of formula_rhs (C(region), np.log(n_candidates), self_share, "
-        "any_woman), got 'women_share'"]
+        "any_woman), got 'women_share'"
+    ]
     study = stage_params("simulation_study")
     assert stage_problems("simulation_study", {**study, "n_jobs": 0}) == [
-        "parameter 'n_jobs' must not be 0 (1 = in this process, -1 = all cores)"]
+        "parameter 'n_jobs' must not be 0 (1 = in this process, -1 = all cores)"
+    ]
     assert stage_problems("simulation_study", {**study, "design": {**study["design"], "seed": True}}) == [
-        "parameter 'design.seed' must be an integer from 0 to 4294967295, got True"]
+        "parameter 'design.seed' must be an integer from 0 to 4294967295, got True"
+    ]
     assert stage_problems("report", {**stage_params("report"), "title": "  "}) == [
-        "parameter 'title' must be a text, got '  '"]
+        "parameter 'title' must be a text, got '  '"
+    ]

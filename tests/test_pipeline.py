@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from readme_commands import readme_blocks, run_blocks
 
 from akim_turnout.paths import PERTURB_ENV, project_root
-from readme_commands import readme_blocks, run_blocks
 
 pytestmark = pytest.mark.pipeline
 ROOT = project_root()
@@ -26,34 +26,53 @@ def shell_without_environment() -> dict[str, str]:
     """The caller's environment with no Python environment activated: a reader's shell after `git clone`."""
     ours = str(Path(sys.executable).parent)
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != ours and "/.venv/" not in p + "/")
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("VIRTUAL_ENV", "CONDA_PREFIX", "AKIM_OUTPUT_ROOT", PERTURB_ENV)}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("VIRTUAL_ENV", "CONDA_PREFIX", "AKIM_OUTPUT_ROOT", PERTURB_ENV)
+    }
     return {**env, "PATH": path}
 
 
-def run(args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None,
-        timeout: float = 1800, venv: Path | None = None) -> subprocess.CompletedProcess:
+def run(
+    args: list[str],
+    cwd: Path,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float = 1800,
+    venv: Path | None = None,
+) -> subprocess.CompletedProcess:
     """Run a command in the copy with the copy's own environment (its .venv/bin first on PATH)."""
     base = shell_without_environment()
     base["PATH"] = f"{(venv or cwd / '.venv') / 'bin'}{os.pathsep}{base['PATH']}"
     result = subprocess.run(args, cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 
 def copy_repository(destination: Path) -> Path:
     """Copy the files git tracks or would track (not venvs, caches or outputs) and commit them in a new repo."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for relative in filter(None, listed):
         source = ROOT / relative
         if source.is_file():
             target = destination / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "copy"]):
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "copy"],
+    ):
         subprocess.run(command, cwd=destination, check=True, capture_output=True)
     return destination
 
@@ -203,19 +222,25 @@ def _repro_with(copy: Path, section: str, key: str, old: str, new: str, stage: s
 
 
 def test_misspelled_parameter_stops_its_stage_naming_it_and_keeps_its_outputs(built: Path) -> None:
-    output = _repro_with(built, "regional_model", "n_permutations", "1999", "1999\n  n_permutation: 999",
-                         "regional_model")
+    output = _repro_with(
+        built, "regional_model", "n_permutations", "1999", "1999\n  n_permutation: 999", "regional_model"
+    )
     assert "error: stage 'regional_model': unknown parameter 'n_permutation'" in output
     assert "the outputs of 'regional_model' are as before this run" in output
     assert "up to date" in run(["dvc", "status"], built).stdout, "outputs restored: nothing to rerun or check out"
 
 
-@pytest.mark.parametrize(("new", "expected"), [
-    ("-5", "parameter 'n_sim' must be an integer from 100 to 1000000, got -5"),
-    ("abc", "parameter 'n_sim' must be an integer from 100 to 1000000, got 'abc'"),
-    ("5000000", "parameter 'n_sim' must be an integer from 100 to 1000000, got 5000000"),
-])
-def test_bad_value_stops_the_stage_at_once_in_one_line_and_keeps_its_outputs(built: Path, new: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("new", "expected"),
+    [
+        ("-5", "parameter 'n_sim' must be an integer from 100 to 1000000, got -5"),
+        ("abc", "parameter 'n_sim' must be an integer from 100 to 1000000, got 'abc'"),
+        ("5000000", "parameter 'n_sim' must be an integer from 100 to 1000000, got 5000000"),
+    ],
+)
+def test_bad_value_stops_the_stage_at_once_in_one_line_and_keeps_its_outputs(
+    built: Path, new: str, expected: str
+) -> None:
     before = {p: p.read_bytes() for p in (built / "reports/figures/forensics").iterdir()}
     started = time.monotonic()
     output = _repro_with(built, "forensics", "n_sim", "2000", new, "forensics")
@@ -231,8 +256,15 @@ def test_interrupt_stops_the_stage_and_the_pipeline(built: Path) -> None:
     lock = (built / "dvc.lock").read_bytes()
     env = shell_without_environment()
     env["PATH"] = f"{built / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
-    process = subprocess.Popen(["dvc", "repro", "-f", "-s", "simulation_study", "forensics"], cwd=built, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        ["dvc", "repro", "-f", "-s", "simulation_study", "forensics"],
+        cwd=built,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     output = ""
     while "Running stage 'simulation_study'" not in output:
         output += process.stdout.readline()
@@ -245,7 +277,10 @@ def test_interrupt_stops_the_stage_and_the_pipeline(built: Path) -> None:
     output += rest
     assert process.returncode != 0, output
     assert stopped_after < 10, f"stopped {stopped_after:.1f} s after the interrupt"
-    assert "error: stage 'simulation_study' interrupted (SIGINT); the outputs of 'simulation_study' are as before" in output
+    assert (
+        "error: stage 'simulation_study' interrupted (SIGINT); the outputs of 'simulation_study' are as before"
+        in output
+    )
     assert "Running stage 'forensics'" not in output, "the pipeline must stop too"
     assert (built / "dvc.lock").read_bytes() == lock, "nothing recorded as done"
     assert "up to date" in run(["dvc", "status"], built).stdout
@@ -257,7 +292,11 @@ def test_bad_raw_data_stops_the_ingest_stage_and_nothing_is_taken_for_good(built
     regional = built / "data/raw/regional.csv"
     original, lock = regional.read_bytes(), (built / "dvc.lock").read_bytes()
     try:
-        regional.write_bytes(original.replace(b"2021-07-25_rural,Akmola,turnout_pct,75.5,", b"2021-07-25_rural,Akmola,turnout_pct,175.5,"))
+        regional.write_bytes(
+            original.replace(
+                b"2021-07-25_rural,Akmola,turnout_pct,75.5,", b"2021-07-25_rural,Akmola,turnout_pct,175.5,"
+            )
+        )
         result = run(["dvc", "repro", "-s", "ingest"], built, check=False)
         output = result.stderr + result.stdout
         assert result.returncode != 0
@@ -281,7 +320,12 @@ def test_model_metrics_within_tolerance(built: Path) -> None:
     assert spec["ame_pp_min"] <= spec["ame_pp_median"] <= spec["ame_pp_max"]
     assert 0 < regional["permutation"]["p_value"] <= 1
     assert simulated["races"] == 730
-    assert (simulated["candidates_total"], simulated["party_total"], simulated["self_total"], simulated["women_total"]) == (2297, 878, 1419, 458)
+    assert (
+        simulated["candidates_total"],
+        simulated["party_total"],
+        simulated["self_total"],
+        simulated["women_total"],
+    ) == (2297, 878, 1419, 458)
     assert simulated["registered_total"] == 1209817 and simulated["max_abs_turnout_gap_pp"] < 0.01
     for term, fit in races["glm"].items():  # 730 races in 14 clusters: each true value inside its 95 % CI here
         assert fit["ci_lower"] <= fit["true"] <= fit["ci_upper"], term
@@ -296,8 +340,11 @@ def test_no_published_interval_from_a_fit_without_the_df_or_beyond_the_scale(bui
     for path in [tables / "regional_model/coefficients.csv", tables / "regional_model/leave_one_out.csv"]:
         frame = pd.read_csv(path)
         assert frame.loc[frame["status"] != "ok", ["ci_lower", "ci_upper", "p_value"]].isna().all().all(), path
-    for path in [tables / "regional_model/marginal_effects.csv", tables / "race_models/marginal_effects.csv",
-                 tables / "regional_model/specification_curve.csv"]:
+    for path in [
+        tables / "regional_model/marginal_effects.csv",
+        tables / "race_models/marginal_effects.csv",
+        tables / "regional_model/specification_curve.csv",
+    ]:
         frame = pd.read_csv(path)
         low = frame.filter(regex="ci_lower").iloc[:, 0].dropna()
         high = frame.filter(regex="ci_upper").iloc[:, 0].dropna()
@@ -328,8 +375,19 @@ def test_validation_and_diagnostics_metrics(built: Path) -> None:
 def test_queued_sweep_reports_progress_and_can_be_run_again(built: Path) -> None:
     """The documented sweep (python -m akim_turnout.sweep) on a 1 x 1 grid, run by `dvc queue start`, twice: the
     second run replaces the first's experiment instead of failing on its name."""
-    sweep = [str(built / ".venv/bin/python"), "-m", "akim_turnout.sweep", "--effects", "0.0", "--families", "gee",
-             "--jobs", "1", "--timeout", "900"]
+    sweep = [
+        str(built / ".venv/bin/python"),
+        "-m",
+        "akim_turnout.sweep",
+        "--effects",
+        "0.0",
+        "--families",
+        "gee",
+        "--jobs",
+        "1",
+        "--timeout",
+        "900",
+    ]
     first = run(sweep, built).stdout
     assert "queued 1 experiment(s)" in first and "[1/1] effect0p00-gee: success" in first
     second = run(sweep, built).stdout
@@ -340,7 +398,9 @@ def test_queued_sweep_reports_progress_and_can_be_run_again(built: Path) -> None
     estimate = changed["reports/metrics/race_models.json"]["estimate"]
     assert estimate["old"] < -0.1 and abs(estimate["new"]) < 0.1, "no true effect: the headline estimate is near 0"
     params = json.loads(run(["dvc", "params", "diff", "HEAD", "effect0p00-gee", "--json"], built).stdout)["params.yaml"]
-    assert params["race_models.headline_model"]["new"] == "gee" and params["simulate.settings.beta_self_share"]["new"] == 0
+    assert (
+        params["race_models.headline_model"]["new"] == "gee" and params["simulate.settings.beta_self_share"]["new"] == 0
+    )
     assert run(["git", "status", "--porcelain"], built).stdout == "", "queued experiments leave the workspace alone"
 
 

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_data import RAW, edit_cell, line_of, rewrite_csv  # noqa: E402  (tests/ is on sys.path, see conftest.py)
 
 from akim_turnout import audit, ingest
 from akim_turnout.validation import DataValidationError, number_patterns, quote_states, usual_writings
-
-from test_data import RAW, edit_cell, line_of, rewrite_csv  # noqa: E402  (tests/ is on sys.path, see conftest.py)
 
 ATYRAU = {"round_id": "2021-07-25_rural", "region": "Atyrau"}
 ATYRAU_TURNOUT = {**ATYRAU, "variable": "turnout_pct"}
@@ -46,20 +45,38 @@ def regional(raw_dir: Path, match: dict[str, str], column: str, value: str) -> i
 # ------------------------------------------------------------------------------------------------------------
 # Usual writings of a number
 
-@pytest.mark.parametrize("quote, value", [
-    ("Зарегистрировано 2 297 кандидатов", "2297"), ("2,297 candidates", "2297"), ("всего 2297", "2297"),
-    ("878 человек (38,2%)", "38.2"), ("38.2% of them", "38.2"), ("52 тысячи избирателей", "52000"),
-    ("220 мыңнан астам", "220000"), ("over 1.2 million voters", "1200000"), ("претендуют пятеро", "5"),
-    ("үшеуі өзін-өзі ұсынған", "3"), ("1 209 817 избирателей", "1209817"), ("16кандидат ұсынылды", "16"),
-])
+
+@pytest.mark.parametrize(
+    "quote, value",
+    [
+        ("Зарегистрировано 2 297 кандидатов", "2297"),
+        ("2,297 candidates", "2297"),
+        ("всего 2297", "2297"),
+        ("878 человек (38,2%)", "38.2"),
+        ("38.2% of them", "38.2"),
+        ("52 тысячи избирателей", "52000"),
+        ("220 мыңнан астам", "220000"),
+        ("over 1.2 million voters", "1200000"),
+        ("претендуют пятеро", "5"),
+        ("үшеуі өзін-өзі ұсынған", "3"),
+        ("1 209 817 избирателей", "1209817"),
+        ("16кандидат ұсынылды", "16"),
+    ],
+)
 def test_a_number_is_found_in_its_usual_writings(quote: str, value: str) -> None:
     assert quote_states(quote, value)
 
 
-@pytest.mark.parametrize("quote, value", [
-    ("Зарегистрировано 2 296 кандидатов", "2297"), ("из 2 297 кандидатов", "297"), ("38,25%", "38.2"),
-    ("1382 участка", "382"), ("пятьдесят", "5"),
-])
+@pytest.mark.parametrize(
+    "quote, value",
+    [
+        ("Зарегистрировано 2 296 кандидатов", "2297"),
+        ("из 2 297 кандидатов", "297"),
+        ("38,25%", "38.2"),
+        ("1382 участка", "382"),
+        ("пятьдесят", "5"),
+    ],
+)
 def test_a_number_is_not_found_inside_another_number_or_word(quote: str, value: str) -> None:
     assert not quote_states(quote, value)
 
@@ -73,11 +90,14 @@ def test_writings_shown_in_messages() -> None:
 # ------------------------------------------------------------------------------------------------------------
 # Bad input: each rule names file, line, column, rule and the figures involved
 
+
 def test_quote_without_its_number_is_refused(raw_copy: Path) -> None:
     line = regional(raw_copy, ATYRAU_VOTES, "quote", "Из них приняли участие в голосовании почти все.")
     message = problems_of(raw_copy)
-    expected = (f"{raw_copy}/regional.csv:{line}: column 'quote': the quote does not contain votes_cast = 32981 in any "
-                "usual writing (32981 / 32 981 / 32,981): 'Из них приняли участие в голосовании почти все.' [quote-has-number]")
+    expected = (
+        f"{raw_copy}/regional.csv:{line}: column 'quote': the quote does not contain votes_cast = 32981 in any "
+        "usual writing (32981 / 32 981 / 32,981): 'Из них приняли участие в голосовании почти все.' [quote-has-number]"
+    )
     assert expected in message
 
 
@@ -99,34 +119,45 @@ def test_a_stated_exception_waives_the_quote(raw_copy: Path) -> None:
 def test_quote_not_in_english_needs_a_gloss(raw_copy: Path) -> None:
     line = regional(raw_copy, ATYRAU_VOTES, "quote_en", "")
     message = problems_of(raw_copy)
-    assert (f"regional.csv:{line}: column 'quote_en': the quote is in 'ru': give an English gloss in quote_en "
-            "[gloss-required]") in message
+    assert (
+        f"regional.csv:{line}: column 'quote_en': the quote is in 'ru': give an English gloss in quote_en "
+        "[gloss-required]"
+    ) in message
 
 
 def test_derived_figure_must_say_what_it_is_derived_from(raw_copy: Path) -> None:
     line = regional(raw_copy, WKO_POSTS, "derived_from", "")
     message = problems_of(raw_copy)
-    assert (f"regional.csv:{line}: column 'derived_from': derived figure posts = 31 must say what it is derived from "
-            "('sum: a + b', 'difference: a - b', 'count: ...' or 'implied: ...'), got '' [derived-from]") in message
+    assert (
+        f"regional.csv:{line}: column 'derived_from': derived figure posts = 31 must say what it is derived from "
+        "('sum: a + b', 'difference: a - b', 'count: ...' or 'implied: ...'), got '' [derived-from]"
+    ) in message
 
 
 def test_derived_sum_must_add_up(raw_copy: Path) -> None:
     line = regional(raw_copy, WKO_POSTS, "value", "32")
     message = problems_of(raw_copy)
-    assert (f"regional.csv:{line}: column 'value': posts = 32 but posts_term_expiry + posts_early = 26 + 5 = 31 "
-            "[derived-arithmetic]") in message
+    assert (
+        f"regional.csv:{line}: column 'value': posts = 32 but posts_term_expiry + posts_early = 26 + 5 = 31 "
+        "[derived-arithmetic]"
+    ) in message
 
 
 def test_inconsistent_turnout_is_refused_and_nothing_is_written(raw_copy: Path, tmp_path: Path) -> None:
     line = regional(raw_copy, ATYRAU_TURNOUT, "value", "75.4")
-    rewrite_csv(raw_copy / "regional.csv", lambda rows: [[c.replace("Атырау облысы – 74,4%", "Атырау облысы – 75,4%") for c in r] for r in rows])
+    rewrite_csv(
+        raw_copy / "regional.csv",
+        lambda rows: [[c.replace("Атырау облысы – 74,4%", "Атырау облысы – 75,4%") for c in r] for r in rows],
+    )
     votes, voters = (line_of(raw_copy / "regional.csv", m) for m in (ATYRAU_VOTES, ATYRAU_VOTERS))
     message = problems_of(raw_copy)
     assert message.startswith("1 problem in the input data:")
-    assert (f"{raw_copy}/regional.csv:{line}: column 'value': turnout_pct = 75.4 disagrees with votes_cast 32981 "
-            f"({raw_copy}/regional.csv:{votes}) / voters_on_rolls 44305 ({raw_copy}/regional.csv:{voters}) = 74.44: "
-            "a published turnout must agree with its counts within the rounding of the published figures "
-            "[turnout-consistent]") in message
+    assert (
+        f"{raw_copy}/regional.csv:{line}: column 'value': turnout_pct = 75.4 disagrees with votes_cast 32981 "
+        f"({raw_copy}/regional.csv:{votes}) / voters_on_rolls 44305 ({raw_copy}/regional.csv:{voters}) = 74.44: "
+        "a published turnout must agree with its counts within the rounding of the published figures "
+        "[turnout-consistent]"
+    ) in message
     out = tmp_path / "processed"
     with pytest.raises(DataValidationError):
         ingest.write_processed(ingest.build_processed(ingest.load_raw(raw_copy)), out)
@@ -135,31 +166,43 @@ def test_inconsistent_turnout_is_refused_and_nothing_is_written(raw_copy: Path, 
 
 def test_turnout_within_rounding_passes(raw_copy: Path) -> None:
     regional(raw_copy, ATYRAU_TURNOUT, "value", "74")  # 74.44 % printed as 74 %
-    rewrite_csv(raw_copy / "regional.csv", lambda rows: [[c.replace("Атырау облысы – 74,4%", "Атырау облысы – 74%") for c in r] for r in rows])
-    assert ingest.load_raw(raw_copy).frames["figures"].query("level == 'regional' and round_id == '2021-07-25_rural' and region == 'Atyrau' and variable == 'turnout_pct'")["value"].tolist() == [74.0]
+    rewrite_csv(
+        raw_copy / "regional.csv",
+        lambda rows: [[c.replace("Атырау облысы – 74,4%", "Атырау облысы – 74%") for c in r] for r in rows],
+    )
+    assert ingest.load_raw(raw_copy).frames["figures"].query(
+        "level == 'regional' and round_id == '2021-07-25_rural' and region == 'Atyrau' and variable == 'turnout_pct'"
+    )["value"].tolist() == [74.0]
 
 
 def test_inconsistent_share_is_refused(raw_copy: Path) -> None:
     line = regional(raw_copy, AKTOBE_PARTY_PCT, "value", "70")
     regional(raw_copy, AKTOBE_PARTY_PCT, "quote", "105 кандидаттың 70% партия атынан үміткер болды.")
-    party, total = (line_of(raw_copy / "regional.csv", m) for m in (AKTOBE_PARTY, {**AKTOBE_PARTY, "variable": "cands_on_ballot"}))
+    party, total = (
+        line_of(raw_copy / "regional.csv", m) for m in (AKTOBE_PARTY, {**AKTOBE_PARTY, "variable": "cands_on_ballot"})
+    )
     message = problems_of(raw_copy)
     assert message.startswith("1 problem in the input data:")
-    assert (f"regional.csv:{line}: column 'value': cands_on_ballot_party_pct = 70 disagrees with cands_on_ballot_party 63 "
-            f"({raw_copy}/regional.csv:{party}) / cands_on_ballot 105 ({raw_copy}/regional.csv:{total}) = 60.00: "
-            "a published share must agree with its counts within the rounding of the published figures "
-            "[share-consistent]") in message
+    assert (
+        f"regional.csv:{line}: column 'value': cands_on_ballot_party_pct = 70 disagrees with cands_on_ballot_party 63 "
+        f"({raw_copy}/regional.csv:{party}) / cands_on_ballot 105 ({raw_copy}/regional.csv:{total}) = 60.00: "
+        "a published share must agree with its counts within the rounding of the published figures "
+        "[share-consistent]"
+    ) in message
 
 
 def test_an_alternative_value_is_not_checked_against_the_primary_counts(raw_copy: Path) -> None:
     """Cross-field rules compare primary figures only: the recorded alternative 75.75 of Akmola stays allowed."""
     figures = ingest.load_raw(raw_copy).frames["figures"]
-    akmola = figures.query("level == 'regional' and round_id == '2021-07-25_rural' and region == 'Akmola' and variable == 'turnout_pct'")
-    assert sorted(zip(akmola["role"], akmola["value"])) == [("alternative", 75.75), ("primary", 75.5)]
+    akmola = figures.query(
+        "level == 'regional' and round_id == '2021-07-25_rural' and region == 'Akmola' and variable == 'turnout_pct'"
+    )
+    assert sorted(zip(akmola["role"], akmola["value"], strict=True)) == [("alternative", 75.75), ("primary", 75.5)]
 
 
 # ------------------------------------------------------------------------------------------------------------
 # The real data and the audit
+
 
 def test_real_data_meet_the_provenance_target() -> None:
     raw = ingest.load_raw(RAW)
@@ -174,9 +217,20 @@ def test_real_data_meet_the_provenance_target() -> None:
 def test_audit_prints_counts_per_table_and_the_exceptions(capsys) -> None:
     assert audit.main([str(RAW), "--audit"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    table = lines[lines.index(next(l for l in lines if l.startswith("table "))):][:5]
+    table = lines[lines.index(next(line for line in lines if line.startswith("table "))) :][:5]
     assert [line.split() for line in table] == [
-        ["table", "rows", "published", "quoted", "from_excerpt", "exceptions", "derived", "alternative", "rejected", "conflicts"],
+        [
+            "table",
+            "rows",
+            "published",
+            "quoted",
+            "from_excerpt",
+            "exceptions",
+            "derived",
+            "alternative",
+            "rejected",
+            "conflicts",
+        ],
         ["national.csv", "81", "80", "79", "3", "1", "1", "5", "1", "6"],
         ["regional.csv", "348", "324", "319", "4", "5", "24", "12", "7", "19"],
         ["race_figures.csv", "279", "255", "251", "6", "4", "24", "3", "0", "3"],
@@ -186,16 +240,19 @@ def test_audit_prints_counts_per_table_and_the_exceptions(capsys) -> None:
     assert "  2021 regional: 182 cells searched, 86 with at least one statement, 9 with a conflict" in lines
     assert "  2023 pilot race: 294 cells searched, 61 with at least one statement, 2 with a conflict" in lines
     assert "Exceptions (10):" in lines and "Recorded conflicts (28):" in lines
-    osdp = next(l for l in lines if "winners_osdp = 1 (N11)" in l)
+    osdp = next(line for line in lines if "winners_osdp = 1 (N11)" in line)
     assert osdp.startswith(f"  {RAW}/national.csv:") and "infobox" in osdp
 
 
 # ------------------------------------------------------------------------------------------------------------
 # The command line
 
+
 def run_checker(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "120"}  # argparse wraps --help to the terminal width
-    return subprocess.run([sys.executable, "-m", "akim_turnout.data", *args], capture_output=True, text=True, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "akim_turnout.data", *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
 
 
 def test_help_describes_the_arguments() -> None:
@@ -210,14 +267,20 @@ def test_messages_name_the_folder_as_typed(tmp_path: Path) -> None:
     line = regional(copy, ATYRAU_TURNOUT, "value", "104.2")
     result = run_checker("my copy", cwd=tmp_path)
     assert result.returncode == 1
-    assert f"  my copy/regional.csv:{line}: column 'value': turnout_pct = 104.2 is above the maximum 100 percent [maximum]" in result.stderr
+    assert (
+        f"  my copy/regional.csv:{line}: column 'value': turnout_pct = 104.2 is above the maximum 100 percent [maximum]"
+        in result.stderr
+    )
     assert "data/raw" not in result.stderr
 
 
 def test_missing_folder_gives_one_error_line(tmp_path: Path) -> None:
     result = run_checker("no/such/folder", cwd=tmp_path)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr == "error: folder no/such/folder does not exist (give the folder holding datapackage.json, e.g. data/raw)\n"
+    assert (
+        result.stderr
+        == "error: folder no/such/folder does not exist (give the folder holding datapackage.json, e.g. data/raw)\n"
+    )
 
 
 def test_folder_without_datapackage_gives_one_error_line(tmp_path: Path) -> None:
@@ -241,4 +304,7 @@ def test_regional_table_takes_total_and_split_from_one_candidate_stage() -> None
     assert stage.loc["Akmola"].tolist() == [303, 93, 210, "registered"]
     assert stage.loc["Almaty", "cands_kind"] == "registered" and pd.isna(stage.loc["Almaty", "cands_party"])
     assert regional.at["West Kazakhstan", "posts_source"] == "derived (sum: posts_term_expiry + posts_early)"
-    assert regional.at["Aktobe", "posts_source"] == "published total" and regional.at["Zhambyl", "posts_source"] == "missing"
+    assert (
+        regional.at["Aktobe", "posts_source"] == "published total"
+        and regional.at["Zhambyl", "posts_source"] == "missing"
+    )

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from readme_commands import ReadmeCommandFailed, readme_blocks, run_blocks
 
 from akim_turnout.paths import project_path
-from readme_commands import ReadmeCommandFailed, readme_blocks, run_blocks
 
 SAMPLE = """# Demo
 
@@ -47,7 +47,13 @@ def test_a_broken_readme_command_fails_naming_its_line_and_command(tmp_path) -> 
 def test_the_readme_documents_the_workflow_in_runnable_blocks() -> None:
     blocks = readme_blocks(project_path("README.md").read_text())
     run = "".join(b.code for b in blocks if not b.skipped)
-    for command in ("make reproduce", "dvc repro", "dvc exp run -S", "dvc metrics show", "papermill",
-                    "python -m akim_turnout.data data/raw"):
+    for command in (
+        "make reproduce",
+        "dvc repro",
+        "dvc exp run -S",
+        "dvc metrics show",
+        "papermill",
+        "python -m akim_turnout.data data/raw",
+    ):
         assert command in run, f"the README's tested blocks lack {command!r}"
     assert all(b.skipped for b in blocks if "make test" in b.code), "running make test from its own test would recurse"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,8 @@ from scipy import stats
 
 from akim_turnout import inference, race
 from akim_turnout.design import build_design
-from akim_turnout.regional import fit_regional_fractional_logit, leave_one_out, prediction_curve
 from akim_turnout.inference import DEFAULT_RCOND, mancl_derouen_cov
+from akim_turnout.regional import fit_regional_fractional_logit, leave_one_out, prediction_curve
 
 REFERENCE = Path(__file__).parent / "reference"
 INPUTS = REFERENCE / "inputs"
@@ -46,7 +46,7 @@ REGIONAL_MODELS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def reference(name: str) -> dict[str, Any]:
     """One results/*.json file (null -> None)."""
     return json.loads((REFERENCE / "results" / f"{name}.json").read_text())
@@ -74,8 +74,10 @@ def assert_coefficients(fit: inference.FitResult, expected: dict[str, Any], rtol
     np.testing.assert_allclose(fit.bse, se, rtol=rtol, atol=0)
     np.testing.assert_allclose(fit.pvalues, _floats(expected["p_value"]), rtol=rtol, atol=0)
     for ours, theirs in (("lower", "ci_lower"), ("upper", "ci_upper")):
-        np.testing.assert_array_less(np.abs(fit.conf_int[ours] - _floats(expected[theirs])),
-                                     rtol * np.maximum(np.abs(_floats(expected[theirs])), se))
+        np.testing.assert_array_less(
+            np.abs(fit.conf_int[ours] - _floats(expected[theirs])),
+            rtol * np.maximum(np.abs(_floats(expected[theirs])), se),
+        )
     assert fit.df_resid == expected["df"]
     cov = np.array(expected["cov"], dtype=float)
     np.testing.assert_allclose(fit.cov_params, cov, rtol=rtol, atol=rtol * np.abs(cov).max())
@@ -134,16 +136,22 @@ def test_leave_one_out_matches_r(regional: pd.DataFrame, name: str) -> None:
     expected = reference("regional")["leave_one_out"][name]
     loo = leave_one_out(regional, predictors, weight=weight, keep_not_estimable=True)
     assert loo["dropped_region"].tolist() == expected["dropped_region"]
-    assert [status == "ok" or status.startswith("not estimable") for status in loo["status"]] == \
-        [status == "ok" for status in expected["status"]]
+    assert [status == "ok" or status.startswith("not estimable") for status in loo["status"]] == [
+        status == "ok" for status in expected["status"]
+    ]
     for column in ("estimate", "std_error", "p_value"):
         np.testing.assert_allclose(loo[column], _floats(expected[column]), rtol=RTOL, atol=0)
     se = _floats(expected["std_error"])
     for column in ("ci_lower", "ci_upper"):
-        np.testing.assert_array_less(np.abs(loo[column] - _floats(expected[column])), RTOL * np.maximum(
-            np.abs(_floats(expected[column])), se))
-    np.testing.assert_allclose(loo["change"], _floats(expected["estimate"]) - expected["full_estimate"],
-                               rtol=0, atol=RTOL * np.abs(expected["full_estimate"]))
+        np.testing.assert_array_less(
+            np.abs(loo[column] - _floats(expected[column])), RTOL * np.maximum(np.abs(_floats(expected[column])), se)
+        )
+    np.testing.assert_allclose(
+        loo["change"],
+        _floats(expected["estimate"]) - expected["full_estimate"],
+        rtol=0,
+        atol=RTOL * np.abs(expected["full_estimate"]),
+    )
 
 
 def _ame_check(table: pd.DataFrame, expected: dict[str, Any]) -> None:
@@ -154,8 +162,9 @@ def _ame_check(table: pd.DataFrame, expected: dict[str, Any]) -> None:
     np.testing.assert_allclose(table["std_error_pp"], se, rtol=RTOL, atol=0)
     np.testing.assert_allclose(table["p_value"], _floats(expected["p_value"]), rtol=RTOL, atol=0)
     for column in ("ci_lower_pp", "ci_upper_pp"):
-        np.testing.assert_array_less(np.abs(table[column] - _floats(expected[column])), RTOL * np.maximum(
-            np.abs(_floats(expected[column])), se))
+        np.testing.assert_array_less(
+            np.abs(table[column] - _floats(expected[column])), RTOL * np.maximum(np.abs(_floats(expected[column])), se)
+        )
 
 
 @pytest.mark.parametrize("key", list(reference("regional")["average_marginal_effects"]))
@@ -215,8 +224,9 @@ def test_race_glm_naive_matches_r(races: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize(("key", "electorate_weighted"), [("unweighted", False), ("electorate_weighted", True)])
-def test_race_average_marginal_effects_match_r(race_glm: inference.FitResult, key: str,
-                                               electorate_weighted: bool) -> None:
+def test_race_average_marginal_effects_match_r(
+    race_glm: inference.FitResult, key: str, electorate_weighted: bool
+) -> None:
     expected = reference("race_glm")["average_marginal_effects"][key]
     table = race.race_average_marginal_effects(race_glm, MIX_TERMS, electorate_weighted=electorate_weighted)
     _ame_check(table, expected)
@@ -235,8 +245,8 @@ def _pearson_sums(races: pd.DataFrame, params: np.ndarray, rhs: str) -> tuple[fl
     mu = 1 / (1 + np.exp(-exog @ params))
     resid = pd.Series((races["voted"] / races["registered"] - mu) / np.sqrt(mu * (1 - mu)))
     by_region = resid.groupby(races["region"])
-    cross = float(((by_region.sum() ** 2 - (resid ** 2).groupby(races["region"]).sum()) / 2).sum())
-    return float((resid ** 2).sum()), cross, len(races) - exog.shape[1]
+    cross = float(((by_region.sum() ** 2 - (resid**2).groupby(races["region"]).sum()) / 2).sum())
+    return float((resid**2).sum()), cross, len(races) - exog.shape[1]
 
 
 @pytest.mark.parametrize("key", list(GEE_FORMULAS))
@@ -278,8 +288,14 @@ def test_native_geepack_fit_is_statsmodels_gee_at_geepack_correlation(races: pd.
 
     exog, names = build_design(races, rhs)
     groups = pd.factorize(races["region"], sort=True)[0]
-    model = sm.GEE(races["voted"] / races["registered"], exog, groups=groups, family=sm.families.Binomial(),
-                   cov_struct=sm.cov_struct.Exchangeable(), update_dep=False)
+    model = sm.GEE(
+        races["voted"] / races["registered"],
+        exog,
+        groups=groups,
+        family=sm.families.Binomial(),
+        cov_struct=sm.cov_struct.Exchangeable(),
+        update_dep=False,
+    )
     model.cov_struct.dep_params = native["alpha"]
     result = model.fit(cov_type="robust", ctol=1e-10)
     assert names == native["terms"]
@@ -301,8 +317,17 @@ def test_mancl_derouen_without_region_dummies_matches_statsmodels_and_r(races: p
     cov = mancl_derouen_cov(fit.raw)
     np.testing.assert_allclose(fit.cov_params.to_numpy(), cov, rtol=1e-12)
     model = fit.raw.model
-    statsmodels_cov = np.asarray(sm.GEE(model.endog, model.exog, groups=model.groups, family=sm.families.Binomial(),
-                                        cov_struct=sm.cov_struct.Exchangeable()).fit(cov_type="bias_reduced").cov_params())
+    statsmodels_cov = np.asarray(
+        sm.GEE(
+            model.endog,
+            model.exog,
+            groups=model.groups,
+            family=sm.families.Binomial(),
+            cov_struct=sm.cov_struct.Exchangeable(),
+        )
+        .fit(cov_type="bias_reduced")
+        .cov_params()
+    )
     np.testing.assert_allclose(cov, statsmodels_cov, rtol=1e-8, atol=1e-8 * np.abs(statsmodels_cov).max())
     for version in ("mancl_derouen_solve", "mancl_derouen_ginv"):
         reference_cov = np.array(expected[version]["cov"])
@@ -324,7 +349,7 @@ def test_mancl_derouen_with_region_dummies_matches_r_generalized_inverse(races: 
     np.testing.assert_allclose(cov, reference_cov, rtol=RTOL, atol=RTOL * np.abs(reference_cov).max())
     for rcond in (1e-12, 1e-2):
         np.testing.assert_allclose(mancl_derouen_cov(fit.raw, rcond=rcond), cov, rtol=1e-9, atol=0)
-    assert DEFAULT_RCOND == pytest.approx(np.sqrt(np.finfo(float).eps))
+    assert pytest.approx(np.sqrt(np.finfo(float).eps)) == DEFAULT_RCOND
 
 
 def test_project_bias_reduced_gee_with_region_dummies_matches_r(races: pd.DataFrame) -> None:
@@ -418,5 +443,6 @@ def test_lme4_covariance_is_gls_at_its_variance_components(races: pd.DataFrame, 
     np.testing.assert_allclose(cov @ xtvy, _floats(expected["fixed"]["estimate"]), rtol=1e-8)
     np.testing.assert_allclose(cov, np.array(expected["fixed"]["cov"]), rtol=1e-8)
     z = stats.norm.ppf(0.975)
-    np.testing.assert_allclose(cov @ xtvy - z * np.sqrt(np.diag(cov)), _floats(expected["fixed"]["ci_lower"]),
-                               rtol=1e-8)
+    np.testing.assert_allclose(
+        cov @ xtvy - z * np.sqrt(np.diag(cov)), _floats(expected["fixed"]["ci_lower"]), rtol=1e-8
+    )

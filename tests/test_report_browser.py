@@ -14,11 +14,28 @@ CHROMIUM = Path("/usr/bin/chromium")
 REPORT = project_path("reports/report.html")
 SCREENSHOT = project_path("reports/report-screenshot.png")
 # Flags for a root, offline, headless machine: no sandbox, no background calls to Google's services.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-EXPECTED_SECTIONS = ["Contents", "Summary", "Data and coverage", "Turnout by region and candidate mix", "Regional model (real data)",
-                     "Race-level models (simulated races)", "Method validation (simulation study)", "Diagnostics (election forensics)",
-                     "Limitations", "How to reproduce", "Provenance"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+EXPECTED_SECTIONS = [
+    "Contents",
+    "Summary",
+    "Data and coverage",
+    "Turnout by region and candidate mix",
+    "Regional model (real data)",
+    "Race-level models (simulated races)",
+    "Method validation (simulation study)",
+    "Diagnostics (election forensics)",
+    "Limitations",
+    "How to reproduce",
+    "Provenance",
+]
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +92,12 @@ def test_expected_sections_and_key_numbers_are_present(page) -> None:
     national = data.read_processed("national").set_index("round_id").loc[data.ROUND_2021]
     regional = data.read_processed("regional_2021")
     text = page.inner_text("body")
-    for number in (f"{national['posts']:,.0f}", f"{national['cands_registered']:,.0f}", f"{regional['turnout_pct'].min():.1f}",
-                   f"{regional['turnout_pct'].max():.1f}"):
+    for number in (
+        f"{national['posts']:,.0f}",
+        f"{national['cands_registered']:,.0f}",
+        f"{regional['turnout_pct'].min():.1f}",
+        f"{regional['turnout_pct'].max():.1f}",
+    ):
         assert number in text, f"key number {number} not in the report"
 
 
@@ -89,7 +110,9 @@ def test_internal_links_resolve(page) -> None:
 
 def test_simulated_material_is_visibly_marked(page) -> None:
     simulated_captions = page.eval_on_selector_all(
-        "figcaption, caption", "els => els.filter(e => e.innerText.includes('SIMULATED')).map(e => !!e.querySelector('.akim-badge'))")
+        "figcaption, caption",
+        "els => els.filter(e => e.innerText.includes('SIMULATED')).map(e => !!e.querySelector('.akim-badge'))",
+    )
     assert len(simulated_captions) >= 8 and all(simulated_captions), simulated_captions
     banners = page.locator(".akim-banner .akim-badge")
     assert banners.count() >= 2, "simulated sections open with a banner"
@@ -117,8 +140,10 @@ def test_published_figures_show_their_source_and_quote_on_hover(page) -> None:
 
 
 def test_no_interval_or_effect_from_a_fit_that_is_not_estimable(page) -> None:
-    rows = page.eval_on_selector_all("#tab-regional_models tbody tr, #tab-regional_ames tbody tr",
-                                     "trs => trs.map(tr => Array.from(tr.children).map(td => td.innerText))")
+    rows = page.eval_on_selector_all(
+        "#tab-regional_models tbody tr, #tab-regional_ames tbody tr",
+        "trs => trs.map(tr => Array.from(tr.children).map(td => td.innerText))",
+    )
     hidden = [row for row in rows if any(cell.startswith("not estimable") for cell in row)]
     assert hidden, "the two-predictor regional fit (3 residual df) is not estimable"
     for row in hidden:
@@ -128,7 +153,9 @@ def test_no_interval_or_effect_from_a_fit_that_is_not_estimable(page) -> None:
 def test_no_table_or_figure_is_wider_than_the_page(page) -> None:
     width = page.evaluate("document.documentElement.clientWidth")
     too_wide = page.eval_on_selector_all(
-        "table, figure, img", f"els => els.filter(e => e.getBoundingClientRect().right > {width} + 1)"
-                              ".map(e => e.id || e.closest('[id]')?.id || e.tagName)")
+        "table, figure, img",
+        f"els => els.filter(e => e.getBoundingClientRect().right > {width} + 1)"
+        ".map(e => e.id || e.closest('[id]')?.id || e.tagName)",
+    )
     assert too_wide == [], f"wider than the page ({width} px): {too_wide}"
     assert page.evaluate("document.documentElement.scrollWidth") <= width

@@ -7,6 +7,18 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from real_2021 import (  # noqa: E402  (tests/ is on sys.path, see tests/conftest.py)
+    CANDS_2021,
+    NATIONAL_2021,
+    PARTY_2021,
+    POSTS_2021,
+    PUBLISHED_2021,
+    SELF_2021,
+    TURNOUT_2021,
+    VOTERS_2021,
+    WOMEN_2021,
+    real_2021_regions,
+)
 
 from akim_turnout.simulate import (
     MARGIN_COLUMNS,
@@ -19,11 +31,6 @@ from akim_turnout.simulate import (
     simulate_scaled,
     true_coefficients,
     true_formula_rhs,
-)
-
-from real_2021 import (  # noqa: E402  (tests/ is on sys.path, see tests/conftest.py)
-    CANDS_2021, NATIONAL_2021, PARTY_2021, POSTS_2021, PUBLISHED_2021, SELF_2021, TURNOUT_2021, VOTERS_2021, WOMEN_2021,
-    real_2021_regions,
 )
 
 
@@ -130,13 +137,19 @@ def test_settings_from_mapping_coerces_yaml_numbers() -> None:
 
 
 def test_settings_refuse_bad_values() -> None:
-    with pytest.raises(ValueError, match=r"parameter 'settings.overdispersion_sd' must be a number from 0 to 5, got -1.0$"):
+    with pytest.raises(
+        ValueError, match=r"parameter 'settings.overdispersion_sd' must be a number from 0 to 5, got -1.0$"
+    ):
         SimulationSettings(overdispersion_sd=-1.0)
     with pytest.raises(ValueError, match=r"parameter 'settings.binomial_sampling' must be true or false, got 'yes'$"):
         SimulationSettings.from_mapping({"binomial_sampling": "yes"})
-    with pytest.raises(ValueError, match=r"parameter 'settings.unknown_posts_rule' must be one of equal, got 'by_voters'$"):
+    with pytest.raises(
+        ValueError, match=r"parameter 'settings.unknown_posts_rule' must be one of equal, got 'by_voters'$"
+    ):
         SimulationSettings.from_mapping({"unknown_posts_rule": "by_voters"})
-    with pytest.raises(ValueError, match=r"parameter 'settings.min_candidates' must be an integer from 1 to 10, got 3.0$"):
+    with pytest.raises(
+        ValueError, match=r"parameter 'settings.min_candidates' must be an integer from 1 to 10, got 3.0$"
+    ):
         SimulationSettings.from_mapping({"min_candidates": 3.0})
 
 
@@ -153,8 +166,12 @@ def test_races_have_documented_columns_and_one_row_per_post(races: pd.DataFrame)
 
 def test_races_reproduce_regional_margins(races: pd.DataFrame, margins: pd.DataFrame) -> None:
     by_region = races.groupby("region").agg(
-        posts=("race_id", "size"), cands=("n_candidates", "sum"), cands_party=("n_party", "sum"),
-        cands_self=("n_self", "sum"), cands_women=("n_women", "sum"), voters_on_rolls=("registered", "sum"),
+        posts=("race_id", "size"),
+        cands=("n_candidates", "sum"),
+        cands_party=("n_party", "sum"),
+        cands_self=("n_self", "sum"),
+        cands_women=("n_women", "sum"),
+        voters_on_rolls=("registered", "sum"),
     )
     for column in MARGIN_COLUMNS:
         assert by_region[column].reindex(margins.index).tolist() == margins[column].tolist(), column
@@ -203,10 +220,17 @@ def test_expected_votes_calibrate_without_binomial_noise(regions: pd.DataFrame) 
     races = simulate_races(regions, NATIONAL_2021, settings, seed=1)
     alpha = races.attrs["alpha_region"]
     # Without noise, turnout differences within a region come only from the mix.
-    mix = races["region"].map(alpha) + true_coefficients(settings) @ pd.DataFrame({
-        "np.log(n_candidates)": np.log(races["n_candidates"]),
-        "self_share": races["self_share"], "any_woman": races["any_woman"],
-    }).T
+    mix = (
+        races["region"].map(alpha)
+        + true_coefficients(settings)
+        @ pd.DataFrame(
+            {
+                "np.log(n_candidates)": np.log(races["n_candidates"]),
+                "self_share": races["self_share"],
+                "any_woman": races["any_woman"],
+            }
+        ).T
+    )
     expected = races["registered"] / (1 + np.exp(-mix))
     assert (np.abs(races["voted"] - expected) <= 1.0 + 1e-9).all()
 
@@ -215,7 +239,9 @@ def test_true_formula_names_the_true_terms() -> None:
     settings = SimulationSettings()
     assert true_formula_rhs(settings) == "C(region) + np.log(n_candidates) + self_share + any_woman"
     assert true_coefficients(settings).to_dict() == {
-        "np.log(n_candidates)": 0.20, "self_share": -0.30, "any_woman": 0.10,
+        "np.log(n_candidates)": 0.20,
+        "self_share": -0.30,
+        "any_woman": 0.10,
     }
 
 
@@ -245,7 +271,9 @@ def test_spread_placement_puts_a_party_nominee_in_every_race_before_a_second_one
     spread = simulate_races(regions, NATIONAL_2021, SimulationSettings(party_placement="spread"), seed=5)
     random_ = simulate_races(regions, NATIONAL_2021, SimulationSettings(party_placement="random"), seed=5)
     for races in (spread, random_):
-        assert races["n_party"].sum() == NATIONAL_2021["cands_party"] and (races["n_party"] <= races["n_candidates"]).all()
+        assert (
+            races["n_party"].sum() == NATIONAL_2021["cands_party"] and (races["n_party"] <= races["n_candidates"]).all()
+        )
     margins = allocate_region_margins(regions, NATIONAL_2021, "equal", 2).set_index("region")
     for region, group in spread.groupby("region"):
         party, posts = int(margins.at[region, "cands_party"]), len(group)

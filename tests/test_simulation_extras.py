@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
 from akim_turnout import simulate, study
-from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
 SETTINGS = simulate.SimulationSettings()
 
@@ -23,14 +23,18 @@ def margins() -> pd.DataFrame:
 def test_calibration_check_adds_up_the_simulated_races(margins: pd.DataFrame) -> None:
     races = simulate.simulate_from_margins(margins, SETTINGS, seed=4)
     check = simulate.calibration_check(races, margins).set_index("region")
-    for simulated, published in (("posts_sim", "posts"), ("cands_sim", "cands"), ("party_sim", "cands_party"),
-                                 ("self_sim", "cands_self"), ("women_sim", "cands_women"),
-                                 ("registered_sim", "voters_on_rolls")):
+    for simulated, published in (
+        ("posts_sim", "posts"),
+        ("cands_sim", "cands"),
+        ("party_sim", "cands_party"),
+        ("self_sim", "cands_self"),
+        ("women_sim", "cands_women"),
+        ("registered_sim", "voters_on_rolls"),
+    ):
         assert check[simulated].tolist() == check[published].tolist(), simulated
     voted = races.groupby("region")["voted"].sum()
     assert check["voted_sim"].tolist() == voted[check.index].tolist()
-    np.testing.assert_allclose(check["turnout_sim_pct"], 100 * check["voted_sim"] / check["registered_sim"],
-                               rtol=1e-15)
+    np.testing.assert_allclose(check["turnout_sim_pct"], 100 * check["voted_sim"] / check["registered_sim"], rtol=1e-15)
     assert ((check["turnout_sim_pct"] - check["turnout_pct"]).abs() < 50 / check["voters_on_rolls"]).all()
 
 
@@ -46,13 +50,25 @@ def test_scaled_simulation_keeps_regional_proportions(margins: pd.DataFrame) -> 
 
 def test_inputs_from_published_tables() -> None:
     regional = real_2021_regions().assign(extra_column=1)
-    national_row = {"posts": 730, "cands_registered": 2297, "cands_registered_party": 878,
-                    "cands_registered_self": 1419, "cands_registered_women": 458, "voters_on_rolls": 1209817,
-                    "other": 5}
+    national_row = {
+        "posts": 730,
+        "cands_registered": 2297,
+        "cands_registered_party": 878,
+        "cands_registered_self": 1419,
+        "cands_registered_women": 458,
+        "voters_on_rolls": 1209817,
+        "other": 5,
+    }
     regions, national = simulate.inputs_from_published(regional, national_row)
     assert regions.columns.tolist() == simulate.REGIONAL_INPUTS
-    assert national == {"posts": 730.0, "cands": 2297.0, "cands_party": 878.0, "cands_self": 1419.0,
-                        "cands_women": 458.0, "voters_on_rolls": 1209817.0}
+    assert national == {
+        "posts": 730.0,
+        "cands": 2297.0,
+        "cands_party": 878.0,
+        "cands_self": 1419.0,
+        "cands_women": 458.0,
+        "voters_on_rolls": 1209817.0,
+    }
     with pytest.raises(ValueError, match=r"^regional table lacks \['turnout_pct'\]$"):
         simulate.inputs_from_published(regional.drop(columns="turnout_pct"), national_row)
 
@@ -60,23 +76,36 @@ def test_inputs_from_published_tables() -> None:
 def test_study_design_round_trip_and_mapping() -> None:
     design = study.StudyDesign()
     assert design.as_mapping() == {
-        "n_replications": 60, "n_replications_null": 200, "effect_grid": [0.0, -0.1, -0.2, -0.3],
-        "designs": [{"n_regions": 14, "n_races": 730}], "n_boot": 99, "seed": 20210725, "alpha": 0.05,
+        "n_replications": 60,
+        "n_replications_null": 200,
+        "effect_grid": [0.0, -0.1, -0.2, -0.3],
+        "designs": [{"n_regions": 14, "n_races": 730}],
+        "n_boot": 99,
+        "seed": 20210725,
+        "alpha": 0.05,
         "methods": ["cluster_t", "wild_bootstrap", "gee_bias_reduced", "mixedlm", "naive_binomial"],
-        "method_replications": {"mixedlm": 25, "naive_binomial": 25}, "wild_bootstrap_ci": False,
+        "method_replications": {"mixedlm": 25, "naive_binomial": 25},
+        "wild_bootstrap_ci": False,
         "wild_weights": "webb",
     }
     assert study.StudyDesign.from_mapping(design.as_mapping()) == design
-    custom = study.StudyDesign.from_mapping({
-        "alpha": 0.1, "effect_grid": [0, 0.2], "methods": ["cluster_t"], "method_replications": {"cluster_t": 3},
-        "designs": [{"n_regions": 7, "n_races": 100, "n_replications": 5}], "wild_weights": "rademacher",
-    })
+    custom = study.StudyDesign.from_mapping(
+        {
+            "alpha": 0.1,
+            "effect_grid": [0, 0.2],
+            "methods": ["cluster_t"],
+            "method_replications": {"cluster_t": 3},
+            "designs": [{"n_regions": 7, "n_races": 100, "n_replications": 5}],
+            "wild_weights": "rademacher",
+        }
+    )
     assert custom.alpha == 0.1 and isinstance(custom.alpha, float) and custom.effect_grid == (0.0, 0.2)
     assert custom.methods == ("cluster_t",) and custom.method_replications == (("cluster_t", 3),)
     assert custom.designs == (study.DesignPoint(7, 100, 5),) and custom.designs[0].label() == "7 regions, 100 races"
     assert custom.methods_for(2) == ("cluster_t",) and custom.methods_for(3) == ()
     assert custom.replications(0, 0.0) == 5 and custom.as_mapping()["designs"] == [
-        {"n_regions": 7, "n_races": 100, "n_replications": 5}]
+        {"n_regions": 7, "n_races": 100, "n_replications": 5}
+    ]
 
 
 def test_design_margins_refuses_impossible_designs(margins: pd.DataFrame) -> None:
@@ -88,9 +117,15 @@ def test_design_margins_refuses_impossible_designs(margins: pd.DataFrame) -> Non
     assert small["region"].tolist() == margins["region"].iloc[:3].tolist() and small["posts"].sum() == 30
 
 
-TINY = {"n_replications": 2, "n_replications_null": None, "effect_grid": [0.0, -0.3],
-        "designs": [{"n_regions": 14, "n_races": 730}], "methods": ["cluster_t"], "method_replications": {},
-        "seed": 3}
+TINY = {
+    "n_replications": 2,
+    "n_replications_null": None,
+    "effect_grid": [0.0, -0.3],
+    "designs": [{"n_regions": 14, "n_races": 730}],
+    "methods": ["cluster_t"],
+    "method_replications": {},
+    "seed": 3,
+}
 
 
 def test_dask_backend_in_this_process_matches_joblib() -> None:
@@ -116,8 +151,9 @@ def test_chunks_and_workers() -> None:
 
 
 def test_build_tasks_carries_the_design() -> None:
-    design = study.StudyDesign.from_mapping({**TINY, "n_boot": 49, "alpha": 0.1, "wild_bootstrap_ci": True,
-                                             "wild_weights": "rademacher"})
+    design = study.StudyDesign.from_mapping(
+        {**TINY, "n_boot": 49, "alpha": 0.1, "wild_bootstrap_ci": True, "wild_weights": "rademacher"}
+    )
     tasks = study.build_tasks(design, SETTINGS, real_2021_regions(), NATIONAL_2021)
     assert [(t.effect_index, t.replication) for t in tasks] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     last = tasks[-1]

@@ -16,14 +16,16 @@ NATIONAL = {"posts": 100, "cands_registered": 300}
 
 def _regional() -> pd.DataFrame:
     """Eight regions: registered counts for five, on-ballot counts for five, posts for seven (one region without)."""
-    return pd.DataFrame({
-        "region": list("ABCDEFGH"),
-        "turnout_pct": [70.0, 75.0, 80.0, 85.0, 90.0, 72.0, 88.0, 79.0],
-        "posts": [10.0, 12.0, 14.0, 16.0, 8.0, 11.0, 13.0, np.nan],
-        "cands_registered": [40.0, 38.0, 40.0, 35.0, 15.0, np.nan, np.nan, np.nan],
-        "cands_on_ballot": [38.0, np.nan, 39.0, 33.0, 15.0, 30.0, 20.0, np.nan],
-        "voters_on_rolls": [1000.0, 2000.0, np.nan, 1500.0, 900.0, 1200.0, np.nan, np.nan],
-    }).assign(cands=lambda f: f["cands_registered"].combine_first(f["cands_on_ballot"]))
+    return pd.DataFrame(
+        {
+            "region": list("ABCDEFGH"),
+            "turnout_pct": [70.0, 75.0, 80.0, 85.0, 90.0, 72.0, 88.0, 79.0],
+            "posts": [10.0, 12.0, 14.0, 16.0, 8.0, 11.0, 13.0, np.nan],
+            "cands_registered": [40.0, 38.0, 40.0, 35.0, 15.0, np.nan, np.nan, np.nan],
+            "cands_on_ballot": [38.0, np.nan, 39.0, 33.0, 15.0, 30.0, 20.0, np.nan],
+            "voters_on_rolls": [1000.0, 2000.0, np.nan, 1500.0, 900.0, 1200.0, np.nan, np.nan],
+        }
+    ).assign(cands=lambda f: f["cands_registered"].combine_first(f["cands_on_ballot"]))
 
 
 def test_bounds_give_the_national_remainder_to_one_region_after_each_regions_floor() -> None:
@@ -39,29 +41,46 @@ def test_bounds_give_the_national_remainder_to_one_region_after_each_regions_flo
 
 def test_bounds_need_a_national_total_and_at_most_one_region_without_posts() -> None:
     assert specification.bounded_counts(_regional(), "on ballot", NATIONAL, True) == (
-        None, "no national total of on ballot candidates is published")
+        None,
+        "no national total of on ballot candidates is published",
+    )
     two_missing = _regional().assign(posts=lambda f: f["posts"].where(f["region"] != "A"))
-    assert specification.bounded_counts(two_missing, "registered", NATIONAL, True)[1] == "more than one region lacks its posts"
+    assert (
+        specification.bounded_counts(two_missing, "registered", NATIONAL, True)[1]
+        == "more than one region lacks its posts"
+    )
     small = {**NATIONAL, "cands_registered": 200}
     assert specification.bounded_counts(_regional(), "registered", small, True)[1] == (
-        "the published regions leave less than the least the others need")
+        "the published regions leave less than the least the others need"
+    )
 
 
 def test_curve_rows_statuses_and_the_slope_per_half_candidate() -> None:
     curve = specification.specification_curve(_regional(), NATIONAL)
     assert len(curve) == 3 * 3 * 3 * 2 == len(specification.specifications())
-    assert (curve["status"].str.startswith("not available") == (curve["missing"] != "dropped") & (curve["definition"] != "registered")).all()
+    assert (
+        curve["status"].str.startswith("not available")
+        == (curve["missing"] != "dropped") & (curve["definition"] != "registered")
+    ).all()
     estimable = curve[curve["estimable"]]
     assert len(estimable) and estimable["ci_lower_pp"].notna().all()
     assert curve.loc[~curve["estimable"], ["ame_pp", "ci_lower_pp", "ci_upper_pp"]].isna().all().all()
     assert estimable["ame_pp"].is_monotonic_increasing and list(curve["rank"]) == list(range(1, len(curve) + 1))
     # five regions leave 3 residual degrees of freedom: not estimable, and said so
-    registered = curve[(curve["definition"] == "registered") & (curve["missing"] == "dropped")
-                       & (curve["weighting"] == "none") & (curve["influence"] == "all kept")].iloc[0]
+    registered = curve[
+        (curve["definition"] == "registered")
+        & (curve["missing"] == "dropped")
+        & (curve["weighting"] == "none")
+        & (curve["influence"] == "all kept")
+    ].iloc[0]
     assert registered["n_regions"] == 5 and registered["status"].startswith("not estimable: 3 residual degrees")
     # by hand for one specification: either count, dropped, unweighted, all kept -> regions A-G
-    row = curve[(curve["definition"] == "either") & (curve["missing"] == "dropped") & (curve["weighting"] == "none")
-                & (curve["influence"] == "all kept")].iloc[0]
+    row = curve[
+        (curve["definition"] == "either")
+        & (curve["missing"] == "dropped")
+        & (curve["weighting"] == "none")
+        & (curve["influence"] == "all kept")
+    ].iloc[0]
     data = _regional().iloc[:7]
     x = data["cands"] / data["posts"]
     fit = regional.fit_regional_fractional_logit(data.assign(cands_per_post=x), ["cands_per_post"])
@@ -78,10 +97,25 @@ def test_not_estimable_rule() -> None:
 
 
 def test_summary_counts() -> None:
-    curve = pd.DataFrame({"status": ["ok", "ok", "ok", "not estimable: x", "not available: y"],
-                          "estimable": [True, True, True, False, False], "ame_pp": [-3.0, -1.0, 0.5, math.nan, math.nan],
-                          "excludes_zero": [True, False, False, False, False], "n_regions": [6, 11, 14, 4, 0]})
+    curve = pd.DataFrame(
+        {
+            "status": ["ok", "ok", "ok", "not estimable: x", "not available: y"],
+            "estimable": [True, True, True, False, False],
+            "ame_pp": [-3.0, -1.0, 0.5, math.nan, math.nan],
+            "excludes_zero": [True, False, False, False, False],
+            "n_regions": [6, 11, 14, 4, 0],
+        }
+    )
     assert specification.curve_summary(curve) == {
-        "specifications": 5, "available": 4, "estimable": 3, "step_candidates_per_post": 0.5, "ame_pp_min": -3.0,
-        "ame_pp_median": -1.0, "ame_pp_max": 0.5, "excluding_zero": 1, "negative": 2, "n_regions_min": 6,
-        "n_regions_max": 14}
+        "specifications": 5,
+        "available": 4,
+        "estimable": 3,
+        "step_candidates_per_post": 0.5,
+        "ame_pp_min": -3.0,
+        "ame_pp_median": -1.0,
+        "ame_pp_max": 0.5,
+        "excluding_zero": 1,
+        "negative": 2,
+        "n_regions_min": 6,
+        "n_regions_max": 14,
+    }

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 from scipy import stats
 
 from akim_turnout import montecarlo, study
@@ -20,13 +21,15 @@ from akim_turnout.simulate import (
     true_coefficients,
 )
 
-
-from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 SETTINGS = SimulationSettings()
 TINY = {
-    "n_replications": 4, "n_replications_null": None, "effect_grid": [0.0, -0.3],
-    "designs": [{"n_regions": 14, "n_races": 730}], "methods": ["cluster_t", "naive_binomial"],
-    "method_replications": {}, "seed": 7,
+    "n_replications": 4,
+    "n_replications_null": None,
+    "effect_grid": [0.0, -0.3],
+    "designs": [{"n_regions": 14, "n_races": 730}],
+    "methods": ["cluster_t", "naive_binomial"],
+    "method_replications": {},
+    "seed": 7,
 }
 
 
@@ -81,7 +84,9 @@ def test_study_design_refuses_invalid_values(mapping: dict, message: str) -> Non
 
 
 def test_study_design_refuses_wrong_types() -> None:
-    with pytest.raises(ValueError, match=r"parameter 'design.n_replications' must be an integer from 2 to 100000, got 10.5"):
+    with pytest.raises(
+        ValueError, match=r"parameter 'design.n_replications' must be an integer from 2 to 100000, got 10.5"
+    ):
         study.StudyDesign.from_mapping({"n_replications": 10.5})
     with pytest.raises(ValueError, match=r"parameter 'design.wild_bootstrap_ci' must be true or false, got 'yes'"):
         study.StudyDesign.from_mapping({"wild_bootstrap_ci": "yes"})
@@ -92,11 +97,16 @@ def test_study_design_refuses_wrong_types() -> None:
 
 
 def test_study_design_from_yaml_like_mapping() -> None:
-    design = study.StudyDesign.from_mapping({
-        "n_replications": 80, "n_replications_null": 200, "effect_grid": [0, -0.1],
-        "designs": [{"n_regions": 14, "n_races": 730}, {"n_regions": 28, "n_races": 1460, "n_replications": 50}],
-        "method_replications": {"mixedlm": 25}, "seed": 1,
-    })
+    design = study.StudyDesign.from_mapping(
+        {
+            "n_replications": 80,
+            "n_replications_null": 200,
+            "effect_grid": [0, -0.1],
+            "designs": [{"n_regions": 14, "n_races": 730}, {"n_regions": 28, "n_races": 1460, "n_replications": 50}],
+            "method_replications": {"mixedlm": 25},
+            "seed": 1,
+        }
+    )
     assert design.effect_grid == (0.0, -0.1)
     assert design.replications(0, 0.0) == 200 and design.replications(0, -0.1) == 80
     assert design.replications(1, 0.0) == 50 and design.replications(1, -0.1) == 50
@@ -177,9 +187,11 @@ def test_run_replication_rows_and_targets(base_margins: pd.DataFrame) -> None:
         row = rows.set_index("method").loc[method]
         expected = study._wald(fit, targets[method], 0.05)
         # the study's default fast engine agrees with the statsmodels fit to rounding (see tests/test_fastfit.py)
-        assert (row["estimate"], row["se"], row["ci_low"], row["ci_high"], row["p_value"]) == pytest.approx((
-            expected["estimate"], expected["se"], expected["ci_low"], expected["ci_high"], expected["p_value"]),
-            rel=1e-9, abs=1e-12), method
+        assert (row["estimate"], row["se"], row["ci_low"], row["ci_high"], row["p_value"]) == pytest.approx(
+            (expected["estimate"], expected["se"], expected["ci_low"], expected["ci_high"], expected["p_value"]),
+            rel=1e-9,
+            abs=1e-12,
+        ), method
         assert row["covered"] == expected["covered"] and row["n_warnings"] == expected["n_warnings"]
     ok = rows[rows["ok"]]
     assert (ok["rejected"] == (ok["p_value"] < 0.05)).all()
@@ -235,8 +247,10 @@ def test_dask_backend_matches_joblib(
     tiny_design: study.StudyDesign, tiny_results: pd.DataFrame, regions: pd.DataFrame
 ) -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         on_dask = study.run_study(tiny_design, SETTINGS, regions, NATIONAL_2021, backend="dask", client=client)
     pd.testing.assert_frame_equal(tiny_results, on_dask, check_exact=True)
 
@@ -266,14 +280,44 @@ def _hand_results() -> pd.DataFrame:
     covered = [True] * 9 + [False]
     rejected = [True, True] + [False] * 8
     rows = [
-        {"design_index": 0, "n_regions": 14, "n_races": 730, "effect_index": 0, "effect": 0.0, "replication": r,
-         "sim_seed": r, "method": "cluster_t", "term": "self_share", "target": 0.0, "estimate": est, "se": 0.1,
-         "ci_low": est - 0.2, "ci_high": est + 0.2, "p_value": 0.01 if rej else 0.5, "covered": cov,
-         "rejected": rej, "ok": True, "converged": True, "n_warnings": 1, "mean_pq": 0.15, "error": ""}
-        for r, (est, cov, rej) in enumerate(zip(estimates, covered, rejected))
+        {
+            "design_index": 0,
+            "n_regions": 14,
+            "n_races": 730,
+            "effect_index": 0,
+            "effect": 0.0,
+            "replication": r,
+            "sim_seed": r,
+            "method": "cluster_t",
+            "term": "self_share",
+            "target": 0.0,
+            "estimate": est,
+            "se": 0.1,
+            "ci_low": est - 0.2,
+            "ci_high": est + 0.2,
+            "p_value": 0.01 if rej else 0.5,
+            "covered": cov,
+            "rejected": rej,
+            "ok": True,
+            "converged": True,
+            "n_warnings": 1,
+            "mean_pq": 0.15,
+            "error": "",
+        }
+        for r, (est, cov, rej) in enumerate(zip(estimates, covered, rejected, strict=True))
     ]
-    failed = {**rows[0], "replication": 10, "estimate": math.nan, "se": math.nan, "covered": False,
-              "rejected": False, "ok": False, "converged": False, "n_warnings": 0, "error": "LinAlgError"}
+    failed = {
+        **rows[0],
+        "replication": 10,
+        "estimate": math.nan,
+        "se": math.nan,
+        "covered": False,
+        "rejected": False,
+        "ok": False,
+        "converged": False,
+        "n_warnings": 0,
+        "error": "LinAlgError",
+    }
     return pd.DataFrame([*rows, failed])
 
 
@@ -288,7 +332,8 @@ def test_summarise_known_numbers() -> None:
     assert row["coverage_high"] == pytest.approx(stats.beta.ppf(0.975, 10, 1), rel=1e-12)
     assert row["rejection"] == pytest.approx(0.2)
     assert (row["rejection_low"], row["rejection_high"]) == pytest.approx(
-        (stats.beta.ppf(0.025, 2, 9), stats.beta.ppf(0.975, 3, 8)), rel=1e-12)
+        (stats.beta.ppf(0.025, 2, 9), stats.beta.ppf(0.975, 3, 8)), rel=1e-12
+    )
     assert row["bias"] == pytest.approx(0.0)
     assert row["rmse"] == pytest.approx(math.sqrt(0.34 / 10))
     assert row["sd_estimate"] == pytest.approx(np.std([0.1, -0.1, 0.2, -0.2, 0.0, 0.3, -0.3, 0.1, 0.1, -0.2], ddof=1))
@@ -304,7 +349,9 @@ def test_clopper_pearson_known_values_and_never_zero_width() -> None:
     assert montecarlo.clopper_pearson(0, 25)[1] == pytest.approx(0.13718, abs=1e-5)  # as tabulated
     low, high = montecarlo.clopper_pearson(np.array([0, 5, 25]), np.array([25, 25, 25]))
     assert np.all(high - low > 0.1)
-    assert montecarlo.clopper_pearson(95, 100) == pytest.approx((0.8871651, 0.9835681), abs=1e-7)  # R: binom.test(95, 100)
+    assert montecarlo.clopper_pearson(95, 100) == pytest.approx(
+        (0.8871651, 0.9835681), abs=1e-7
+    )  # R: binom.test(95, 100)
 
 
 def test_summarise_refuses_missing_columns() -> None:
@@ -312,18 +359,36 @@ def test_summarise_refuses_missing_columns() -> None:
         montecarlo.summarise(_hand_results().drop(columns="covered"))
 
 
-def _hand_summary(power: list[float], effects=(0.0, -0.1, -0.2, -0.3), method="cluster_t", n_ok=100,
-                  coverage: list[float] | None = None) -> pd.DataFrame:
+def _hand_summary(
+    power: list[float],
+    effects=(0.0, -0.1, -0.2, -0.3),
+    method="cluster_t",
+    n_ok=100,
+    coverage: list[float] | None = None,
+) -> pd.DataFrame:
     power = np.array(power)
     coverage = np.array(coverage if coverage is not None else [0.95] * len(effects))
     power_low, power_high = montecarlo.clopper_pearson(np.round(power * n_ok), n_ok)
     coverage_low, coverage_high = montecarlo.clopper_pearson(np.round(coverage * n_ok), n_ok)
-    return pd.DataFrame({
-        "design_index": 0, "n_regions": 14, "n_races": 730, "effect_index": range(len(effects)),
-        "effect": effects, "method": method, "n": n_ok, "n_ok": n_ok, "rejection": power,
-        "rejection_low": power_low, "rejection_high": power_high, "coverage": coverage,
-        "coverage_low": coverage_low, "coverage_high": coverage_high, "mean_pq": 0.15,
-    })
+    return pd.DataFrame(
+        {
+            "design_index": 0,
+            "n_regions": 14,
+            "n_races": 730,
+            "effect_index": range(len(effects)),
+            "effect": effects,
+            "method": method,
+            "n": n_ok,
+            "n_ok": n_ok,
+            "rejection": power,
+            "rejection_low": power_low,
+            "rejection_high": power_high,
+            "coverage": coverage,
+            "coverage_low": coverage_low,
+            "coverage_high": coverage_high,
+            "mean_pq": 0.15,
+        }
+    )
 
 
 def test_power_curve_sorted_by_absolute_effect() -> None:
@@ -359,20 +424,32 @@ def test_minimum_detectable_effect_not_reached_invalid_size_or_too_few_replicati
 
 def _methods_summary(spec: dict[str, tuple[float, float, int]]) -> pd.DataFrame:
     """Summary rows per method: (size at 0, coverage at the non-zero effects, data sets per effect)."""
-    return pd.concat([_hand_summary([size, 0.5, 0.8, 0.95], method=m, n_ok=n, coverage=[1 - size] + [cov] * 3)
-                      for m, (size, cov, n) in spec.items()], ignore_index=True)
+    return pd.concat(
+        [
+            _hand_summary([size, 0.5, 0.8, 0.95], method=m, n_ok=n, coverage=[1 - size] + [cov] * 3)
+            for m, (size, cov, n) in spec.items()
+        ],
+        ignore_index=True,
+    )
 
 
 def test_recommend_method_prefers_calibrated_cluster_robust() -> None:
-    summary = _methods_summary({
-        "cluster_t": (0.09, 0.91, 200), "wild_bootstrap": (0.06, 0.94, 200),
-        "gee_bias_reduced": (0.05, 0.88, 200), "mixedlm": (0.05, 0.95, 200), "naive_binomial": (0.7, 0.3, 200),
-    })
+    summary = _methods_summary(
+        {
+            "cluster_t": (0.09, 0.91, 200),
+            "wild_bootstrap": (0.06, 0.94, 200),
+            "gee_bias_reduced": (0.05, 0.88, 200),
+            "mixedlm": (0.05, 0.95, 200),
+            "naive_binomial": (0.7, 0.3, 200),
+        }
+    )
     name, reason = montecarlo.recommend_method(summary)
     # cluster_t's size interval misses 5 %; gee's coverage interval misses 95 %; mixedlm is not cluster-robust
     assert name == "wild_bootstrap"
-    assert reason.startswith("In 200 simulated data sets of the real design (14 regions, 730 races) with no true "
-                             "effect, the wild cluster bootstrap rejected the true null in 6.0% (exact 95 % interval ")
+    assert reason.startswith(
+        "In 200 simulated data sets of the real design (14 regions, 730 races) with no true "
+        "effect, the wild cluster bootstrap rejected the true null in 6.0% (exact 95 % interval "
+    )
     assert reason.endswith("among the qualifying cluster-robust methods.")
 
 

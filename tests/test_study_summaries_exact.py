@@ -23,7 +23,7 @@ PLAN = {
 
 def _upper_tail(k: int, n: int, p: float) -> float:
     """P(X >= k) for X ~ Binomial(n, p), summed term by term."""
-    return sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
 
 
 def _bisect(f, target: float, increasing: bool) -> float:
@@ -58,16 +58,44 @@ def hand_results() -> pd.DataFrame:
         for e, effect in enumerate(EFFECTS):
             for r in range(100):
                 estimate = effect + plan["centre"] + (plan["spread"] if r % 2 == 0 else -plan["spread"])
-                rows.append({
-                    "design_index": 0, "n_regions": 14, "n_races": 730, "effect_index": e, "effect": effect,
-                    "replication": r, "sim_seed": r, "method": method, "term": "self_share", "target": effect,
-                    "estimate": estimate, "se": plan["se"], "ci_low": estimate - 0.2, "ci_high": estimate + 0.2,
-                    "p_value": 0.01 if r < plan["rejected"][e] else 0.5, "covered": r < plan["covered"][e],
-                    "rejected": r < plan["rejected"][e], "ok": True, "converged": r != 3, "n_warnings": r % 3,
-                    "mean_pq": 0.16, "error": "",
-                })
-    failed = {**rows[0], "replication": 100, "estimate": math.nan, "se": math.nan, "covered": False,
-              "rejected": False, "ok": False, "converged": False, "n_warnings": 0, "error": "LinAlgError"}
+                rows.append(
+                    {
+                        "design_index": 0,
+                        "n_regions": 14,
+                        "n_races": 730,
+                        "effect_index": e,
+                        "effect": effect,
+                        "replication": r,
+                        "sim_seed": r,
+                        "method": method,
+                        "term": "self_share",
+                        "target": effect,
+                        "estimate": estimate,
+                        "se": plan["se"],
+                        "ci_low": estimate - 0.2,
+                        "ci_high": estimate + 0.2,
+                        "p_value": 0.01 if r < plan["rejected"][e] else 0.5,
+                        "covered": r < plan["covered"][e],
+                        "rejected": r < plan["rejected"][e],
+                        "ok": True,
+                        "converged": r != 3,
+                        "n_warnings": r % 3,
+                        "mean_pq": 0.16,
+                        "error": "",
+                    }
+                )
+    failed = {
+        **rows[0],
+        "replication": 100,
+        "estimate": math.nan,
+        "se": math.nan,
+        "covered": False,
+        "rejected": False,
+        "ok": False,
+        "converged": False,
+        "n_warnings": 0,
+        "error": "LinAlgError",
+    }
     return pd.DataFrame([*rows, failed])
 
 
@@ -78,18 +106,45 @@ def summary() -> pd.DataFrame:
 
 def test_summarise_every_column(summary: pd.DataFrame) -> None:
     assert summary.columns.tolist() == [
-        "design_index", "n_regions", "n_races", "effect_index", "effect", "method", "n", "n_ok", "target",
-        "mean_estimate", "bias", "rmse", "coverage", "coverage_low", "coverage_high", "rejection", "rejection_low",
-        "rejection_high", "mean_se", "sd_estimate", "se_ratio", "mean_pq", "n_warnings", "n_not_converged",
+        "design_index",
+        "n_regions",
+        "n_races",
+        "effect_index",
+        "effect",
+        "method",
+        "n",
+        "n_ok",
+        "target",
+        "mean_estimate",
+        "bias",
+        "rmse",
+        "coverage",
+        "coverage_low",
+        "coverage_high",
+        "rejection",
+        "rejection_low",
+        "rejection_high",
+        "mean_se",
+        "sd_estimate",
+        "se_ratio",
+        "mean_pq",
+        "n_warnings",
+        "n_not_converged",
     ]
     assert summary[["effect_index", "method"]].values.tolist() == [
-        [0, "cluster_t"], [0, "mixedlm"], [1, "cluster_t"], [1, "mixedlm"], [2, "cluster_t"], [2, "mixedlm"]]
+        [0, "cluster_t"],
+        [0, "mixedlm"],
+        [1, "cluster_t"],
+        [1, "mixedlm"],
+        [2, "cluster_t"],
+        [2, "mixedlm"],
+    ]
     first = summary.iloc[0]
     sd = 0.1 * math.sqrt(100 / 99)
     assert (first["n"], first["n_ok"]) == (101, 100)
     assert first["target"] == 0.0 and first["mean_estimate"] == pytest.approx(0.02, abs=1e-15)
     assert first["bias"] == pytest.approx(0.02, abs=1e-15)
-    assert first["rmse"] == pytest.approx(math.sqrt(0.02 ** 2 + 0.1 ** 2), rel=1e-12)
+    assert first["rmse"] == pytest.approx(math.sqrt(0.02**2 + 0.1**2), rel=1e-12)
     assert first["coverage"] == 0.94
     assert (first["coverage_low"], first["coverage_high"]) == pytest.approx(hand_interval(94, 100), abs=1e-12)
     assert first["rejection"] == 0.06
@@ -143,13 +198,21 @@ def test_power_curve_and_minimum_detectable_effect(summary: pd.DataFrame) -> Non
     mde_low, mde_high = _mde_bounds()
     size_low, size_high = hand_interval(6, 100)
     assert mde == {
-        "method": "cluster_t", "power": 0.8, "mde_logit": pytest.approx(0.35, abs=1e-12),
-        "mde_logit_low": pytest.approx(mde_low, rel=1e-10), "mde_logit_high": pytest.approx(mde_high, rel=1e-10),
+        "method": "cluster_t",
+        "power": 0.8,
+        "mde_logit": pytest.approx(0.35, abs=1e-12),
+        "mde_logit_low": pytest.approx(mde_low, rel=1e-10),
+        "mde_logit_high": pytest.approx(mde_high, rel=1e-10),
         "mde_pp": pytest.approx(0.35 * 0.16 * 100, rel=1e-12),
-        "mde_pp_low": pytest.approx(mde_low * 16, rel=1e-10), "mde_pp_high": pytest.approx(mde_high * 16, rel=1e-10),
-        "mean_pq": pytest.approx(0.16, rel=1e-12), "reached": True, "size": 0.06,
-        "size_low": pytest.approx(size_low, abs=1e-12), "size_high": pytest.approx(size_high, abs=1e-12),
-        "size_ok": True, "enough_replications": True,
+        "mde_pp_low": pytest.approx(mde_low * 16, rel=1e-10),
+        "mde_pp_high": pytest.approx(mde_high * 16, rel=1e-10),
+        "mean_pq": pytest.approx(0.16, rel=1e-12),
+        "reached": True,
+        "size": 0.06,
+        "size_low": pytest.approx(size_low, abs=1e-12),
+        "size_high": pytest.approx(size_high, abs=1e-12),
+        "size_ok": True,
+        "enough_replications": True,
     }
     # 0.05 lies inside the exact size interval [0.0223, 0.1260]; 0.01 does not: no MDE then
     strict = montecarlo.minimum_detectable_effect(summary, "cluster_t", alpha=0.01)
@@ -166,11 +229,17 @@ def test_power_curve_and_minimum_detectable_effect(summary: pd.DataFrame) -> Non
 def test_enough_replications_at_the_thresholds(summary: pd.DataFrame) -> None:
     assert (montecarlo.MIN_NULL_REPLICATIONS, montecarlo.MIN_EFFECT_REPLICATIONS) == (100, 50)
     assert montecarlo.enough_replications(summary, "cluster_t")
-    null_short = summary.assign(n_ok=[99 if e == 0 else n for e, n in zip(summary["effect"], summary["n_ok"])])
+    null_short = summary.assign(
+        n_ok=[99 if e == 0 else n for e, n in zip(summary["effect"], summary["n_ok"], strict=True)]
+    )
     assert not montecarlo.enough_replications(null_short, "cluster_t")
-    effect_50 = summary.assign(n_ok=[n if e == 0 else 50 for e, n in zip(summary["effect"], summary["n_ok"])])
+    effect_50 = summary.assign(
+        n_ok=[n if e == 0 else 50 for e, n in zip(summary["effect"], summary["n_ok"], strict=True)]
+    )
     assert montecarlo.enough_replications(effect_50, "cluster_t")
-    effect_49 = summary.assign(n_ok=[n if e == 0 else 49 for e, n in zip(summary["effect"], summary["n_ok"])])
+    effect_49 = summary.assign(
+        n_ok=[n if e == 0 else 49 for e, n in zip(summary["effect"], summary["n_ok"], strict=True)]
+    )
     assert not montecarlo.enough_replications(effect_49, "cluster_t")
     assert not montecarlo.enough_replications(summary[summary["effect"] == 0], "cluster_t")  # no effect rows
 
@@ -184,48 +253,77 @@ def test_recommendation_sentence(summary: pd.DataFrame) -> None:
         "In 100 simulated data sets of the real design (14 regions, 730 races) with no true effect, the "
         "cluster-robust GLM with t(G-1) rejected the true null in 6.0% (exact 95 % interval 2.2% to 12.6%); 1 of "
         "101 fits failed; its size and its coverage at every true effect were within their exact Monte Carlo "
-        "intervals of 5% and 95%, the size closest to 5% among the qualifying cluster-robust methods.")
+        "intervals of 5% and 95%, the size closest to 5% among the qualifying cluster-robust methods."
+    )
     with pytest.raises(ValueError, match=r"^no effect-0 rows in design 3$"):
         montecarlo.recommend_method(summary, design_index=3)
 
 
 def test_recommendation_of_a_non_robust_method_and_fallback(summary: pd.DataFrame) -> None:
     mixed = summary[summary["method"] == "mixedlm"]
-    calibrated = mixed.assign(rejection=[0.05, 0.6, 0.85], rejection_low=0.02, rejection_high=0.11,
-                              coverage_low=0.9, coverage_high=0.99)
+    calibrated = mixed.assign(
+        rejection=[0.05, 0.6, 0.85], rejection_low=0.02, rejection_high=0.11, coverage_low=0.9, coverage_high=0.99
+    )
     name, reason = montecarlo.recommend_method(calibrated)
     assert name == "mixedlm"
     assert reason == (
         "In 100 simulated data sets of the real design (14 regions, 730 races) with no true effect, the mixed "
         "model on the empirical logit rejected the true null in 5.0% (exact 95 % interval 2.0% to 11.0%); its size "
         "and its coverage at every true effect were within their exact Monte Carlo intervals of 5% and 95%, the "
-        "size closest to 5% among the qualifying methods.")
+        "size closest to 5% among the qualifying methods."
+    )
     # at alpha 0.2 neither size interval contains 20 % (cluster_t's ends at 12.6 %, mixedlm's at 20.02 % but its
     # coverage intervals then miss 80 %): the fallback is the cluster-robust method
     name, reason = montecarlo.recommend_method(summary, alpha=0.2)
     assert name == "cluster_t"
-    assert reason.endswith("; no method's size and coverage were all within their Monte Carlo intervals of the "
-                           "nominal levels, and this one's size came closest among the cluster-robust methods.")
+    assert reason.endswith(
+        "; no method's size and coverage were all within their Monte Carlo intervals of the "
+        "nominal levels, and this one's size came closest among the cluster-robust methods."
+    )
 
 
 def _ranking_rows(spec: dict[str, tuple[float, int]]) -> pd.DataFrame:
     """Calibrated summary rows (effect 0 and -0.3) per method: (size at 0, data sets per effect)."""
-    return pd.DataFrame([
-        {"design_index": 0, "n_regions": 14, "n_races": 730, "effect_index": e, "effect": effect, "method": m,
-         "n": n, "n_ok": n, "rejection": size if e == 0 else 0.9, "rejection_low": 0.02, "rejection_high": 0.1,
-         "coverage": 0.95, "coverage_low": 0.9, "coverage_high": 0.99, "mean_pq": 0.16}
-        for m, (size, n) in spec.items() for e, effect in enumerate((0.0, -0.3))
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "design_index": 0,
+                "n_regions": 14,
+                "n_races": 730,
+                "effect_index": e,
+                "effect": effect,
+                "method": m,
+                "n": n,
+                "n_ok": n,
+                "rejection": size if e == 0 else 0.9,
+                "rejection_low": 0.02,
+                "rejection_high": 0.1,
+                "coverage": 0.95,
+                "coverage_low": 0.9,
+                "coverage_high": 0.99,
+                "mean_pq": 0.16,
+            }
+            for m, (size, n) in spec.items()
+            for e, effect in enumerate((0.0, -0.3))
+        ]
+    )
 
 
 def test_recommendation_ranks_by_robustness_size_then_order() -> None:
-    rows = _ranking_rows({"cluster_t": (0.03, 200), "wild_bootstrap": (0.06, 200), "gee_bias_reduced": (0.06, 200),
-                          "mixedlm": (0.05, 200)})
+    rows = _ranking_rows(
+        {
+            "cluster_t": (0.03, 200),
+            "wild_bootstrap": (0.06, 200),
+            "gee_bias_reduced": (0.06, 200),
+            "mixedlm": (0.05, 200),
+        }
+    )
     # mixedlm's size is exactly 5 % but it is not cluster-robust; |0.06 - 0.05| < |0.03 - 0.05|; wild comes first
     assert montecarlo.recommend_method(rows)[0] == "wild_bootstrap"
     assert montecarlo.recommend_method(rows.assign(rejection_low=0.01), alpha=0.03)[0] == "cluster_t"
-    few = _ranking_rows({"cluster_t": (0.03, 200), "wild_bootstrap": (0.06, 99), "gee_bias_reduced": (0.06, 99),
-                         "mixedlm": (0.05, 99)})
+    few = _ranking_rows(
+        {"cluster_t": (0.03, 200), "wild_bootstrap": (0.06, 99), "gee_bias_reduced": (0.06, 99), "mixedlm": (0.05, 99)}
+    )
     assert montecarlo.recommend_method(few)[0] == "cluster_t"  # the others have fewer than 100 data sets at 0
     none_enough = _ranking_rows({"cluster_t": (0.03, 99), "wild_bootstrap": (0.06, 99)})
     assert montecarlo.recommend_method(none_enough)[0] == "wild_bootstrap"  # then every method is considered
@@ -244,27 +342,54 @@ def test_study_metrics_by_hand(summary: pd.DataFrame) -> None:
     c_size, c_cov, m_size, m_cov = interval(6), interval(93), interval(12), interval(90)
     assert metrics == {
         "real_design": {
-            "n_regions": 14, "n_races": 730, "alpha": 0.05, "mde_power": 0.8,
+            "n_regions": 14,
+            "n_races": 730,
+            "alpha": 0.05,
+            "mde_power": 0.8,
             "methods": {
                 "cluster_t": {
-                    "n_replications": 100, "n_failed": 1, "n_replications_per_effect": 100,
-                    "enough_replications": True, "size": 0.06, "size_low": c_size[0], "size_high": c_size[1],
-                    "coverage_min": 0.93, "coverage_min_low": c_cov[0], "coverage_min_high": c_cov[1],
-                    "coverage_min_effect": -0.4, "bias_at_zero": 0.02,
+                    "n_replications": 100,
+                    "n_failed": 1,
+                    "n_replications_per_effect": 100,
+                    "enough_replications": True,
+                    "size": 0.06,
+                    "size_low": c_size[0],
+                    "size_high": c_size[1],
+                    "coverage_min": 0.93,
+                    "coverage_min_low": c_cov[0],
+                    "coverage_min_high": c_cov[1],
+                    "coverage_min_effect": -0.4,
+                    "bias_at_zero": 0.02,
                     "se_ratio_at_zero": pytest.approx(0.1 / cluster_sd, rel=1e-5),
-                    "mde_logit": 0.35, "mde_logit_low": pytest.approx(mde_low, rel=1e-5),
-                    "mde_logit_high": pytest.approx(mde_high, rel=1e-5), "mde_pp": 5.6,
+                    "mde_logit": 0.35,
+                    "mde_logit_low": pytest.approx(mde_low, rel=1e-5),
+                    "mde_logit_high": pytest.approx(mde_high, rel=1e-5),
+                    "mde_pp": 5.6,
                     "mde_pp_low": pytest.approx(mde_low * 16, rel=1e-5),
-                    "mde_pp_high": pytest.approx(mde_high * 16, rel=1e-5), "size_ok": True,
+                    "mde_pp_high": pytest.approx(mde_high * 16, rel=1e-5),
+                    "size_ok": True,
                 },
                 "mixedlm": {
-                    "n_replications": 100, "n_failed": 0, "n_replications_per_effect": 100,
-                    "enough_replications": True, "size": 0.12, "size_low": m_size[0], "size_high": m_size[1],
-                    "coverage_min": 0.9, "coverage_min_low": m_cov[0], "coverage_min_high": m_cov[1],
-                    "coverage_min_effect": -0.2, "bias_at_zero": 0.05,
+                    "n_replications": 100,
+                    "n_failed": 0,
+                    "n_replications_per_effect": 100,
+                    "enough_replications": True,
+                    "size": 0.12,
+                    "size_low": m_size[0],
+                    "size_high": m_size[1],
+                    "coverage_min": 0.9,
+                    "coverage_min_low": m_cov[0],
+                    "coverage_min_high": m_cov[1],
+                    "coverage_min_effect": -0.2,
+                    "bias_at_zero": 0.05,
                     "se_ratio_at_zero": pytest.approx(0.15 / mixed_sd, rel=1e-5),
-                    "mde_logit": None, "mde_logit_low": None, "mde_logit_high": None, "mde_pp": None,
-                    "mde_pp_low": None, "mde_pp_high": None, "size_ok": False,
+                    "mde_logit": None,
+                    "mde_logit_low": None,
+                    "mde_logit_high": None,
+                    "mde_pp": None,
+                    "mde_pp_low": None,
+                    "mde_pp_high": None,
+                    "size_ok": False,
                 },
             },
         },
@@ -282,11 +407,14 @@ def test_mde_note_names_the_reason(summary: pd.DataFrame) -> None:
     assert montecarlo.mde_note(methods["cluster_t"], EFFECTS) == ""
     assert montecarlo.mde_note(methods["mixedlm"], EFFECTS) == "size not within Monte Carlo error of the nominal level"
     assert montecarlo.mde_note({**methods["cluster_t"], "enough_replications": False}, EFFECTS) == (
-        "too few simulated data sets")
+        "too few simulated data sets"
+    )
     assert montecarlo.mde_note({**methods["cluster_t"], "mde_pp": None}, EFFECTS) == (
-        "not reached within the simulated effects (up to 0.4 on the logit scale)")
+        "not reached within the simulated effects (up to 0.4 on the logit scale)"
+    )
     assert montecarlo.mde_note({**methods["cluster_t"], "mde_pp_high": None}, EFFECTS) == (
-        "upper Monte Carlo bound beyond the simulated effects")
+        "upper Monte Carlo bound beyond the simulated effects"
+    )
 
 
 def test_study_metrics_lists_every_design() -> None:

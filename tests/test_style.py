@@ -15,10 +15,13 @@ BIN = Path(sys.executable).parent
 
 
 def test_ruff_lint_and_format() -> None:
-    check = subprocess.run([BIN / "ruff", "check", "src", "tests", "conftest.py"], cwd=ROOT, capture_output=True, text=True)
+    check = subprocess.run(
+        [BIN / "ruff", "check", "src", "tests", "conftest.py"], cwd=ROOT, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout[-3000:]
-    formatted = subprocess.run([BIN / "ruff", "format", "--check", "src", "tests", "conftest.py"], cwd=ROOT,
-                               capture_output=True, text=True)
+    formatted = subprocess.run(
+        [BIN / "ruff", "format", "--check", "src", "tests", "conftest.py"], cwd=ROOT, capture_output=True, text=True
+    )
     assert formatted.returncode == 0, formatted.stdout[-3000:]
 
 

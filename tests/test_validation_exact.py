@@ -28,24 +28,32 @@ def test_read_table_lines_columns_and_blank_rows(tmp_path: Path) -> None:
     table, problems = v.read_table(path, "data/t.csv")
     assert table.name == "data/t.csv" and table.header == ("a", "b", "c")
     assert [(row.line, row.values) for row in table.rows] == [
-        (2, {"a": "1", "b": "2", "c": "3"}), (4, {"a": "4", "b": "multi\nline", "c": "6"}),
-        (7, {"a": "9", "b": "10", "c": "11"})]
+        (2, {"a": "1", "b": "2", "c": "3"}),
+        (4, {"a": "4", "b": "multi\nline", "c": "6"}),
+        (7, {"a": "9", "b": "10", "c": "11"}),
+    ]
     assert problems == [Problem("data/t.csv", 6, "-", "field-count", "2 fields, the header has 3")]
     assert v.read_table(path)[0].name == "t.csv"
 
 
 def test_read_table_empty_header_only_and_encoding(tmp_path: Path) -> None:
-    assert v.read_table(write(tmp_path, " \n"), "e.csv") == (None, [
-        Problem("e.csv", 1, "-", "empty-file", "the file is empty: expected a header row and data rows")])
+    assert v.read_table(write(tmp_path, " \n"), "e.csv") == (
+        None,
+        [Problem("e.csv", 1, "-", "empty-file", "the file is empty: expected a header row and data rows")],
+    )
     table, problems = v.read_table(write(tmp_path, "a,b\n"), "h.csv")
     assert table.rows == () and problems == [
-        Problem("h.csv", 1, "-", "no-rows", "the file has a header but no data rows")]
+        Problem("h.csv", 1, "-", "no-rows", "the file has a header but no data rows")
+    ]
     bad = write(tmp_path, b"region,note\nA,fine\nB,caf\xe9 au lait\n")
-    assert v.read_table(bad, "r.csv") == (None, [Problem(
-        "r.csv", 3, "note", "encoding", "bytes b'\\xe9 au' are not valid UTF-8; save the file as UTF-8")])
+    assert v.read_table(bad, "r.csv") == (
+        None,
+        [Problem("r.csv", 3, "note", "encoding", "bytes b'\\xe9 au' are not valid UTF-8; save the file as UTF-8")],
+    )
     header = write(tmp_path, b"reg\xe9on,note\nA,x\n")
     assert v.read_table(header, "r.csv")[1][0] == Problem(
-        "r.csv", 1, "(header)", "encoding", "bytes b'\\xe9on,' are not valid UTF-8; save the file as UTF-8")
+        "r.csv", 1, "(header)", "encoding", "bytes b'\\xe9on,' are not valid UTF-8; save the file as UTF-8"
+    )
     beyond = write(tmp_path, b"a\nx,y,\xe9\n")
     assert v.read_table(beyond, "r.csv")[1][0].column == "(header)"
 
@@ -66,17 +74,21 @@ def test_line_of_offset_by_hand() -> None:
 # Columns, cells, keys
 # --------------------------------------------------------------------------------------------------------------
 
-SCHEMA = {"fields": [
-    {"name": "id", "type": "string", "constraints": {"required": True, "pattern": "[A-Z]\\d"}},
-    {"name": "n", "type": "integer", "constraints": {"minimum": 0, "maximum": 10}},
-    {"name": "x", "type": "number"},
-    {"name": "kind", "type": "string", "constraints": {"enum": ["a", "b"]}},
-    {"name": "day", "type": "date"},
-]}
+SCHEMA = {
+    "fields": [
+        {"name": "id", "type": "string", "constraints": {"required": True, "pattern": "[A-Z]\\d"}},
+        {"name": "n", "type": "integer", "constraints": {"minimum": 0, "maximum": 10}},
+        {"name": "x", "type": "number"},
+        {"name": "kind", "type": "string", "constraints": {"enum": ["a", "b"]}},
+        {"name": "day", "type": "date"},
+    ]
+}
 
 
 def table_of(header: tuple[str, ...], *rows: tuple[str, ...]) -> v.Table:
-    return v.Table("t.csv", header, tuple(v.Row(i + 2, dict(zip(header, row))) for i, row in enumerate(rows)))
+    return v.Table(
+        "t.csv", header, tuple(v.Row(i + 2, dict(zip(header, row, strict=True))) for i, row in enumerate(rows))
+    )
 
 
 def test_check_columns_missing_unknown_duplicate() -> None:
@@ -90,8 +102,13 @@ def test_check_columns_missing_unknown_duplicate() -> None:
 
 def test_check_fields_every_rule() -> None:
     header = ("id", "n", "x", "kind", "day")
-    table = table_of(header, ("A1", "3", "1.5", "a", "2021-07-25"), ("", "11", "nan", "c", "25.07.2021"),
-                     ("a1", "-1", "x", "", ""), ("B2", "2.5", "", "b", "2021-01-01"))
+    table = table_of(
+        header,
+        ("A1", "3", "1.5", "a", "2021-07-25"),
+        ("", "11", "nan", "c", "25.07.2021"),
+        ("a1", "-1", "x", "", ""),
+        ("B2", "2.5", "", "b", "2021-01-01"),
+    )
     assert v.check_fields(table, SCHEMA) == [
         Problem("t.csv", 3, "id", "required", "value is required but empty"),
         Problem("t.csv", 3, "n", "maximum", "11 is above the maximum 10"),
@@ -116,25 +133,38 @@ def test_parse_value_by_type() -> None:
 def test_check_unique_and_foreign_keys() -> None:
     table = table_of(("round", "region", "src"), ("r1", "A", "s1"), ("r1", "B", ""), ("r1", "A ", "s9"))
     assert v.check_unique(table, ["round", "region"]) == [
-        Problem("t.csv", 4, "region", "unique-key", "duplicate key (round='r1', region='A'), first on line 2")]
+        Problem("t.csv", 4, "region", "unique-key", "duplicate key (round='r1', region='A'), first on line 2")
+    ]
     assert v.check_unique(table, ["round"], rule="one-primary-value")[1] == Problem(
-        "t.csv", 4, "round", "one-primary-value", "duplicate key (round='r1'), first on line 2")
+        "t.csv", 4, "round", "one-primary-value", "duplicate key (round='r1'), first on line 2"
+    )
     assert v.check_foreign_key(table, "src", {"s1"}, "sources.csv", optional=True) == [
-        Problem("t.csv", 4, "src", "foreign-key", "'s9' is not a known key in sources.csv")]
+        Problem("t.csv", 4, "src", "foreign-key", "'s9' is not a known key in sources.csv")
+    ]
     assert v.check_foreign_key(table, "src", {"s1"}, "sources.csv") == [
         Problem("t.csv", 3, "src", "foreign-key", "'' is not a known key in sources.csv"),
-        Problem("t.csv", 4, "src", "foreign-key", "'s9' is not a known key in sources.csv")]
+        Problem("t.csv", 4, "src", "foreign-key", "'s9' is not a known key in sources.csv"),
+    ]
 
 
 def test_problem_text_and_error_message() -> None:
     assert str(Problem("f.csv", 3, "c", "rule", "msg")) == "f.csv:3: column 'c': msg [rule]"
     assert str(Problem("f.csv", 0, "-", "missing-file", "gone")) == "f.csv: column '-': gone [missing-file]"
-    error = v.DataValidationError([Problem("b.csv", 2, "c", "r", "short"), Problem("a.csv", 5, "c", "r", "x"),
-                                   Problem("b.csv", 2, "c", "r", "the longer one")])
+    error = v.DataValidationError(
+        [
+            Problem("b.csv", 2, "c", "r", "short"),
+            Problem("a.csv", 5, "c", "r", "x"),
+            Problem("b.csv", 2, "c", "r", "the longer one"),
+        ]
+    )
     assert [p.message for p in error.problems] == ["x", "the longer one"]
-    assert str(error) == ("2 problems in the input data:\n  a.csv:5: column 'c': x [r]\n"
-                          "  b.csv:2: column 'c': the longer one [r]")
-    assert str(v.DataValidationError([Problem("a", 1, "c", "r", "m")])) == "1 problem in the input data:\n  a:1: column 'c': m [r]"
+    assert str(error) == (
+        "2 problems in the input data:\n  a.csv:5: column 'c': x [r]\n  b.csv:2: column 'c': the longer one [r]"
+    )
+    assert (
+        str(v.DataValidationError([Problem("a", 1, "c", "r", "m")]))
+        == "1 problem in the input data:\n  a:1: column 'c': m [r]"
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -142,14 +172,30 @@ def test_problem_text_and_error_message() -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("quote", "value", "found"), [
-    ("turnout 38,2 %", "38.2", True), ("38.20 %", "38.2", False), ("1 209 817", "1209817", True),
-    ("1209817", "1209817", True), ("1.209.817", "1209817", True), ("12 098 170", "1209817", False),
-    ("70 мың сайлаушы", "70000", True), ("семьдесят тысяч", "70000", False), ("двух тысяч", "2000", True),
-    ("2 тыс. избирателей", "2000", True), ("1,5 млн", "1500000", True), ("1.5 million", "1500000", True),
-    ("ONE candidate", "1", True), ("someone", "1", False), ("ни одного", "0", True), ("сто", "100", True),
-    ("10", "10.0", False), ("3.0 %", "3.0", True), ("ten thousand", "10000", True),
-])
+@pytest.mark.parametrize(
+    ("quote", "value", "found"),
+    [
+        ("turnout 38,2 %", "38.2", True),
+        ("38.20 %", "38.2", False),
+        ("1 209 817", "1209817", True),
+        ("1209817", "1209817", True),
+        ("1.209.817", "1209817", True),
+        ("12 098 170", "1209817", False),
+        ("70 мың сайлаушы", "70000", True),
+        ("семьдесят тысяч", "70000", False),
+        ("двух тысяч", "2000", True),
+        ("2 тыс. избирателей", "2000", True),
+        ("1,5 млн", "1500000", True),
+        ("1.5 million", "1500000", True),
+        ("ONE candidate", "1", True),
+        ("someone", "1", False),
+        ("ни одного", "0", True),
+        ("сто", "100", True),
+        ("10", "10.0", False),
+        ("3.0 %", "3.0", True),
+        ("ten thousand", "10000", True),
+    ],
+)
 def test_quote_states_by_hand(quote: str, value: str, found: bool) -> None:
     assert v.quote_states(quote, value) is found
 
@@ -177,20 +223,38 @@ def rules(values: dict[str, str], language: str = "en") -> list[tuple[str, str, 
 def test_provenance_rules_by_hand() -> None:
     base = {"basis": "published", "variable": "posts", "value": "730", "quote": "730 posts", "derived_from": ""}
     assert rules(base) == []
-    assert rules({**base, "quote": ""}) == [("quote", "quote-required",
-        "published figure posts = 730 has no quote: give the source sentence that states it, or say in "
-        "quote_exception why there is none")]
+    assert rules({**base, "quote": ""}) == [
+        (
+            "quote",
+            "quote-required",
+            "published figure posts = 730 has no quote: give the source sentence that states it, or say in "
+            "quote_exception why there is none",
+        )
+    ]
     assert rules({**base, "quote": "", "quote_exception": "table image"}) == []
-    assert rules({**base, "quote": "731 posts"}) == [("quote", "quote-has-number",
-        "the quote does not contain posts = 730 in any usual writing (730): '731 posts'")]
-    assert rules(base, "ru") == [("quote_en", "gloss-required", "the quote is in 'ru': give an English gloss in quote_en")]
+    assert rules({**base, "quote": "731 posts"}) == [
+        ("quote", "quote-has-number", "the quote does not contain posts = 730 in any usual writing (730): '731 posts'")
+    ]
+    assert rules(base, "ru") == [
+        ("quote_en", "gloss-required", "the quote is in 'ru': give an English gloss in quote_en")
+    ]
     assert rules({**base, "quote_en": "730 posts"}, "ru") == []
-    assert rules({**base, "derived_from": "sum: a + b"}) == [("derived_from", "derived-from",
-        "posts = 730 is published, so derived_from must be empty (or set basis to derived)")]
+    assert rules({**base, "derived_from": "sum: a + b"}) == [
+        (
+            "derived_from",
+            "derived-from",
+            "posts = 730 is published, so derived_from must be empty (or set basis to derived)",
+        )
+    ]
     derived = {**base, "basis": "derived", "quote": ""}
-    assert rules(derived) == [("derived_from", "derived-from",
-        "derived figure posts = 730 must say what it is derived from ('sum: a + b', 'difference: a - b', "
-        "'count: ...' or 'implied: ...'), got ''")]
+    assert rules(derived) == [
+        (
+            "derived_from",
+            "derived-from",
+            "derived figure posts = 730 must say what it is derived from ('sum: a + b', 'difference: a - b', "
+            "'count: ...' or 'implied: ...'), got ''",
+        )
+    ]
     for text in ("sum: a + b", "difference: a - b", "count: races listed", "implied: 100 - x"):
         assert rules({**derived, "derived_from": text}) == []
     long_quote = "x" * 100
@@ -200,10 +264,12 @@ def test_provenance_rules_by_hand() -> None:
 
 def test_check_provenance_reads_the_language_of_each_source() -> None:
     header = ("source_id", "basis", "variable", "value", "quote", "derived_from", "quote_en")
-    table = table_of(header, ("ru1", "published", "posts", "5", "пятеро", "", ""),
-                     ("en1", "published", "posts", "5", "five", "", ""))
+    table = table_of(
+        header, ("ru1", "published", "posts", "5", "пятеро", "", ""), ("en1", "published", "posts", "5", "five", "", "")
+    )
     assert v.check_provenance(table, {"ru1": "ru", "en1": "en"}) == [
-        Problem("t.csv", 2, "quote_en", "gloss-required", "the quote is in 'ru': give an English gloss in quote_en")]
+        Problem("t.csv", 2, "quote_en", "gloss-required", "the quote is in 'ru': give an English gloss in quote_en")
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -233,12 +299,18 @@ def test_share_problem_by_hand() -> None:
     assert v.share_problem(fig("turnout_pct", "75.5"), votes, voters, "turnout-consistent", 100) is None
     assert v.share_problem(fig("turnout_pct", "75.4"), votes, voters, "turnout-consistent", 100) is None  # truncated
     problem = v.share_problem(fig("turnout_pct", "75.7"), votes, voters, "turnout-consistent", 100)
-    assert problem == Problem("f.csv", 2, "value", "turnout-consistent",
+    assert problem == Problem(
+        "f.csv",
+        2,
+        "value",
+        "turnout-consistent",
         "turnout_pct = 75.7 disagrees with votes_cast 755 (f.csv:4) / voters_on_rolls 1000 (f.csv:3) = 75.50: "
-        "a published turnout must agree with its counts within the rounding of the published figures")
+        "a published turnout must agree with its counts within the rounding of the published figures",
+    )
     share = v.share_problem(fig("x_pct", "10"), votes, voters, "share-consistent", 100)
-    assert share.message.endswith("= 75.50: a published share must agree with its counts within the rounding of the "
-                                  "published figures")
+    assert share.message.endswith(
+        "= 75.50: a published share must agree with its counts within the rounding of the published figures"
+    )
     assert v.share_problem(fig("t", "75.7"), votes, fig("voters_on_rolls", "0", "rounded"), "r", 100) is None
 
 
@@ -248,28 +320,45 @@ def test_derivation_problem_by_hand() -> None:
     assert v.derivation_problem(good, figures) is None
     bad = fig("t", "9", line=7, basis="derived", derived_from="sum: a - b + c")
     assert v.derivation_problem(bad, figures) == Problem(
-        "f.csv", 7, "value", "derived-arithmetic", "t = 9 but a - b + c = 10 - 3 + 2.5 = 9.5")
+        "f.csv", 7, "value", "derived-arithmetic", "t = 9 but a - b + c = 10 - 3 + 2.5 = 9.5"
+    )
     missing = fig("t", "9", basis="derived", derived_from="difference: a - z")
     assert v.derivation_problem(missing, figures) == Problem(
-        "f.csv", 2, "derived_from", "derived-from",
-        "t = 9 is derived from z, which this unit has no primary figure for")
+        "f.csv", 2, "derived_from", "derived-from", "t = 9 is derived from z, which this unit has no primary figure for"
+    )
     assert v.derivation_problem(fig("t", "9", basis="derived", derived_from="count: x"), figures) is None
 
 
 def test_cross_fields_group_by_unit_and_date() -> None:
     def record(variable: str, value: str, line: int, **kwargs) -> dict:
-        return {"role": "primary", "level": "regional", "round_id": "r", "region": "A", "race_id": None,
-                "variable": variable, "value_text": value, "precision": "exact", "as_of": "", "file": "f.csv",
-                "line": line, **kwargs}
+        return {
+            "role": "primary",
+            "level": "regional",
+            "round_id": "r",
+            "region": "A",
+            "race_id": None,
+            "variable": variable,
+            "value_text": value,
+            "precision": "exact",
+            "as_of": "",
+            "file": "f.csv",
+            "line": line,
+            **kwargs,
+        }
 
     records = [
-        record("voters_on_rolls", "1000", 2), record("votes_cast", "700", 3), record("turnout_pct", "75", 4),
-        record("turnout_pct", "75", 5, region="B"), record("votes_cast", "750", 6, region="B"),
+        record("voters_on_rolls", "1000", 2),
+        record("votes_cast", "700", 3),
+        record("turnout_pct", "75", 4),
+        record("turnout_pct", "75", 5, region="B"),
+        record("votes_cast", "750", 6, region="B"),
         record("voters_on_rolls", "1000", 7, region="B"),
         record("turnout_interim_pct", "50", 8, as_of="2021-07-25T12:00"),
         record("votes_cast_interim", "500", 9, as_of="2021-07-25T12:00"),
         record("posts", "9", 10, basis="derived", derived_from="sum: posts_a + posts_b"),
-        record("posts_a", "4", 11), record("posts_b", "4", 12), record("turnout_pct", "10", 13, role="alternative"),
+        record("posts_a", "4", 11),
+        record("posts_b", "4", 12),
+        record("turnout_pct", "10", 13, role="alternative"),
     ]
     problems = v.check_cross_fields(records)
     assert [(p.line, p.rule) for p in problems] == [(10, "derived-arithmetic"), (4, "turnout-consistent")]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from akim_turnout.ingest import DATAPACKAGE, FIGURE_TABLES, RawData, load_raw
 from akim_turnout.validation import DataValidationError, Row, Table, quote_states
@@ -72,23 +72,42 @@ def audit_table(name: str, table: Table, excerpt_only: set[str]) -> TableAudit:
     quoted = [row for row in published if _has_own_quote(row)]
     roles = [_cell(row, "role") for row in rows]
     return TableAudit(
-        name=Path(table.name).name, rows=len(rows), published=len(published), quoted=len(quoted),
+        name=Path(table.name).name,
+        rows=len(rows),
+        published=len(published),
+        quoted=len(quoted),
         from_excerpt=sum(_cell(row, "source_id") in excerpt_only for row in quoted),
-        exceptions=len(published) - len(quoted), derived=len(rows) - len(published),
-        alternative=roles.count("alternative"), rejected=roles.count("rejected"),
+        exceptions=len(published) - len(quoted),
+        derived=len(rows) - len(published),
+        alternative=roles.count("alternative"),
+        rejected=roles.count("rejected"),
         conflicts=len(conflicting_rows(name, table)),
     )
 
 
 def _excerpt_only(raw: RawData) -> set[str]:
-    return {_cell(row, "source_id") for row in raw.tables["sources"].rows if _cell(row, "stored_copy") == "excerpt only"}
+    return {
+        _cell(row, "source_id") for row in raw.tables["sources"].rows if _cell(row, "stored_copy") == "excerpt only"
+    }
 
 
 def count_lines(audits: Sequence[TableAudit]) -> list[str]:
     """The per-table count table, with a total line."""
-    columns = ("rows", "published", "quoted", "from_excerpt", "exceptions", "derived", "alternative", "rejected", "conflicts")
+    columns = (
+        "rows",
+        "published",
+        "quoted",
+        "from_excerpt",
+        "exceptions",
+        "derived",
+        "alternative",
+        "rejected",
+        "conflicts",
+    )
     width = {c: max(len(c), 5) + 2 for c in columns}
-    row = lambda label, values: f"{label:<18}" + "".join(f"{v:>{width[c]}}" for c, v in zip(columns, values))
+    row = lambda label, values: (
+        f"{label:<18}" + "".join(f"{v:>{width[c]}}" for c, v in zip(columns, values, strict=True))
+    )
     lines = [row("table", columns)]
     lines += [row(audit.name, [getattr(audit, c) for c in columns]) for audit in audits]
     lines.append(row("all", [sum(getattr(a, c) for a in audits) for c in columns]))
@@ -103,8 +122,10 @@ def exception_lines(raw: RawData) -> list[str]:
         for row in table.rows:
             if _cell(row, "basis") == "published" and not _has_own_quote(row):
                 reason = _cell(row, "quote_exception") or "(no reason given)"
-                lines.append(f"  {table.name}:{row.line}  {_unit(name, row)} {_cell(row, 'variable')} = {_cell(row, 'value')}"
-                             f" ({_cell(row, 'source_id')}): {reason}")
+                lines.append(
+                    f"  {table.name}:{row.line}  {_unit(name, row)} {_cell(row, 'variable')} = {_cell(row, 'value')}"
+                    f" ({_cell(row, 'source_id')}): {reason}"
+                )
     return lines
 
 
@@ -116,8 +137,10 @@ def conflict_lines(raw: RawData) -> list[str]:
         for row, main in conflicting_rows(name, table):
             against = f"primary {_cell(main, 'value')} ({_cell(main, 'source_id')})" if main else "no primary value"
             as_of = f" as of {_cell(row, 'as_of')}" if _cell(row, "as_of") else ""
-            lines.append(f"  {table.name}:{row.line}  {_unit(name, row)} {_cell(row, 'variable')}{as_of}: "
-                         f"{_cell(row, 'role')} {_cell(row, 'value')} ({_cell(row, 'source_id')}) vs {against}")
+            lines.append(
+                f"  {table.name}:{row.line}  {_unit(name, row)} {_cell(row, 'variable')}{as_of}: "
+                f"{_cell(row, 'role')} {_cell(row, 'value')} ({_cell(row, 'source_id')}) vs {against}"
+            )
     return lines
 
 
@@ -131,10 +154,14 @@ def search_lines(raw: RawData) -> list[str]:
         counts[0] += 1
         counts[1] += bool(_cell(row, "statements"))
         counts[2] += _cell(row, "conflict") == "yes"
-    lines = [f"  {scope}: {searched} cells searched, {stated} with at least one statement, {conflicts} with a conflict"
-             for scope, (searched, stated, conflicts) in by_scope.items()]
+    lines = [
+        f"  {scope}: {searched} cells searched, {stated} with at least one statement, {conflicts} with a conflict"
+        for scope, (searched, stated, conflicts) in by_scope.items()
+    ]
     total = [sum(c[i] for c in by_scope.values()) for i in range(3)]
-    return lines + [f"  all: {total[0]} cells searched, {total[1]} with at least one statement, {total[2]} with a conflict"]
+    return lines + [
+        f"  all: {total[0]} cells searched, {total[1]} with at least one statement, {total[2]} with a conflict"
+    ]
 
 
 def audit_report(raw: RawData, raw_dir: str | Path) -> str:
@@ -147,12 +174,14 @@ def audit_report(raw: RawData, raw_dir: str | Path) -> str:
         f"Provenance audit of {raw_dir}: {sum(a.rows for a in audits)} figure rows",
         "",
         "quoted = published figures whose own quote contains their number (from_excerpt: of these, quoted from the "
-        "SOURCES.md excerpt because the stored copy was not found); exceptions = published figures without such a quote; "
+        "SOURCES.md excerpt because the stored copy was not found); "
+        "exceptions = published figures without such a quote; "
         "conflicts = alternative or rejected rows that differ from the primary value.",
         "",
         *count_lines(audits),
         "",
-        f"Published figures with their own quote containing the number: {quoted} of {published} ({100 * quoted / published:.1f} %)",
+        f"Published figures with their own quote containing the number: {quoted} of {published} "
+        f"({100 * quoted / published:.1f} %)",
         "",
         "Conflict search (conflict_search.csv):",
         *search_lines(raw),
@@ -170,12 +199,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m akim_turnout.data",
         description="Check the raw data (every table against datapackage.json, provenance and consistency rules) and "
-                    "list every problem with file, line, column and rule. Exit status 0 when the data pass, 1 when "
-                    "problems are found, 2 when the folder cannot be read.")
-    parser.add_argument("raw_dir", nargs="?", default="data/raw", help="folder holding datapackage.json (default: data/raw)")
-    parser.add_argument("--audit", action="store_true",
-                        help="after a passing check, print the provenance audit: quotes, derived figures, alternatives, "
-                             "conflicts and exceptions per table")
+        "list every problem with file, line, column and rule. Exit status 0 when the data pass, 1 when "
+        "problems are found, 2 when the folder cannot be read.",
+    )
+    parser.add_argument(
+        "raw_dir", nargs="?", default="data/raw", help="folder holding datapackage.json (default: data/raw)"
+    )
+    parser.add_argument(
+        "--audit",
+        action="store_true",
+        help="after a passing check, print the provenance audit: quotes, derived figures, alternatives, "
+        "conflicts and exceptions per table",
+    )
     return parser.parse_args(argv)
 
 

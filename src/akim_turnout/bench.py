@@ -33,8 +33,15 @@ from typing import Any
 
 from akim_turnout.paths import project_root
 
-TARGETS = {"full_repro_ratio": 1.3, "noop_ratio": 1.5, "study_speedup": 4.0, "test_vs_reproduce": 2.0,
-           "fit_1e6_s": 15.0, "fit_1e6_peak_mb": 2048.0, "growth_exponent": 1.2}
+TARGETS = {
+    "full_repro_ratio": 1.3,
+    "noop_ratio": 1.5,
+    "study_speedup": 4.0,
+    "test_vs_reproduce": 2.0,
+    "fit_1e6_s": 15.0,
+    "fit_1e6_peak_mb": 2048.0,
+    "growth_exponent": 1.2,
+}
 STACK_IMPORTS = "import pandas, statsmodels.api, matplotlib.pyplot, seaborn"
 FIT_CHILD = r"""
 import json, resource, sys, time
@@ -58,17 +65,23 @@ start = time.perf_counter()
 fit = race.fit_race_glm(races, rhs)
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"n": n, "fit_s": seconds, "floor_s": floor, "peak_mb": peak, "before_mb": before, "fit_extra_mb": peak - before,
-                  "self_share": float(fit.params["self_share"])}))
+print(json.dumps({"n": n, "fit_s": seconds, "floor_s": floor, "peak_mb": peak, "before_mb": before,
+                  "fit_extra_mb": peak - before, "self_share": float(fit.params["self_share"])}))
 """
-PAPERMILL_RUN = ("import sys, papermill; papermill.execute_notebook(sys.argv[1], sys.argv[2], kernel_name='python3', "
-                 "progress_bar=False, log_output=False)")
+PAPERMILL_RUN = (
+    "import sys, papermill; papermill.execute_notebook(sys.argv[1], sys.argv[2], kernel_name='python3', "
+    "progress_bar=False, log_output=False)"
+)
+
+
 def timed(command: list[str] | str, cwd: Path, env: dict | None = None, repeat: int = 1) -> float:
     """Best wall time of ``repeat`` runs of a command (fails loudly on a non-zero exit)."""
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        result = subprocess.run(command, cwd=cwd, env=env, shell=isinstance(command, str), capture_output=True, text=True)
+        result = subprocess.run(
+            command, cwd=cwd, env=env, shell=isinstance(command, str), capture_output=True, text=True
+        )
         elapsed = time.perf_counter() - start
         if result.returncode != 0:
             raise RuntimeError(f"{command} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
@@ -77,19 +90,38 @@ def timed(command: list[str] | str, cwd: Path, env: dict | None = None, repeat: 
 
 
 def environment() -> dict[str, str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     env.pop("AKIM_OUTPUT_ROOT", None)
     return env
 
 
-def row(name: str, value: float, floor: float, floor_name: str, target: float | None = None, unit: str = "s",
-        higher_is_better: bool = False) -> dict[str, Any]:
+def row(
+    name: str,
+    value: float,
+    floor: float,
+    floor_name: str,
+    target: float | None = None,
+    unit: str = "s",
+    higher_is_better: bool = False,
+) -> dict[str, Any]:
     """One measurement: its value, its floor, their ratio, and whether the ratio meets ``target``."""
     ratio = value / floor if floor else None
     met = None if target is None or ratio is None else bool(ratio >= target if higher_is_better else ratio <= target)
-    return {"measure": name, "value": round(value, 3), "unit": unit, "floor": round(floor, 3), "floor_is": floor_name,
-            "ratio": None if ratio is None else round(ratio, 2), "target": target, "met": met}
+    return {
+        "measure": name,
+        "value": round(value, 3),
+        "unit": unit,
+        "floor": round(floor, 3),
+        "floor_is": floor_name,
+        "ratio": None if ratio is None else round(ratio, 2),
+        "target": target,
+        "met": met,
+    }
 
 
 def bench_environment(root: Path, scratch: Path) -> list[dict]:
@@ -98,9 +130,12 @@ def bench_environment(root: Path, scratch: Path) -> list[dict]:
     venv = scratch / "venv"
     floor = timed(f"{python} -m venv {venv} && {venv}/bin/python -m pip install -q uv==0.13.9", root)
     shutil.rmtree(venv)
-    setup = timed(f"{python} -m venv {venv} && {venv}/bin/python -m pip install -q uv==0.13.9 && "
-                  f"{venv}/bin/uv pip sync -q --python {venv}/bin/python requirements.lock && "
-                  f"{venv}/bin/uv pip install -q --python {venv}/bin/python --no-deps -e .", root)
+    setup = timed(
+        f"{python} -m venv {venv} && {venv}/bin/python -m pip install -q uv==0.13.9 && "
+        f"{venv}/bin/uv pip sync -q --python {venv}/bin/python requirements.lock && "
+        f"{venv}/bin/uv pip install -q --python {venv}/bin/python --no-deps -e .",
+        root,
+    )
     return [row("environment set-up from the lock", setup, floor, "empty venv + uv")]
 
 
@@ -112,10 +147,25 @@ def stages(root: Path) -> dict[str, dict]:
 
 def notebook_of(code: str, path: Path) -> Path:
     """A one-cell notebook holding ``code``, with the project's kernel."""
-    path.write_text(json.dumps({"cells": [{"cell_type": "code", "execution_count": None, "id": "c", "metadata": {},
-                                           "outputs": [], "source": code}],
-                                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-                                "nbformat": 4, "nbformat_minor": 5}))
+    path.write_text(
+        json.dumps(
+            {
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "execution_count": None,
+                        "id": "c",
+                        "metadata": {},
+                        "outputs": [],
+                        "source": code,
+                    }
+                ],
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        )
+    )
     return path
 
 
@@ -129,7 +179,9 @@ def stage_imports(notebook: Path) -> str:
 
 def papermill_floor(code: str, cwd: Path, env: dict, scratch: Path, name: str) -> float:
     notebook = notebook_of(code, scratch / f"{name}.ipynb")
-    return timed([sys.executable, "-c", PAPERMILL_RUN, str(notebook), str(scratch / f"{name}-out.ipynb")], cwd, env, repeat=2)
+    return timed(
+        [sys.executable, "-c", PAPERMILL_RUN, str(notebook), str(scratch / f"{name}-out.ipynb")], cwd, env, repeat=2
+    )
 
 
 def bench_pipeline(root: Path, scratch: Path, env: dict) -> list[dict]:
@@ -150,7 +202,7 @@ def bench_pipeline(root: Path, scratch: Path, env: dict) -> list[dict]:
         floor = runner + papermill_floor(stage_imports(notebook), copy, env, scratch, name)
         seconds = timed(["dvc", "repro", "-f", "-s", "-q", name], copy, env)
         rows.append(row(f"stage {name}", seconds, floor, "runner + kernel + its imports"))
-        rows.append(row(f"  its work beyond the floor", max(seconds - floor, 0.0), floor, "its floor"))
+        rows.append(row("  its work beyond the floor", max(seconds - floor, 0.0), floor, "its floor"))
     empty = scratch / "empty"
     empty.mkdir()
     timed(["dvc", "init", "--no-scm", "-q"], empty, env)
@@ -169,8 +221,10 @@ def bench_fresh_clone(root: Path, scratch: Path, env: dict) -> list[dict]:
         clone = scratch / f"fresh-{target}"
         subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
         times[target] = timed(["make", target], clone, plain)
-    return [row("fresh make reproduce (environment included)", times["reproduce"], times["reproduce"], "itself"),
-            row("fresh make test", times["test"], times["reproduce"], "fresh make reproduce", TARGETS["test_vs_reproduce"])]
+    return [
+        row("fresh make reproduce (environment included)", times["reproduce"], times["reproduce"], "itself"),
+        row("fresh make test", times["test"], times["reproduce"], "fresh make reproduce", TARGETS["test_vs_reproduce"]),
+    ]
 
 
 def bench_fits(root: Path, env: dict, sizes=(1_000, 10_000, 100_000, 1_000_000)) -> tuple[list[dict], dict]:
@@ -179,20 +233,39 @@ def bench_fits(root: Path, env: dict, sizes=(1_000, 10_000, 100_000, 1_000_000))
 
     results = []
     for n in sizes:
-        out = subprocess.run([sys.executable, "-c", FIT_CHILD, str(n)], cwd=root, env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", FIT_CHILD, str(n)], cwd=root, env=env, capture_output=True, text=True, check=True
+        )
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     rows = []
     for r in results:
         rows.append(row(f"race GLM fit, {r['n']:,} races", r["fit_s"], r["floor_s"], "one X'WX pass"))
-        rows.append(row(f"peak memory, {r['n']:,} races", r["peak_mb"], r["before_mb"], "RSS before the fit", unit="MB"))
+        rows.append(
+            row(f"peak memory, {r['n']:,} races", r["peak_mb"], r["before_mb"], "RSS before the fit", unit="MB")
+        )
         if r["n"] == 1_000_000:  # absolute limits, as before: 15 s and 2 GB
-            rows[-2]["target"], rows[-2]["met"] = f"<= {TARGETS['fit_1e6_s']:g} s", bool(r["fit_s"] <= TARGETS["fit_1e6_s"])
-            rows[-1]["target"], rows[-1]["met"] = f"<= {TARGETS['fit_1e6_peak_mb']:g} MB", bool(r["peak_mb"] <= TARGETS["fit_1e6_peak_mb"])
+            rows[-2]["target"], rows[-2]["met"] = (
+                f"<= {TARGETS['fit_1e6_s']:g} s",
+                bool(r["fit_s"] <= TARGETS["fit_1e6_s"]),
+            )
+            rows[-1]["target"], rows[-1]["met"] = (
+                f"<= {TARGETS['fit_1e6_peak_mb']:g} MB",
+                bool(r["peak_mb"] <= TARGETS["fit_1e6_peak_mb"]),
+            )
     big = [r for r in results if r["n"] >= 10_000]
     exponent = float(np.polyfit(np.log([r["n"] for r in big]), np.log([r["fit_s"] for r in big]), 1)[0])
-    rows.append({"measure": "growth exponent of fit time (10^4..10^6)", "value": round(exponent, 2), "unit": "",
-                 "floor": 1.0, "floor_is": "linear", "ratio": round(exponent, 2), "target": TARGETS["growth_exponent"],
-                 "met": bool(exponent <= TARGETS["growth_exponent"])})
+    rows.append(
+        {
+            "measure": "growth exponent of fit time (10^4..10^6)",
+            "value": round(exponent, 2),
+            "unit": "",
+            "floor": 1.0,
+            "floor_is": "linear",
+            "ratio": round(exponent, 2),
+            "target": TARGETS["growth_exponent"],
+            "met": bool(exponent <= TARGETS["growth_exponent"]),
+        }
+    )
     return rows, {"fits": results}
 
 
@@ -206,8 +279,8 @@ from akim_turnout import data, simulate, study
 regional = data.read_processed("regional_2021")
 national = data.read_processed("national").set_index("round_id").loc[data.ROUND_2021]
 regions, totals = simulate.inputs_from_published(regional, national)
-design = study.StudyDesign.from_mapping({"n_replications": 10, "n_replications_null": 10, "effect_grid": [0.0, -0.15, -0.3, -0.6],
-                                         "method_replications": {}})
+design = study.StudyDesign.from_mapping({"n_replications": 10, "n_replications_null": 10,
+                                         "effect_grid": [0.0, -0.15, -0.3, -0.6], "method_replications": {}})
 settings = simulate.SimulationSettings()
 frames, rates = {}, {}
 for engine in ("fast", "statsmodels", "fast"):
@@ -215,18 +288,43 @@ for engine in ("fast", "statsmodels", "fast"):
     frames[engine] = study.run_study(design, settings, regions, totals, n_jobs=1, engine=engine)
     rates[engine] = 40 / (time.perf_counter() - start)
 numeric = ["estimate", "se", "ci_low", "ci_high", "p_value"]
+flags = ["ok", "covered", "rejected"]
 same = bool(np.allclose(frames["fast"][numeric], frames["statsmodels"][numeric], rtol=1e-6, atol=1e-9, equal_nan=True)
-            and (frames["fast"][["ok", "covered", "rejected"]] == frames["statsmodels"][["ok", "covered", "rejected"]]).all().all())
+            and (frames["fast"][flags] == frames["statsmodels"][flags]).all().all())
 print(json.dumps({"fast": rates["fast"], "statsmodels": rates["statsmodels"], "same": same}))
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    rows = [row("study throughput, statsmodels engine (replications/s, 1 core)", result["statsmodels"],
-                result["statsmodels"], "itself", unit="rep/s"),
-            row("study throughput, fast engine (replications/s, 1 core)", result["fast"], result["statsmodels"],
-                "statsmodels engine", TARGETS["study_speedup"], unit="rep/s", higher_is_better=True)]
-    rows.append({"measure": "fast and statsmodels engines give the same study results", "value": result["same"],
-                 "unit": "", "floor": "", "floor_is": "", "ratio": "", "target": True, "met": result["same"]})
+    rows = [
+        row(
+            "study throughput, statsmodels engine (replications/s, 1 core)",
+            result["statsmodels"],
+            result["statsmodels"],
+            "itself",
+            unit="rep/s",
+        ),
+        row(
+            "study throughput, fast engine (replications/s, 1 core)",
+            result["fast"],
+            result["statsmodels"],
+            "statsmodels engine",
+            TARGETS["study_speedup"],
+            unit="rep/s",
+            higher_is_better=True,
+        ),
+    ]
+    rows.append(
+        {
+            "measure": "fast and statsmodels engines give the same study results",
+            "value": result["same"],
+            "unit": "",
+            "floor": "",
+            "floor_is": "",
+            "ratio": "",
+            "target": True,
+            "met": result["same"],
+        }
+    )
     return rows
 
 
@@ -240,8 +338,15 @@ def format_table(rows: list[dict]) -> str:
     for r in rows:
         value = f"{r['value']} {r['unit']}".strip()
         floor = f"{r['floor']} ({r['floor_is']})" if r["floor_is"] and r["floor_is"] != "itself" else ""
-        target = "" if r["target"] is None else (f"{'≥' if isinstance(r['target'], float) and 'fast engine' in r['measure'] else '≤'} "
-                                                  f"{r['target']}" if isinstance(r["target"], float) else str(r["target"]))
+        target = (
+            ""
+            if r["target"] is None
+            else (
+                f"{'≥' if isinstance(r['target'], float) and 'fast engine' in r['measure'] else '≤'} {r['target']}"
+                if isinstance(r["target"], float)
+                else str(r["target"])
+            )
+        )
         lines.append(f"| {r['measure']} | {value} | {floor} | {r['ratio'] if floor else ''} | {target} | {_met(r)} |")
     return "\n".join(lines)
 
@@ -261,10 +366,16 @@ def update_readme(path: Path, table: str, date: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark the pipeline and models against floors measured in the same run.")
+    parser = argparse.ArgumentParser(
+        description="Benchmark the pipeline and models against floors measured in the same run."
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument("--all", action="store_true", help="also time `make reproduce` and `make test` in fresh clones (minutes)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["environment", "pipeline", "fits", "study"], help="parts to skip")
+    parser.add_argument(
+        "--all", action="store_true", help="also time `make reproduce` and `make test` in fresh clones (minutes)"
+    )
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["environment", "pipeline", "fits", "study"], help="parts to skip"
+    )
     parser.add_argument("--readme", help="write the table into this README between its bench markers")
     args = parser.parse_args(argv)
     root, env = project_root(), environment()
@@ -288,7 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme:
         update_readme(Path(args.readme), table, time.strftime("%Y-%m-%d"))
     if args.json:
-        Path(args.json).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "rows": rows, **extra}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps({"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "rows": rows, **extra}, indent=2)
+            + "\n"
+        )
     return 0
 
 

@@ -55,16 +55,21 @@ def perturb_floats(frame: pd.DataFrame, relative: float) -> pd.DataFrame:
     return out
 
 
-def regional_cell_sources(figures: pd.DataFrame, sources: pd.DataFrame, regional: pd.DataFrame,
-                          round_id: str = ROUND_2021) -> pd.DataFrame:
+def regional_cell_sources(
+    figures: pd.DataFrame, sources: pd.DataFrame, regional: pd.DataFrame, round_id: str = ROUND_2021
+) -> pd.DataFrame:
     """Hover text for the cells of the regional table: where each published number comes from.
 
     Same index as ``regional``; columns ``turnout_pct``, ``posts``, ``cands``, ``voters_on_rolls`` (the figure's
     publisher, date, verbatim quote, English gloss and URL, or how a derived figure was derived) and
     ``cands_per_seat``, ``self_share``, ``women_share`` (the published counts they are computed from).
     """
-    primary = figures[(figures["level"] == "regional") & (figures["round_id"] == round_id) & (figures["role"] == "primary")
-                      & (figures["as_of"].fillna("") == "")].set_index(["region", "variable"])
+    primary = figures[
+        (figures["level"] == "regional")
+        & (figures["round_id"] == round_id)
+        & (figures["role"] == "primary")
+        & (figures["as_of"].fillna("") == "")
+    ].set_index(["region", "variable"])
     publishers = sources.set_index("source_id")["publisher"]
 
     def cite(region: str, variable: str) -> str:
@@ -75,18 +80,24 @@ def regional_cell_sources(figures: pd.DataFrame, sources: pd.DataFrame, regional
         if row.get("basis") == "derived":
             return f"derived: {row.get('derived_from', '')}"
         gloss = f" ({row['quote_en']})" if isinstance(row.get("quote_en"), str) and row["quote_en"] else ""
-        return (f"{publishers.get(row['source_id'], row['source_id'])}, {row['published']}: "
-                f"\u201c{row['quote']}\u201d{gloss} {row['url']}")
+        return (
+            f"{publishers.get(row['source_id'], row['source_id'])}, {row['published']}: "
+            f"\u201c{row['quote']}\u201d{gloss} {row['url']}"
+        )
 
     titles = pd.DataFrame(index=regional.index)
     stage = regional["cands_kind"].map({"registered": "cands_registered", "on ballot": "cands_on_ballot"})
     for column in ("turnout_pct", "posts", "voters_on_rolls"):
         titles[column] = [cite(region, column) for region in regional["region"]]
-    titles["cands"] = [cite(region, variable) if isinstance(variable, str) else ""
-                       for region, variable in zip(regional["region"], stage)]
+    titles["cands"] = [
+        cite(region, variable) if isinstance(variable, str) else ""
+        for region, variable in zip(regional["region"], stage, strict=True)
+    ]
     titles.loc[regional["posts_source"].astype(str).str.startswith("derived"), "posts"] = regional["posts_source"]
     titles["cands_per_seat"] = np.where(regional["cands_per_seat"].notna(), "computed: candidates / posts", "")
-    titles["self_share"] = np.where(regional["self_share"].notna(), "computed: self-nominated / (party + self-nominated)", "")
+    titles["self_share"] = np.where(
+        regional["self_share"].notna(), "computed: self-nominated / (party + self-nominated)", ""
+    )
     titles["women_share"] = np.where(regional["women_share"].notna(), "computed: women / registered candidates", "")
     return titles
 
@@ -103,8 +114,11 @@ def race_model_frame(races: pd.DataFrame) -> pd.DataFrame:
     frame["registered"] = single["voters_on_rolls"].where(exact)
     from_turnout = (single["turnout_pct"] / 100 * frame["registered"]).round()
     frame["voted"] = single["votes_cast"].combine_first(from_turnout)
-    frame["voted_source"] = np.where(single["votes_cast"].notna(), "published count",
-                                     np.where(from_turnout.notna(), "final turnout x electorate", "missing"))
+    frame["voted_source"] = np.where(
+        single["votes_cast"].notna(),
+        "published count",
+        np.where(from_turnout.notna(), "final turnout x electorate", "missing"),
+    )
     get = lambda column: single[column] if column in single else pd.Series(np.nan, index=single.index)
     frame["n_candidates"] = get("cands_on_ballot").combine_first(get("cands_registered"))
     frame["n_self"] = get("cands_on_ballot_self").combine_first(get("cands_registered_self"))
@@ -120,8 +134,15 @@ def race_readiness(frame: pd.DataFrame, needed: list[str]) -> pd.DataFrame:
     for round_id, group in frame.groupby("round_id"):
         counts = {f"with {column}": int(group[column].notna().sum()) for column in needed}
         usable = group.dropna(subset=needed)
-        rows.append({"round_id": round_id, "races": len(group), **counts, "usable": len(usable),
-                     "regions among usable": usable["region"].nunique()})
+        rows.append(
+            {
+                "round_id": round_id,
+                "races": len(group),
+                **counts,
+                "usable": len(usable),
+                "regions among usable": usable["region"].nunique(),
+            }
+        )
     return pd.DataFrame(rows).sort_values("races", ascending=False, ignore_index=True)
 
 

@@ -16,8 +16,8 @@ import ast
 import json
 import re
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import yaml
 
@@ -74,9 +74,15 @@ def _walk(node: ast.AST):
 
 def _is_main_guard(node: ast.AST) -> bool:
     """``if __name__ == "__main__":``"""
-    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare) and isinstance(node.test.left, ast.Name)
-            and node.test.left.id == "__name__" and len(node.test.comparators) == 1
-            and isinstance(node.test.comparators[0], ast.Constant) and node.test.comparators[0].value == "__main__")
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == "__name__"
+        and len(node.test.comparators) == 1
+        and isinstance(node.test.comparators[0], ast.Constant)
+        and node.test.comparators[0].value == "__main__"
+    )
 
 
 def notebook_source(path: Path) -> str:
@@ -120,8 +126,12 @@ def check_stage(root: Path, name: str, stage: Mapping) -> list[str]:
     """Problems of one stage: project modules imported but not listed in its deps, or listed but not imported."""
     declared = {d for d in stage.get("deps", []) if d.startswith(f"{PACKAGE_DIR}/") and d.endswith(".py")}
     needed = set(stage_modules(root, stage))
-    problems = [f"stage '{name}' imports {path} but dvc.yaml does not list it in its deps" for path in sorted(needed - declared)]
-    problems += [f"stage '{name}' lists {path} in its deps but does not import it" for path in sorted(declared - needed)]
+    problems = [
+        f"stage '{name}' imports {path} but dvc.yaml does not list it in its deps" for path in sorted(needed - declared)
+    ]
+    problems += [
+        f"stage '{name}' lists {path} in its deps but does not import it" for path in sorted(declared - needed)
+    ]
     return problems
 
 
@@ -154,8 +164,9 @@ def write_deps(root: Path) -> None:
         notebook = re.match(r"^(\s+)- notebooks/\S+\.ipynb\s*$", line)
         if module and current in written:
             continue
-        if module or (notebook and current and not any(
-                f"{PACKAGE_DIR}/" in dep for dep in stages[current].get("deps", []))):
+        if module or (
+            notebook and current and not any(f"{PACKAGE_DIR}/" in dep for dep in stages[current].get("deps", []))
+        ):
             indent = (module or notebook).group(1)
             if notebook:
                 lines.append(line)

@@ -9,7 +9,8 @@ this is fast on 10^6 rows and gives the same columns in every fit. statsmodels d
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,9 +73,7 @@ def parse_terms(formula_rhs: str | Sequence[str]) -> list[tuple[str, str, str]]:
     for piece in (p.strip() for p in pieces):
         match = next(((kind, rx.match(piece)) for kind, rx in _TERM_PATTERNS if rx.match(piece)), None)
         if match is None:
-            raise ValueError(
-                f"Unsupported term {piece!r}: use column, C(column) or np.log(column)"
-            )
+            raise ValueError(f"Unsupported term {piece!r}: use column, C(column) or np.log(column)")
         kind, m = match
         term = f"np.log({m.group(1)})" if kind == "log" else piece
         parsed.append((kind, m.group(1), term))
@@ -143,4 +142,3 @@ def _cluster_codes(values: pd.Series) -> tuple[np.ndarray, int]:
     """Integer cluster codes and the number of clusters."""
     codes, uniques = pd.factorize(values, sort=True)
     return codes.astype(np.int64), len(uniques)
-

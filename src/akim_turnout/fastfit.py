@@ -81,9 +81,10 @@ statsmodels.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -152,7 +153,11 @@ class RaceArrays:
 
 
 def race_arrays(
-    df: Any, formula_rhs: str, cluster: str = "region", voted: str = "voted", registered: str = "registered",
+    df: Any,
+    formula_rhs: str,
+    cluster: str = "region",
+    voted: str = "voted",
+    registered: str = "registered",
 ) -> RaceArrays:
     """The race design of ``formula_rhs`` as :class:`RaceArrays`, as ``race._prepare_races`` builds it.
 
@@ -177,8 +182,9 @@ def _numeric_column(series: Any, column: str) -> np.ndarray:
     return values
 
 
-def _direct_race_arrays(df: Any, formula_rhs: str, cluster: str, voted: str, registered: str,
-                        parse_terms: Any) -> RaceArrays:
+def _direct_race_arrays(
+    df: Any, formula_rhs: str, cluster: str, voted: str, registered: str, parse_terms: Any
+) -> RaceArrays:
     """RaceArrays from a complete frame, or FastPathDeclined if any row needs the general path."""
     import pandas as pd  # only here, where a frame is given anyway
 
@@ -230,8 +236,9 @@ def _direct_race_arrays(df: Any, formula_rhs: str, cluster: str, voted: str, reg
 # --------------------------------------------------------------------------
 
 
-def t_inference(estimate: np.ndarray, se: np.ndarray, df: float, alpha: float = 0.05
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def t_inference(
+    estimate: np.ndarray, se: np.ndarray, df: float, alpha: float = 0.05
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Two-sided t(df) p-values and ``1 - alpha`` CI bounds, as ``inference._inference`` (scipy's t: stdtr, stdtrit)."""
     estimate, se = np.asarray(estimate, float), np.asarray(se, float)
     p = 2 * special.stdtr(df, -np.abs(estimate / se))
@@ -239,8 +246,9 @@ def t_inference(estimate: np.ndarray, se: np.ndarray, df: float, alpha: float = 
     return p, estimate - half, estimate + half
 
 
-def normal_inference(estimate: np.ndarray, se: np.ndarray, alpha: float = 0.05
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def normal_inference(
+    estimate: np.ndarray, se: np.ndarray, alpha: float = 0.05
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Two-sided normal p-values and CI bounds, as ``inference._inference`` without df (scipy's norm: ndtr, ndtri)."""
     estimate, se = np.asarray(estimate, float), np.asarray(se, float)
     p = 2 * special.ndtr(-np.abs(estimate / se))
@@ -262,8 +270,13 @@ def logit_start(voted: np.ndarray, registered: np.ndarray, k: int) -> np.ndarray
 
 
 def newton_counts(
-    exog: np.ndarray, voted: np.ndarray, trials: np.ndarray, start: np.ndarray,
-    offset: np.ndarray | None = None, tol: float = NEWTON_TOL, max_steps: int = MAX_NEWTON_STEPS,
+    exog: np.ndarray,
+    voted: np.ndarray,
+    trials: np.ndarray,
+    start: np.ndarray,
+    offset: np.ndarray | None = None,
+    tol: float = NEWTON_TOL,
+    max_steps: int = MAX_NEWTON_STEPS,
 ) -> tuple[np.ndarray, int]:
     """Maximum-likelihood estimate of a binomial-logit GLM on counts by Newton's method, and the number of steps.
 
@@ -360,8 +373,9 @@ def restricted_cluster_influence(arrays: RaceArrays, k: int, null_value: float, 
     """
     exog, trials = arrays.exog, arrays.registered
     others = np.delete(np.arange(exog.shape[1]), k)
-    restricted, _ = newton_counts(exog[:, others], arrays.voted, trials, np.asarray(start)[others],
-                                  offset=null_value * exog[:, k])
+    restricted, _ = newton_counts(
+        exog[:, others], arrays.voted, trials, np.asarray(start)[others], offset=null_value * exog[:, k]
+    )
     params = np.insert(restricted, k, null_value)
     mu = special.expit(exog @ params)
     resid = arrays.voted - trials * mu
@@ -371,12 +385,16 @@ def restricted_cluster_influence(arrays: RaceArrays, k: int, null_value: float, 
 
 
 def score_bootstrap(
-    arrays: RaceArrays, k: int, null_value: float, draws: np.ndarray, start: np.ndarray,
+    arrays: RaceArrays,
+    k: int,
+    null_value: float,
+    draws: np.ndarray,
+    start: np.ndarray,
 ) -> tuple[float, float]:
     """Studentised score statistic and its symmetric bootstrap p-value (``resampling._score_bootstrap_p``)."""
     psi = restricted_cluster_influence(arrays, k, null_value, start)
     observed = psi.sum() / math.sqrt(psi @ psi)
-    boot_stats = (draws @ psi) / np.sqrt((draws ** 2) @ (psi ** 2))
+    boot_stats = (draws @ psi) / np.sqrt((draws**2) @ (psi**2))
     return float(observed), float(np.mean(np.abs(boot_stats) >= abs(observed) * (1 - TIE_TOLERANCE)))
 
 
@@ -439,7 +457,7 @@ def _update_dep(arrays: RaceArrays, params: np.ndarray) -> float:
     ssr_g = arrays.cluster_sums(e * e)
     sum_g = arrays.cluster_sums(e)
     scale = ssr_g.sum() / (nobs * (nobs - ddof) / float(nobs))
-    residsq_sum = np.sum((sum_g ** 2 - ssr_g) / 2) / scale
+    residsq_sum = np.sum((sum_g**2 - ssr_g) / 2) / scale
     n_pairs = float(np.sum(0.5 * sizes * (sizes - 1)))
     return float(residsq_sum / (n_pairs * (n_pairs - ddof) / n_pairs))
 
@@ -453,7 +471,6 @@ def fit_gee_exchangeable(arrays: RaceArrays, maxiter: int = GEE_MAXITER, ctol: f
     params = _newton_shares(arrays)
     dep = 0.0
     score_norm = -1.0
-    n_updates = 0
     for step in range(maxiter):
         bmat, score = _gee_system(arrays, params, dep)
         try:
@@ -461,13 +478,12 @@ def fit_gee_exchangeable(arrays: RaceArrays, maxiter: int = GEE_MAXITER, ctol: f
         except np.linalg.LinAlgError as error:
             raise FastPathDeclined(f"singular GEE update: {error}") from error
         params = params + update
-        score_norm = float(np.sqrt(np.sum(score ** 2)))
+        score_norm = float(np.sqrt(np.sum(score**2)))
         if not (np.all(np.isfinite(params)) and math.isfinite(score_norm)):
             raise FastPathDeclined("non-finite GEE step")
-        if score_norm < ctol and n_updates > 0:
+        if score_norm < ctol and step > 0:  # statsmodels updates the dependence at least once
             return GEEFit(params, dep, step + 1, score_norm, arrays)
         dep = _update_dep(arrays, params)
-        n_updates += 1
         if not math.isfinite(dep) or not -1.0 < dep < 1.0:
             raise FastPathDeclined(f"working correlation {dep} outside (-1, 1)")
         if np.any(np.abs(1.0 + dep * (arrays.cluster_sizes - 1)) < 1e-4):
@@ -544,8 +560,9 @@ def mancl_derouen(arrays: RaceArrays, params: np.ndarray, dep: float, rcond: flo
     return bread @ (scores.T @ scores) @ bread
 
 
-def _span_bases(arrays: RaceArrays, x: np.ndarray, v: np.ndarray, s: np.ndarray, inside: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+def _span_bases(
+    arrays: RaceArrays, x: np.ndarray, v: np.ndarray, s: np.ndarray, inside: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Orthonormal bases (G, n_max, m) of ``[1, X*, 1 / sd, v, v X*]`` per padded cluster block, and the clusters
     whose block is not larger than its basis (computed directly)."""
     varying = np.any(x != x[:, :1, :], axis=1, where=inside[:, :, None])  # (G, k): not constant in the cluster
@@ -556,7 +573,7 @@ def _span_bases(arrays: RaceArrays, x: np.ndarray, v: np.ndarray, s: np.ndarray,
         columns = x[g][:, varying[g]]
         ones = inside[g].astype(float)
         block = np.column_stack([ones, columns, ones / s[g], v[g], columns * v[g][:, None]])
-        stacked[g, :, :block.shape[1]] = block
+        stacked[g, :, : block.shape[1]] = block
     basis = np.linalg.qr(stacked)[0]
     return basis, arrays.cluster_sizes <= 2 * (1 + n_varying) + 1
 
@@ -610,34 +627,41 @@ class _RandomInterceptREML:
         beta = np.linalg.solve(xtvix, self.xty - self.x_sums.T @ (w * self.y_sums))
         resid = self.y - self.exog @ beta
         sums = self.y_sums - self.x_sums @ beta
-        return d, xtvix, beta, sums, float(resid @ resid - np.sum(w * sums ** 2))
+        return d, xtvix, beta, sums, float(resid @ resid - np.sum(w * sums**2))
 
     def loglike(self, gamma: float) -> float:
         """statsmodels' ``MixedLM.loglike`` (REML, fixed effects and scale profiled out)."""
         _, xtvix, _, _, rvir = self.parts(gamma)
-        return float(-np.sum(np.log1p(gamma * self.n)) / 2 - self.fac * np.log(rvir) / 2
-                     - np.linalg.slogdet(xtvix)[1] / 2 + self.constant)
+        return float(
+            -np.sum(np.log1p(gamma * self.n)) / 2
+            - self.fac * np.log(rvir) / 2
+            - np.linalg.slogdet(xtvix)[1] / 2
+            + self.constant
+        )
 
     def score(self, gamma: float) -> float:
         """Its derivative in ``gamma`` (statsmodels' ``score_full``)."""
         d, xtvix, _, sums, rvir = self.parts(gamma)
         xv1 = self.x_sums * d[:, None]  # X_g' V_g^-1 1
-        return float(-0.5 * np.sum(self.n * d) + 0.5 * self.fac * np.sum((sums * d) ** 2) / rvir
-                     + 0.5 * np.sum(np.linalg.inv(xtvix) * (xv1.T @ xv1)))
+        return float(
+            -0.5 * np.sum(self.n * d)
+            + 0.5 * self.fac * np.sum((sums * d) ** 2) / rvir
+            + 0.5 * np.sum(np.linalg.inv(xtvix) * (xv1.T @ xv1))
+        )
 
     def hessian(self, gamma: float) -> np.ndarray:
         """statsmodels' ``MixedLM.hessian`` in (fixed effects, gamma) at the GLS estimate for ``gamma``."""
         d, xtvix, _, sums, rvir = self.parts(gamma)
         n, xs, fac = self.n, self.x_sums, self.fac
-        b = np.sum(d ** 2 * sums ** 2)
-        dd = np.sum(2 * n * d ** 3 * sums ** 2)
-        hess_re = np.sum(n ** 2 * d ** 2 / 2) - 0.5 * fac * (dd / rvir - b ** 2 / rvir ** 2)
-        ql = np.linalg.solve(xtvix, xs.T @ (xs * (d ** 2)[:, None]))
-        f = 2 * xs.T @ (xs * (n * d ** 3)[:, None])
+        b = np.sum(d**2 * sums**2)
+        dd = np.sum(2 * n * d**3 * sums**2)
+        hess_re = np.sum(n**2 * d**2 / 2) - 0.5 * fac * (dd / rvir - b**2 / rvir**2)
+        ql = np.linalg.solve(xtvix, xs.T @ (xs * (d**2)[:, None]))
+        f = 2 * xs.T @ (xs * (n * d**3)[:, None])
         hess_re += 0.5 * (np.sum(ql.T * ql) - np.trace(np.linalg.solve(xtvix, f)))
         hess = np.empty((self.k + 1, self.k + 1))
-        hess[:self.k, :self.k] = -fac * xtvix / rvir
-        hess[:self.k, self.k] = hess[self.k, :self.k] = -fac * (xs * (d ** 2 * sums)[:, None]).sum(axis=0) / rvir
+        hess[: self.k, : self.k] = -fac * xtvix / rvir
+        hess[: self.k, self.k] = hess[self.k, : self.k] = -fac * (xs * (d**2 * sums)[:, None]).sum(axis=0) / rvir
         hess[self.k, self.k] = hess_re
         return hess
 
@@ -678,8 +702,16 @@ def fit_random_intercept_reml(arrays: RaceArrays, endog: np.ndarray, exog: np.nd
         warnings.simplefilter("always")
         try:
             optimum, _, _, _, n_f, _, warnflag = optimize.fmin_bfgs(
-                objective, np.array([1.0]), gradient, gtol=1e-5, norm=np.inf, epsilon=1.4901161193847656e-08,
-                maxiter=100, full_output=True, disp=False)
+                objective,
+                np.array([1.0]),
+                gradient,
+                gtol=1e-5,
+                norm=np.inf,
+                epsilon=1.4901161193847656e-08,
+                maxiter=100,
+                full_output=True,
+                disp=False,
+            )
         except (FloatingPointError, np.linalg.LinAlgError) as error:
             raise FastPathDeclined(f"REML objective failed: {error}") from error
     if caught:
@@ -694,7 +726,7 @@ def fit_random_intercept_reml(arrays: RaceArrays, endog: np.ndarray, exog: np.nd
     if gamma * scale < 0.0101 or np.any(diagonal > -1e-8 * np.max(np.abs(diagonal))):
         raise FastPathDeclined("group variance near the boundary or Hessian not negative definite")
     cov = np.linalg.inv(-hessian)
-    return MixedFit(beta, cov[:model.k, :model.k], gamma * scale, scale, int(n_f))
+    return MixedFit(beta, cov[: model.k, : model.k], gamma * scale, scale, int(n_f))
 
 
 # --------------------------------------------------------------------------
@@ -716,8 +748,11 @@ def _logit_inverse(eta: np.ndarray) -> np.ndarray:
 
 
 def fractional_logit_irls(
-    share: np.ndarray, exog: np.ndarray, var_weights: np.ndarray | None = None,
-    maxiter: int = IRLS_MAXITER, tol: float = IRLS_TOL,
+    share: np.ndarray,
+    exog: np.ndarray,
+    var_weights: np.ndarray | None = None,
+    maxiter: int = IRLS_MAXITER,
+    tol: float = IRLS_TOL,
 ) -> tuple[np.ndarray, np.ndarray]:
     """IRLS estimates of the binomial GLM on ``share`` for a batch of designs ``exog`` (P x n x k), and iterations.
 
@@ -742,7 +777,9 @@ def fractional_logit_irls(
         w = weights * m * (1 - m)
         working = h + (share - m) / (m * (1 - m))
         xw = x * w[:, :, None]
-        beta = np.linalg.solve(np.einsum("pni,pnj->pij", xw, x), np.einsum("pni,pn->pi", xw, working)[..., None])[..., 0]
+        beta = np.linalg.solve(np.einsum("pni,pnj->pij", xw, x), np.einsum("pni,pn->pi", xw, working)[..., None])[
+            ..., 0
+        ]
         h = np.einsum("pni,pi->pn", x, beta)
         m = _logit_inverse(h)
         new_deviance = _binomial_deviance(share, m, weights)
@@ -757,7 +794,11 @@ def fractional_logit_irls(
 
 
 def sandwich_se_batch(
-    share: np.ndarray, exog: np.ndarray, params: np.ndarray, var_weights: np.ndarray | None, k: int,
+    share: np.ndarray,
+    exog: np.ndarray,
+    params: np.ndarray,
+    var_weights: np.ndarray | None,
+    k: int,
     kind: str = "HC3",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sandwich SE of coefficient ``k`` for each design (``inference.glm_sandwich_cov``), and the largest leverage.
@@ -778,15 +819,20 @@ def sandwich_se_batch(
         scores_k = scores_k / (1 - leverage)
     elif kind not in ("HC0", "HC1"):
         raise ValueError(f"kind must be HC0, HC1 or HC3, got {kind!r}")
-    variance = np.sum(scores_k ** 2, axis=1)
+    variance = np.sum(scores_k**2, axis=1)
     if kind == "HC1":
         variance = variance * n / (n - n_params)
     return np.sqrt(variance), leverage.max(axis=1)
 
 
 def permutation_statistics(
-    share: np.ndarray, exog: np.ndarray, weights: np.ndarray | None, k: int, columns: Sequence[np.ndarray] | np.ndarray,
-    statistic: str = "t", cov_type: str = "HC3",
+    share: np.ndarray,
+    exog: np.ndarray,
+    weights: np.ndarray | None,
+    k: int,
+    columns: Sequence[np.ndarray] | np.ndarray,
+    statistic: str = "t",
+    cov_type: str = "HC3",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Statistics of ``resampling._regional_statistic`` with design column ``k`` replaced by each row of ``columns``.
 

@@ -8,8 +8,8 @@ with ten decimals, so a figure drawn from full-precision estimates would differ 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -39,35 +39,51 @@ def _stated(values):
 
 def apply_style() -> None:
     """House style: colour-blind-safe cycle, readable sizes, deterministic SVG ids."""
-    matplotlib.rcParams.update({
-        "axes.prop_cycle": matplotlib.cycler(color=list(OKABE_ITO)),
-        "image.cmap": SEQUENTIAL_CMAP,
-        "figure.figsize": (7.0, 4.2),
-        "figure.dpi": 100,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.titlesize": 11,
-        "axes.labelsize": 10,
-        "font.size": 10,
-        "svg.hashsalt": "akim-turnout",
-        "pdf.compression": 6,
-    })
+    matplotlib.rcParams.update(
+        {
+            "axes.prop_cycle": matplotlib.cycler(color=list(OKABE_ITO)),
+            "image.cmap": SEQUENTIAL_CMAP,
+            "figure.figsize": (7.0, 4.2),
+            "figure.dpi": 100,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.titlesize": 11,
+            "axes.labelsize": 10,
+            "font.size": 10,
+            "svg.hashsalt": "akim-turnout",
+            "pdf.compression": 6,
+        }
+    )
 
 
 def mark_simulated(fig: plt.Figure) -> None:
     """Stamp a figure made from simulated data so the label survives when it is copied out of the report."""
-    fig.text(0.995, 0.995, SIMULATED_MARK, ha="right", va="top", fontsize=8, fontweight="bold",
-             color="white", bbox=dict(boxstyle="round,pad=0.3", facecolor=OKABE_ITO[3], edgecolor="none"))
+    fig.text(
+        0.995,
+        0.995,
+        SIMULATED_MARK,
+        ha="right",
+        va="top",
+        fontsize=8,
+        fontweight="bold",
+        color="white",
+        bbox={"boxstyle": "round,pad=0.3", "facecolor": OKABE_ITO[3], "edgecolor": "none"},
+    )
 
 
-def save_figure(fig: plt.Figure, out_dir: str | Path, stem: str, formats: Iterable[str] = ("png", "pdf"), dpi: int = 150) -> dict[str, Path]:
+def save_figure(
+    fig: plt.Figure, out_dir: str | Path, stem: str, formats: Iterable[str] = ("png", "pdf"), dpi: int = 150
+) -> dict[str, Path]:
     """Save ``fig`` as ``out_dir/stem.<format>`` with fixed metadata, close it, and return the paths by format."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for fmt in formats:
-        metadata = {"png": {"Software": None}, "pdf": {"CreationDate": None, "ModDate": None, "Producer": None},
-                    "svg": {"Date": None}}.get(fmt, {})
+        metadata = {
+            "png": {"Software": None},
+            "pdf": {"CreationDate": None, "ModDate": None, "Producer": None},
+            "svg": {"Date": None},
+        }.get(fmt, {})
         path = out_dir / f"{stem}.{fmt}"
         fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=metadata)
         paths[fmt] = path
@@ -75,7 +91,9 @@ def save_figure(fig: plt.Figure, out_dir: str | Path, stem: str, formats: Iterab
     return paths
 
 
-def plot_turnout_by_region(regional, *, turnout="turnout_pct", region="region", highlight_missing_posts=True) -> plt.Figure:
+def plot_turnout_by_region(
+    regional, *, turnout="turnout_pct", region="region", highlight_missing_posts=True
+) -> plt.Figure:
     """Horizontal bars of final turnout by region, sorted, with the electorate-unweighted median marked."""
     data = _stated(regional).sort_values(turnout)
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
@@ -91,8 +109,13 @@ def plot_turnout_by_region(regional, *, turnout="turnout_pct", region="region", 
     return fig
 
 
-COVERAGE_COLOURS = {"published": OKABE_ITO[2], "published (rounded)": OKABE_ITO[5], "interim only": OKABE_ITO[1],
-                    "conflict": OKABE_ITO[3], "missing": "#DDDDDD"}
+COVERAGE_COLOURS = {
+    "published": OKABE_ITO[2],
+    "published (rounded)": OKABE_ITO[5],
+    "interim only": OKABE_ITO[1],
+    "conflict": OKABE_ITO[3],
+    "missing": "#DDDDDD",
+}
 
 
 def plot_coverage(coverage, *, region="region", variable="variable", status="status") -> plt.Figure:
@@ -102,10 +125,16 @@ def plot_coverage(coverage, *, region="region", variable="variable", status="sta
 
     states = list(COVERAGE_COLOURS)
     grid = coverage.pivot(index=region, columns=variable, values=status)
-    grid = grid[[c for c in coverage[variable].drop_duplicates()]]
+    grid = grid[list(coverage[variable].drop_duplicates())]
     codes = grid.apply(lambda col: col.map(states.index)).to_numpy(dtype=float)
     fig, ax = plt.subplots(figsize=(8.0, 5.2))
-    ax.imshow(codes, cmap=ListedColormap([COVERAGE_COLOURS[s] for s in states]), vmin=-0.5, vmax=len(states) - 0.5, aspect="auto")
+    ax.imshow(
+        codes,
+        cmap=ListedColormap([COVERAGE_COLOURS[s] for s in states]),
+        vmin=-0.5,
+        vmax=len(states) - 0.5,
+        aspect="auto",
+    )
     ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(grid.shape[0]), grid.index, fontsize=8)
     ax.set_xticks([x - 0.5 for x in range(1, grid.shape[1])], minor=True)
@@ -115,19 +144,29 @@ def plot_coverage(coverage, *, region="region", variable="variable", status="sta
     ax.spines[:].set_visible(False)
     ax.set_xlabel("variable (published figure)")
     ax.set_ylabel("region (2021 map)")
-    ax.legend(handles=[Patch(color=COVERAGE_COLOURS[s], label=s) for s in states], loc="upper left",
-              bbox_to_anchor=(1.01, 1), frameon=False, fontsize=8, title="status", title_fontsize=8)
+    ax.legend(
+        handles=[Patch(color=COVERAGE_COLOURS[s], label=s) for s in states],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        frameon=False,
+        fontsize=8,
+        title="status",
+        title_fontsize=8,
+    )
     return fig
 
 
 def plot_candidate_mix(regional, *, region="region") -> plt.Figure:
     """Three panels by region: candidates per post, self-nominated share, women share; unpublished values marked."""
-    panels = [("cands_per_seat", "candidates per post (count)", 1.0), ("self_share", "self-nominated (% of candidates)", 100.0),
-              ("women_share", "women (% of candidates)", 100.0)]
+    panels = [
+        ("cands_per_seat", "candidates per post (count)", 1.0),
+        ("self_share", "self-nominated (% of candidates)", 100.0),
+        ("women_share", "women (% of candidates)", 100.0),
+    ]
     regional = _stated(regional)
     order = regional.sort_values("turnout_pct")[region]
     fig, axes = plt.subplots(1, 3, figsize=(9.0, 4.6), sharey=True)
-    for ax, (column, label, scale) in zip(axes, panels):
+    for ax, (column, label, scale) in zip(axes, panels, strict=True):
         values = regional.set_index(region).loc[order, column] * scale
         ax.barh(order, values.fillna(0), color=OKABE_ITO[2])
         for y, value in enumerate(values):
@@ -138,7 +177,9 @@ def plot_candidate_mix(regional, *, region="region") -> plt.Figure:
     return fig
 
 
-def plot_turnout_vs_mix(regional, fit_curve=None, *, x="cands_per_seat", x_label="candidates per post (count)") -> plt.Figure:
+def plot_turnout_vs_mix(
+    regional, fit_curve=None, *, x="cands_per_seat", x_label="candidates per post (count)"
+) -> plt.Figure:
     """Regional turnout against a candidate-mix variable, labelled points, optional fitted curve with its CI band."""
     data, fit_curve = _stated(regional).dropna(subset=[x, "turnout_pct"]), _stated(fit_curve)
     fig, ax = plt.subplots(figsize=(6.6, 4.4))
@@ -147,7 +188,14 @@ def plot_turnout_vs_mix(regional, fit_curve=None, *, x="cands_per_seat", x_label
         ax.annotate(row["region"], (row[x], row["turnout_pct"]), xytext=(4, 3), textcoords="offset points", fontsize=7)
     if fit_curve is not None:
         ax.plot(fit_curve["x"], fit_curve["fit"], color=OKABE_ITO[1], label="fractional logit fit (unweighted)")
-        ax.fill_between(fit_curve["x"], fit_curve["lower"], fit_curve["upper"], color=OKABE_ITO[1], alpha=0.2, label="95 % CI (HC3, t)")
+        ax.fill_between(
+            fit_curve["x"],
+            fit_curve["lower"],
+            fit_curve["upper"],
+            color=OKABE_ITO[1],
+            alpha=0.2,
+            label="95 % CI (HC3, t)",
+        )
         ax.legend(frameon=False, fontsize=8, loc="lower left")
     ax.set_xlabel(x_label)
     ax.set_ylabel("final turnout (% of registered voters)")
@@ -159,8 +207,15 @@ def plot_leave_one_out(loo, full_estimate: float, *, term_label: str) -> plt.Fig
     data, full_estimate = _stated(loo).sort_values("estimate"), _stated(full_estimate)
     fig, ax = plt.subplots(figsize=(6.6, 4.2))
     y = range(len(data))
-    ax.errorbar(data["estimate"], y, xerr=[data["estimate"] - data["ci_lower"], data["ci_upper"] - data["estimate"]],
-                fmt="o", color=OKABE_ITO[0], ecolor=OKABE_ITO[5], capsize=2)
+    ax.errorbar(
+        data["estimate"],
+        y,
+        xerr=[data["estimate"] - data["ci_lower"], data["ci_upper"] - data["estimate"]],
+        fmt="o",
+        color=OKABE_ITO[0],
+        ecolor=OKABE_ITO[5],
+        capsize=2,
+    )
     ax.axvline(full_estimate, color=OKABE_ITO[1], linestyle="--", label="all regions")
     ax.axvline(0, color="#888888", linewidth=0.8)
     ax.set_yticks(list(y), data["dropped_region"])
@@ -175,8 +230,9 @@ def plot_specification_curve(curve, *, choices) -> plt.Figure:
     estimable specification, sorted, with the choices it makes marked beneath (real data)."""
     data = _stated(curve[curve["estimable"]]).reset_index(drop=True)
     rows = [(dimension, value) for dimension, values in choices.items() for value in values]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.4, 6.4), sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 2.4], "hspace": 0.06})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(7.4, 6.4), sharex=True, gridspec_kw={"height_ratios": [3, 2.4], "hspace": 0.06}
+    )
     x = np.arange(1, len(data) + 1)
     colours = [OKABE_ITO[3] if excluded else OKABE_ITO[0] for excluded in data["excludes_zero"]]
     top.vlines(x, data["ci_lower_pp"], data["ci_upper_pp"], color=colours, linewidth=1.4)
@@ -185,14 +241,20 @@ def plot_specification_curve(curve, *, choices) -> plt.Figure:
     top.set_ylabel("turnout change per +0.5 candidates\nper post (pp), 95 % CI")
     low, high = top.get_ylim()
     top.set_ylim(low, high + 0.08 * (high - low))
-    for xi, n in zip(x, data["n_regions"]):
+    for xi, n in zip(x, data["n_regions"], strict=True):
         top.text(xi, high + 0.04 * (high - low), f"{int(n)}", ha="center", va="center", fontsize=7, color="#444444")
     top.text(0.3, high + 0.04 * (high - low), "regions:", ha="right", va="center", fontsize=7, color="#444444")
     from matplotlib.lines import Line2D
 
-    top.legend(handles=[Line2D([], [], color=OKABE_ITO[3], marker="o", label="interval excludes 0"),
-                        Line2D([], [], color=OKABE_ITO[0], marker="o", label="interval includes 0")],
-               frameon=False, fontsize=7, loc="lower right")
+    top.legend(
+        handles=[
+            Line2D([], [], color=OKABE_ITO[3], marker="o", label="interval excludes 0"),
+            Line2D([], [], color=OKABE_ITO[0], marker="o", label="interval includes 0"),
+        ],
+        frameon=False,
+        fontsize=7,
+        loc="lower right",
+    )
     for y, (dimension, value) in enumerate(rows):
         used = data[dimension] == value
         bottom.scatter(x[used], np.full(used.sum(), y), marker="s", s=16, color=OKABE_ITO[7])
@@ -225,11 +287,18 @@ def plot_coefficients(comparison, *, terms, labels=None, simulated: bool = False
     models_ = list(dict.fromkeys(comparison["model"]))
     fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3.6), sharey=True)
     axes = [axes] if len(terms) == 1 else axes
-    for ax, term in zip(axes, terms):
+    for ax, term in zip(axes, terms, strict=True):
         rows = comparison[comparison["term"] == term].set_index("model").reindex(models_)
         y = range(len(models_))
-        ax.errorbar(rows["estimate"], y, xerr=[rows["estimate"] - rows["ci_lower"], rows["ci_upper"] - rows["estimate"]],
-                    fmt="o", color=OKABE_ITO[0], ecolor=OKABE_ITO[5], capsize=2)
+        ax.errorbar(
+            rows["estimate"],
+            y,
+            xerr=[rows["estimate"] - rows["ci_lower"], rows["ci_upper"] - rows["estimate"]],
+            fmt="o",
+            color=OKABE_ITO[0],
+            ecolor=OKABE_ITO[5],
+            capsize=2,
+        )
         if truth is not None and term in truth:
             ax.axvline(truth[term], color=OKABE_ITO[3], linestyle="--", label="true value")
             ax.legend(frameon=False, fontsize=7, loc="lower right")
@@ -249,9 +318,15 @@ def plot_simulated_turnout(races, published, *, simulated: bool = True) -> plt.F
     turnout = races.assign(turnout_pct=100 * races["voted"] / races["registered"])
     fig, ax = plt.subplots(figsize=(7.0, 4.8))
     groups = [turnout.loc[turnout["region"] == r, "turnout_pct"] for r in order]
-    ax.boxplot(groups, orientation="horizontal", tick_labels=order, widths=0.6, flierprops=dict(markersize=2))
-    ax.scatter(published.set_index("region").loc[order, "turnout_pct"], range(1, len(order) + 1), color=OKABE_ITO[3],
-               marker="D", zorder=3, label="published regional turnout")
+    ax.boxplot(groups, orientation="horizontal", tick_labels=order, widths=0.6, flierprops={"markersize": 2})
+    ax.scatter(
+        published.set_index("region").loc[order, "turnout_pct"],
+        range(1, len(order) + 1),
+        color=OKABE_ITO[3],
+        marker="D",
+        zorder=3,
+        label="published regional turnout",
+    )
     ax.set_xlabel("turnout per race (% of registered voters)")
     ax.set_ylabel("region (2021 map)")
     ax.legend(frameon=False, fontsize=8, loc="lower left")
@@ -270,18 +345,31 @@ def plot_size_and_coverage(summary, *, labels, alpha: float = 0.05) -> plt.Figur
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), sharey=True)
     zero = data[data["effect"] == 0].set_index("method").loc[methods]
     y = np.arange(len(methods))
-    axes[0].errorbar(100 * zero["rejection"], y, xerr=[100 * (zero["rejection"] - zero["rejection_low"]),
-                                                        100 * (zero["rejection_high"] - zero["rejection"])],
-                     fmt="o", color=OKABE_ITO[0], ecolor=OKABE_ITO[5], capsize=3)
+    axes[0].errorbar(
+        100 * zero["rejection"],
+        y,
+        xerr=[100 * (zero["rejection"] - zero["rejection_low"]), 100 * (zero["rejection_high"] - zero["rejection"])],
+        fmt="o",
+        color=OKABE_ITO[0],
+        ecolor=OKABE_ITO[5],
+        capsize=3,
+    )
     axes[0].axvline(100 * alpha, color=OKABE_ITO[3], linestyle="--", label=f"nominal {100 * alpha:.0f} %")
     axes[0].set_xlabel("rejection rate at zero effect (size, %)")
     effects = sorted(set(data.loc[data["effect"] != 0, "effect"]), key=abs)
     for k, effect in enumerate(effects):
         rows = data[data["effect"] == effect].set_index("method").reindex(methods)
         offset = (k - (len(effects) - 1) / 2) * 0.18
-        axes[1].errorbar(100 * rows["coverage"], y + offset, fmt="o", markersize=4, capsize=2,
-                         xerr=[100 * (rows["coverage"] - rows["coverage_low"]), 100 * (rows["coverage_high"] - rows["coverage"])],
-                         color=OKABE_ITO[(k + 1) % len(OKABE_ITO)], label=f"true effect {effect:g}")
+        axes[1].errorbar(
+            100 * rows["coverage"],
+            y + offset,
+            fmt="o",
+            markersize=4,
+            capsize=2,
+            xerr=[100 * (rows["coverage"] - rows["coverage_low"]), 100 * (rows["coverage_high"] - rows["coverage"])],
+            color=OKABE_ITO[(k + 1) % len(OKABE_ITO)],
+            label=f"true effect {effect:g}",
+        )
     axes[1].axvline(100 * (1 - alpha), color=OKABE_ITO[3], linestyle="--")
     axes[1].set_xlabel("95 % CI coverage of the true value (%)")
     axes[0].set_yticks(y, names)
@@ -300,9 +388,12 @@ def plot_power_curves(curves, *, labels, alpha: float = 0.05, mde=None) -> plt.F
     for i, (method, curve) in enumerate(curves.groupby("method", sort=False)):
         curve = curve.assign(abs_effect=curve["effect"].abs()).sort_values("abs_effect")
         colour = OKABE_ITO[i % len(OKABE_ITO)]
-        ax.plot(curve["abs_effect"], 100 * curve["rejection"], marker="o", color=colour, label=labels.get(method, method))
-        ax.fill_between(curve["abs_effect"], 100 * curve["rejection_low"], 100 * curve["rejection_high"], color=colour,
-                        alpha=0.15)
+        ax.plot(
+            curve["abs_effect"], 100 * curve["rejection"], marker="o", color=colour, label=labels.get(method, method)
+        )
+        ax.fill_between(
+            curve["abs_effect"], 100 * curve["rejection_low"], 100 * curve["rejection_high"], color=colour, alpha=0.15
+        )
     ax.axhline(80, color="#888888", linestyle=":", label="80 % power")
     ax.axhline(100 * alpha, color="#888888", linestyle="--", linewidth=0.8)
     if mde is not None and mde == mde:
@@ -332,10 +423,19 @@ def plot_fingerprint(fingerprint, *, title: str, simulated: bool = True) -> plt.
 def plot_integer_null(result, *, title: str, simulated: bool = True) -> plt.Figure:
     """Monte Carlo null distribution of races at integer turnout percentages, with the observed count."""
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    ax.hist(result.null_counts, bins=range(int(result.null_counts.min()), int(result.null_counts.max()) + 2),
-            color=OKABE_ITO[5], edgecolor="white", label="binomial null")
-    ax.axvline(result.observed, color=OKABE_ITO[3], linewidth=2,
-               label=f"observed {result.observed} (p = {_stated(result.p_value):.3f})")
+    ax.hist(
+        result.null_counts,
+        bins=range(int(result.null_counts.min()), int(result.null_counts.max()) + 2),
+        color=OKABE_ITO[5],
+        edgecolor="white",
+        label="binomial null",
+    )
+    ax.axvline(
+        result.observed,
+        color=OKABE_ITO[3],
+        linewidth=2,
+        label=f"observed {result.observed} (p = {_stated(result.p_value):.3f})",
+    )
     ax.set_xlabel(f"races within ±{result.tolerance_pp} pp of an integer turnout (count)")
     ax.set_ylabel("simulations (count)")
     ax.set_title(title, fontsize=9)

@@ -32,8 +32,9 @@ rows and the null-distribution machinery; each section stands alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -152,7 +153,9 @@ def validate_races(races: pd.DataFrame, required: Iterable[str] = ("registered",
             non_integer = present & (values != np.floor(values))
             negative = present & (values < 0)
         if non_integer.any():
-            raise ValueError(f"column '{column}' must hold whole numbers; non-integers in {_row_labels(races, non_integer)}")
+            raise ValueError(
+                f"column '{column}' must hold whole numbers; non-integers in {_row_labels(races, non_integer)}"
+            )
         if negative.any():
             raise ValueError(f"column '{column}' must be >= 0; negative values in {_row_labels(races, negative)}")
         arrays[column] = values
@@ -184,7 +187,8 @@ def distance_to_integer_percent(voted: np.ndarray, registered: np.ndarray) -> np
     """Distance (percentage points) of ``100 * voted / registered`` to the nearest integer, computed exactly.
 
     Uses integer arithmetic: with ``100 * voted = q * registered + r`` the percentage is ``q + r / registered``, so the
-    distance is ``min(r, registered - r) / registered``. Exact integers give exactly 0 (no floating-point ``79.999...``).
+    distance is ``min(r, registered - r) / registered``. Exact integers give exactly 0 (no floating-point
+    ``79.999...``).
     Works elementwise and broadcasts (e.g. a ``(n_sim, n_races)`` matrix of simulated votes).
     """
     voted = np.asarray(voted, dtype=np.int64)
@@ -265,7 +269,9 @@ def klimek_fingerprint(
         weights = races[weight].to_numpy(dtype="float64", na_value=np.nan)
         bad = ~np.isfinite(weights) | (weights < 0)
         if bad.any():
-            raise ValueError(f"weight column '{weight}' must be finite and >= 0; bad values in {_row_labels(races, bad)}")
+            raise ValueError(
+                f"weight column '{weight}' must be finite and >= 0; bad values in {_row_labels(races, bad)}"
+            )
 
     winner, valid = counts["winner_votes"], counts["valid_votes"]
     keep = ~np.isnan(winner) & ~np.isnan(valid) & (np.nan_to_num(valid) > 0)
@@ -476,7 +482,8 @@ def integer_percent_test(
     registered = counts["registered"].astype(np.int64)
     voted = counts["voted"].astype(np.int64)
     n_races = len(registered)
-    # Integer comparison: distance_pp <= tolerance  <=>  min(r, n - r) <= tolerance * n (tiny slack for float tolerance).
+    # Integer comparison: distance_pp <= tolerance  <=>  min(r, n - r) <= tolerance * n
+    # (tiny slack for a float tolerance).
     limit = float(tolerance) * registered * (1.0 + 1e-12)
 
     def hits(votes: np.ndarray) -> np.ndarray:
@@ -521,7 +528,9 @@ def integer_percent_test(
         observed=observed,
         null_mean=null_mean,
         null_sd=null_sd,
-        null_quantiles={float(q): float(v) for q, v in zip(quantiles, np.quantile(null_counts, quantiles))},
+        null_quantiles={
+            float(q): float(v) for q, v in zip(quantiles, np.quantile(null_counts, quantiles), strict=True)
+        },
         p_value=float(p_value),
         excess=float(excess),
         z=float(excess / null_sd) if null_sd > 0 else float("nan"),
@@ -610,7 +619,9 @@ def second_digit_test(races: pd.DataFrame, column: str = "voted") -> SecondDigit
         with np.errstate(invalid="ignore"):
             bad = present & (~np.isfinite(values) | (values < 0) | (values != np.floor(values)))
         if bad.any():
-            raise ValueError(f"column '{column}' must hold non-negative whole numbers; bad values in {_row_labels(races, bad)}")
+            raise ValueError(
+                f"column '{column}' must hold non-negative whole numbers; bad values in {_row_labels(races, bad)}"
+            )
     missing = np.isnan(values)
     below = ~missing & (values < 10)
     used = values[~missing & ~below].astype(np.int64)
@@ -753,16 +764,16 @@ def forensics_summary(
 ) -> dict[str, int | float | None]:
     """Headline numbers of all diagnostics as a flat dict for a metrics JSON (e.g. ``dvc metrics``).
 
-    Values are plain ints, floats at their stated precision (:func:`akim_turnout.outputs.stated`), or ``None`` where undefined (never NaN, so
-    ``json.dumps(..., allow_nan=False)`` works). Shares are fractions in [0, 1]; ``*_pct`` are percentages, ``*_pp``
-    percentage points. Keys:
+    Values are plain ints, floats at their stated precision (:func:`akim_turnout.outputs.stated`), or ``None``
+    where undefined (never NaN, so ``json.dumps(..., allow_nan=False)`` works). Shares are fractions in [0, 1];
+    ``*_pct`` are percentages, ``*_pp`` percentage points. Keys:
 
     ``n_races, n_regions``; turnout: ``turnout_weighted_pct, turnout_median_pct, turnout_iqr_pp,
     share_races_above_95, share_races_exactly_100``; fingerprint: ``klimek_n_kept, klimek_n_dropped,
     klimek_winner_share_weighted_pct`` (registered-weighted mean winner share of kept races); integer percentages:
     ``integer_observed, integer_null_mean, integer_null_sd, integer_null_q975, integer_excess, integer_p_value,
-    integer_n_sim, integer_tolerance_pp, integer_smooth_pp``; second digit (descriptive only): ``second_digit_n, second_digit_chi2,
-    second_digit_p_value, second_digit_mean``.
+    integer_n_sim, integer_tolerance_pp, integer_smooth_pp``; second digit (descriptive only): ``second_digit_n,
+    second_digit_chi2, second_digit_p_value, second_digit_mean``.
 
     All of these are diagnostics; anomalies in them are not proof of fraud.
     """

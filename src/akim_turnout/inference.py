@@ -42,10 +42,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,7 +95,7 @@ def mancl_derouen_cov(gee_result: Any, rcond: float = DEFAULT_RCOND) -> np.ndarr
     offsets = model.offset_li if model.offset_li is not None else [0.0] * len(model.exog_li)
 
     clusters = []  # per cluster: D_g, V_g^-1 D_g and the raw residuals r_g
-    for endog, exog, offset in zip(model.endog_li, model.exog_li, offsets):
+    for endog, exog, offset in zip(model.endog_li, model.exog_li, offsets, strict=True):
         mu = expit(exog @ params + offset)
         variance = mu * (1 - mu)
         deriv = exog * variance[:, None]
@@ -335,8 +335,9 @@ def _default_terms(names: pd.Index) -> list[str]:
     return [n for n in names if n != "Intercept" and not n.startswith("C(")]
 
 
-def _ame_table(raw_rows: pd.DataFrame, fit: FitResult, alpha: float, weighted: bool,
-               keep_not_estimable: bool = False) -> pd.DataFrame:
+def _ame_table(
+    raw_rows: pd.DataFrame, fit: FitResult, alpha: float, weighted: bool, keep_not_estimable: bool = False
+) -> pd.DataFrame:
     """Scale AMEs to percentage points and add p-values and CIs."""
     df = fit.df_resid if fit.use_t and fit.df_resid else None
     q = quantile(1 - alpha / 2, df)
@@ -361,4 +362,3 @@ def _ame_table(raw_rows: pd.DataFrame, fit: FitResult, alpha: float, weighted: b
 def _strip_private(extra: dict[str, Any]) -> dict[str, Any]:
     """Drop keys starting with '_' (large arrays kept for internal use)."""
     return {k: v for k, v in extra.items() if not k.startswith("_")}
-

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,8 +44,16 @@ PART_OF = [
     for part in ("party", "self", "women", "men")
 ] + [("votes_cast", "voters_on_rolls"), ("votes_cast_interim", "voters_on_rolls"), ("winners_women", "posts")]
 # Regional figures that add up to the national figure of the same round.
-ADDITIVE = ("posts", "cands_nominated", "cands_registered", "cands_registered_party", "cands_registered_self",
-            "cands_registered_women", "voters_on_rolls", "polling_stations")
+ADDITIVE = (
+    "posts",
+    "cands_nominated",
+    "cands_registered",
+    "cands_registered_party",
+    "cands_registered_self",
+    "cands_registered_women",
+    "voters_on_rolls",
+    "polling_stations",
+)
 
 
 @dataclass(frozen=True)
@@ -64,9 +73,13 @@ def read_datapackage(raw_dir: Path) -> dict[str, dict[str, Any]]:
         with open(Path(raw_dir) / DATAPACKAGE, encoding="utf-8") as handle:
             package = json.load(handle)
     except FileNotFoundError:
-        raise DataValidationError([Problem(label, 0, "-", "missing-file", "the data package description is missing")]) from None
+        raise DataValidationError(
+            [Problem(label, 0, "-", "missing-file", "the data package description is missing")]
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataValidationError([Problem(label, getattr(error, "lineno", 0), "-", "json", f"not valid JSON: {error}")]) from None
+        raise DataValidationError(
+            [Problem(label, getattr(error, "lineno", 0), "-", "json", f"not valid JSON: {error}")]
+        ) from None
     return {resource["name"]: resource for resource in package["resources"]}
 
 
@@ -105,7 +118,9 @@ def _key_values(table: Table, column: str) -> set[str]:
     return {row.values[column].strip() for row in table.rows}
 
 
-def check_references(tables: Mapping[str, Table], resources: Mapping[str, Mapping[str, Any]], regions: RegionIndex) -> list[Problem]:
+def check_references(
+    tables: Mapping[str, Table], resources: Mapping[str, Mapping[str, Any]], regions: RegionIndex
+) -> list[Problem]:
     """Foreign keys from datapackage.json; region names through the alias index."""
     problems = []
     region_file = tables["region_names"].name if "region_names" in tables else "region_names.csv"
@@ -118,20 +133,36 @@ def check_references(tables: Mapping[str, Table], resources: Mapping[str, Mappin
                 continue
             target_field = foreign["reference"]["fields"]
             target_field = target_field if isinstance(target_field, str) else target_field[0]
-            optional = not any(f["name"] == column and f.get("constraints", {}).get("required") for f in resources[name]["schema"]["fields"])
-            problems += check_foreign_key(table, column, _key_values(tables[target], target_field), tables[target].name, optional=optional)
+            optional = not any(
+                f["name"] == column and f.get("constraints", {}).get("required")
+                for f in resources[name]["schema"]["fields"]
+            )
+            problems += check_foreign_key(
+                table, column, _key_values(tables[target], target_field), tables[target].name, optional=optional
+            )
         if "region" in table.header and name != "region_names":
             for row in table.rows:
                 value = row.values["region"].strip()
                 if value and regions.resolve(value) is None:
-                    problems.append(Problem(table.name, row.line, "region", "known-region",
-                                            f"unknown region name {value!r} (accepted spellings are listed in {region_file})"))
+                    problems.append(
+                        Problem(
+                            table.name,
+                            row.line,
+                            "region",
+                            "known-region",
+                            f"unknown region name {value!r} (accepted spellings are listed in {region_file})",
+                        )
+                    )
     return problems
 
 
 def check_figures(tables: Mapping[str, Table]) -> list[Problem]:
     """Figure rows: a source, a known variable, a value in the variable's type and range, one primary per key."""
-    variables = {row.values["variable"].strip(): row.values for row in tables["variables"].rows} if "variables" in tables else {}
+    variables = (
+        {row.values["variable"].strip(): row.values for row in tables["variables"].rows}
+        if "variables" in tables
+        else {}
+    )
     variables_file = tables["variables"].name if "variables" in tables else "variables.csv"
     problems = []
     for name in FIGURE_TABLES:
@@ -141,25 +172,45 @@ def check_figures(tables: Mapping[str, Table]) -> list[Problem]:
         for row in table.rows:
             problems += _check_figure_row(table.name, row.line, row.values, variables, variables_file)
         key = {"national": ["round_id"], "regional": ["round_id", "region"], "race_figures": ["race_id"]}[name]
-        primary = Table(table.name, table.header, tuple(r for r in table.rows if r.values.get("role", "").strip() == "primary"))
+        primary = Table(
+            table.name, table.header, tuple(r for r in table.rows if r.values.get("role", "").strip() == "primary")
+        )
         problems += check_unique(primary, [*key, "variable", "as_of"], rule="one-primary-value")
     return problems
 
 
 def check_figure_provenance(tables: Mapping[str, Table]) -> list[Problem]:
-    """Quote stating the number, English gloss and derivation of every figure row (``validation.provenance_problems``)."""
-    languages = {row.values["source_id"].strip(): row.values["language"].strip() for row in tables["sources"].rows} if "sources" in tables else {}
-    return [problem for name in FIGURE_TABLES if name in tables for problem in check_provenance(tables[name], languages)]
+    """Quote stating the number, English gloss and derivation of every figure row
+    (``validation.provenance_problems``)."""
+    languages = (
+        {row.values["source_id"].strip(): row.values["language"].strip() for row in tables["sources"].rows}
+        if "sources" in tables
+        else {}
+    )
+    return [
+        problem for name in FIGURE_TABLES if name in tables for problem in check_provenance(tables[name], languages)
+    ]
 
 
-def _check_figure_row(file: str, line: int, values: Mapping[str, str], variables: Mapping[str, Mapping[str, str]],
-                      variables_file: str) -> list[Problem]:
+def _check_figure_row(
+    file: str, line: int, values: Mapping[str, str], variables: Mapping[str, Mapping[str, str]], variables_file: str
+) -> list[Problem]:
     problems = []
     if not values.get("source_id", "").strip():
-        problems.append(Problem(file, line, "source_id", "has-source", "figure has no source: every figure needs a source_id from sources.csv"))
+        problems.append(
+            Problem(
+                file,
+                line,
+                "source_id",
+                "has-source",
+                "figure has no source: every figure needs a source_id from sources.csv",
+            )
+        )
     variable = values.get("variable", "").strip()
     if variable not in variables:
-        return problems + [Problem(file, line, "variable", "known-variable", f"'{variable}' is not listed in {variables_file}")]
+        return problems + [
+            Problem(file, line, "variable", "known-variable", f"'{variable}' is not listed in {variables_file}")
+        ]
     spec, text = variables[variable], values.get("value", "").strip()
     try:
         value = float(text)
@@ -171,15 +222,27 @@ def _check_figure_row(file: str, line: int, values: Mapping[str, str], variables
         limit = spec.get(bound, "").strip()
         if limit and compare(float(limit)):
             word = "below" if rule == "minimum" else "above"
-            problems.append(Problem(file, line, "value", rule, f"{variable} = {text} is {word} the {rule} {limit} {spec.get('unit', '')}".rstrip()))
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    "value",
+                    rule,
+                    f"{variable} = {text} is {word} the {rule} {limit} {spec.get('unit', '')}".rstrip(),
+                )
+            )
     return problems
 
 
 def figures_frame(tables: Mapping[str, Table], regions: RegionIndex) -> pd.DataFrame:
     """All figure rows in one long frame with level, canonical region, race identity and line numbers."""
-    units = {row.values["race_id"].strip(): row.values for row in tables["race_units"].rows} if "race_units" in tables else {}
+    units = (
+        {row.values["race_id"].strip(): row.values for row in tables["race_units"].rows}
+        if "race_units" in tables
+        else {}
+    )
     records = []
-    for level, name in zip(("national", "regional", "race"), FIGURE_TABLES):
+    for level, name in zip(("national", "regional", "race"), FIGURE_TABLES, strict=True):
         if name not in tables:
             continue
         for row in tables[name].rows:
@@ -188,7 +251,9 @@ def figures_frame(tables: Mapping[str, Table], regions: RegionIndex) -> pd.DataF
             unit = units.get(record.get("race_id", ""), {})
             region_text = record.get("region") or unit.get("region", "").strip()
             record.update(
-                level=level, file=tables[name].name, line=row.line,
+                level=level,
+                file=tables[name].name,
+                line=row.line,
                 round_id=record.get("round_id") or unit.get("round_id", "").strip(),
                 region=(regions.resolve(region_text) or region_text) if region_text else "",
             )
@@ -209,15 +274,30 @@ def check_consistency(figures: pd.DataFrame) -> list[Problem]:
         for part, whole in PART_OF:
             if part in latest.index and whole in latest.index and latest.at[part, "value"] > latest.at[whole, "value"]:
                 row = latest.loc[part]
-                problems.append(Problem(row["file"], int(row["line"]), "value", "part-not-above-whole",
-                                        f"{part} = {row['value']:g} exceeds {whole} = {latest.at[whole, 'value']:g} of the same unit"))
+                problems.append(
+                    Problem(
+                        row["file"],
+                        int(row["line"]),
+                        "value",
+                        "part-not-above-whole",
+                        f"{part} = {row['value']:g} exceeds {whole} = {latest.at[whole, 'value']:g} of the same unit",
+                    )
+                )
         parts = [v for v in ("cands_registered_party", "cands_registered_self") if v in latest.index]
         if len(parts) == 2 and "cands_registered" in latest.index:
             total = latest.loc[parts, "value"].sum()
             if total != latest.at["cands_registered", "value"]:
                 row = latest.loc["cands_registered_self"]
-                problems.append(Problem(row["file"], int(row["line"]), "value", "parts-add-up",
-                                        f"party {latest.at[parts[0], 'value']:g} + self {latest.at[parts[1], 'value']:g} != registered {latest.at['cands_registered', 'value']:g}"))
+                problems.append(
+                    Problem(
+                        row["file"],
+                        int(row["line"]),
+                        "value",
+                        "parts-add-up",
+                        f"party {latest.at[parts[0], 'value']:g} + self {latest.at[parts[1], 'value']:g} "
+                        f"!= registered {latest.at['cands_registered', 'value']:g}",
+                    )
+                )
     return problems
 
 
@@ -229,7 +309,9 @@ def regional_remainders(figures: pd.DataFrame, regions: RegionIndex) -> tuple[pd
     """
     primary = figures[(figures["role"] == "primary") & (figures["as_of"].fillna("") == "")]
     national = primary[primary["level"] == "national"].set_index(["round_id", "variable"])["value"]
-    later = primary[(primary["level"] == "regional") & (primary["round_id"] != ROUND_2021) & primary["variable"].isin(ADDITIVE)]
+    later = primary[
+        (primary["level"] == "regional") & (primary["round_id"] != ROUND_2021) & primary["variable"].isin(ADDITIVE)
+    ]
     wide_2021 = regional_table(figures, regions).melt(id_vars="region", value_vars=list(ADDITIVE), var_name="variable")
     regional = pd.concat([wide_2021.dropna(subset=["value"]).assign(round_id=ROUND_2021), later], ignore_index=True)
     lines = primary[primary["level"] == "regional"].groupby(["round_id", "variable"])[["file", "line"]].last()
@@ -241,15 +323,38 @@ def regional_remainders(figures: pd.DataFrame, regions: RegionIndex) -> tuple[pd
             continue
         total, known = national[(round_id, variable)], group["value"].sum()
         missing = sorted(set(regions.regions_of_map("2021")) - set(group["region"])) if round_id == ROUND_2021 else []
-        rows.append(dict(round_id=round_id, variable=variable, national=total, known_regions=len(group),
-                         sum_known=known, remainder=total - known, missing_regions="; ".join(missing)))
+        rows.append(
+            {
+                "round_id": round_id,
+                "variable": variable,
+                "national": total,
+                "known_regions": len(group),
+                "sum_known": known,
+                "remainder": total - known,
+                "missing_regions": "; ".join(missing),
+            }
+        )
         file, line = lines.loc[(round_id, variable)] if (round_id, variable) in lines.index else (regional_file, 0)
         if known > total:
-            problems.append(Problem(file, int(line), "value", "regional-sum",
-                                    f"{variable}: regions sum to {known:g}, above the national total {total:g} for {round_id}"))
+            problems.append(
+                Problem(
+                    file,
+                    int(line),
+                    "value",
+                    "regional-sum",
+                    f"{variable}: regions sum to {known:g}, above the national total {total:g} for {round_id}",
+                )
+            )
         elif round_id == ROUND_2021 and not missing and known != total:
-            problems.append(Problem(file, int(line), "value", "regional-sum",
-                                    f"{variable}: all regions known but they sum to {known:g}, not the national {total:g}"))
+            problems.append(
+                Problem(
+                    file,
+                    int(line),
+                    "value",
+                    "regional-sum",
+                    f"{variable}: all regions known but they sum to {known:g}, not the national {total:g}",
+                )
+            )
     return pd.DataFrame(rows), problems
 
 
@@ -261,7 +366,10 @@ def load_raw(raw_dir: str | Path) -> RawData:
     resources = read_datapackage(raw_dir)
     tables, problems = read_all(raw_dir, resources)
     if "region_names" not in tables:
-        raise DataValidationError(problems or [Problem(label_of(raw_dir, "region_names.csv"), 0, "-", "missing-file", "region names are required")])
+        raise DataValidationError(
+            problems
+            or [Problem(label_of(raw_dir, "region_names.csv"), 0, "-", "missing-file", "region names are required")]
+        )
     regions = build_region_index(row.values for row in tables["region_names"].rows)
     problems += check_references(tables, resources, regions)
     problems += check_figures(tables)
@@ -286,9 +394,18 @@ def load_raw(raw_dir: str | Path) -> RawData:
 
 # Candidate stages used for the regional candidate count, in order of preference (kind, variable prefix).
 CANDIDATE_STAGES = (("registered", "cands_registered"), ("on ballot", "cands_on_ballot"))
-COVERAGE_VARIABLES = ("turnout_pct", "posts", "cands_registered", "cands_on_ballot", "cands_registered_party",
-                      "cands_registered_self", "cands_registered_women", "voters_on_rolls", "votes_cast",
-                      "polling_stations")
+COVERAGE_VARIABLES = (
+    "turnout_pct",
+    "posts",
+    "cands_registered",
+    "cands_on_ballot",
+    "cands_registered_party",
+    "cands_registered_self",
+    "cands_registered_women",
+    "voters_on_rolls",
+    "votes_cast",
+    "polling_stations",
+)
 
 
 def _final_first(as_of: pd.Series) -> pd.Series:
@@ -307,13 +424,13 @@ def pivot_primary(figures: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return wide.join(precision[keep]).reset_index()
 
 
-
-
 def _posts_sources(rows: pd.DataFrame) -> dict[str, str]:
     """Per region, how its final posts figure came about: 'published total' or 'derived (sum: ...)'."""
     posts = rows[(rows["role"] == "primary") & (rows["variable"] == "posts") & (rows["as_of"].fillna("") == "")]
-    return {row.region: "published total" if row.basis != "derived" else f"derived ({row.derived_from})"
-            for row in posts.itertuples()}
+    return {
+        row.region: "published total" if row.basis != "derived" else f"derived ({row.derived_from})"
+        for row in posts.itertuples()
+    }
 
 
 def _candidate_counts(wide: pd.DataFrame) -> pd.DataFrame:
@@ -324,12 +441,20 @@ def _candidate_counts(wide: pd.DataFrame) -> pd.DataFrame:
     """
     columns = lambda prefix: [prefix, f"{prefix}_party", f"{prefix}_self"]
     get = lambda column: wide[column] if column in wide else pd.Series(np.nan, index=wide.index)
-    out = pd.DataFrame({"cands": np.nan, "cands_party": np.nan, "cands_self": np.nan, "cands_kind": "missing"}, index=wide.index)
+    out = pd.DataFrame(
+        {"cands": np.nan, "cands_party": np.nan, "cands_self": np.nan, "cands_kind": "missing"}, index=wide.index
+    )
     for needs_split in (True, False):
         for kind, prefix in CANDIDATE_STAGES:
             total, party, self_ = (get(c) for c in columns(prefix))
-            usable = (out["cands_kind"] == "missing") & total.notna() & (party.notna() & self_.notna() if needs_split else True)
-            out.loc[usable, ["cands", "cands_party", "cands_self"]] = np.column_stack([total, party, self_])[usable.to_numpy()]
+            usable = (
+                (out["cands_kind"] == "missing")
+                & total.notna()
+                & (party.notna() & self_.notna() if needs_split else True)
+            )
+            out.loc[usable, ["cands", "cands_party", "cands_self"]] = np.column_stack([total, party, self_])[
+                usable.to_numpy()
+            ]
             out.loc[usable, "cands_kind"] = kind
     return out
 
@@ -370,7 +495,9 @@ def race_table(figures: pd.DataFrame, race_units: pd.DataFrame, regions: RegionI
         if column not in races:
             races[column] = np.nan
     races["turnout_from_counts_pct"] = 100 * ratio(races["votes_cast"], races["voters_on_rolls"])
-    candidate_votes = [c for c in ("votes_winner", "votes_candidate_2", "votes_candidate_3", "votes_candidate_4") if c in races]
+    candidate_votes = [
+        c for c in ("votes_winner", "votes_candidate_2", "votes_candidate_3", "votes_candidate_4") if c in races
+    ]
     published = races[candidate_votes].notna().sum(axis=1)
     complete = (published == races["cands_on_ballot"]) & races["votes_against_all"].notna()
     valid = races[candidate_votes].sum(axis=1, min_count=1) + races["votes_against_all"]
@@ -381,7 +508,9 @@ def race_table(figures: pd.DataFrame, race_units: pd.DataFrame, regions: RegionI
 def coverage_table(figures: pd.DataFrame, regional: pd.DataFrame, round_id: str = ROUND_2021) -> pd.DataFrame:
     """Per 2021 region and variable: published, published (rounded), interim only, conflict, or missing."""
     rows = figures[(figures["level"] == "regional") & (figures["round_id"] == round_id)]
-    conflicts = set(map(tuple, rows.loc[rows["role"].isin(["alternative", "rejected"]), ["region", "variable"]].to_numpy()))
+    conflicts = set(
+        map(tuple, rows.loc[rows["role"].isin(["alternative", "rejected"]), ["region", "variable"]].to_numpy())
+    )
     interim = set(map(tuple, rows.loc[rows["variable"].str.contains("interim"), ["region", "variable"]].to_numpy()))
     records = []
     for _, region_row in regional.iterrows():
@@ -393,11 +522,14 @@ def coverage_table(figures: pd.DataFrame, regional: pd.DataFrame, round_id: str 
                 status = "conflict"
             elif pd.notna(value):
                 status = "published (rounded)" if isinstance(precision, str) and precision != "exact" else "published"
-            elif (region, variable.replace("_pct", "_interim_pct")) in interim or (region, f"{variable}_interim") in interim:
+            elif (region, variable.replace("_pct", "_interim_pct")) in interim or (
+                region,
+                f"{variable}_interim",
+            ) in interim:
                 status = "interim only"
             else:
                 status = "missing"
-            records.append(dict(region=region, variable=variable, status=status, value=value))
+            records.append({"region": region, "variable": variable, "status": status, "value": value})
     return pd.DataFrame(records)
 
 
@@ -406,7 +538,7 @@ def coverage_counts(frames: Mapping[str, pd.DataFrame], value_columns: Mapping[s
     records = []
     for name, columns in value_columns.items():
         frame = frames[name][[c for c in columns if c in frames[name]]]
-        records.append(dict(table=name, filled=int(frame.notna().sum().sum()), total=int(frame.size)))
+        records.append({"table": name, "filled": int(frame.notna().sum().sum()), "total": int(frame.size)})
     counts = pd.DataFrame(records)
     counts["filled_pct"] = 100 * counts["filled"] / counts["total"]
     return counts
@@ -416,12 +548,18 @@ def sources_table(raw: RawData) -> pd.DataFrame:
     """Sources with the number of figures each backs."""
     figures = raw.frames["figures"]
     backed = figures.groupby("source_id").size().rename("figures_backed")
-    return raw.frames["sources"].merge(backed, left_on="source_id", right_index=True, how="left").fillna({"figures_backed": 0})
+    return (
+        raw.frames["sources"]
+        .merge(backed, left_on="source_id", right_index=True, how="left")
+        .fillna({"figures_backed": 0})
+    )
 
 
 def build_processed(raw: RawData) -> dict[str, pd.DataFrame]:
     """Every processed table, keyed by output name."""
-    figures = raw.frames["figures"].merge(raw.frames["sources"][["source_id", "url", "published"]], on="source_id", how="left")
+    figures = raw.frames["figures"].merge(
+        raw.frames["sources"][["source_id", "url", "published"]], on="source_id", how="left"
+    )
     regional = regional_table(figures, raw.regions)
     return {
         "figures": figures.drop(columns=["file", "value_text"]).rename(columns={"line": "raw_line"}),

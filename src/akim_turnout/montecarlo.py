@@ -11,7 +11,8 @@ claims about a method need :data:`MIN_NULL_REPLICATIONS` usable data sets at eff
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,9 +25,28 @@ from akim_turnout.parameters import STUDY_METHODS
 METHODS = STUDY_METHODS  # reporting order
 CLUSTER_ROBUST = ("cluster_t", "wild_bootstrap", "gee_bias_reduced")
 RESULT_COLUMNS = (
-    "design_index", "n_regions", "n_races", "effect_index", "effect", "replication", "sim_seed",
-    "method", "term", "target", "estimate", "se", "ci_low", "ci_high", "p_value",
-    "covered", "rejected", "ok", "converged", "n_warnings", "mean_pq", "error",
+    "design_index",
+    "n_regions",
+    "n_races",
+    "effect_index",
+    "effect",
+    "replication",
+    "sim_seed",
+    "method",
+    "term",
+    "target",
+    "estimate",
+    "se",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "covered",
+    "rejected",
+    "ok",
+    "converged",
+    "n_warnings",
+    "mean_pq",
+    "error",
 )
 GROUP_COLUMNS = ["design_index", "n_regions", "n_races", "effect_index", "effect", "method"]
 
@@ -66,17 +86,29 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
         rejection_low, rejection_high = clopper_pearson(rejected, n_ok)
         mean_se = float(good["se"].mean()) if good["se"].notna().any() else math.nan
         sd = float(good["estimate"].std(ddof=1)) if n_ok > 1 else math.nan
-        rows.append({
-            **dict(zip(GROUP_COLUMNS, keys)), "n": len(group), "n_ok": n_ok,
-            "target": float(group["target"].mean()), "mean_estimate": float(good["estimate"].mean()),
-            "bias": float(error.mean()), "rmse": float(np.sqrt((error ** 2).mean())),
-            "coverage": covered / n_ok if n_ok else math.nan, "coverage_low": coverage_low, "coverage_high": coverage_high,
-            "rejection": rejected / n_ok if n_ok else math.nan, "rejection_low": rejection_low,
-            "rejection_high": rejection_high,
-            "mean_se": mean_se, "sd_estimate": sd, "se_ratio": mean_se / sd if sd else math.nan,
-            "mean_pq": float(good["mean_pq"].mean()), "n_warnings": int(group["n_warnings"].sum()),
-            "n_not_converged": int((~good["converged"].astype(bool)).sum()),
-        })
+        rows.append(
+            {
+                **dict(zip(GROUP_COLUMNS, keys, strict=True)),
+                "n": len(group),
+                "n_ok": n_ok,
+                "target": float(group["target"].mean()),
+                "mean_estimate": float(good["estimate"].mean()),
+                "bias": float(error.mean()),
+                "rmse": float(np.sqrt((error**2).mean())),
+                "coverage": covered / n_ok if n_ok else math.nan,
+                "coverage_low": coverage_low,
+                "coverage_high": coverage_high,
+                "rejection": rejected / n_ok if n_ok else math.nan,
+                "rejection_low": rejection_low,
+                "rejection_high": rejection_high,
+                "mean_se": mean_se,
+                "sd_estimate": sd,
+                "se_ratio": mean_se / sd if sd else math.nan,
+                "mean_pq": float(good["mean_pq"].mean()),
+                "n_warnings": int(group["n_warnings"].sum()),
+                "n_not_converged": int((~good["converged"].astype(bool)).sum()),
+            }
+        )
     summary = pd.DataFrame(rows)
     order = summary["method"].map({m: i for i, m in enumerate(METHODS)})
     summary = summary.assign(_m=order).sort_values(["design_index", "effect_index", "_m"], kind="stable")
@@ -89,8 +121,11 @@ def power_curve(summary: pd.DataFrame, method: str, design_index: int = 0) -> pd
     if rows.empty:
         raise ValueError(f"no summary rows for method {method!r} in design {design_index}")
     curve = rows.assign(abs_effect=rows["effect"].abs()).sort_values("abs_effect", kind="stable")
-    return curve[["effect", "abs_effect", "rejection", "rejection_low", "rejection_high", "n_ok"]].rename(
-        columns={"rejection": "power", "rejection_low": "power_low", "rejection_high": "power_high"}).reset_index(drop=True)
+    return (
+        curve[["effect", "abs_effect", "rejection", "rejection_low", "rejection_high", "n_ok"]]
+        .rename(columns={"rejection": "power", "rejection_low": "power_low", "rejection_high": "power_high"})
+        .reset_index(drop=True)
+    )
 
 
 def _crossing(x: np.ndarray, y: np.ndarray, level: float) -> float:
@@ -114,11 +149,19 @@ def enough_replications(summary: pd.DataFrame, method: str, design_index: int = 
     rows = summary[(summary["method"] == method) & (summary["design_index"] == design_index)]
     null = rows[rows["effect"] == 0]["n_ok"]
     other = rows[rows["effect"] != 0]["n_ok"]
-    return bool(len(null) and null.min() >= MIN_NULL_REPLICATIONS and (other.min() if len(other) else 0) >= MIN_EFFECT_REPLICATIONS)
+    return bool(
+        len(null)
+        and null.min() >= MIN_NULL_REPLICATIONS
+        and (other.min() if len(other) else 0) >= MIN_EFFECT_REPLICATIONS
+    )
 
 
 def minimum_detectable_effect(
-    summary: pd.DataFrame, method: str, power: float = 0.8, design_index: int = 0, alpha: float = 0.05,
+    summary: pd.DataFrame,
+    method: str,
+    power: float = 0.8,
+    design_index: int = 0,
+    alpha: float = 0.05,
 ) -> dict[str, Any]:
     """Smallest ``|effect|`` reaching ``power``, by linear interpolation of the power curve, with its Monte Carlo
     interval from the exact intervals of the power at each grid effect.
@@ -142,14 +185,25 @@ def minimum_detectable_effect(
     size_high = float(null["power_high"].iloc[0]) if len(null) else math.nan
     size_ok = bool(len(null) and size_low <= alpha <= size_high)
     enough = enough_replications(summary, method, design_index)
-    mde = {key: _crossing(x, curve[column].to_numpy(), power)
-           for key, column in (("mde_logit", "power"), ("mde_logit_low", "power_high"), ("mde_logit_high", "power_low"))}
+    mde = {
+        key: _crossing(x, curve[column].to_numpy(), power)
+        for key, column in (("mde_logit", "power"), ("mde_logit_low", "power_high"), ("mde_logit_high", "power_low"))
+    }
     if not (size_ok and enough):
-        mde = {key: math.nan for key in mde}
-    return {"method": method, "power": power, **mde, **{key.replace("logit", "pp"): value * mean_pq * 100
-                                                          for key, value in mde.items()},
-            "mean_pq": mean_pq, "reached": bool(np.any(curve["power"].to_numpy() >= power)), "size": size,
-            "size_low": size_low, "size_high": size_high, "size_ok": size_ok, "enough_replications": enough}
+        mde = dict.fromkeys(mde, math.nan)
+    return {
+        "method": method,
+        "power": power,
+        **mde,
+        **{key.replace("logit", "pp"): value * mean_pq * 100 for key, value in mde.items()},
+        "mean_pq": mean_pq,
+        "reached": bool(np.any(curve["power"].to_numpy() >= power)),
+        "size": size,
+        "size_low": size_low,
+        "size_high": size_high,
+        "size_ok": size_ok,
+        "enough_replications": enough,
+    }
 
 
 def recommend_method(summary: pd.DataFrame, alpha: float = 0.05, design_index: int = 0) -> tuple[str, str]:
@@ -172,22 +226,36 @@ def recommend_method(summary: pd.DataFrame, alpha: float = 0.05, design_index: i
     for method in eligible:
         own = real[real["method"] == method]
         zero, other = own[own["effect"] == 0].iloc[0], own[own["effect"] != 0]
-        qualifies = bool(zero["rejection_low"] <= alpha <= zero["rejection_high"]
-                         and ((other["coverage_low"] <= nominal) & (nominal <= other["coverage_high"])).all())
-        rows.append({"method": method, "qualifies": qualifies, "robust_rank": int(method not in CLUSTER_ROBUST),
-                     "size_gap": abs(zero["rejection"] - alpha), "order": METHODS.index(method), "zero": zero,
-                     "coverage_min": float(other["coverage"].min()) if len(other) else math.nan})
+        qualifies = bool(
+            zero["rejection_low"] <= alpha <= zero["rejection_high"]
+            and ((other["coverage_low"] <= nominal) & (nominal <= other["coverage_high"])).all()
+        )
+        rows.append(
+            {
+                "method": method,
+                "qualifies": qualifies,
+                "robust_rank": int(method not in CLUSTER_ROBUST),
+                "size_gap": abs(zero["rejection"] - alpha),
+                "order": METHODS.index(method),
+                "zero": zero,
+                "coverage_min": float(other["coverage"].min()) if len(other) else math.nan,
+            }
+        )
     table = pd.DataFrame(rows)
     qualified = table[table["qualifies"]]
     if not qualified.empty:
         best = qualified.sort_values(["robust_rank", "size_gap", "order"], kind="stable").iloc[0]
-        tail = (f"its size and its coverage at every true effect were within their exact Monte Carlo intervals of "
-                f"{alpha:.0%} and {nominal:.0%}, the size closest to {alpha:.0%} among the qualifying "
-                f"{'cluster-robust methods' if best['method'] in CLUSTER_ROBUST else 'methods'}")
+        tail = (
+            f"its size and its coverage at every true effect were within their exact Monte Carlo intervals of "
+            f"{alpha:.0%} and {nominal:.0%}, the size closest to {alpha:.0%} among the qualifying "
+            f"{'cluster-robust methods' if best['method'] in CLUSTER_ROBUST else 'methods'}"
+        )
     else:
         best = table.sort_values(["robust_rank", "size_gap", "order"], kind="stable").iloc[0]
-        tail = (f"no method's size and coverage were all within their Monte Carlo intervals of the nominal levels, "
-                f"and this one's size came closest among the cluster-robust methods")
+        tail = (
+            "no method's size and coverage were all within their Monte Carlo intervals of the nominal levels, "
+            "and this one's size came closest among the cluster-robust methods"
+        )
     zero = best["zero"]
     failed = int(zero["n"] - zero["n_ok"])
     failures = f"; {failed} of {int(zero['n'])} fits failed" if failed else ""
@@ -212,7 +280,9 @@ def mde_note(method_metrics: Mapping[str, Any], effect_grid: Sequence[float]) ->
     if not method_metrics["size_ok"]:
         return "size not within Monte Carlo error of the nominal level"
     if method_metrics["mde_pp"] is None:
-        return f"not reached within the simulated effects (up to {max(abs(e) for e in effect_grid):g} on the logit scale)"
+        return (
+            f"not reached within the simulated effects (up to {max(abs(e) for e in effect_grid):g} on the logit scale)"
+        )
     if method_metrics["mde_pp_high"] is None:
         return "upper Monte Carlo bound beyond the simulated effects"
     return ""
@@ -237,24 +307,50 @@ def study_metrics(summary: pd.DataFrame, alpha: float = 0.05, power: float = 0.8
         worst = other.loc[other["coverage"].idxmin()] if len(other) else None
         mde = minimum_detectable_effect(summary, m, power=power, alpha=alpha)
         per_method[m] = {
-            "n_replications": int(zero["n_ok"]), "n_failed": int(zero["n"] - zero["n_ok"]),
+            "n_replications": int(zero["n_ok"]),
+            "n_failed": int(zero["n"] - zero["n_ok"]),
             "n_replications_per_effect": int(other["n_ok"].min()) if len(other) else 0,
             "enough_replications": mde["enough_replications"],
-            "size": zero["rejection"], "size_low": zero["rejection_low"], "size_high": zero["rejection_high"],
+            "size": zero["rejection"],
+            "size_low": zero["rejection_low"],
+            "size_high": zero["rejection_high"],
             "coverage_min": None if worst is None else worst["coverage"],
             "coverage_min_low": None if worst is None else worst["coverage_low"],
             "coverage_min_high": None if worst is None else worst["coverage_high"],
             "coverage_min_effect": None if worst is None else worst["effect"],
-            "bias_at_zero": zero["bias"], "se_ratio_at_zero": zero["se_ratio"],
-            **{key: mde[key] for key in ("mde_logit", "mde_logit_low", "mde_logit_high", "mde_pp", "mde_pp_low",
-                                         "mde_pp_high", "size_ok")},
+            "bias_at_zero": zero["bias"],
+            "se_ratio_at_zero": zero["se_ratio"],
+            **{
+                key: mde[key]
+                for key in (
+                    "mde_logit",
+                    "mde_logit_low",
+                    "mde_logit_high",
+                    "mde_pp",
+                    "mde_pp_low",
+                    "mde_pp_high",
+                    "size_ok",
+                )
+            },
         }
-    designs = [{"n_regions": int(group["n_regions"].iloc[0]), "n_races": int(group["n_races"].iloc[0]),
-                "size": {r["method"]: r["rejection"] for _, r in group.iterrows()}}
-               for _, group in summary[summary["effect"] == 0].groupby("design_index", sort=True)]
-    return stated({
-        "real_design": {"n_regions": int(real["n_regions"].iloc[0]), "n_races": int(real["n_races"].iloc[0]),
-                        "alpha": alpha, "mde_power": power, "methods": per_method},
-        "designs": designs,
-        "recommended_method": name,
-    })
+    designs = [
+        {
+            "n_regions": int(group["n_regions"].iloc[0]),
+            "n_races": int(group["n_races"].iloc[0]),
+            "size": {r["method"]: r["rejection"] for _, r in group.iterrows()},
+        }
+        for _, group in summary[summary["effect"] == 0].groupby("design_index", sort=True)
+    ]
+    return stated(
+        {
+            "real_design": {
+                "n_regions": int(real["n_regions"].iloc[0]),
+                "n_races": int(real["n_races"].iloc[0]),
+                "alpha": alpha,
+                "mde_power": power,
+                "methods": per_method,
+            },
+            "designs": designs,
+            "recommended_method": name,
+        }
+    )

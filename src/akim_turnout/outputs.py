@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -128,8 +129,9 @@ def publication_table(frame: pd.DataFrame, columns: Mapping[str, Column]) -> pd.
     return pd.DataFrame({spec.label: [spec.format(value) for value in frame[name]] for name, spec in columns.items()})
 
 
-def save_table(frame: pd.DataFrame, out_dir: str | Path, stem: str, caption: str,
-               columns: Mapping[str, Column]) -> pd.DataFrame:
+def save_table(
+    frame: pd.DataFrame, out_dir: str | Path, stem: str, caption: str, columns: Mapping[str, Column]
+) -> pd.DataFrame:
     """Write the publication table of ``frame`` (:func:`publication_table`) as ``stem.csv`` and a booktabs
     ``stem.tex``, exactly as printed; return it. Machine-readable results go to a stage's data folder instead."""
     out_dir = Path(out_dir)
@@ -137,8 +139,9 @@ def save_table(frame: pd.DataFrame, out_dir: str | Path, stem: str, caption: str
     table = publication_table(frame, columns)
     table.to_csv(out_dir / f"{stem}.csv", index=False, lineterminator="\n")
     alignment = "".join("l" if spec.decimals is None else "r" for spec in columns.values())
-    latex = table.to_latex(index=False, na_rep="--", caption=caption or None, label=f"tab:{stem}", escape=True,
-                           column_format=alignment)
+    latex = table.to_latex(
+        index=False, na_rep="--", caption=caption or None, label=f"tab:{stem}", escape=True, column_format=alignment
+    )
     (out_dir / f"{stem}.tex").write_text(latex, encoding="utf-8")
     return table
 
@@ -164,8 +167,9 @@ def write_json(metrics: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     values = stated(dict(metrics))
-    path.write_text(json.dumps(values, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(values, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+    )
     return values
 
 

@@ -14,8 +14,9 @@ the runner stays quick.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 
 class ParameterError(ValueError):
@@ -37,10 +38,10 @@ class Rule:
     maximum: float | None = None
     open_minimum: bool = False
     choices: tuple[Any, ...] = ()
-    item: "Rule | None" = None
+    item: Rule | None = None
     min_items: int = 0
     unique: bool = False
-    fields: Mapping[str, "Rule"] = field(default_factory=dict)
+    fields: Mapping[str, Rule] = field(default_factory=dict)
     partial: bool = False
     nullable: bool = False
 
@@ -70,7 +71,9 @@ class Rule:
             return [f"parameter '{name}' must be {self.describe()}, got {value!r}"]
         if self.kind == "list":
             items = list(value)
-            problems = [p for i, v in enumerate(items) for p in self.item.problems(v, f"{name}[{i}]")] if self.item else []
+            problems = (
+                [p for i, v in enumerate(items) for p in self.item.problems(v, f"{name}[{i}]")] if self.item else []
+            )
             if len(items) < self.min_items:
                 problems.append(f"parameter '{name}' needs at least {self.min_items} item(s), got {len(items)}")
             if self.unique and len(set(map(repr, items))) != len(items):
@@ -107,8 +110,9 @@ def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def mapping_problems(value: Mapping[str, Any], fields: Mapping[str, Rule], name: str = "", *,
-                     partial: bool = False) -> list[str]:
+def mapping_problems(
+    value: Mapping[str, Any], fields: Mapping[str, Rule], name: str = "", *, partial: bool = False
+) -> list[str]:
     """Problems of a mapping against its field rules: unknown keys, missing keys (unless ``partial``), bad values."""
     prefix = f"{name}." if name else ""
     problems = [f"unknown parameter '{prefix}{key}' (known: {', '.join(fields)})" for key in value if key not in fields]
@@ -157,9 +161,19 @@ STUDY_DESIGN = {
     "n_replications": integer(2, 100_000),
     "n_replications_null": Rule("integer", 2, 100_000, nullable=True),
     "effect_grid": Rule("list", item=number(-5, 5), min_items=2, unique=True),
-    "designs": Rule("list", min_items=1, item=Rule("mapping", partial=True, fields={
-        "n_regions": integer(2, 1000), "n_races": integer(4, 1_000_000),
-        "n_replications": Rule("integer", 2, 100_000, nullable=True)})),
+    "designs": Rule(
+        "list",
+        min_items=1,
+        item=Rule(
+            "mapping",
+            partial=True,
+            fields={
+                "n_regions": integer(2, 1000),
+                "n_races": integer(4, 1_000_000),
+                "n_replications": Rule("integer", 2, 100_000, nullable=True),
+            },
+        ),
+    ),
     "n_boot": integer(19, 100_000),
     "seed": SEED,
     "alpha": number(0, 0.5, open_minimum=True),
@@ -196,10 +210,16 @@ SCHEMA: dict[str, dict[str, Rule]] = {
     },
     "simulation_study": {
         "design": Rule("mapping", fields=STUDY_DESIGN),
-        "sensitivity": Rule("mapping", fields={
-            "n_replications": integer(100, 100_000),
-            "overdispersion_sd": Rule("list", item=SIMULATION_SETTINGS["overdispersion_sd"], min_items=1, unique=True),
-            "party_placement": Rule("list", item=SIMULATION_SETTINGS["party_placement"], min_items=1, unique=True)}),
+        "sensitivity": Rule(
+            "mapping",
+            fields={
+                "n_replications": integer(100, 100_000),
+                "overdispersion_sd": Rule(
+                    "list", item=SIMULATION_SETTINGS["overdispersion_sd"], min_items=1, unique=True
+                ),
+                "party_placement": Rule("list", item=SIMULATION_SETTINGS["party_placement"], min_items=1, unique=True),
+            },
+        ),
         "n_jobs": integer(-64, 64),
         "backend": choice("joblib", "dask"),
     },
@@ -224,11 +244,17 @@ def stage_problems(stage: str, params: Mapping[str, Any]) -> list[str]:
     problems = mapping_problems(params, rules)
     if stage == "simulation_study" and params.get("n_jobs") == 0:
         problems.append("parameter 'n_jobs' must not be 0 (1 = in this process, -1 = all cores)")
-    if stage == "race_models" and isinstance(params.get("formula_rhs"), str) and isinstance(params.get("main_term"), str):
+    if (
+        stage == "race_models"
+        and isinstance(params.get("formula_rhs"), str)
+        and isinstance(params.get("main_term"), str)
+    ):
         terms = [term.strip() for term in params["formula_rhs"].split("+")]
         if params["main_term"] not in terms:
-            problems.append(f"parameter 'main_term' must be one of the terms of formula_rhs ({', '.join(terms)}), "
-                            f"got {params['main_term']!r}")
+            problems.append(
+                f"parameter 'main_term' must be one of the terms of formula_rhs ({', '.join(terms)}), "
+                f"got {params['main_term']!r}"
+            )
     return problems
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ SCRATCH = "scratch"  # default output root of notebooks run by hand (git-ignored
 PERTURB_ENV = "AKIM_TEST_PERTURB_INPUTS"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _find_root(start: str) -> Path:
     here = Path(start).resolve()
     for folder in (here, *here.parents):
@@ -94,9 +94,13 @@ class StageFiles:
     @staticmethod
     def relative(stage: str) -> dict[str, str]:
         """Kind -> path relative to the project root, as ``dvc.yaml`` declares them."""
-        return {"figures": f"reports/figures/{stage}", "tables": f"reports/tables/{stage}",
-                "numbers": f"reports/numbers/{stage}.json", "metrics": f"reports/metrics/{stage}.json",
-                "data": f"data/processed/{stage}"}
+        return {
+            "figures": f"reports/figures/{stage}",
+            "tables": f"reports/tables/{stage}",
+            "numbers": f"reports/numbers/{stage}.json",
+            "metrics": f"reports/metrics/{stage}.json",
+            "data": f"data/processed/{stage}",
+        }
 
     def _path(self, kind: str) -> Path:
         return self.base / self.relative(self.stage)[kind]

@@ -23,8 +23,9 @@ statsmodels (0.15) behaviour this works around:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,7 @@ from akim_turnout.inference import (
     mancl_derouen_cov,
 )
 from akim_turnout.parameters import HEADLINES
+
 
 def race_average_marginal_effects(
     fit: FitResult,
@@ -87,8 +89,15 @@ def _prepare_races(
         raise ValueError(f"{label}: {exog.shape[0]} rows for {exog.shape[1]} parameters")
     clusters, n_clusters = _cluster_codes(kept[cluster])
     return _RaceData(
-        kept, exog, names, kept[voted].to_numpy(dtype=float), kept[registered].to_numpy(dtype=float),
-        clusters, n_clusters, dropped, n_dropped,
+        kept,
+        exog,
+        names,
+        kept[voted].to_numpy(dtype=float),
+        kept[registered].to_numpy(dtype=float),
+        clusters,
+        n_clusters,
+        dropped,
+        n_dropped,
     )
 
 
@@ -108,8 +117,12 @@ def _logit_start(voted: np.ndarray, registered: np.ndarray, k: int) -> np.ndarra
 
 
 def _fit_counts_glm(
-    endog: np.ndarray, exog: np.ndarray, solver: str, start: np.ndarray | None = None,
-    offset: np.ndarray | None = None, **fit_kwargs: Any,
+    endog: np.ndarray,
+    exog: np.ndarray,
+    solver: str,
+    start: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
+    **fit_kwargs: Any,
 ) -> tuple[Any, list[str]]:
     """Binomial GLM on [voted, not voted]; Newton (low memory) or IRLS. Returns results and notes."""
     model = GLM(endog, exog, family=families.Binomial(), offset=offset)
@@ -153,8 +166,9 @@ def fit_race_glm(
             endog = np.column_stack([data.voted, data.registered - data.voted])
             raw, notes = _fit_counts_glm(endog, data.exog, solver, start, **cov_kwargs)
         elif endog_form == "share":
-            model = GLM(data.voted / data.registered, data.exog, family=families.Binomial(),
-                           var_weights=data.registered)
+            model = GLM(
+                data.voted / data.registered, data.exog, family=families.Binomial(), var_weights=data.registered
+            )
             raw, notes = model.fit(**cov_kwargs), []
         else:
             raise ValueError("endog_form must be 'counts' or 'share'")
@@ -162,32 +176,52 @@ def fit_race_glm(
 
 
 def _race_glm_result(
-    raw: Any, data: _RaceData, formula_rhs: str, robust: bool, endog_form: str,
-    caught: list[str], notes: list[str], name: str | None,
+    raw: Any,
+    data: _RaceData,
+    formula_rhs: str,
+    robust: bool,
+    endog_form: str,
+    caught: list[str],
+    notes: list[str],
+    name: str | None,
 ) -> FitResult:
     """Assemble a FitResult for a race-level binomial GLM."""
     names = data.names
     pearson = float(raw.pearson_chi2 / raw.df_resid)
     extra = {
-        "mean_link": "logit", "design_columns": names, "endog_form": endog_form,
-        "pearson_dispersion": pearson, "dropped_rows": data.n_dropped, "_registered": data.registered,
+        "mean_link": "logit",
+        "design_columns": names,
+        "endog_form": endog_form,
+        "pearson_dispersion": pearson,
+        "dropped_rows": data.n_dropped,
+        "_registered": data.registered,
     }
     all_notes = _race_notes(data) + notes
     if not robust:
         all_notes.append(f"non-robust binomial SEs (Pearson chi2/df = {pearson:.1f}); for simulation comparison only")
     df_inference = getattr(raw, "df_resid_inference", None) if robust else None
     return _make_result(
-        name or ("race_glm_cluster" if robust else "race_glm_naive"), "binomial GLM (logit)",
-        f"[voted, registered - voted] ~ {formula_rhs}", pd.Series(np.asarray(raw.params), index=names),
-        pd.DataFrame(np.asarray(raw.cov_params()), index=names, columns=names), df_inference,
-        n_obs=int(raw.nobs), n_clusters=data.n_clusters if robust else None,
-        cov_type="cluster" if robust else "nonrobust", warnings=tuple(caught),
-        notes=tuple(all_notes), extra=extra, raw=raw,
+        name or ("race_glm_cluster" if robust else "race_glm_naive"),
+        "binomial GLM (logit)",
+        f"[voted, registered - voted] ~ {formula_rhs}",
+        pd.Series(np.asarray(raw.params), index=names),
+        pd.DataFrame(np.asarray(raw.cov_params()), index=names, columns=names),
+        df_inference,
+        n_obs=int(raw.nobs),
+        n_clusters=data.n_clusters if robust else None,
+        cov_type="cluster" if robust else "nonrobust",
+        warnings=tuple(caught),
+        notes=tuple(all_notes),
+        extra=extra,
+        raw=raw,
     )
 
 
 def fit_race_naive_binomial(
-    df: pd.DataFrame, formula_rhs: str, voted: str = "voted", registered: str = "registered",
+    df: pd.DataFrame,
+    formula_rhs: str,
+    voted: str = "voted",
+    registered: str = "registered",
     cluster: str = "region",
 ) -> FitResult:
     """Non-robust binomial GLM on counts: for simulation comparisons only, never for reporting."""
@@ -201,8 +235,11 @@ def smithson_verkuilen(share: np.ndarray) -> np.ndarray:
 
 
 def fit_race_beta(
-    df: pd.DataFrame, formula_rhs: str, cluster: str = "region",
-    voted: str = "voted", registered: str = "registered",
+    df: pd.DataFrame,
+    formula_rhs: str,
+    cluster: str = "region",
+    voted: str = "voted",
+    registered: str = "registered",
 ) -> FitResult:
     """Beta regression (logit mean, constant precision) of race turnout shares.
 
@@ -220,29 +257,53 @@ def fit_race_beta(
         # BFGS (statsmodels' default) stops at a gradient of about 1e-5 per race, which left estimates 1e-4 and
         # p-values 1e-2 (relative) away from the optimum; Newton steps on the analytic Hessian finish the job.
         rough = model.fit(disp=False)
-        raw = model.fit(method="newton", start_params=rough.params, maxiter=100, tol=1e-12,
-                        cov_type="cluster", cov_kwds={"groups": data.clusters}, use_t=True, disp=False)
+        raw = model.fit(
+            method="newton",
+            start_params=rough.params,
+            maxiter=100,
+            tol=1e-12,
+            cov_type="cluster",
+            cov_kwds={"groups": data.clusters},
+            use_t=True,
+            disp=False,
+        )
     names = [*data.names, "precision"]
     notes = _race_notes(data) + [
         f"Smithson-Verkuilen squeeze applied to all {len(share)} shares; {n_boundary} were exactly 0 or 1"
     ]
     if not raw.mle_retvals.get("converged", True):
         notes.append("BetaModel optimiser did not converge")
-    extra = {"mean_link": "logit", "design_columns": data.names, "n_boundary_squeezed": n_boundary,
-             "precision_link": "log"}
+    extra = {
+        "mean_link": "logit",
+        "design_columns": data.names,
+        "n_boundary_squeezed": n_boundary,
+        "precision_link": "log",
+    }
     return _make_result(
-        "race_beta", "beta regression (logit mean)", f"squeezed voted/registered ~ {formula_rhs}",
+        "race_beta",
+        "beta regression (logit mean)",
+        f"squeezed voted/registered ~ {formula_rhs}",
         pd.Series(np.asarray(raw.params), index=names),
-        pd.DataFrame(np.asarray(raw.cov_params()), index=names, columns=names), raw.df_resid_inference,
-        n_obs=len(share), n_clusters=data.n_clusters, cov_type="cluster", warnings=tuple(caught),
-        notes=tuple(notes), extra=extra, raw=raw,
+        pd.DataFrame(np.asarray(raw.cov_params()), index=names, columns=names),
+        raw.df_resid_inference,
+        n_obs=len(share),
+        n_clusters=data.n_clusters,
+        cov_type="cluster",
+        warnings=tuple(caught),
+        notes=tuple(notes),
+        extra=extra,
+        raw=raw,
     )
 
 
 def fit_race_gee(
-    df: pd.DataFrame, formula_rhs: str, cluster: str = "region",
-    voted: str = "voted", registered: str = "registered",
-    weighted: bool = False, cov_type: str = "bias_reduced",
+    df: pd.DataFrame,
+    formula_rhs: str,
+    cluster: str = "region",
+    voted: str = "voted",
+    registered: str = "registered",
+    weighted: bool = False,
+    cov_type: str = "bias_reduced",
 ) -> FitResult:
     """GEE, binomial family, exchangeable correlation within ``cluster``, on turnout shares.
 
@@ -260,8 +321,14 @@ def fit_race_gee(
         raise ValueError("the bias-reduced GEE covariance is unweighted; use weighted=False or cov_type='robust'")
     data = _prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_gee")
     weights = data.registered / data.registered.mean() if weighted else None
-    model = GEE(data.voted / data.registered, data.exog, groups=data.clusters,
-                   family=families.Binomial(), cov_struct=cov_struct.Exchangeable(), weights=weights)
+    model = GEE(
+        data.voted / data.registered,
+        data.exog,
+        groups=data.clusters,
+        family=families.Binomial(),
+        cov_struct=cov_struct.Exchangeable(),
+        weights=weights,
+    )
     with captured_warnings() as caught:
         raw = model.fit(cov_type="robust")
         if raw is not None and cov_type == "bias_reduced":
@@ -274,15 +341,27 @@ def fit_race_gee(
     notes = _race_notes(data) + [f"t inference with {data.n_clusters - 1} df (statsmodels GEE uses normal)"]
     if cov_type == "bias_reduced":
         notes.append("Mancl-DeRouen covariance with a generalized inverse of I - H_gg (akim_turnout.inference)")
-    extra = {"mean_link": "logit", "design_columns": names, "weighted": weighted,
-             "exchangeable_correlation": float(np.ravel(raw.cov_struct.dep_params)[0]),
-             "_registered": data.registered}
+    extra = {
+        "mean_link": "logit",
+        "design_columns": names,
+        "weighted": weighted,
+        "exchangeable_correlation": float(np.ravel(raw.cov_struct.dep_params)[0]),
+        "_registered": data.registered,
+    }
     return _make_result(
-        "race_gee", "GEE binomial (logit), exchangeable", f"voted/registered ~ {formula_rhs}",
+        "race_gee",
+        "GEE binomial (logit), exchangeable",
+        f"voted/registered ~ {formula_rhs}",
         pd.Series(np.asarray(raw.params), index=names),
-        pd.DataFrame(cov, index=names, columns=names), data.n_clusters - 1,
-        n_obs=len(data.voted), n_clusters=data.n_clusters, cov_type=cov_type, warnings=tuple(caught),
-        notes=tuple(notes), extra=extra, raw=raw,
+        pd.DataFrame(cov, index=names, columns=names),
+        data.n_clusters - 1,
+        n_obs=len(data.voted),
+        n_clusters=data.n_clusters,
+        cov_type=cov_type,
+        warnings=tuple(caught),
+        notes=tuple(notes),
+        extra=extra,
+        raw=raw,
     )
 
 
@@ -292,8 +371,11 @@ def empirical_logit(voted: np.ndarray, registered: np.ndarray) -> np.ndarray:
 
 
 def fit_race_mixedlm(
-    df: pd.DataFrame, formula_rhs: str, cluster: str = "region",
-    voted: str = "voted", registered: str = "registered",
+    df: pd.DataFrame,
+    formula_rhs: str,
+    cluster: str = "region",
+    voted: str = "voted",
+    registered: str = "registered",
 ) -> FitResult:
     """Linear mixed model on the empirical logit with random intercepts by ``cluster``.
 
@@ -313,15 +395,27 @@ def fit_race_mixedlm(
     notes = _race_notes(data) + ["unweighted; normal inference; empirical logit outcome"]
     if not raw.converged:
         notes.append("MixedLM did not converge")
-    extra = {"mean_link": "identity (empirical logit)", "design_columns": names,
-             "group_variance": float(np.asarray(raw.cov_re)[0, 0]), "residual_variance": float(raw.scale),
-             "converged": bool(raw.converged)}
+    extra = {
+        "mean_link": "identity (empirical logit)",
+        "design_columns": names,
+        "group_variance": float(np.asarray(raw.cov_re)[0, 0]),
+        "residual_variance": float(raw.scale),
+        "converged": bool(raw.converged),
+    }
     return _make_result(
-        "race_mixedlm", "linear mixed model (empirical logit)", f"emp_logit(voted, registered) ~ {formula_rhs}",
+        "race_mixedlm",
+        "linear mixed model (empirical logit)",
+        f"emp_logit(voted, registered) ~ {formula_rhs}",
         pd.Series(np.asarray(raw.fe_params), index=names),
-        pd.DataFrame(np.asarray(raw.cov_params())[:k, :k], index=names, columns=names), None,
-        n_obs=len(endog), n_clusters=data.n_clusters, cov_type="model-based", warnings=tuple(caught),
-        notes=tuple(notes), extra=extra, raw=raw,
+        pd.DataFrame(np.asarray(raw.cov_params())[:k, :k], index=names, columns=names),
+        None,
+        n_obs=len(endog),
+        n_clusters=data.n_clusters,
+        cov_type="model-based",
+        warnings=tuple(caught),
+        notes=tuple(notes),
+        extra=extra,
+        raw=raw,
     )
 
 
@@ -332,19 +426,43 @@ def comparison_table(results: Sequence[FitResult], terms: Sequence[str]) -> pd.D
         table = fit.to_frame().set_index("term")
         for term in terms:
             row = table.loc[term].to_dict() if term in table.index else {"model": fit.name}
-            rows.append({
-                **row, "term": term, "cov_type": fit.cov_type, "use_t": fit.use_t,
-                "df_resid": fit.df_resid, "n_obs": fit.n_obs, "n_clusters": fit.n_clusters,
-                "n_warnings": len(fit.warnings),
-            })
-    columns = ["model", "term", "estimate", "std_error", "ci_lower", "ci_upper", "p_value",
-               "cov_type", "use_t", "df_resid", "n_obs", "n_clusters", "n_warnings"]
+            rows.append(
+                {
+                    **row,
+                    "term": term,
+                    "cov_type": fit.cov_type,
+                    "use_t": fit.use_t,
+                    "df_resid": fit.df_resid,
+                    "n_obs": fit.n_obs,
+                    "n_clusters": fit.n_clusters,
+                    "n_warnings": len(fit.warnings),
+                }
+            )
+    columns = [
+        "model",
+        "term",
+        "estimate",
+        "std_error",
+        "ci_lower",
+        "ci_upper",
+        "p_value",
+        "cov_type",
+        "use_t",
+        "df_resid",
+        "n_obs",
+        "n_clusters",
+        "n_warnings",
+    ]
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
 # Which race-level fit carries each inference method of the simulation study (akim_turnout.montecarlo.METHODS).
-STUDY_METHOD_FAMILIES = {"cluster_t": "glm", "wild_bootstrap": "wild_bootstrap", "gee_bias_reduced": "gee",
-                         "mixedlm": "mixedlm"}
+STUDY_METHOD_FAMILIES = {
+    "cluster_t": "glm",
+    "wild_bootstrap": "wild_bootstrap",
+    "gee_bias_reduced": "gee",
+    "mixedlm": "mixedlm",
+}
 
 
 HEADLINE_CHOICES = HEADLINES
@@ -355,8 +473,7 @@ def cluster_small_sample_factor(n_obs: int, n_clusters: int, n_params: int) -> f
     return n_clusters / (n_clusters - 1) * (n_obs - 1) / (n_obs - n_params)
 
 
-def race_headline(choice: str, recommended: str | None, fits: dict[str, FitResult],
-                  bootstrap: Any) -> dict[str, Any]:
+def race_headline(choice: str, recommended: str | None, fits: dict[str, FitResult], bootstrap: Any) -> dict[str, Any]:
     """The race-level headline: the estimate and 95 % interval of the bootstrap's term from one family.
 
     ``choice`` is one of :data:`HEADLINE_CHOICES`; ``"recommended"`` takes the family of the method the
@@ -374,12 +491,21 @@ def race_headline(choice: str, recommended: str | None, fits: dict[str, FitResul
         family = choice
     term = bootstrap.term
     if family == "wild_bootstrap":
-        return {"family": family, "interval": f"wild cluster bootstrap, test inversion ({bootstrap.weights} weights, "
-                                               f"{bootstrap.n_boot} draws, {bootstrap.n_clusters} clusters)",
-                "estimate": bootstrap.estimate, "ci_lower": bootstrap.ci_lower, "ci_upper": bootstrap.ci_upper}
+        return {
+            "family": family,
+            "interval": f"wild cluster bootstrap, test inversion ({bootstrap.weights} weights, "
+            f"{bootstrap.n_boot} draws, {bootstrap.n_clusters} clusters)",
+            "estimate": bootstrap.estimate,
+            "ci_lower": bootstrap.ci_lower,
+            "ci_upper": bootstrap.ci_upper,
+        }
     row = fits[family].to_frame().set_index("term").loc[term]
     fit = fits[family]
     kind = f"t({fit.df_resid:g})" if fit.use_t else "normal"
-    return {"family": family, "interval": f"{fit.cov_type} covariance, {kind} quantiles",
-            "estimate": row["estimate"], "ci_lower": row["ci_lower"], "ci_upper": row["ci_upper"]}
-
+    return {
+        "family": family,
+        "interval": f"{fit.cov_type} covariance, {kind} quantiles",
+        "estimate": row["estimate"],
+        "ci_lower": row["ci_lower"],
+        "ci_upper": row["ci_upper"],
+    }

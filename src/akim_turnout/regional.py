@@ -11,7 +11,8 @@ results have no ``cov_HCx``), so HC1/HC3 come from :func:`akim_turnout.inference
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from statsmodels.genmod.generalized_linear_model import GLM
 
 from akim_turnout.design import _check_identified, _drop_incomplete, _used_columns, build_design, parse_terms
 from akim_turnout.inference import FitResult, _make_result, captured_warnings, glm_sandwich_cov, quantile
+
 
 def _as_term_list(predictors: str | Sequence[str]) -> list[str]:
     """Predictors as a list of term strings ("a + b" or ["a", "b"])."""
@@ -87,10 +89,19 @@ def fit_regional_fractional_logit(
         "max_leverage": float(raw.get_influence().hat_matrix_diag.max()),
     }
     return _make_result(
-        name, "binomial (fractional logit)", f"{outcome}/100 ~ " + " + ".join(predictors),
-        params, pd.DataFrame(cov, index=names, columns=names), len(share) - len(names),
-        n_obs=len(share), n_clusters=None, cov_type=cov_type, warnings=tuple(caught),
-        notes=tuple(notes), extra=extra, raw=raw,
+        name,
+        "binomial (fractional logit)",
+        f"{outcome}/100 ~ " + " + ".join(predictors),
+        params,
+        pd.DataFrame(cov, index=names, columns=names),
+        len(share) - len(names),
+        n_obs=len(share),
+        n_clusters=None,
+        cov_type=cov_type,
+        warnings=tuple(caught),
+        notes=tuple(notes),
+        extra=extra,
+        raw=raw,
     )
 
 
@@ -143,8 +154,15 @@ def leave_one_out(
 
 
 def _loo_row(
-    kept: pd.DataFrame, label: str, predictors: Sequence[str], weight: str | None,
-    term: str, outcome: str, region: str, cov_type: str, keep_not_estimable: bool = False,
+    kept: pd.DataFrame,
+    label: str,
+    predictors: Sequence[str],
+    weight: str | None,
+    term: str,
+    outcome: str,
+    region: str,
+    cov_type: str,
+    keep_not_estimable: bool = False,
 ) -> dict[str, Any]:
     """One leave-one-out refit summarised as a row."""
     row: dict[str, Any] = {"dropped_region": label, "n_obs": len(kept) - 1}
@@ -153,12 +171,21 @@ def _loo_row(
             kept.loc[kept[region].astype(str) != label], predictors, weight, outcome, region, cov_type
         )
     except (ValueError, np.linalg.LinAlgError) as error:
-        return {**row, "estimate": np.nan, "std_error": np.nan, "ci_lower": np.nan,
-                "ci_upper": np.nan, "p_value": np.nan, "n_warnings": 0, "status": str(error)}
+        return {
+            **row,
+            "estimate": np.nan,
+            "std_error": np.nan,
+            "ci_lower": np.nan,
+            "ci_upper": np.nan,
+            "p_value": np.nan,
+            "n_warnings": 0,
+            "status": str(error),
+        }
     table = fit.to_frame().set_index("term")  # intervals left empty when the refit is not estimable
     if keep_not_estimable:
         table[["std_error", "ci_lower", "ci_upper", "p_value"]] = np.column_stack(
-            [fit.bse, fit.conf_int["lower"], fit.conf_int["upper"], fit.pvalues])
+            [fit.bse, fit.conf_int["lower"], fit.conf_int["upper"], fit.pvalues]
+        )
     return {
         **row,
         **{column: table.at[term, column] for column in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value")},
@@ -181,6 +208,11 @@ def prediction_curve(fit: FitResult, term: str, grid: np.ndarray, alpha: float =
     cov = np.asarray(fit.cov_params.loc[names, names])
     se = np.sqrt(np.einsum("ij,jk,ik->i", design, cov, design))
     q = quantile(1 - alpha / 2, fit.df_resid if fit.use_t else None)
-    return pd.DataFrame({"x": grid, "fit": 100 * expit(linear), "lower": 100 * expit(linear - q * se),
-                         "upper": 100 * expit(linear + q * se)})
-
+    return pd.DataFrame(
+        {
+            "x": grid,
+            "fit": 100 * expit(linear),
+            "lower": 100 * expit(linear - q * se),
+            "upper": 100 * expit(linear + q * se),
+        }
+    )

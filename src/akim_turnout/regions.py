@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 # Regions created in 2022 and the 2021 region each was split from (used to compare rounds on the 2021 map).
 PARENT_2021 = {"Abai": "East Kazakhstan", "Zhetysu": "Almaty", "Ulytau": "Karaganda"}

@@ -9,9 +9,9 @@ from __future__ import annotations
 import base64
 import html
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ class Numbering:
     tables: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def in_order(cls, figures: Iterable[str] = (), tables: Iterable[str] = ()) -> "Numbering":
+    def in_order(cls, figures: Iterable[str] = (), tables: Iterable[str] = ()) -> Numbering:
         """Numbering fixed in advance, in order of appearance, whatever order the text cites them in."""
         return cls({k: i + 1 for i, k in enumerate(figures)}, {k: i + 1 for i, k in enumerate(tables)})
 
@@ -53,15 +53,19 @@ class Numbering:
         return self._number(self.tables, key)
 
 
-def figure_html(png: str | Path, *, key: str, caption: str, alt: str, numbering: Numbering, simulated: bool = False) -> str:
-    """A numbered <figure> with the PNG embedded, alt text and caption (caption/alt are trusted prose, escaped anyway)."""
+def figure_html(
+    png: str | Path, *, key: str, caption: str, alt: str, numbering: Numbering, simulated: bool = False
+) -> str:
+    """A numbered <figure> with the PNG embedded, alt text and caption (trusted prose, escaped anyway)."""
     data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
     number = numbering.figure_number(key)
     badge = f"{SIMULATED_BADGE} " if simulated else ""
     css = "akim-figure akim-simulated" if simulated else "akim-figure"
-    return (f'<figure class="{css}" id="fig-{escape(key)}">'
-            f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}"/>'
-            f"<figcaption>{badge}<b>Figure {number}.</b> {escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure class="{css}" id="fig-{escape(key)}">'
+        f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}"/>'
+        f"<figcaption>{badge}<b>Figure {number}.</b> {escape(caption)}</figcaption></figure>"
+    )
 
 
 def format_cell(value: object, float_format: str = "{:,.2f}") -> str:
@@ -85,19 +89,29 @@ _NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
 def _is_numeric_column(values: pd.Series) -> bool:
     """Whether every non-empty cell of a column is a number (then it is right-aligned)."""
     present = [v for v in values if not (v is None or v == "" or (isinstance(v, float) and v != v))]
-    return bool(present) and all(isinstance(v, (int, float, np.integer, np.floating)) or
-                                 (isinstance(v, str) and _NUMBER.match(v)) for v in present)
+    return bool(present) and all(
+        isinstance(v, (int, float, np.integer, np.floating)) or (isinstance(v, str) and _NUMBER.match(v))
+        for v in present
+    )
 
 
-def table_html(frame: pd.DataFrame, *, key: str, caption: str, numbering: Numbering, simulated: bool = False,
-               float_format: str = "{:,.2f}", cell_titles: pd.DataFrame | None = None) -> str:
+def table_html(
+    frame: pd.DataFrame,
+    *,
+    key: str,
+    caption: str,
+    numbering: Numbering,
+    simulated: bool = False,
+    float_format: str = "{:,.2f}",
+    cell_titles: pd.DataFrame | None = None,
+) -> str:
     """A numbered table with every header and cell escaped; column names should carry their units, e.g.
     'turnout (%)'. ``cell_titles`` (same index and columns as ``frame``, or a subset of the columns) gives a cell
     its hover text, e.g. the source and quote of a published figure."""
     number = numbering.table_number(key)
     badge = f"{SIMULATED_BADGE} " if simulated else ""
     numeric = {column: _is_numeric_column(frame[column]) for column in frame.columns}
-    head = "".join(f'<th{NUMERIC_CLASS if numeric[column] else ""}>{escape(column)}</th>' for column in frame.columns)
+    head = "".join(f"<th{NUMERIC_CLASS if numeric[column] else ''}>{escape(column)}</th>" for column in frame.columns)
     rows = []
     for index, row in frame.iterrows():
         cells = []
@@ -110,9 +124,11 @@ def table_html(frame: pd.DataFrame, *, key: str, caption: str, numbering: Number
             cells.append(f"<td{attribute}>{escape(format_cell(row[column], float_format))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     wrapper = "akim-simulated" if simulated else ""
-    return (f'<div class="{wrapper}"><table class="akim-table" id="tab-{escape(key)}">'
-            f"<caption>{badge}<b>Table {number}.</b> {escape(caption)}</caption>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+    return (
+        f'<div class="{wrapper}"><table class="akim-table" id="tab-{escape(key)}">'
+        f"<caption>{badge}<b>Table {number}.</b> {escape(caption)}</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def links_html(urls: Iterable[str]) -> str:
@@ -141,9 +157,14 @@ def export_html(executed_notebook: str | Path, out_html: str | Path, title: str)
 
     notebook = nbformat.read(executed_notebook, as_version=4)
     notebook.metadata["title"] = title
-    exporter = HTMLExporter(template_name="akim_report", extra_template_basedirs=[str(TEMPLATE_DIR)],
-                            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-                            embed_images=True)
+    exporter = HTMLExporter(
+        template_name="akim_report",
+        extra_template_basedirs=[str(TEMPLATE_DIR)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
+    )
     from nbconvert.preprocessors import TagRemovePreprocessor
 
     # Cells tagged "notebook-only" explain the notebook to someone running it; readers of the report do not need them.
@@ -155,8 +176,20 @@ def export_html(executed_notebook: str | Path, out_html: str | Path, title: str)
     return out_html
 
 
-KEY_PACKAGES = ("python", "pandas", "numpy", "statsmodels", "matplotlib", "seaborn", "papermill", "nbconvert",
-                "dvc", "pyarrow", "scipy", "joblib")
+KEY_PACKAGES = (
+    "python",
+    "pandas",
+    "numpy",
+    "statsmodels",
+    "matplotlib",
+    "seaborn",
+    "papermill",
+    "nbconvert",
+    "dvc",
+    "pyarrow",
+    "scipy",
+    "joblib",
+)
 
 
 def package_versions(names: Iterable[str] = KEY_PACKAGES) -> pd.DataFrame:
@@ -188,8 +221,12 @@ def stage_input_hashes(root: str | Path, stage: str = "report") -> pd.DataFrame:
     deps = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"][stage]["deps"]
     lock = root / "dvc.lock"
     stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}) if lock.is_file() else {}
-    produced = {out["path"]: out.get("md5", "") for name, entry in stages.items() if name != stage
-                for out in entry.get("outs", [])}
+    produced = {
+        out["path"]: out.get("md5", "")
+        for name, entry in stages.items()
+        if name != stage
+        for out in entry.get("outs", [])
+    }
     md5 = lambda path: hashlib.md5(path.read_bytes()).hexdigest()  # noqa: E731
     rows = []
     for dep in deps:

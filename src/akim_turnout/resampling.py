@@ -5,8 +5,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,10 +44,16 @@ class PermutationResult:
         null = self.null_distribution[np.isfinite(self.null_distribution)]
         return stated(
             {
-                "term": self.term, "statistic": self.statistic, "observed": self.observed,
-                "p_value": self.p_value, "n_permutations": self.n_permutations,
-                "n_obs": self.n_obs, "n_failed": self.n_failed,
-                "null_quantiles": dict(zip(["q025", "q50", "q975"], np.quantile(null, [0.025, 0.5, 0.975]))),
+                "term": self.term,
+                "statistic": self.statistic,
+                "observed": self.observed,
+                "p_value": self.p_value,
+                "n_permutations": self.n_permutations,
+                "n_obs": self.n_obs,
+                "n_failed": self.n_failed,
+                "null_quantiles": dict(
+                    zip(["q025", "q50", "q975"], np.quantile(null, [0.025, 0.5, 0.975]), strict=True)
+                ),
             }
         )
 
@@ -125,15 +132,25 @@ def permutation_test(
     valid = null[np.isfinite(null)]
     exceed = int(np.sum(np.abs(valid) >= abs(compared) * (1 - 1e-12)))
     return PermutationResult(
-        term=names[k], statistic=statistic, observed=observed, null_distribution=null,
-        p_value=(exceed + 1) / (len(valid) + 1), n_permutations=n_permutations,
-        n_obs=len(share), n_failed=int(len(null) - len(valid)),
+        term=names[k],
+        statistic=statistic,
+        observed=observed,
+        null_distribution=null,
+        p_value=(exceed + 1) / (len(valid) + 1),
+        n_permutations=n_permutations,
+        n_obs=len(share),
+        n_failed=int(len(null) - len(valid)),
     )
 
 
 def _permuted_statistic(
-    share: np.ndarray, exog: np.ndarray, weights: np.ndarray | None, k: int,
-    statistic: str, cov_type: str, column: np.ndarray,
+    share: np.ndarray,
+    exog: np.ndarray,
+    weights: np.ndarray | None,
+    k: int,
+    statistic: str,
+    cov_type: str,
+    column: np.ndarray,
 ) -> float:
     """Statistic with design column k replaced by its permuted ``column``; NaN if the fit fails."""
     permuted = exog.copy()
@@ -145,8 +162,13 @@ def _permuted_statistic(
 
 
 def _fast_permutation_null(
-    share: np.ndarray, exog: np.ndarray, weights: np.ndarray | None, k: int,
-    statistic: str, cov_type: str, permuted_columns: list[np.ndarray],
+    share: np.ndarray,
+    exog: np.ndarray,
+    weights: np.ndarray | None,
+    k: int,
+    statistic: str,
+    cov_type: str,
+    permuted_columns: list[np.ndarray],
 ) -> tuple[np.ndarray, float]:
     """Permutation distribution by :mod:`akim_turnout.fastfit` (same draws as :func:`_permuted_statistic`), and the
     observed statistic computed the same way, so that a permutation reproducing the data ties with it exactly."""
@@ -207,8 +229,9 @@ def _restricted_cluster_influence(boot: _ScoreBootstrap, null_value: float, star
     the information, both at the restricted estimate.
     """
     others = np.delete(np.arange(boot.exog.shape[1]), boot.k)
-    raw, _ = _fit_counts_glm(boot.endog, boot.exog[:, others], boot.solver, start[others],
-                             offset=null_value * boot.exog[:, boot.k])
+    raw, _ = _fit_counts_glm(
+        boot.endog, boot.exog[:, others], boot.solver, start[others], offset=null_value * boot.exog[:, boot.k]
+    )
     params = np.insert(np.asarray(raw.params), boot.k, null_value)
     mu = expit(boot.exog @ params)
     trials = boot.endog.sum(axis=1)
@@ -223,7 +246,7 @@ def _score_bootstrap_p(boot: _ScoreBootstrap, null_value: float, start: np.ndarr
     psi = _restricted_cluster_influence(boot, null_value, start)
     observed = psi.sum() / math.sqrt(psi @ psi)
     perturbed = boot.draws @ psi
-    spread = np.sqrt((boot.draws ** 2) @ (psi ** 2))
+    spread = np.sqrt((boot.draws**2) @ (psi**2))
     boot_stats = perturbed / spread
     return observed, float(np.mean(np.abs(boot_stats) >= abs(observed) * (1 - 1e-12)))
 
@@ -295,8 +318,15 @@ def wild_cluster_bootstrap(
         if draws.ndim != 2 or draws.shape[1] != data.n_clusters:
             raise ValueError(f"draws must have one column per cluster ({data.n_clusters}), got shape {draws.shape}")
         n_boot = draws.shape[0]
-    boot = _ScoreBootstrap(np.column_stack([data.voted, data.registered - data.voted]), data.exog,
-                           data.clusters, data.n_clusters, data.names.index(term), draws, solver)
+    boot = _ScoreBootstrap(
+        np.column_stack([data.voted, data.registered - data.voted]),
+        data.exog,
+        data.clusters,
+        data.n_clusters,
+        data.names.index(term),
+        draws,
+        solver,
+    )
     start = fit.params.to_numpy()
     statistic, p_value = _score_bootstrap_p(boot, null_value, start)
     estimate = float(fit.params[term])
@@ -306,8 +336,19 @@ def wild_cluster_bootstrap(
         lower = _invert_bound(boot, estimate, -step, start, alpha)
         upper = _invert_bound(boot, estimate, step, start, alpha)
     notes = []
-    if weights == "rademacher" and 2 ** data.n_clusters <= n_boot:
-        notes.append(f"only {2 ** data.n_clusters} distinct Rademacher draws exist for {data.n_clusters} clusters")
-    return WildBootstrapResult(term, estimate, null_value, float(statistic), p_value, float(lower), float(upper),
-                               n_boot, data.n_clusters, weights, seed, tuple(notes))
-
+    if weights == "rademacher" and 2**data.n_clusters <= n_boot:
+        notes.append(f"only {2**data.n_clusters} distinct Rademacher draws exist for {data.n_clusters} clusters")
+    return WildBootstrapResult(
+        term,
+        estimate,
+        null_value,
+        float(statistic),
+        p_value,
+        float(lower),
+        float(upper),
+        n_boot,
+        data.n_clusters,
+        weights,
+        seed,
+        tuple(notes),
+    )

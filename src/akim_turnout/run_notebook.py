@@ -21,6 +21,7 @@ DVC records nothing as done and stops the pipeline.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -28,8 +29,9 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -103,7 +105,9 @@ def _clean_text(text: str, root: str | None = None) -> str:
 
 def _clean_output(output: dict, root: str | None) -> None:
     if "text" in output:
-        output["text"] = _clean_text("".join(output["text"]) if isinstance(output["text"], list) else output["text"], root)
+        output["text"] = _clean_text(
+            "".join(output["text"]) if isinstance(output["text"], list) else output["text"], root
+        )
     for mime, value in (output.get("data") or {}).items():
         if mime.startswith("text/"):
             output["data"][mime] = _clean_text("".join(value) if isinstance(value, list) else value, root)
@@ -147,8 +151,13 @@ def execute(stage: str, notebook: Path, executed: Path, root: Path, params: Mapp
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     try:
         papermill.execute_notebook(
-            str(notebook), str(executed), parameters=dict(params), kernel_name="python3",
-            cwd=str(root), progress_bar=False, log_output=False,
+            str(notebook),
+            str(executed),
+            parameters=dict(params),
+            kernel_name="python3",
+            cwd=str(root),
+            progress_bar=False,
+            log_output=False,
             # the kernel's own log (a TCP transport notice, a KeyboardInterrupt logged when it is shut down) says
             # nothing about the stage; errors in cells reach the runner as messages all the same
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
@@ -162,7 +171,8 @@ def execute(stage: str, notebook: Path, executed: Path, root: Path, params: Mapp
         reason, *details = error.evalue.strip().splitlines() or [""]
         raise StageFailed(
             f"stage '{stage}': {notebook.relative_to(root)} failed in cell {error.exec_count} "
-            f"({error.ename}: {reason}); full traceback in {kept.relative_to(root)}", details
+            f"({error.ename}: {reason}); full traceback in {kept.relative_to(root)}",
+            details,
         ) from None
     if executed.exists():
         strip_volatile_file(executed, root)
@@ -197,7 +207,11 @@ def restore_outputs(stage: str, root: Path) -> bool:
     for relative in declared:
         _remove(root / relative)
     lock = root / "dvc.lock"
-    entry = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}).get(stage) if lock.is_file() else None
+    entry = (
+        (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages", {}).get(stage)
+        if lock.is_file()
+        else None
+    )
     recorded = {out["path"]: out.get("md5", "") for out in (entry or {}).get("outs", [])}
     if not entry or set(recorded) != set(declared):
         return False
@@ -228,19 +242,21 @@ def _failure_note(stage: str, root: Path) -> str:
 
 def _on_interrupt(stage: str, root: Path):
     """A signal handler stopping the kernel (and its workers), restoring the outputs and exiting non-zero."""
+
     def handler(signum: int, frame) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         import psutil
 
         for child in psutil.Process().children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.Error):
                 child.kill()
-            except psutil.Error:
-                pass
         note = _failure_note(stage, root)
-        print(f"error: stage '{stage}' interrupted ({signal.Signals(signum).name}); {note}", file=sys.stderr, flush=True)
+        print(
+            f"error: stage '{stage}' interrupted ({signal.Signals(signum).name}); {note}", file=sys.stderr, flush=True
+        )
         os._exit(130)
+
     return handler
 
 
@@ -258,8 +274,10 @@ def run_stage(stage: str, notebook: str, executed: str, *, root: Path | None = N
         check_stage(stage, params)
         check_pipeline(root, [stage])
         if os.environ.get(PERTURB_ENV):
-            print(f"note: {PERTURB_ENV}={os.environ[PERTURB_ENV]} is set: inputs are perturbed (a test switch)",
-                  file=sys.stderr)
+            print(
+                f"note: {PERTURB_ENV}={os.environ[PERTURB_ENV]} is set: inputs are perturbed (a test switch)",
+                file=sys.stderr,
+            )
         os.environ[OUTPUT_ROOT_ENV] = str(root)  # the kernel writes into the pipeline's folders
         create_output_folders([executed, *outputs], root)
         started = time.monotonic()

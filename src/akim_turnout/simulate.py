@@ -24,8 +24,9 @@ in two each half would reach into the other's internals.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -121,7 +122,7 @@ class SimulationSettings:
             raise ValueError("Invalid simulation settings: " + "; ".join(problems))
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any]) -> "SimulationSettings":
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> SimulationSettings:
         """Build settings from a plain mapping (e.g. a params.yaml section), checked against
         :data:`akim_turnout.parameters.SIMULATION_SETTINGS`.
 
@@ -192,9 +193,7 @@ def largest_remainder(total: int, basis: np.ndarray) -> np.ndarray:
     return shares
 
 
-def grouped_largest_remainder(
-    quotas: np.ndarray, group: np.ndarray, totals: np.ndarray
-) -> np.ndarray:
+def grouped_largest_remainder(quotas: np.ndarray, group: np.ndarray, totals: np.ndarray) -> np.ndarray:
     """Round real ``quotas`` to integers whose per-group sums equal ``totals``.
 
     Vectorised largest-remainder rounding: within each group the units left
@@ -281,9 +280,7 @@ def _fill_remainder(
     return filled, np.where(unknown, ASSUMED, PUBLISHED)
 
 
-def _fill_party_split(
-    regions: pd.DataFrame, cands: np.ndarray, national: Mapping[str, float]
-) -> dict[str, np.ndarray]:
+def _fill_party_split(regions: pd.DataFrame, cands: np.ndarray, national: Mapping[str, float]) -> dict[str, np.ndarray]:
     """Party/self-nominated split: published where known, else national remainder share."""
     party_known = regions["cands_party"].notna().to_numpy()
     if not np.array_equal(party_known, regions["cands_self"].notna().to_numpy()):
@@ -355,9 +352,7 @@ def allocate_region_margins(
     basis = posts.astype(float)
     cands, cands_src = _fill_remainder(regions["cands"], int(national["cands"]), basis, "cands")
     split = _fill_party_split(regions, cands, national)
-    women, women_src = _fill_remainder(
-        regions["cands_women"], int(national["cands_women"]), basis, "cands_women"
-    )
+    women, women_src = _fill_remainder(regions["cands_women"], int(national["cands_women"]), basis, "cands_women")
     voters, voters_src = _fill_remainder(
         regions["voters_on_rolls"], int(national["voters_on_rolls"]), basis, "voters_on_rolls"
     )
@@ -386,16 +381,12 @@ def allocate_region_margins(
 def _check_margins_feasible(margins: pd.DataFrame, min_candidates: int, min_registered: int) -> None:
     """Refuse margins that cannot be split into races obeying the minimums."""
     rules = {
-        "fewer candidates than min_candidates per post": margins["cands"]
-        < min_candidates * margins["posts"],
+        "fewer candidates than min_candidates per post": margins["cands"] < min_candidates * margins["posts"],
         "more women candidates than candidates": margins["cands_women"] > margins["cands"],
-        "fewer voters than min_registered per post": margins["voters_on_rolls"]
-        < min_registered * margins["posts"],
+        "fewer voters than min_registered per post": margins["voters_on_rolls"] < min_registered * margins["posts"],
         "no posts": margins["posts"] <= 0,
     }
-    problems = [
-        f"{rule}: {margins.loc[mask, 'region'].tolist()}" for rule, mask in rules.items() if mask.any()
-    ]
+    problems = [f"{rule}: {margins.loc[mask, 'region'].tolist()}" for rule, mask in rules.items() if mask.any()]
     if problems:
         raise ValueError("Infeasible regional margins: " + "; ".join(problems))
 
@@ -439,15 +430,13 @@ def _draw_candidate_counts(
     return min_candidates + np.bincount(race, minlength=int(posts.sum()))
 
 
-def _mark_slots(
-    per_region: np.ndarray, region_slots: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+def _mark_slots(per_region: np.ndarray, region_slots: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Mark exactly ``per_region[r]`` randomly chosen candidate slots of each region.
 
     Slots are stored region by region, so each region is a contiguous block.
     """
     marked = np.zeros(int(region_slots.sum()), dtype=bool)
-    for start, size, count in zip(_group_starts(region_slots), region_slots, per_region):
+    for start, size, count in zip(_group_starts(region_slots), region_slots, per_region, strict=True):
         marked[start + rng.choice(size, size=int(count), replace=False)] = True
     return marked
 
@@ -460,7 +449,7 @@ def _spread_party(party: np.ndarray, posts: np.ndarray, n_cands: np.ndarray, rng
     party nominee while another race of its region has none and room for one.
     """
     n_party = np.zeros(len(n_cands), dtype=np.int64)
-    for start, size, total in zip(_group_starts(posts), posts, party):
+    for start, size, total in zip(_group_starts(posts), posts, party, strict=True):
         races = start + rng.permutation(int(size))
         left = int(total)
         while left > 0:
@@ -583,10 +572,8 @@ def simulate_from_margins(margins: pd.DataFrame, settings: SimulationSettings, s
     p = expit(alphas[race_region] + offset)
     voted = _draw_voted(registered, p, race_region, targets, settings, rng)
     winner = _winner_votes(slot_race, voted, settings.dirichlet_concentration, rng)
-    races = _race_frame(
-        margins["region"].to_numpy(), race_region, registered, voted, n_cands, n_party, n_women, winner
-    )
-    races.attrs["alpha_region"] = dict(zip(margins["region"], alphas.round(10).tolist()))
+    races = _race_frame(margins["region"].to_numpy(), race_region, registered, voted, n_cands, n_party, n_women, winner)
+    races.attrs["alpha_region"] = dict(zip(margins["region"], alphas.round(10).tolist(), strict=True))
     races.attrs["seed"] = seed
     return races
 
@@ -660,9 +647,7 @@ def simulate_races(
     identical frame. The regional intercepts are in ``frame.attrs["alpha_region"]``.
     """
     settings = settings or SimulationSettings()
-    margins = allocate_region_margins(
-        regions, national, settings.unknown_posts_rule, settings.min_candidates
-    )
+    margins = allocate_region_margins(regions, national, settings.unknown_posts_rule, settings.min_candidates)
     return simulate_from_margins(margins, settings, seed)
 
 
@@ -681,19 +666,33 @@ def simulate_scaled(
     regional turnout are kept. Used for parameter-recovery studies.
     """
     settings = settings or SimulationSettings()
-    margins = allocate_region_margins(
-        regions, national, settings.unknown_posts_rule, settings.min_candidates
-    )
+    margins = allocate_region_margins(regions, national, settings.unknown_posts_rule, settings.min_candidates)
     return simulate_from_margins(scale_margins(margins, n_races), settings, seed)
 
 
-NATIONAL_INPUTS = {"posts": "posts", "cands": "cands_registered", "cands_party": "cands_registered_party",
-                   "cands_self": "cands_registered_self", "cands_women": "cands_registered_women",
-                   "voters_on_rolls": "voters_on_rolls"}
-REGIONAL_INPUTS = ["region", "posts", "cands", "cands_party", "cands_self", "cands_women", "voters_on_rolls", "turnout_pct"]
+NATIONAL_INPUTS = {
+    "posts": "posts",
+    "cands": "cands_registered",
+    "cands_party": "cands_registered_party",
+    "cands_self": "cands_registered_self",
+    "cands_women": "cands_registered_women",
+    "voters_on_rolls": "voters_on_rolls",
+}
+REGIONAL_INPUTS = [
+    "region",
+    "posts",
+    "cands",
+    "cands_party",
+    "cands_self",
+    "cands_women",
+    "voters_on_rolls",
+    "turnout_pct",
+]
 
 
-def inputs_from_published(regional: pd.DataFrame, national_row: Mapping[str, Any]) -> tuple[pd.DataFrame, dict[str, float]]:
+def inputs_from_published(
+    regional: pd.DataFrame, national_row: Mapping[str, Any]
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """The simulator's inputs from the processed published tables (regional_2021 and the 2021 national row)."""
     missing = [column for column in REGIONAL_INPUTS if column not in regional]
     if missing:
@@ -704,8 +703,14 @@ def inputs_from_published(regional: pd.DataFrame, national_row: Mapping[str, Any
 
 def calibration_check(races: pd.DataFrame, margins: pd.DataFrame) -> pd.DataFrame:
     """Per region: published (or allocated) margins against what the simulated races add up to."""
-    sums = races.groupby("region").agg(posts_sim=("race_id", "size"), cands_sim=("n_candidates", "sum"),
-                                       party_sim=("n_party", "sum"), self_sim=("n_self", "sum"), women_sim=("n_women", "sum"),
-                                       registered_sim=("registered", "sum"), voted_sim=("voted", "sum"))
+    sums = races.groupby("region").agg(
+        posts_sim=("race_id", "size"),
+        cands_sim=("n_candidates", "sum"),
+        party_sim=("n_party", "sum"),
+        self_sim=("n_self", "sum"),
+        women_sim=("n_women", "sum"),
+        registered_sim=("registered", "sum"),
+        voted_sim=("voted", "sum"),
+    )
     sums["turnout_sim_pct"] = 100 * sums["voted_sim"] / sums["registered_sim"]
     return margins.set_index("region").join(sums).reset_index()

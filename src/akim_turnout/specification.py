@@ -26,8 +26,9 @@ turnout scale is listed as not estimable, with the reason, and shows no interval
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,8 +58,9 @@ def specifications() -> list[Specification]:
     return [Specification(*combo) for combo in itertools.product(DEFINITIONS, MISSING, WEIGHTS, INFLUENCE)]
 
 
-def bounded_counts(regional: pd.DataFrame, definition: str, national: Mapping[str, Any], to_lowest: bool,
-                   region: str = "region") -> tuple[pd.DataFrame | None, str]:
+def bounded_counts(
+    regional: pd.DataFrame, definition: str, national: Mapping[str, Any], to_lowest: bool, region: str = "region"
+) -> tuple[pd.DataFrame | None, str]:
     """The regional frame with ``posts`` and the count of ``definition`` completed at one bound, or None and why.
 
     The regions without the count share the national remainder: each gets its least possible count first (one per
@@ -90,7 +92,9 @@ def bounded_counts(regional: pd.DataFrame, definition: str, national: Mapping[st
     return frame, ""
 
 
-def _prepared(regional: pd.DataFrame, spec: Specification, national: Mapping[str, Any]) -> tuple[pd.DataFrame | None, str]:
+def _prepared(
+    regional: pd.DataFrame, spec: Specification, national: Mapping[str, Any]
+) -> tuple[pd.DataFrame | None, str]:
     """Rows and columns of one specification (``cands_per_post`` and the weight), or None and why not."""
     if spec.missing == "dropped":
         frame, reason = regional.copy(), ""
@@ -105,9 +109,17 @@ def _prepared(regional: pd.DataFrame, spec: Specification, national: Mapping[str
 
 def fit_specification(regional: pd.DataFrame, spec: Specification, national: Mapping[str, Any]) -> dict[str, Any]:
     """One row of the specification curve: the choices, the regions used, the slope and its interval or why not."""
-    row: dict[str, Any] = {**vars(spec), "n_regions": 0, "regions": "", "influential_dropped": "",
-                           "slope_logit": np.nan, "ame_pp": np.nan, "ci_lower_pp": np.nan, "ci_upper_pp": np.nan,
-                           "status": ""}
+    row: dict[str, Any] = {
+        **vars(spec),
+        "n_regions": 0,
+        "regions": "",
+        "influential_dropped": "",
+        "slope_logit": np.nan,
+        "ame_pp": np.nan,
+        "ci_lower_pp": np.nan,
+        "ci_upper_pp": np.nan,
+        "status": "",
+    }
     frame, reason = _prepared(regional, spec, national)
     if frame is None:
         return {**row, "status": f"not available: {reason}"}
@@ -121,13 +133,23 @@ def fit_specification(regional: pd.DataFrame, spec: Specification, national: Map
             frame = frame[frame["region"] != influential].reset_index(drop=True)
             fit = fit_regional_fractional_logit(frame, [PREDICTOR], weight=weight, name="specification")
     except ValueError as error:
-        return {**row, "n_regions": len(frame), "regions": ", ".join(frame["region"]), "status": f"not estimable: {error}"}
+        return {
+            **row,
+            "n_regions": len(frame),
+            "regions": ", ".join(frame["region"]),
+            "status": f"not estimable: {error}",
+        }
     weights = None if weight is None else frame[weight].to_numpy(dtype=float)
     ame = average_marginal_effects(fit, [PREDICTOR], averaging_weights=weights).iloc[0]
     return {
-        **row, "n_regions": fit.n_obs, "regions": ", ".join(frame["region"]), "slope_logit": fit.params[PREDICTOR],
-        "ame_pp": STEP * ame["ame_pp"], "ci_lower_pp": STEP * ame["ci_lower_pp"],
-        "ci_upper_pp": STEP * ame["ci_upper_pp"], "status": ame["status"],
+        **row,
+        "n_regions": fit.n_obs,
+        "regions": ", ".join(frame["region"]),
+        "slope_logit": fit.params[PREDICTOR],
+        "ame_pp": STEP * ame["ame_pp"],
+        "ci_lower_pp": STEP * ame["ci_lower_pp"],
+        "ci_upper_pp": STEP * ame["ci_upper_pp"],
+        "status": ame["status"],
     }
 
 

@@ -104,16 +104,17 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from akim_turnout import fastfit, inference, race, resampling, simulate
 from akim_turnout.montecarlo import METHODS, RESULT_COLUMNS, minimum_detectable_effect, summarise
-from akim_turnout.parameters import STUDY_DESIGN, mapping_problems
 from akim_turnout.outputs import stated_frame
+from akim_turnout.parameters import STUDY_DESIGN, mapping_problems
 
 EFFECT_TERM = "self_share"
 EFFECT_SETTING = "beta_self_share"
@@ -189,7 +190,7 @@ class StudyDesign:
             raise ValueError("Invalid study design: " + "; ".join(problems))
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any]) -> "StudyDesign":
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> StudyDesign:
         """Build a design from a plain mapping (a params.yaml section), checked against
         :data:`akim_turnout.parameters.STUDY_DESIGN`; unknown keys are refused, missing keys take the defaults.
 
@@ -211,11 +212,16 @@ class StudyDesign:
     def as_mapping(self) -> dict[str, Any]:
         """The design as params.yaml spells it (the inverse of :meth:`from_mapping`)."""
         return {
-            "n_replications": self.n_replications, "n_replications_null": self.n_replications_null,
+            "n_replications": self.n_replications,
+            "n_replications_null": self.n_replications_null,
             "effect_grid": list(self.effect_grid),
             "designs": [{k: v for k, v in vars(p).items() if v is not None} for p in self.designs],
-            "n_boot": self.n_boot, "seed": self.seed, "alpha": self.alpha, "methods": list(self.methods),
-            "method_replications": dict(self.method_replications), "wild_bootstrap_ci": self.wild_bootstrap_ci,
+            "n_boot": self.n_boot,
+            "seed": self.seed,
+            "alpha": self.alpha,
+            "methods": list(self.methods),
+            "method_replications": dict(self.method_replications),
+            "wild_bootstrap_ci": self.wild_bootstrap_ci,
             "wild_weights": self.wild_weights,
         }
 
@@ -275,7 +281,7 @@ def design_margins(base: pd.DataFrame, n_regions: int, n_races: int) -> pd.DataF
     source, copy = g % k, g // k
     out = base.iloc[source].reset_index(drop=True).copy()
     out["turnout_pct"] = base["turnout_pct"].to_numpy()[(source + copy) % k]
-    out["region"] = [name if c == 0 else f"{name} #{c + 1}" for name, c in zip(out["region"], copy)]
+    out["region"] = [name if c == 0 else f"{name} #{c + 1}" for name, c in zip(out["region"], copy, strict=True)]
     if int(out["posts"].sum()) != n_races:
         out = simulate.scale_margins(out, n_races)
     return out
@@ -332,11 +338,25 @@ def build_tasks(
         for e, effect in enumerate(design.effect_grid):
             settings = replace(base_settings, **{EFFECT_SETTING: float(effect)})
             for r in range(design.replications(d, effect)):
-                tasks.append(ReplicationTask(
-                    d, point.n_regions, point.n_races, e, float(effect), r, margins, settings,
-                    design.methods_for(r), design.seed, design.n_boot, design.alpha,
-                    design.wild_bootstrap_ci, design.wild_weights, engine,
-                ))
+                tasks.append(
+                    ReplicationTask(
+                        d,
+                        point.n_regions,
+                        point.n_races,
+                        e,
+                        float(effect),
+                        r,
+                        margins,
+                        settings,
+                        design.methods_for(r),
+                        design.seed,
+                        design.n_boot,
+                        design.alpha,
+                        design.wild_bootstrap_ci,
+                        design.wild_weights,
+                        engine,
+                    )
+                )
     return tasks
 
 
@@ -349,16 +369,21 @@ def _wald(fit: inference.FitResult, target: float, alpha: float) -> dict[str, An
     if "converged" in fit.extra:
         not_converged = not_converged or not fit.extra["converged"]
     return {
-        "estimate": estimate, "se": se, "ci_low": low, "ci_high": high,
-        "p_value": float(fit.pvalues[EFFECT_TERM]), "covered": bool(low <= target <= high),
-        "converged": not not_converged, "n_warnings": len(fit.warnings),
+        "estimate": estimate,
+        "se": se,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": float(fit.pvalues[EFFECT_TERM]),
+        "covered": bool(low <= target <= high),
+        "converged": not not_converged,
+        "n_warnings": len(fit.warnings),
     }
 
 
 def _fit_wild(races: pd.DataFrame, task: ReplicationTask, target: float, boot_seed: int) -> dict[str, Any]:
     """Bootstrap test of 0 (p-value) and, with the same weight draws, coverage of the target."""
     rhs = simulate.true_formula_rhs(task.settings)
-    common = dict(n_boot=task.n_boot, seed=boot_seed, weights=task.wild_weights, alpha=task.alpha)
+    common = {"n_boot": task.n_boot, "seed": boot_seed, "weights": task.wild_weights, "alpha": task.alpha}
     with inference.captured_warnings() as caught:
         null = resampling.wild_cluster_bootstrap(races, rhs, EFFECT_TERM, null_value=0.0, ci=task.wild_ci, **common)
         if task.wild_ci:
@@ -366,12 +391,19 @@ def _fit_wild(races: pd.DataFrame, task: ReplicationTask, target: float, boot_se
         elif target == 0.0:
             covered = bool(null.p_value >= task.alpha)
         else:
-            at_target = resampling.wild_cluster_bootstrap(races, rhs, EFFECT_TERM, null_value=target, ci=False, **common)
+            at_target = resampling.wild_cluster_bootstrap(
+                races, rhs, EFFECT_TERM, null_value=target, ci=False, **common
+            )
             covered = bool(at_target.p_value >= task.alpha)
     return {
-        "estimate": null.estimate, "se": math.nan, "ci_low": null.ci_lower, "ci_high": null.ci_upper,
-        "p_value": null.p_value, "covered": covered,
-        "converged": not any(w.startswith("ConvergenceWarning") for w in caught), "n_warnings": len(caught),
+        "estimate": null.estimate,
+        "se": math.nan,
+        "ci_low": null.ci_lower,
+        "ci_high": null.ci_upper,
+        "p_value": null.p_value,
+        "covered": covered,
+        "converged": not any(w.startswith("ConvergenceWarning") for w in caught),
+        "n_warnings": len(caught),
     }
 
 
@@ -382,8 +414,16 @@ def _fast_wald(estimate: float, variance: float, df: float | None, target: float
         p_value, low, high = (float(x) for x in fastfit.normal_inference(estimate, se, alpha))
     else:
         p_value, low, high = (float(x) for x in fastfit.t_inference(estimate, se, df, alpha))
-    return {"estimate": float(estimate), "se": se, "ci_low": low, "ci_high": high, "p_value": p_value,
-            "covered": bool(low <= target <= high), "converged": True, "n_warnings": 0}
+    return {
+        "estimate": float(estimate),
+        "se": se,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": p_value,
+        "covered": bool(low <= target <= high),
+        "converged": True,
+        "n_warnings": 0,
+    }
 
 
 def _fit_fast(
@@ -395,7 +435,9 @@ def _fit_fast(
     whose estimates are therefore identical, as with statsmodels).
     """
     if method == "wild_bootstrap" and task.wild_ci:
-        raise fastfit.FastPathDeclined("bootstrap CI by test inversion is computed by resampling.wild_cluster_bootstrap")
+        raise fastfit.FastPathDeclined(
+            "bootstrap CI by test inversion is computed by resampling.wild_cluster_bootstrap"
+        )
     if method == "mixedlm":  # fixed effects without C(region): the random intercept takes its place
         arrays = fastfit.race_arrays(races, " + ".join(simulate.true_coefficients(task.settings).index))
         mixed = fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
@@ -423,12 +465,24 @@ def _fit_fast(
     draws = fastfit.wild_weight_draws(boot_seed, task.n_boot, arrays.n_clusters, task.wild_weights)
     _, p_value = fastfit.score_bootstrap(arrays, k, 0.0, draws, params)
     at_target = p_value if target == 0.0 else fastfit.score_bootstrap(arrays, k, target, draws, params)[1]
-    return {"estimate": float(params[k]), "se": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-            "p_value": p_value, "covered": bool(at_target >= task.alpha), "converged": True, "n_warnings": 0}
+    return {
+        "estimate": float(params[k]),
+        "se": math.nan,
+        "ci_low": math.nan,
+        "ci_high": math.nan,
+        "p_value": p_value,
+        "covered": bool(at_target >= task.alpha),
+        "converged": True,
+        "n_warnings": 0,
+    }
 
 
 def _fit_method(
-    method: str, races: pd.DataFrame, task: ReplicationTask, target: float, boot_seed: int,
+    method: str,
+    races: pd.DataFrame,
+    task: ReplicationTask,
+    target: float,
+    boot_seed: int,
     cache: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fit one method to one simulated data set; returns the inference columns of a result row.
@@ -459,8 +513,11 @@ def _fit_method(
 @functools.lru_cache(maxsize=256)  # settings are frozen; the pandas Series behind a target cost more than a fast fit
 def method_target(method: str, settings: simulate.SimulationSettings) -> float:
     """True value a method estimates: conditional for MixedLM, population-averaged otherwise."""
-    truth = simulate.true_coefficients(settings) if method == "mixedlm" else (
-        simulate.population_averaged_coefficients(settings))
+    truth = (
+        simulate.true_coefficients(settings)
+        if method == "mixedlm"
+        else (simulate.population_averaged_coefficients(settings))
+    )
     return float(truth[EFFECT_TERM])
 
 
@@ -484,9 +541,15 @@ def run_replication(task: ReplicationTask) -> list[dict[str, Any]]:
     races, sim_seed, boot_seed = simulate_replication(task)
     share = races["voted"].to_numpy(dtype=float) / races["registered"].to_numpy(dtype=float)
     base = {
-        "design_index": task.design_index, "n_regions": task.n_regions, "n_races": task.n_races,
-        "effect_index": task.effect_index, "effect": task.effect, "replication": task.replication,
-        "sim_seed": sim_seed, "term": EFFECT_TERM, "mean_pq": float(np.mean(share * (1 - share))),
+        "design_index": task.design_index,
+        "n_regions": task.n_regions,
+        "n_races": task.n_races,
+        "effect_index": task.effect_index,
+        "effect": task.effect,
+        "replication": task.replication,
+        "sim_seed": sim_seed,
+        "term": EFFECT_TERM,
+        "mean_pq": float(np.mean(share * (1 - share))),
     }
     rows = []
     cache: dict[str, Any] = {}
@@ -501,16 +564,31 @@ def run_replication(task: ReplicationTask) -> list[dict[str, Any]]:
             out["converged"] = out["converged"] and not any(w.startswith("ConvergenceWarning") for w in caught)
             error = ""
         except Exception as exc:  # a failed fit is a simulation outcome, recorded, not fatal
-            out = {"estimate": math.nan, "se": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-                   "p_value": math.nan, "covered": False, "converged": False, "n_warnings": 0}
+            out = {
+                "estimate": math.nan,
+                "se": math.nan,
+                "ci_low": math.nan,
+                "ci_high": math.nan,
+                "p_value": math.nan,
+                "covered": False,
+                "converged": False,
+                "n_warnings": 0,
+            }
             error = f"{type(exc).__name__}: {exc}"
         ok = not error and math.isfinite(out["estimate"]) and math.isfinite(out["p_value"])
         if not error and not ok:
             error = "non-finite estimate or p-value"
-        rows.append({
-            **base, "method": method, "target": target, **out,
-            "rejected": bool(out["p_value"] < task.alpha), "ok": ok, "error": error,
-        })
+        rows.append(
+            {
+                **base,
+                "method": method,
+                "target": target,
+                **out,
+                "rejected": bool(out["p_value"] < task.alpha),
+                "ok": ok,
+                "error": error,
+            }
+        )
     return [{column: row[column] for column in RESULT_COLUMNS} for row in rows]
 
 
@@ -573,13 +651,14 @@ def _run_dask(chunks: list[list[ReplicationTask]], n_workers: int, progress: boo
 
     def gather(active: Any) -> list[dict[str, Any]]:
         futures = active.map(run_chunk, chunks, pure=False)
-        return [row for future in _progress(as_completed(futures), len(futures), progress)
-                for row in future.result()]
+        return [row for future in _progress(as_completed(futures), len(futures), progress) for row in future.result()]
 
     if client is not None:
         return gather(client)
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as own:
+    with (
+        LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        Client(cluster) as own,
+    ):
         return gather(own)
 
 
@@ -629,9 +708,15 @@ def run_study(
 
 
 def sensitivity(
-    design: StudyDesign, base_settings: simulate.SimulationSettings, regions: pd.DataFrame,
-    national: Mapping[str, float], grid: Mapping[str, Sequence[Any]], method: str, n_replications: int,
-    power: float = 0.8, **run_options: Any,
+    design: StudyDesign,
+    base_settings: simulate.SimulationSettings,
+    regions: pd.DataFrame,
+    national: Mapping[str, float],
+    grid: Mapping[str, Sequence[Any]],
+    method: str,
+    n_replications: int,
+    power: float = 0.8,
+    **run_options: Any,
 ) -> pd.DataFrame:
     """The MDE of ``method`` at the real design under each combination of simulator settings in ``grid``.
 
@@ -644,12 +729,36 @@ def sensitivity(
     """
     rows = []
     for values in itertools.product(*grid.values()):
-        settings = replace(base_settings, **dict(zip(grid, values)))
-        reduced = replace(design, designs=design.designs[:1], methods=(method,), n_replications=n_replications,
-                          n_replications_null=n_replications, method_replications=())
+        settings = replace(base_settings, **dict(zip(grid, values, strict=True)))
+        reduced = replace(
+            design,
+            designs=design.designs[:1],
+            methods=(method,),
+            n_replications=n_replications,
+            n_replications_null=n_replications,
+            method_replications=(),
+        )
         summary = summarise(run_study(reduced, settings, regions, national, **run_options))
         mde = minimum_detectable_effect(summary, method, power=power, alpha=design.alpha)
-        rows.append({**dict(zip(grid, values)), "method": method, "n_replications": n_replications,
-                     **{key: mde[key] for key in ("size", "size_low", "size_high", "mde_logit", "mde_logit_low",
-                                                  "mde_logit_high", "mde_pp", "mde_pp_low", "mde_pp_high")}})
+        rows.append(
+            {
+                **dict(zip(grid, values, strict=True)),
+                "method": method,
+                "n_replications": n_replications,
+                **{
+                    key: mde[key]
+                    for key in (
+                        "size",
+                        "size_low",
+                        "size_high",
+                        "mde_logit",
+                        "mde_logit_low",
+                        "mde_logit_high",
+                        "mde_pp",
+                        "mde_pp_low",
+                        "mde_pp_high",
+                    )
+                },
+            }
+        )
     return pd.DataFrame(rows)

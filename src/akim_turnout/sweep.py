@@ -45,9 +45,19 @@ def queue_grid(effects: list[float], families: list[str], cwd: Path) -> list[str
     if earlier:
         dvc("exp", "remove", *earlier, cwd=cwd)
         print(f"replacing {len(earlier)} earlier experiment(s): {', '.join(earlier)}", flush=True)
-    for (effect, family), name in zip(itertools.product(effects, families), names):
-        dvc("exp", "run", "--queue", "--name", name, "-S", f"{EFFECT_PARAM}={effect}", "-S", f"{FAMILY_PARAM}={family}",
-            cwd=cwd)
+    for (effect, family), name in zip(itertools.product(effects, families), names, strict=True):
+        dvc(
+            "exp",
+            "run",
+            "--queue",
+            "--name",
+            name,
+            "-S",
+            f"{EFFECT_PARAM}={effect}",
+            "-S",
+            f"{FAMILY_PARAM}={family}",
+            cwd=cwd,
+        )
     return names
 
 
@@ -70,8 +80,11 @@ def wait_for_queue(names: list[str], cwd: Path, timeout_s: float, poll_s: float 
         for name in names:
             if states.get(name) in FINISHED and name not in reported:
                 reported.add(name)
-                print(f"[{len(reported)}/{len(names)}] {name}: {states[name].lower()} "
-                      f"({time.monotonic() - started:.0f} s)", flush=True)
+                print(
+                    f"[{len(reported)}/{len(names)}] {name}: {states[name].lower()} "
+                    f"({time.monotonic() - started:.0f} s)",
+                    flush=True,
+                )
         if len(reported) == len(names):
             return states
         time.sleep(poll_s)
@@ -90,9 +103,16 @@ def headline_table(names: list[str], cwd: Path) -> list[dict]:
                 data = revision["data"]
                 params = data["params"]["params.yaml"]["data"]
                 headline = data["metrics"]["reports/metrics/race_models.json"]["data"]
-                rows.append({"name": revision["name"], "true_effect": float(params["simulate"]["settings"]["beta_self_share"]),
-                             "family": params["race_models"]["headline_model"], "estimate": headline["estimate"],
-                             "ci_lower": headline["ci_low"], "ci_upper": headline["ci_high"]})
+                rows.append(
+                    {
+                        "name": revision["name"],
+                        "true_effect": float(params["simulate"]["settings"]["beta_self_share"]),
+                        "family": params["race_models"]["headline_model"],
+                        "estimate": headline["estimate"],
+                        "ci_lower": headline["ci_low"],
+                        "ci_upper": headline["ci_high"],
+                    }
+                )
     return sorted(rows, key=lambda r: (FAMILIES.index(r["family"]), -r["true_effect"]))
 
 
@@ -114,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = headline_table(names, cwd)
     print(f"{'experiment':<26} {'true effect':>11} {'family':<8} {'estimate':>9} {'95 % CI':>20}")
     for r in rows:
-        print(f"{r['name']:<26} {r['true_effect']:>11.2f} {r['family']:<8} {r['estimate']:>9.3f} "
-              f"[{r['ci_lower']:.3f}, {r['ci_upper']:.3f}]")
+        print(
+            f"{r['name']:<26} {r['true_effect']:>11.2f} {r['family']:<8} {r['estimate']:>9.3f} "
+            f"[{r['ci_lower']:.3f}, {r['ci_upper']:.3f}]"
+        )
     failed = [name for name, state in states.items() if state == "Failed"]
     if failed:
         print(f"failed: {', '.join(failed)} (dvc queue logs NAME shows why)", file=sys.stderr)

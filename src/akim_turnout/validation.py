@@ -10,9 +10,10 @@ import csv
 import io
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True, order=True)
@@ -81,7 +82,9 @@ def read_table(path: Path, name: str | None = None) -> tuple[Table | None, list[
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line, column, sample = _line_of_offset(raw, error.start)
-        return None, [Problem(name, line, column, "encoding", f"bytes {sample!r} are not valid UTF-8; save the file as UTF-8")]
+        return None, [
+            Problem(name, line, column, "encoding", f"bytes {sample!r} are not valid UTF-8; save the file as UTF-8")
+        ]
     text = text.removeprefix("\ufeff")
     if not text.strip():
         return None, [Problem(name, 1, "-", "empty-file", "the file is empty: expected a header row and data rows")]
@@ -94,9 +97,11 @@ def read_table(path: Path, name: str | None = None) -> tuple[Table | None, list[
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(header):
-            problems.append(Problem(name, start, "-", "field-count", f"{len(cells)} fields, the header has {len(header)}"))
+            problems.append(
+                Problem(name, start, "-", "field-count", f"{len(cells)} fields, the header has {len(header)}")
+            )
             continue
-        rows.append(Row(start, dict(zip(header, cells))))
+        rows.append(Row(start, dict(zip(header, cells, strict=True))))
     if not rows and not problems:
         problems.append(Problem(name, 1, "-", "no-rows", "the file has a header but no data rows"))
     return Table(name, header, tuple(rows)), problems
@@ -111,7 +116,9 @@ def check_columns(table: Table, schema: Mapping[str, Any]) -> list[Problem]:
         if column not in table.header
     ]
     problems += [
-        Problem(table.name, 1, column, "unknown-column", f"column is not in the schema (expected: {', '.join(expected)})")
+        Problem(
+            table.name, 1, column, "unknown-column", f"column is not in the schema (expected: {', '.join(expected)})"
+        )
         for column in table.header
         if column not in expected
     ]
@@ -166,11 +173,21 @@ def check_fields(table: Table, schema: Mapping[str, Any]) -> list[Problem]:
                 allowed = ", ".join(map(str, constraints["enum"]))
                 problems.append(Problem(table.name, row.line, name, "enum", f"'{text}' is not one of: {allowed}"))
             if "minimum" in constraints and value < constraints["minimum"]:
-                problems.append(Problem(table.name, row.line, name, "minimum", f"{text} is below the minimum {constraints['minimum']}"))
+                problems.append(
+                    Problem(
+                        table.name, row.line, name, "minimum", f"{text} is below the minimum {constraints['minimum']}"
+                    )
+                )
             if "maximum" in constraints and value > constraints["maximum"]:
-                problems.append(Problem(table.name, row.line, name, "maximum", f"{text} is above the maximum {constraints['maximum']}"))
+                problems.append(
+                    Problem(
+                        table.name, row.line, name, "maximum", f"{text} is above the maximum {constraints['maximum']}"
+                    )
+                )
             if "pattern" in constraints and not re.fullmatch(constraints["pattern"], text):
-                problems.append(Problem(table.name, row.line, name, "pattern", f"'{text}' does not match {constraints['pattern']}"))
+                problems.append(
+                    Problem(table.name, row.line, name, "pattern", f"'{text}' does not match {constraints['pattern']}")
+                )
     return problems
 
 
@@ -185,14 +202,20 @@ def check_unique(table: Table, columns: list[str], rule: str = "unique-key") -> 
     for row in table.rows:
         key = _key(row, columns)
         if key in first_line:
-            shown = ", ".join(f"{c}={v!r}" for c, v in zip(columns, key))
-            problems.append(Problem(table.name, row.line, columns[-1], rule, f"duplicate key ({shown}), first on line {first_line[key]}"))
+            shown = ", ".join(f"{c}={v!r}" for c, v in zip(columns, key, strict=True))
+            problems.append(
+                Problem(
+                    table.name, row.line, columns[-1], rule, f"duplicate key ({shown}), first on line {first_line[key]}"
+                )
+            )
         else:
             first_line[key] = row.line
     return problems
 
 
-def check_foreign_key(table: Table, column: str, allowed: set[str], target: str, *, optional: bool = False) -> list[Problem]:
+def check_foreign_key(
+    table: Table, column: str, allowed: set[str], target: str, *, optional: bool = False
+) -> list[Problem]:
     """Values of ``column`` must appear in ``allowed`` (the key column of ``target``)."""
     problems = []
     for row in table.rows:
@@ -200,22 +223,28 @@ def check_foreign_key(table: Table, column: str, allowed: set[str], target: str,
         if not value and optional:
             continue
         if value not in allowed:
-            problems.append(Problem(table.name, row.line, column, "foreign-key", f"'{value}' is not a known key in {target}"))
+            problems.append(
+                Problem(table.name, row.line, column, "foreign-key", f"'{value}' is not a known key in {target}")
+            )
     return problems
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Numbers in quoted text: does a sentence state a figure in one of its usual writings?
 
-_GROUP_SEP = "[ \u00a0\u202f\u2009,.]"  # thousands separators seen in the sources: space, no-break/thin space, comma, dot
+_GROUP_SEP = (
+    "[ \u00a0\u202f\u2009,.]"  # thousands separators seen in the sources: space, no-break/thin space, comma, dot
+)
 _SCALES = {
     1000: r"(?:тысяч\w*|тыс\.?|мың\w*|myń\w*|thousand\w*)",
     1_000_000: r"(?:млн\.?|миллион\w*|million\w*|миллион\w*)",
 }
-# Number words (Russian, Kazakh in Cyrillic and Latin script, English) in the forms the sources use; "|" separates forms.
+# Number words (Russian, Kazakh in Cyrillic and Latin script, English) in the forms the sources use;
+# "|" separates forms.
 NUMBER_WORDS = {
     0: "ни одного|ни одной|ноль|none|zero",
-    1: "один|одна|одно|одного|одной|одному|одним|единственный|единственная|единственного|біреу|біреуі|бір|bir|bireýi|one",
+    1: "один|одна|одно|одного|одной|одному|одним|единственный|единственная|единственного"
+    "|біреу|біреуі|бір|bir|bireýi|one",
     2: "два|две|двух|двум|двумя|двое|двоих|екі|екеу|екеуі|eki|ekeýi|two",
     3: "три|трёх|трех|трем|тремя|трое|троих|үш|үшеу|үшеуі|úsh|úsheýi|three",
     4: "четыре|четырёх|четырех|четырем|четырьмя|четверо|четверых|төрт|төртеу|төртеуі|tórt|tórteýi|four",
@@ -244,7 +273,7 @@ def _digits_pattern(text: str) -> str:
     """Regex for a plain decimal number with optional thousands separators and either decimal mark."""
     integer, _, decimals = text.partition(".")
     head, rest = integer[: len(integer) % 3 or 3], integer[len(integer) % 3 or 3 :]
-    groups = [re.escape(head)] + [f"{_GROUP_SEP}?{rest[i:i + 3]}" for i in range(0, len(rest), 3)]
+    groups = [re.escape(head)] + [f"{_GROUP_SEP}?{rest[i : i + 3]}" for i in range(0, len(rest), 3)]
     pattern = "".join(groups)
     return pattern + (f"[.,]{decimals}" if decimals else "")
 
@@ -286,7 +315,11 @@ def usual_writings(value: str) -> str:
     text = value.strip()
     integer, _, decimals = text.partition(".")
     grouped = f"{int(integer):,}" if integer.isdigit() else integer
-    forms = [text, grouped.replace(",", " ") + (f".{decimals}" if decimals else ""), grouped + (f".{decimals}" if decimals else "")]
+    forms = [
+        text,
+        grouped.replace(",", " ") + (f".{decimals}" if decimals else ""),
+        grouped + (f".{decimals}" if decimals else ""),
+    ]
     if decimals:
         forms.append(grouped.replace(",", " ") + f",{decimals}")
     return " / ".join(dict.fromkeys(forms))
@@ -319,26 +352,67 @@ def provenance_problems(file: str, line: int, values: Mapping[str, str], languag
     writing. quote-required: such a figure has a quote at all. gloss-required: a quote not in English has quote_en.
     derived-from: derived figures name what they are derived from (and only they do).
     """
-    basis, quote, variable, value = values.get("basis"), values.get("quote", ""), values.get("variable", ""), values.get("value", "")
+    basis, quote, variable, value = (
+        values.get("basis"),
+        values.get("quote", ""),
+        values.get("variable", ""),
+        values.get("value", ""),
+    )
     derived_from, problems = values.get("derived_from", ""), []
     if basis == "derived" and not DERIVATION.fullmatch(derived_from):
-        problems.append(Problem(file, line, "derived_from", "derived-from",
-                                f"derived figure {variable} = {value} must say what it is derived from "
-                                f"('sum: a + b', 'difference: a - b', 'count: ...' or 'implied: ...'), got {derived_from!r}"))
+        problems.append(
+            Problem(
+                file,
+                line,
+                "derived_from",
+                "derived-from",
+                f"derived figure {variable} = {value} must say what it is derived from "
+                f"('sum: a + b', 'difference: a - b', 'count: ...' or 'implied: ...'), got {derived_from!r}",
+            )
+        )
     if basis == "published" and derived_from:
-        problems.append(Problem(file, line, "derived_from", "derived-from",
-                                f"{variable} = {value} is published, so derived_from must be empty (or set basis to derived)"))
+        problems.append(
+            Problem(
+                file,
+                line,
+                "derived_from",
+                "derived-from",
+                f"{variable} = {value} is published, so derived_from must be empty (or set basis to derived)",
+            )
+        )
     if basis == "published" and not values.get("quote_exception"):
         if not quote:
-            problems.append(Problem(file, line, "quote", "quote-required",
-                                    f"published figure {variable} = {value} has no quote: give the source sentence that "
-                                    "states it, or say in quote_exception why there is none"))
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    "quote",
+                    "quote-required",
+                    f"published figure {variable} = {value} has no quote: give the source sentence that "
+                    "states it, or say in quote_exception why there is none",
+                )
+            )
         elif not quote_states(quote, value):
-            problems.append(Problem(file, line, "quote", "quote-has-number",
-                                    f"the quote does not contain {variable} = {value} in any usual writing "
-                                    f"({usual_writings(value)}): {_shorten(quote)!r}"))
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    "quote",
+                    "quote-has-number",
+                    f"the quote does not contain {variable} = {value} in any usual writing "
+                    f"({usual_writings(value)}): {_shorten(quote)!r}",
+                )
+            )
     if quote and language != "en" and not values.get("quote_en"):
-        problems.append(Problem(file, line, "quote_en", "gloss-required", f"the quote is in '{language}': give an English gloss in quote_en"))
+        problems.append(
+            Problem(
+                file,
+                line,
+                "quote_en",
+                "gloss-required",
+                f"the quote is in '{language}': give an English gloss in quote_en",
+            )
+        )
     return problems
 
 
@@ -408,7 +482,7 @@ def share_bounds(figure: Figure) -> tuple[float, float]:
     """Range of the true share behind a printed one: rounded or truncated to its printed decimals."""
     value = figure.value
     decimals = len(figure.text.partition(".")[2])
-    unit = 10.0 ** -decimals
+    unit = 10.0**-decimals
     return (value, math.inf) if figure.precision == "lower_bound" else (value - unit / 2, value + unit)
 
 
@@ -423,10 +497,15 @@ def share_problem(share: Figure, part: Figure, whole: Figure, rule: str, scale: 
         return None
     computed = scale * part.value / whole.value
     what = "turnout" if rule == "turnout-consistent" else "share"
-    return Problem(share.file, share.line, "value", rule,
-                   f"{share.variable} = {share.text} disagrees with {part.variable} {part.text} ({part.where()}) / "
-                   f"{whole.variable} {whole.text} ({whole.where()}) = {computed:.2f}: a published {what} must agree "
-                   "with its counts within the rounding of the published figures")
+    return Problem(
+        share.file,
+        share.line,
+        "value",
+        rule,
+        f"{share.variable} = {share.text} disagrees with {part.variable} {part.text} ({part.where()}) / "
+        f"{whole.variable} {whole.text} ({whole.where()}) = {computed:.2f}: a published {what} must agree "
+        "with its counts within the rounding of the published figures",
+    )
 
 
 def derivation_problem(figure: Figure, by_variable: Mapping[str, Figure]) -> Problem | None:
@@ -438,13 +517,26 @@ def derivation_problem(figure: Figure, by_variable: Mapping[str, Figure]) -> Pro
     names, signs = tokens[0::2], [1] + [1 if sign == "+" else -1 for sign in tokens[1::2]]
     missing = [name for name in names if name not in by_variable]
     if missing:
-        return Problem(figure.file, figure.line, "derived_from", "derived-from",
-                       f"{figure.variable} = {figure.text} is derived from {', '.join(missing)}, which this unit has no primary figure for")
-    total = sum(sign * by_variable[name].value for sign, name in zip(signs, names))
+        return Problem(
+            figure.file,
+            figure.line,
+            "derived_from",
+            "derived-from",
+            f"{figure.variable} = {figure.text} is derived from {', '.join(missing)}, "
+            "which this unit has no primary figure for",
+        )
+    total = sum(sign * by_variable[name].value for sign, name in zip(signs, names, strict=True))
     if abs(total - figure.value) > 1e-9:
-        shown = " ".join(f"{'+' if sign > 0 else '-'} {by_variable[name].text}" for sign, name in zip(signs, names)).lstrip("+ ")
-        return Problem(figure.file, figure.line, "value", "derived-arithmetic",
-                       f"{figure.variable} = {figure.text} but {expression} = {shown} = {total:g}")
+        shown = " ".join(
+            f"{'+' if sign > 0 else '-'} {by_variable[name].text}" for sign, name in zip(signs, names, strict=True)
+        ).lstrip("+ ")
+        return Problem(
+            figure.file,
+            figure.line,
+            "value",
+            "derived-arithmetic",
+            f"{figure.variable} = {figure.text} but {expression} = {shown} = {total:g}",
+        )
     return None
 
 
@@ -470,8 +562,19 @@ def check_cross_fields(records: Iterable[Mapping[str, Any]]) -> list[Problem]:
     for record in records:
         if record.get("role") != "primary":
             continue
-        key = tuple("" if record.get(k) is None or record.get(k) != record.get(k) else str(record.get(k)) for k in UNIT_KEY)
-        units.setdefault(key, []).append(Figure(
-            record["variable"], str(record["value_text"]), record.get("precision", ""), record.get("as_of") or "",
-            record["file"], int(record["line"]), record.get("basis") or "published", record.get("derived_from") or ""))
+        key = tuple(
+            "" if record.get(k) is None or record.get(k) != record.get(k) else str(record.get(k)) for k in UNIT_KEY
+        )
+        units.setdefault(key, []).append(
+            Figure(
+                record["variable"],
+                str(record["value_text"]),
+                record.get("precision", ""),
+                record.get("as_of") or "",
+                record["file"],
+                int(record["line"]),
+                record.get("basis") or "published",
+                record.get("derived_from") or "",
+            )
+        )
     return [problem for figures in units.values() for problem in unit_problems(figures)]

@@ -29,47 +29,107 @@ class Bug:
 
 
 BUGS = (
-    Bug("regional covariance HC0 while labelled HC3", "regional.py",
-        "cov = _checked_sandwich(raw, cov_type, name)", 'cov = _checked_sandwich(raw, "HC0", name)',
-        ("tests/test_constants.py",)),
-    Bug("AME intervals with normal quantiles", "inference.py",
+    Bug(
+        "regional covariance HC0 while labelled HC3",
+        "regional.py",
+        "cov = _checked_sandwich(raw, cov_type, name)",
+        'cov = _checked_sandwich(raw, "HC0", name)',
+        ("tests/test_constants.py",),
+    ),
+    Bug(
+        "AME intervals with normal quantiles",
+        "inference.py",
         "df = fit.df_resid if fit.use_t and fit.df_resid else None\n    q = quantile(1 - alpha / 2, df)",
         "df = fit.df_resid if fit.use_t and fit.df_resid else None\n    q = quantile(1 - alpha / 2, None)",
-        ("tests/test_constants.py", "tests/test_models.py")),
-    Bug("prediction band with normal quantiles", "regional.py",
-        "q = quantile(1 - alpha / 2, fit.df_resid if fit.use_t else None)", "q = quantile(1 - alpha / 2, None)",
-        ("tests/test_constants.py",)),
-    Bug("study Wald coverage with normal quantiles", "study.py",
-        "half = inference.quantile(1 - alpha / 2, fit.df_resid) * se", "half = inference.quantile(1 - alpha / 2, None) * se",
-        ("tests/test_constants.py",)),
-    Bug("study's fast-engine Wald coverage with normal quantiles", "study.py",
+        ("tests/test_constants.py", "tests/test_models.py"),
+    ),
+    Bug(
+        "prediction band with normal quantiles",
+        "regional.py",
+        "q = quantile(1 - alpha / 2, fit.df_resid if fit.use_t else None)",
+        "q = quantile(1 - alpha / 2, None)",
+        ("tests/test_constants.py",),
+    ),
+    Bug(
+        "study Wald coverage with normal quantiles",
+        "study.py",
+        "half = inference.quantile(1 - alpha / 2, fit.df_resid) * se",
+        "half = inference.quantile(1 - alpha / 2, None) * se",
+        ("tests/test_constants.py",),
+    ),
+    Bug(
+        "study's fast-engine Wald coverage with normal quantiles",
+        "study.py",
         "    if df is None:\n        p_value, low, high = (float(x) for x in fastfit.normal_inference(",
         "    if True:\n        p_value, low, high = (float(x) for x in fastfit.normal_inference(",
-        ("tests/test_study.py", "tests/test_fastfit.py")),
-    Bug("wild bootstrap with Rademacher weights by default", "resampling.py",
-        'weights: str = "webb",', 'weights: str = "rademacher",', ("tests/test_exact_resampling.py",)),
-    Bug("wild bootstrap replicates not restudentised", "resampling.py",
-        "boot_stats = perturbed / spread", "boot_stats = perturbed / math.sqrt(psi @ psi)",
-        ("tests/test_exact_resampling.py",)),
-    Bug("attenuation constant inverted", "simulate.py",
-        "c = 16 * np.sqrt(3) / (15 * np.pi)", "c = 15 * np.pi / (16 * np.sqrt(3))", ("tests/test_constants.py",)),
-    Bug("integer-percentage null clipped at 0 and 100 % instead of reflected", "forensics.py",
+        ("tests/test_study.py", "tests/test_fastfit.py"),
+    ),
+    Bug(
+        "wild bootstrap with Rademacher weights by default",
+        "resampling.py",
+        'weights: str = "webb",',
+        'weights: str = "rademacher",',
+        ("tests/test_exact_resampling.py",),
+    ),
+    Bug(
+        "wild bootstrap replicates not restudentised",
+        "resampling.py",
+        "boot_stats = perturbed / spread",
+        "boot_stats = perturbed / math.sqrt(psi @ psi)",
+        ("tests/test_exact_resampling.py",),
+    ),
+    Bug(
+        "attenuation constant inverted",
+        "simulate.py",
+        "c = 16 * np.sqrt(3) / (15 * np.pi)",
+        "c = 15 * np.pi / (16 * np.sqrt(3))",
+        ("tests/test_constants.py",),
+    ),
+    Bug(
+        "integer-percentage null clipped at 0 and 100 % instead of reflected",
+        "forensics.py",
         "q = np.abs(q)  # reflect at 0 ...\n    return np.where(q > 1.0, 2.0 - q, q)  # ... and at 1",
-        "return np.clip(q, 0.0, 1.0)", ("tests/test_exact_resampling.py",)),
-    Bug("unknown source_id accepted", "validation.py",
-        "        if value not in allowed:", '        if value not in allowed and column != "source_id":',
-        ("tests/test_data.py",)),
-    Bug("unescaped figure caption", "report.py",
-        "<b>Figure {number}.</b> {escape(caption)}", "<b>Figure {number}.</b> {caption}", ("tests/test_data.py",)),
-    Bug("statsmodels Time: line left in executed notebooks", "run_notebook.py",
-        'r"^(Date|Time):( +)\\S.*$"', 'r"^(Date):( +)\\S.*$"', ("tests/test_run_notebook.py",)),
+        "return np.clip(q, 0.0, 1.0)",
+        ("tests/test_exact_resampling.py",),
+    ),
+    Bug(
+        "unknown source_id accepted",
+        "validation.py",
+        "        if value not in allowed:",
+        '        if value not in allowed and column != "source_id":',
+        ("tests/test_data.py",),
+    ),
+    Bug(
+        "unescaped figure caption",
+        "report.py",
+        "<b>Figure {number}.</b> {escape(caption)}",
+        "<b>Figure {number}.</b> {caption}",
+        ("tests/test_data.py",),
+    ),
+    Bug(
+        "statsmodels Time: line left in executed notebooks",
+        "run_notebook.py",
+        'r"^(Date|Time):( +)\\S.*$"',
+        'r"^(Date):( +)\\S.*$"',
+        ("tests/test_run_notebook.py",),
+    ),
 )
 
 
 def run_tests(src: Path, tests: tuple[str, ...]) -> int:
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}".rstrip(os.pathsep)}
-    command = [sys.executable, "-m", "pytest", *tests, "-x", "-q", "-p", "no:cacheprovider",
-               "-m", "not pipeline and not browser"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *tests,
+        "-x",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not pipeline and not browser",
+    ]
     return subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
 
 

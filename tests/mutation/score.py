@@ -14,8 +14,19 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-MODULES = ("design", "inference", "regional", "race", "resampling", "fastfit", "simulate", "study", "montecarlo",
-           "forensics", "validation")
+MODULES = (
+    "design",
+    "inference",
+    "regional",
+    "race",
+    "resampling",
+    "fastfit",
+    "simulate",
+    "study",
+    "montecarlo",
+    "forensics",
+    "validation",
+)
 KILLED = {1, 3, 36, -24, 24, 152, 37}  # killed, pytest internal error, timeouts, caught by type check
 STATUS = {0: "survived", 33: "no tests", 5: "no tests", None: "not checked"}
 

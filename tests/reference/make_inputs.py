@@ -64,8 +64,10 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     write_exact(regional, OUT / "regional_2021.csv")
     write_exact(races, OUT / "races_simulated.csv")
-    print(f"wrote {OUT / 'regional_2021.csv'} ({len(regional)} regions) and "
-          f"{OUT / 'races_simulated.csv'} ({len(races)} races, {races['region'].nunique()} regions, seed {seed})")
+    print(
+        f"wrote {OUT / 'regional_2021.csv'} ({len(regional)} regions) and "
+        f"{OUT / 'races_simulated.csv'} ({len(races)} races, {races['region'].nunique()} regions, seed {seed})"
+    )
     return 0
 
 
