@@ -1,6 +1,9 @@
 """Regional figures of 25 July 2021 used as fixed inputs by the simulator, model and study tests.
 
-Kept as literals (not read from data/raw) so these unit tests do not depend on the data layer.
+Kept as literals (not read from data/raw) so these unit tests do not depend on the data layer. Each number is a
+published figure of data/raw, though Kyzylorda's candidates are its nominations and Turkestan's voters its expected
+voters, where the pipeline uses candidates on the ballot and voters on the rolls; Aktobe's posts and candidates,
+added to data/raw later, are not here (tests/test_data.py::test_the_test_fixture_is_made_of_published_figures).
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# Published figures for the 25 July 2021 rural akim elections (fixture values).
+# Published figures for the 25 July 2021 rural akim elections (fixed test inputs; see the module docstring).
 TURNOUT_2021 = {
     "Akmola": 75.5,
     "Aktobe": 79,

@@ -284,3 +284,35 @@ def test_region_index_maps_aliases_from_rows() -> None:
         [{"region": "Abai", "map": "2022", "name_ru": "область Абай", "name_kk": "Абай облысы", "aliases": "Abay"}]
     )
     assert index.resolve("Abay") == index.resolve("абай") == "Abai"
+
+
+def test_the_test_fixture_is_made_of_published_figures() -> None:
+    """tests/real_2021.py holds fixed inputs for the simulator, model and study tests. Each of its numbers is a
+    published figure of data/raw for that region, though not always under the definition the pipeline picks:
+    the candidates of Kyzylorda are its nominations (the pipeline uses candidates on the ballot), and the voters
+    of Turkestan are its expected voters (the pipeline uses voters on the rolls). Any other number fails here."""
+    from real_2021 import PUBLISHED_2021, TURNOUT_2021  # tests/ is on sys.path, see tests/conftest.py
+
+    published = ingest.build_processed(ingest.load_raw(RAW))["regional_2021"].set_index("region")
+    definitions = {
+        "posts": ["posts"],
+        "cands": ["cands_registered", "cands_on_ballot", "cands_nominated"],
+        "cands_party": ["cands_registered_party", "cands_on_ballot_party", "cands_nominated_party"],
+        "cands_self": ["cands_registered_self", "cands_on_ballot_self", "cands_nominated_self"],
+        "cands_women": ["cands_registered_women", "cands_nominated_women"],
+        "voters_on_rolls": ["voters_on_rolls", "voters_expected"],
+    }
+    other_definition = set()
+    for column, values in PUBLISHED_2021.items():
+        for region, value in values.items():
+            matches = [c for c in definitions[column] if published.at[region, c] == value]
+            assert matches, f"{column} = {value} for {region} is not a published figure"
+            if published.at[region, column] != value:
+                other_definition.add((region, column, matches[0]))
+    assert other_definition == {
+        ("Kyzylorda", "cands", "cands_nominated"),
+        ("Kyzylorda", "cands_party", "cands_nominated_party"),
+        ("Kyzylorda", "cands_self", "cands_nominated_self"),
+        ("Turkestan", "voters_on_rolls", "voters_expected"),
+    }
+    assert published["turnout_pct"].to_dict() == TURNOUT_2021
