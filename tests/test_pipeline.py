@@ -123,6 +123,13 @@ def test_readme_commands_work_as_written(readme_run) -> None:
     assert (copy / "scratch/reports/figures/forensics/integer_simulated_clean.png").is_file()
     assert "up to date" in run(["dvc", "status"], copy).stdout
     assert "no problems" in outputs[-1]
+    # `dvc exp show --only-changed` after the one-value experiment: a table that fits in 120 columns
+    shown = next(output for output in outputs if "fewer-draws" in output and "Experiment" in output)
+    lines = shown.splitlines()
+    rules = [i for i, line in enumerate(lines) if line.strip().startswith("────")]
+    table = lines[rules[0] : rules[-1] + 1]
+    assert "forensics.n_sim" in table[1] and any("fewer-draws" in line for line in table), shown
+    assert max(len(line) for line in table) <= 120, shown
 
 
 def stages() -> list[str]:

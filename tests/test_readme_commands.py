@@ -50,7 +50,8 @@ def test_the_readme_documents_the_workflow_in_runnable_blocks() -> None:
     for command in (
         "make reproduce",
         "dvc repro",
-        "dvc exp run -S",
+        "dvc exp run -n fewer-draws -S",
+        "dvc exp show --only-changed",
         "dvc metrics show",
         "papermill",
         "python -m akim_turnout.data data/raw",
