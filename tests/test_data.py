@@ -269,6 +269,13 @@ def test_region_name_with_html_stays_inert_text_in_report_tables() -> None:
     assert "&lt;b&gt;caption&lt;/b&gt;" in html
 
 
+def test_report_tables_right_align_only_numeric_columns() -> None:
+    frame = pd.DataFrame({"term": ["x", "y"], "p": ["< 0.001", "0.200"], "n": ["1,209,817", ""], "note": ["1a", ""]})
+    html = report.table_html(frame, key="t", caption="c", numbering=report.Numbering())
+    assert '<th>term</th><th class="num">p</th><th class="num">n</th><th>note</th>' in html
+    assert '<td>x</td><td class="num">&lt; 0.001</td><td class="num">1,209,817</td><td>1a</td>' in html
+
+
 def test_figure_caption_and_alt_text_are_escaped(tmp_path: Path) -> None:
     png = tmp_path / "f.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n")

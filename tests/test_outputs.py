@@ -90,6 +90,30 @@ def test_save_table_writes_the_publication_table(tmp_path) -> None:
     assert "\\begin{tabular}{lrrr}" in tex and "1,209,817" in tex and "log(candidates)" in tex and "internal" not in tex
 
 
+def test_p_values_below_the_printed_precision_print_as_a_bound(tmp_path) -> None:
+    p = outputs.Column("p", 3, smallest=0.001)
+    assert [p.format(v) for v in (0.0, 0.0002, 0.000999, 0.001, 0.0414, 1.0, float("nan"))] == [
+        "< 0.001",
+        "< 0.001",
+        "< 0.001",
+        "0.001",
+        "0.041",
+        "1.000",
+        "",
+    ]
+    assert outputs.Column("p", 3).format(0.0002) == "0.000"  # without the bound: the printed rounding
+    outputs.save_table(
+        pd.DataFrame({"term": ["x", "y"], "p": [0.0002, 0.2]}),
+        tmp_path,
+        "p",
+        "c",
+        {"term": outputs.Column("term"), "p": p},
+    )
+    assert (tmp_path / "p.csv").read_text() == "term,p\nx,< 0.001\ny,0.200\n"
+    tex = (tmp_path / "p.tex").read_text()
+    assert "x & $<$ 0.001 \\\\" in tex and "y & 0.200 \\\\" in tex
+
+
 def test_write_json_is_sorted_stated_json(tmp_path) -> None:
     path = tmp_path / "m.json"
     returned = outputs.write_json({"b": 0.17788888, "a": {"n": 2297.0, "p": float("nan")}}, path)

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 REPORT = project_path("reports/report.html")
 SCREENSHOT = project_path("reports/report-screenshot.png")
+TABLE_SCREENSHOTS = project_path("reports/table-screenshots")
 # Flags for a root, offline, headless machine: no sandbox, no background calls to Google's services.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -159,3 +160,34 @@ def test_no_table_or_figure_is_wider_than_the_page(page) -> None:
     )
     assert too_wide == [], f"wider than the page ({width} px): {too_wide}"
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_each_table_has_a_screenshot_within_the_page(page) -> None:
+    """One PNG per table in reports/table-screenshots/ (what a reader sees), each no wider than the page."""
+    width = page.evaluate("document.documentElement.clientWidth")
+    TABLE_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    ids = page.eval_on_selector_all("table.akim-table", "tables => tables.map(t => t.id)")
+    assert len(ids) >= 10
+    page.evaluate(
+        "() => document.querySelectorAll('details:not([open])').forEach(d => { d.open = true; d.dataset.shot = 1; })"
+    )
+    try:
+        for table_id in ids:
+            table = page.locator(f"#{table_id}")
+            box = table.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width + 1, (table_id, box)
+            table.screenshot(path=str(TABLE_SCREENSHOTS / f"{table_id}.png"))
+            assert (TABLE_SCREENSHOTS / f"{table_id}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        page.evaluate("() => document.querySelectorAll('details[data-shot]').forEach(d => { d.open = false; })")
+
+
+def test_text_cells_align_left_and_numbers_right(page) -> None:
+    aligned = page.eval_on_selector_all(
+        "#tab-race_comparison tbody tr:first-child td",
+        "tds => tds.map(td => [td.innerText, getComputedStyle(td).textAlign])",
+    )
+    assert aligned[0] == ["binomial GLM, cluster-robust", "left"] and aligned[1] == ["log(candidates)", "left"]
+    assert all(align == "right" for _, align in aligned[2:]), aligned
+    header = page.eval_on_selector_all("#tab-regional thead th", "ths => ths.map(th => getComputedStyle(th).textAlign)")
+    assert header[0] == "left" and header[1] == "right"

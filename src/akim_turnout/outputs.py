@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,13 +106,15 @@ class Column:
     ``label``: the header readers see, with its unit ("estimate (logit)", "turnout (%)", "regions (count)").
     ``decimals``: for numbers, the fixed number of decimals (0 for counts, printed with thousands separators);
     ``None`` for text. ``scale`` multiplies numbers first (100 shows a share in percent). ``text`` maps each text
-    value to its reader's form (e.g. :func:`akim_turnout.labels.term`).
+    value to its reader's form (e.g. :func:`akim_turnout.labels.term`). ``smallest``: a non-negative number that
+    would print as zero below it is printed as a bound instead (a p-value of 0.0002 as "< 0.001", not "0.000").
     """
 
     label: str
     decimals: int | None = None
     scale: float = 1.0
     text: Callable[[Any], str] | None = None
+    smallest: float | None = None
 
     def format(self, value: Any) -> str:
         if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
@@ -121,7 +124,11 @@ class Column:
         if self.decimals is None:
             return self.text(value) if self.text else str(value)
         number = _stated_float(float(value) * self.scale)
-        return "" if math.isnan(number) else f"{number:,.{self.decimals}f}"
+        if math.isnan(number):
+            return ""
+        if self.smallest is not None and 0 <= number < self.smallest:
+            return f"< {self.smallest:,.{self.decimals}f}"
+        return f"{number:,.{self.decimals}f}"
 
 
 def publication_table(frame: pd.DataFrame, columns: Mapping[str, Column]) -> pd.DataFrame:
@@ -142,6 +149,7 @@ def save_table(
     latex = table.to_latex(
         index=False, na_rep="--", caption=caption or None, label=f"tab:{stem}", escape=True, column_format=alignment
     )
+    latex = re.sub(r"(?m)(^|& )< ", r"\1$<$ ", latex)  # a bound such as "< 0.001" in a cell, in math mode
     (out_dir / f"{stem}.tex").write_text(latex, encoding="utf-8")
     return table
 

@@ -83,7 +83,7 @@ def format_cell(value: object, float_format: str = "{:,.2f}") -> str:
 
 
 NUMERIC_CLASS = ' class="num"'
-_NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
+_NUMBER = re.compile(r"^(< )?-?[\d,]+(\.\d+)?$")
 
 
 def _is_numeric_column(values: pd.Series) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from akim_turnout import labels
 from akim_turnout.outputs import Column
 
+P_VALUE = Column("p", 3, smallest=0.001)
+
 
 def _estimate_columns(unit: str = "logit", decimals: int = 3) -> dict[str, Column]:
     return {
@@ -17,7 +19,7 @@ def _estimate_columns(unit: str = "logit", decimals: int = 3) -> dict[str, Colum
         "std_error": Column(f"SE ({unit})", decimals),
         "ci_lower": Column("95 % CI low", decimals),
         "ci_upper": Column("95 % CI high", decimals),
-        "p_value": Column("p", 3),
+        "p_value": P_VALUE,
     }
 
 
@@ -71,7 +73,7 @@ AMES = {
     "std_error_pp": Column("SE (pp)", 2),
     "ci_lower_pp": Column("95 % CI low (pp)", 2),
     "ci_upper_pp": Column("95 % CI high (pp)", 2),
-    "p_value": Column("p", 3),
+    "p_value": P_VALUE,
     "status": Column("status"),
 }
 
@@ -177,8 +179,8 @@ FORENSICS_SUMMARY = {
     "n_races": Column("races (count)", 0),
     "integer_observed": Column("integer turnouts observed (count)", 0),
     "integer_null_mean": Column("expected under the null (count)", 1),
-    "integer_p_value": Column("p", 3),
-    "second_digit_p_value": Column("second-digit p", 3),
+    "integer_p_value": P_VALUE,
+    "second_digit_p_value": Column("second-digit p", 3, smallest=0.001),
 }
 
 TURNOUT_BY_REGION = {
