@@ -262,7 +262,7 @@ def normal_inference(
 
 
 def logit_start(voted: np.ndarray, registered: np.ndarray, k: int) -> np.ndarray:
-    """Overall logit turnout for the intercept, zeros elsewhere (``race._logit_start``)."""
+    """Start values of the race-level binomial GLM: overall logit turnout for the intercept, zeros elsewhere."""
     share = min(max(voted.sum() / registered.sum(), 1e-6), 1 - 1e-6)
     start = np.zeros(k)
     start[0] = math.log(share / (1 - share))

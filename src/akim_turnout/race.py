@@ -22,7 +22,6 @@ statsmodels (0.15) behaviour this works around:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +35,7 @@ from statsmodels.othermod.betareg import BetaModel
 from statsmodels.regression.mixed_linear_model import MixedLM
 
 from akim_turnout.design import _cluster_codes, _drop_incomplete, _used_columns, build_design, validate_turnout_rows
+from akim_turnout.fastfit import logit_start
 from akim_turnout.inference import (
     FitResult,
     _make_result,
@@ -108,12 +108,31 @@ def _race_notes(data: _RaceData) -> list[str]:
     return [f"dropped {data.n_dropped} row(s) with missing values, e.g. {data.dropped[0]}"]
 
 
-def _logit_start(voted: np.ndarray, registered: np.ndarray, k: int) -> np.ndarray:
-    """Start values: overall logit turnout for the intercept, zeros elsewhere."""
-    share = np.clip(voted.sum() / registered.sum(), 1e-6, 1 - 1e-6)
-    start = np.zeros(k)
-    start[0] = math.log(share / (1 - share))
-    return start
+def _race_result(
+    name: str,
+    family: str,
+    formula: str,
+    names: list[str],
+    params: Any,
+    cov: Any,
+    df: float | None,
+    *,
+    caught: list[str],
+    notes: list[str],
+    **kwargs: Any,
+) -> FitResult:
+    """A race-level FitResult from a fit's parameters and covariance, labelled by ``names``."""
+    return _make_result(
+        name,
+        family,
+        formula,
+        pd.Series(np.asarray(params), index=names),
+        pd.DataFrame(np.asarray(cov), index=names, columns=names),
+        df,
+        warnings=tuple(caught),
+        notes=tuple(notes),
+        **kwargs,
+    )
 
 
 def _fit_counts_glm(
@@ -159,7 +178,7 @@ def fit_race_glm(
     low on 10^6 rows; it falls back to IRLS if it does not converge.
     """
     data = _prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_glm")
-    start = _logit_start(data.voted, data.registered, len(data.names))
+    start = logit_start(data.voted, data.registered, len(data.names))
     cov_kwargs = {"cov_type": "cluster", "cov_kwds": {"groups": data.clusters}, "use_t": True} if robust else {}
     with captured_warnings() as caught:
         if endog_form == "counts":
@@ -200,18 +219,19 @@ def _race_glm_result(
     if not robust:
         all_notes.append(f"non-robust binomial SEs (Pearson chi2/df = {pearson:.1f}); for simulation comparison only")
     df_inference = getattr(raw, "df_resid_inference", None) if robust else None
-    return _make_result(
+    return _race_result(
         name or ("race_glm_cluster" if robust else "race_glm_naive"),
         "binomial GLM (logit)",
         f"[voted, registered - voted] ~ {formula_rhs}",
-        pd.Series(np.asarray(raw.params), index=names),
-        pd.DataFrame(np.asarray(raw.cov_params()), index=names, columns=names),
+        names,
+        raw.params,
+        raw.cov_params(),
         df_inference,
+        caught=caught,
+        notes=all_notes,
         n_obs=int(raw.nobs),
         n_clusters=data.n_clusters if robust else None,
         cov_type="cluster" if robust else "nonrobust",
-        warnings=tuple(caught),
-        notes=tuple(all_notes),
         extra=extra,
         raw=raw,
     )
@@ -279,18 +299,19 @@ def fit_race_beta(
         "n_boundary_squeezed": n_boundary,
         "precision_link": "log",
     }
-    return _make_result(
+    return _race_result(
         "race_beta",
         "beta regression (logit mean)",
         f"squeezed voted/registered ~ {formula_rhs}",
-        pd.Series(np.asarray(raw.params), index=names),
-        pd.DataFrame(np.asarray(raw.cov_params()), index=names, columns=names),
+        names,
+        raw.params,
+        raw.cov_params(),
         raw.df_resid_inference,
+        caught=caught,
+        notes=notes,
         n_obs=len(share),
         n_clusters=data.n_clusters,
         cov_type="cluster",
-        warnings=tuple(caught),
-        notes=tuple(notes),
         extra=extra,
         raw=raw,
     )
@@ -348,18 +369,19 @@ def fit_race_gee(
         "exchangeable_correlation": float(np.ravel(raw.cov_struct.dep_params)[0]),
         "_registered": data.registered,
     }
-    return _make_result(
+    return _race_result(
         "race_gee",
         "GEE binomial (logit), exchangeable",
         f"voted/registered ~ {formula_rhs}",
-        pd.Series(np.asarray(raw.params), index=names),
-        pd.DataFrame(cov, index=names, columns=names),
+        names,
+        raw.params,
+        cov,
         data.n_clusters - 1,
+        caught=caught,
+        notes=notes,
         n_obs=len(data.voted),
         n_clusters=data.n_clusters,
         cov_type=cov_type,
-        warnings=tuple(caught),
-        notes=tuple(notes),
         extra=extra,
         raw=raw,
     )
@@ -402,18 +424,19 @@ def fit_race_mixedlm(
         "residual_variance": float(raw.scale),
         "converged": bool(raw.converged),
     }
-    return _make_result(
+    return _race_result(
         "race_mixedlm",
         "linear mixed model (empirical logit)",
         f"emp_logit(voted, registered) ~ {formula_rhs}",
-        pd.Series(np.asarray(raw.fe_params), index=names),
-        pd.DataFrame(np.asarray(raw.cov_params())[:k, :k], index=names, columns=names),
+        names,
+        raw.fe_params,
+        np.asarray(raw.cov_params())[:k, :k],
         None,
+        caught=caught,
+        notes=notes,
         n_obs=len(endog),
         n_clusters=data.n_clusters,
         cov_type="model-based",
-        warnings=tuple(caught),
-        notes=tuple(notes),
         extra=extra,
         raw=raw,
     )

@@ -678,16 +678,7 @@ NATIONAL_INPUTS = {
     "cands_women": "cands_registered_women",
     "voters_on_rolls": "voters_on_rolls",
 }
-REGIONAL_INPUTS = [
-    "region",
-    "posts",
-    "cands",
-    "cands_party",
-    "cands_self",
-    "cands_women",
-    "voters_on_rolls",
-    "turnout_pct",
-]
+REGIONAL_INPUTS = ["region", *MARGIN_COLUMNS, "turnout_pct"]
 
 
 def inputs_from_published(
