@@ -103,3 +103,33 @@ def test_the_runner_refuses_a_stage_with_missing_deps(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert err.startswith("error: stage 'forensics' imports src/akim_turnout/") and "study.py" in err
     assert not (project / "reports").exists(), "nothing is run or created before the check"
+
+
+def test_reads_of_earlier_outputs_are_found_in_every_form() -> None:
+    source = """
+from akim_turnout.paths import stage_inputs
+ingest, study_stage = stage_inputs("ingest"), stage_inputs("simulation_study")
+race_stage = stage_inputs("race_models")
+a = outputs.read_table(ingest.tables, "x")
+b = outputs.read_json(study_stage.data / "recommendation.json")
+c = stage_inputs("forensics").figures / "f.png"
+d = data.read_processed("regional_2021")
+e = data.read_processed("t", "elsewhere")  # an explicit folder is not the pipeline's
+f = race_stage.stage  # not an output
+"""
+    assert deps.stage_reads(source) == {
+        "reports/tables/ingest",
+        "data/processed/simulation_study",
+        "reports/figures/forensics",
+        "data/processed/ingest",
+    }
+
+
+def test_an_undeclared_read_is_refused_naming_stage_and_path(tmp_path: Path) -> None:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    report = dict(stages["report"])
+    report["deps"] = [d for d in report["deps"] if d != "reports/tables/forensics"]
+    assert deps.check_stage(ROOT, "report", report) == [
+        "stage 'report' reads reports/tables/forensics but dvc.yaml does not list it in its deps"
+    ]
+    assert deps.check_stage(ROOT, "report", stages["report"]) == []

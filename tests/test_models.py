@@ -385,7 +385,7 @@ def test_regional_fit_reports_n_and_dropped_regions(regions: pd.DataFrame) -> No
     assert "dropped Aktobe: missing posts" in fit.notes
     weighted = fit_regional_fractional_logit(regions, ["np.log(cands)"], weight="voters_on_rolls")
     assert weighted.extra["regions"] == ["Almaty", "Atyrau", "Mangystau", "Turkestan"]
-    assert {"row": "Pavlodar", "reason": "missing cands"} in weighted.extra["dropped"]
+    assert {"row": "Pavlodar", "reason": "missing cands", "missing": ["cands"]} in weighted.extra["dropped"]
 
 
 def test_regional_fit_accepts_a_formula_string_and_refuses_bad_shares(regions: pd.DataFrame) -> None:
@@ -472,6 +472,4 @@ def test_race_rows_missing_a_predictor_are_dropped_with_region_dummies_too(races
     holes.loc[holes.index[:3], "self_share"] = np.nan
     fit = fit_race_glm(holes, "C(region) + " + MIX_RHS)
     assert fit.n_obs == len(races) - 3
-    assert fit.notes[0].startswith(
-        "dropped 3 row(s) with missing values, e.g. {'row': 0, 'reason': 'missing self_share'}"
-    )
+    assert fit.notes[0].startswith("dropped 3 row(s) with missing values, e.g. row 0: missing self_share")

@@ -316,12 +316,13 @@ def test_bad_raw_data_stops_the_ingest_stage_and_nothing_is_taken_for_good(built
     assert run(["git", "status", "--porcelain"], built).stdout == ""
 
 
-def test_model_metrics_within_tolerance(built: Path) -> None:
-    metrics = lambda name: json.loads((built / f"reports/metrics/{name}.json").read_text())  # noqa: E731
-    regional, simulated, races = metrics("regional_model"), metrics("simulate"), metrics("race_models")
+def test_model_numbers_within_tolerance(built: Path) -> None:
+    numbers = lambda name: json.loads((built / f"reports/numbers/{name}.json").read_text())  # noqa: E731
+    regional, simulated, races = numbers("regional_model"), numbers("simulate"), numbers("race_models")
     assert regional["main_unweighted"]["n_obs"] == 11 and regional["main_unweighted"]["estimable"] is True
     assert regional["mix_unweighted"]["self_share"]["estimable"] is False
     assert regional["mix_unweighted"]["self_share"]["ci_lower"] is None, "no interval from a fit without the df"
+    assert regional["mix_unweighted"]["self_share"]["estimate"] is None, "nor an estimate"
     spec = regional["specification_curve"]
     assert spec["specifications"] == 54 and 0 < spec["estimable"] <= spec["available"] <= 54
     assert spec["ame_pp_min"] <= spec["ame_pp_median"] <= spec["ame_pp_max"]
@@ -344,37 +345,40 @@ def test_no_published_interval_from_a_fit_without_the_df_or_beyond_the_scale(bui
     import pandas as pd
 
     tables = built / "reports/tables"
+    read = lambda path: pd.read_csv(path, dtype=str, keep_default_na=False)  # noqa: E731  # as printed
+    number = lambda column: pd.to_numeric(column.str.replace(",", "").replace("", None))  # noqa: E731
+    printed = ["estimate (logit)", "SE (logit)", "95 % CI low", "95 % CI high", "p"]
     for path in [tables / "regional_model/coefficients.csv", tables / "regional_model/leave_one_out.csv"]:
-        frame = pd.read_csv(path)
-        assert frame.loc[frame["status"] != "ok", ["ci_lower", "ci_upper", "p_value"]].isna().all().all(), path
+        frame = read(path)
+        assert (frame.loc[frame["status"] != "ok", printed] == "").all().all(), path
+        assert (frame.loc[frame["status"] == "ok", printed] != "").all().all(), path
     for path in [
         tables / "regional_model/marginal_effects.csv",
         tables / "race_models/marginal_effects.csv",
         tables / "regional_model/specification_curve.csv",
     ]:
-        frame = pd.read_csv(path)
-        low = frame.filter(regex="ci_lower").iloc[:, 0].dropna()
-        high = frame.filter(regex="ci_upper").iloc[:, 0].dropna()
-        assert (low >= -100).all() and (high <= 100).all(), path
-    coefficients = pd.read_csv(tables / "regional_model/coefficients.csv")
+        frame = read(path)
+        low, high = number(frame["95 % CI low (pp)"]).dropna(), number(frame["95 % CI high (pp)"]).dropna()
+        assert len(low) and (low >= -100).all() and (high <= 100).all(), path
+    coefficients = read(tables / "regional_model/coefficients.csv")
     assert set(coefficients.loc[coefficients["status"] != "ok", "model"]) == {"mix, unweighted"}
 
 
 def test_validation_and_diagnostics_metrics(built: Path) -> None:
     import pandas as pd
 
-    study = json.loads((built / "reports/metrics/simulation_study.json").read_text())
+    study = json.loads((built / "reports/numbers/simulation_study.json").read_text())
     methods = study["real_design"]["methods"]
     assert study["data_kind"] == "simulated" and study["real_design"]["n_regions"] == 14
     assert methods["naive_binomial"]["size_low"] > 0.3, "ignoring overdispersion must over-reject"
-    assert methods["naive_binomial"]["enough_replications"] is False and methods["naive_binomial"]["mde_pp"] is None
+    assert methods["naive_binomial"]["size_ok"] is False and methods["naive_binomial"]["mde_pp"] is None
     assert study["recommended_method"] in ("cluster_t", "wild_bootstrap", "gee_bias_reduced")
     best = methods[study["recommended_method"]]
     assert best["size_low"] <= 0.05 <= best["size_high"] and best["enough_replications"] is True
     summary = pd.read_parquet(built / "data/processed/simulation_study/summary.parquet")
     assert ((summary["rejection_high"] - summary["rejection_low"]) > 0).all(), "no Monte Carlo interval of zero width"
     assert ((summary["coverage_high"] - summary["coverage_low"]) > 0).all()
-    forensics = json.loads((built / "reports/metrics/forensics.json").read_text())
+    forensics = json.loads((built / "reports/numbers/forensics.json").read_text())
     assert forensics["simulated_clean"]["integer_p_value"] > 0.01
     assert forensics["simulated_planted"]["integer_p_value"] < 0.01
 

@@ -35,8 +35,10 @@ def test_bounds_give_the_national_remainder_to_one_region_after_each_regions_flo
     # floors: F at least its 30 on the ballot, G its 20, H one per post (16); 300 - 168 - 66 = 66 left over
     assert frame["cands_registered"].tolist()[5:] == [30 + 66, 20, 16]  # F has the lowest turnout of the three
     assert frame["cands_registered"].sum() == 300
+    assert frame.attrs["gets_remainder"] == "F"
     high, _ = specification.bounded_counts(_regional(), "registered", NATIONAL, to_lowest=False)
     assert high["cands_registered"].tolist()[5:] == [30, 20 + 66, 16]  # G has the highest
+    assert high.attrs["gets_remainder"] == "G"
 
 
 def test_bounds_need_a_national_total_and_at_most_one_region_without_posts() -> None:
@@ -62,6 +64,13 @@ def test_curve_rows_statuses_and_the_slope_per_half_candidate() -> None:
         curve["status"].str.startswith("not available")
         == (curve["missing"] != "dropped") & (curve["definition"] != "registered")
     ).all()
+    # the region given the remainder of registered candidates: F (lowest turnout) or G (highest); none when dropped
+    receivers = curve.groupby("missing")["remainder_to"].unique().map(sorted).to_dict()
+    assert receivers == {
+        "dropped": [""],
+        "remainder to highest turnout": ["", "G"],
+        "remainder to lowest turnout": ["", "F"],
+    }
     estimable = curve[curve["estimable"]]
     assert len(estimable) and estimable["ci_lower_pp"].notna().all()
     assert curve.loc[~curve["estimable"], ["ame_pp", "ci_lower_pp", "ci_upper_pp"]].isna().all().all()
@@ -104,6 +113,8 @@ def test_summary_counts() -> None:
             "ame_pp": [-3.0, -1.0, 0.5, math.nan, math.nan],
             "excludes_zero": [True, False, False, False, False],
             "n_regions": [6, 11, 14, 4, 0],
+            "remainder_to": ["", "B", "C", "B", ""],
+            "influential_dropped": ["A", "B", "", "B", ""],
         }
     )
     assert specification.curve_summary(curve) == {
@@ -115,6 +126,7 @@ def test_summary_counts() -> None:
         "ame_pp_median": -1.0,
         "ame_pp_max": 0.5,
         "excluding_zero": 1,
+        "remainder_region_dropped": 1,  # the second: B gets the remainder and is dropped (the fourth is not estimable)
         "negative": 2,
         "n_regions_min": 6,
         "n_regions_max": 14,

@@ -252,8 +252,10 @@ def test_recommendation_sentence(summary: pd.DataFrame) -> None:
     assert reason == (
         "In 100 simulated data sets of the real design (14 regions, 730 races) with no true effect, the "
         "cluster-robust GLM with t(G-1) rejected the true null in 6.0% (exact 95 % interval 2.2% to 12.6%); 1 of "
-        "101 fits failed; its size and its coverage at every true effect were within their exact Monte Carlo "
-        "intervals of 5% and 95%, the size closest to 5% among the qualifying cluster-robust methods."
+        "101 fits failed; 1 of 2 methods had an exact interval of their size containing 5% and of their coverage at "
+        "every true effect containing 95% (sizes: cluster-robust GLM with t(G-1) 6.0%); cluster-robust methods (they "
+        "assume nothing about the correlation within a region) come first, and among them this one's size was "
+        "closest to 5%."
     )
     with pytest.raises(ValueError, match=r"^no effect-0 rows in design 3$"):
         montecarlo.recommend_method(summary, design_index=3)
@@ -268,17 +270,18 @@ def test_recommendation_of_a_non_robust_method_and_fallback(summary: pd.DataFram
     assert name == "mixedlm"
     assert reason == (
         "In 100 simulated data sets of the real design (14 regions, 730 races) with no true effect, the mixed "
-        "model on the empirical logit rejected the true null in 5.0% (exact 95 % interval 2.0% to 11.0%); its size "
-        "and its coverage at every true effect were within their exact Monte Carlo intervals of 5% and 95%, the "
-        "size closest to 5% among the qualifying methods."
+        "model on the empirical logit rejected the true null in 5.0% (exact 95 % interval 2.0% to 11.0%); 1 of 1 "
+        "methods had an exact interval of their size containing 5% and of their coverage at every true effect "
+        "containing 95% (sizes: mixed model on the empirical logit 5.0%); no cluster-robust method qualified, and "
+        "among the others this one's size was closest to 5%."
     )
     # at alpha 0.2 neither size interval contains 20 % (cluster_t's ends at 12.6 %, mixedlm's at 20.02 % but its
     # coverage intervals then miss 80 %): the fallback is the cluster-robust method
     name, reason = montecarlo.recommend_method(summary, alpha=0.2)
     assert name == "cluster_t"
     assert reason.endswith(
-        "; no method's size and coverage were all within their Monte Carlo intervals of the "
-        "nominal levels, and this one's size came closest among the cluster-robust methods."
+        "; no method had an exact interval of its size containing 20% and of its coverage at every true effect "
+        "containing 80%; this one's size came closest to 20% among the cluster-robust methods."
     )
 
 

@@ -3,7 +3,8 @@
 A stage must list as ``deps`` every module of this package that its notebook or command imports, directly or
 through other modules of the package (lazy imports inside functions included), so that editing any of them makes
 ``dvc status`` report the stage as changed. Listing a module the stage does not import is refused as well: it
-would rerun the stage for nothing.
+would rerun the stage for nothing. Likewise every output of an earlier stage that its notebook reads
+(``stage_inputs("x").tables`` and the like, ``data.read_processed``) must be among its deps (:func:`stage_reads`).
 
 ``python -m akim_turnout.deps`` prints each stage's modules and exits 1, naming stage and module, where
 ``dvc.yaml`` disagrees; ``--write`` rewrites the module lines of each stage's deps to match (the rest of the file,
@@ -122,8 +123,56 @@ def stage_modules(root: Path, stage: Mapping) -> list[str]:
     return sorted(str(path.relative_to(root)) for path in files if path is not None)
 
 
+OUTPUT_KINDS = ("figures", "tables", "numbers", "metrics", "data")
+
+
+def _stage_call(node: ast.AST) -> str | None:
+    """The stage named by a ``stage_inputs("stage")`` call, or None."""
+    if (
+        isinstance(node, ast.Call)
+        and getattr(node.func, "id", getattr(node.func, "attr", None)) == "stage_inputs"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    ):
+        return str(node.args[0].value)
+    return None
+
+
+def stage_reads(source: str) -> set[str]:
+    """Outputs of earlier stages that ``source`` reads, as paths relative to the project root: every
+    ``stage_inputs("x").<kind>`` (also through a name bound to ``stage_inputs("x")``, alone or in a tuple) and
+    every ``read_processed(...)`` without a folder (the ingest stage's data)."""
+    from akim_turnout.paths import StageFiles
+
+    tree = ast.parse(source)
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            targets = node.targets[0].elts if isinstance(node.targets[0], ast.Tuple) else node.targets
+            values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+            for target, value in zip(targets, values, strict=False):
+                stage = _stage_call(value)
+                if stage and isinstance(target, ast.Name):
+                    bound[target.id] = stage
+    reads = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in OUTPUT_KINDS:
+            value = node.value
+            stage = bound.get(value.id) if isinstance(value, ast.Name) else _stage_call(value)
+            if stage:
+                reads.add(StageFiles.relative(stage)[node.attr])
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", None)) == "read_processed"
+            and len(node.args) + len(node.keywords) == 1
+        ):
+            reads.add(StageFiles.relative("ingest")["data"])
+    return reads
+
+
 def check_stage(root: Path, name: str, stage: Mapping) -> list[str]:
-    """Problems of one stage: project modules imported but not listed in its deps, or listed but not imported."""
+    """Problems of one stage: project modules imported but not listed in its deps, or listed but not imported;
+    outputs of earlier stages its notebook reads but does not list."""
     declared = {d for d in stage.get("deps", []) if d.startswith(f"{PACKAGE_DIR}/") and d.endswith(".py")}
     needed = set(stage_modules(root, stage))
     problems = [
@@ -132,6 +181,12 @@ def check_stage(root: Path, name: str, stage: Mapping) -> list[str]:
     problems += [
         f"stage '{name}' lists {path} in its deps but does not import it" for path in sorted(declared - needed)
     ]
+    command = stage["cmd"] if isinstance(stage["cmd"], str) else " ".join(stage["cmd"])
+    deps_listed = [str(d).rstrip("/") for d in stage.get("deps", [])]
+    for notebook in re.findall(r"(\S+\.ipynb)", command)[:1]:
+        for path in sorted(stage_reads(notebook_source(root / notebook))):
+            if not any(path == d or path.startswith(f"{d}/") for d in deps_listed):
+                problems.append(f"stage '{name}' reads {path} but dvc.yaml does not list it in its deps")
     return problems
 
 
@@ -141,7 +196,8 @@ def check_pipeline(root: Path, stages: Iterable[str] | None = None) -> None:
     names = list(all_stages) if stages is None else list(stages)
     problems = [problem for name in names for problem in check_stage(root, name, all_stages[name])]
     if problems:
-        raise DependencyMismatch("; ".join(problems) + " (python -m akim_turnout.deps --write updates dvc.yaml)")
+        hint = " (python -m akim_turnout.deps --write updates the module lines; outputs read are added by hand)"
+        raise DependencyMismatch("; ".join(problems) + hint)
 
 
 MODULE_LINE = re.compile(rf"^(\s+)- {PACKAGE_DIR}/\w+\.py\s*$")

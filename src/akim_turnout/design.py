@@ -115,7 +115,8 @@ def _used_columns(formula_rhs: str | Sequence[str]) -> list[str]:
 def _drop_incomplete(
     df: pd.DataFrame, columns: Sequence[str], label_column: str | None = None, max_records: int = 50
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], int]:
-    """Rows complete in ``columns``, records (at most ``max_records``) of dropped rows and why, and their count."""
+    """Rows complete in ``columns``, records (at most ``max_records``) of dropped rows and why (``reason``, and the
+    ``missing`` columns), and their count."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"missing column(s): {missing}")
@@ -125,7 +126,7 @@ def _drop_incomplete(
     for index in df.index[incomplete][:max_records]:
         label = df.at[index, label_column] if label_column else index
         reasons = [c for c in columns if isna.at[index, c]]
-        records.append({"row": stated(label), "reason": "missing " + ", ".join(reasons)})
+        records.append({"row": stated(label), "reason": "missing " + ", ".join(reasons), "missing": reasons})
     return df.loc[~incomplete], records, int(incomplete.sum())
 
 

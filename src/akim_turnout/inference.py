@@ -168,7 +168,8 @@ class FitResult:
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy coefficient table, one row per term. For a fit that is not estimable (:attr:`not_estimable`) the
-        standard errors, intervals and p-values are left empty and ``status`` gives the reason."""
+        estimates, standard errors, intervals and p-values are left empty and ``status`` gives the reason: too few
+        residual degrees of freedom support no reported number (the fit itself keeps them in ``params``)."""
         frame = pd.DataFrame(
             {
                 "model": self.name,
@@ -182,7 +183,7 @@ class FitResult:
             }
         )
         if self.not_estimable:
-            frame[["std_error", "ci_lower", "ci_upper", "p_value"]] = np.nan
+            frame[["estimate", "std_error", "ci_lower", "ci_upper", "p_value"]] = np.nan
         return frame
 
     def to_dict(self) -> dict[str, Any]:

@@ -245,16 +245,24 @@ def recommend_method(summary: pd.DataFrame, alpha: float = 0.05, design_index: i
     qualified = table[table["qualifies"]]
     if not qualified.empty:
         best = qualified.sort_values(["robust_rank", "size_gap", "order"], kind="stable").iloc[0]
+        sizes = ", ".join(f"{method_label(r.method)} {r.zero['rejection']:.1%}" for r in qualified.itertuples())
+        among = (
+            "cluster-robust methods (they assume nothing about the correlation within a region) come first, and "
+            "among them"
+            if best["method"] in CLUSTER_ROBUST
+            else "no cluster-robust method qualified, and among the others"
+        )
         tail = (
-            f"its size and its coverage at every true effect were within their exact Monte Carlo intervals of "
-            f"{alpha:.0%} and {nominal:.0%}, the size closest to {alpha:.0%} among the qualifying "
-            f"{'cluster-robust methods' if best['method'] in CLUSTER_ROBUST else 'methods'}"
+            f"{len(qualified)} of {len(table)} methods had an exact interval of their size containing {alpha:.0%} and "
+            f"of their coverage at every true effect containing {nominal:.0%} (sizes: {sizes}); {among} this one's "
+            f"size was closest to {alpha:.0%}"
         )
     else:
         best = table.sort_values(["robust_rank", "size_gap", "order"], kind="stable").iloc[0]
         tail = (
-            "no method's size and coverage were all within their Monte Carlo intervals of the nominal levels, "
-            "and this one's size came closest among the cluster-robust methods"
+            f"no method had an exact interval of its size containing {alpha:.0%} and of its coverage at every true "
+            f"effect containing {nominal:.0%}; this one's size came closest to {alpha:.0%} among the cluster-robust "
+            "methods"
         )
     zero = best["zero"]
     failed = int(zero["n"] - zero["n_ok"])

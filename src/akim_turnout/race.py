@@ -105,7 +105,8 @@ def _race_notes(data: _RaceData) -> list[str]:
     """Notes on dropped rows."""
     if not data.n_dropped:
         return []
-    return [f"dropped {data.n_dropped} row(s) with missing values, e.g. {data.dropped[0]}"]
+    first = data.dropped[0]
+    return [f"dropped {data.n_dropped} row(s) with missing values, e.g. row {first['row']}: {first['reason']}"]
 
 
 def _race_result(

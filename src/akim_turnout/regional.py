@@ -138,8 +138,9 @@ def leave_one_out(
     Returns one row per dropped region (among the complete rows) with the
     estimate, SE, CI and p-value of ``term`` (default: first predictor), its
     change from the full-sample estimate and a ``status`` (``ok`` or why the
-    refit failed or is not estimable; then its SE, CI and p-value are empty
-    unless ``keep_not_estimable``, for checking the computation itself).
+    refit failed or is not estimable; then its estimate, SE, CI, p-value and
+    change are empty unless ``keep_not_estimable``, for checking the
+    computation itself).
     """
     full = fit_regional_fractional_logit(df, predictors, weight, outcome, region, cov_type)
     term = _main_term(predictors, term)
@@ -183,8 +184,8 @@ def _loo_row(
         }
     table = fit.to_frame().set_index("term")  # intervals left empty when the refit is not estimable
     if keep_not_estimable:
-        table[["std_error", "ci_lower", "ci_upper", "p_value"]] = np.column_stack(
-            [fit.bse, fit.conf_int["lower"], fit.conf_int["upper"], fit.pvalues]
+        table[["estimate", "std_error", "ci_lower", "ci_upper", "p_value"]] = np.column_stack(
+            [fit.params, fit.bse, fit.conf_int["lower"], fit.conf_int["upper"], fit.pvalues]
         )
     return {
         **row,

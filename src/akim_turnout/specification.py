@@ -65,7 +65,7 @@ def bounded_counts(
 
     The regions without the count share the national remainder: each gets its least possible count first (one per
     post; for registered candidates, at least its published on-ballot count), and the rest goes to the region
-    with the lowest (``to_lowest``) or highest turnout among them.
+    with the lowest (``to_lowest``) or highest turnout among them; its name is in ``frame.attrs["gets_remainder"]``.
     """
     total_key = NATIONAL_TOTALS.get(definition)
     if total_key is None or pd.isna(national.get(total_key)):
@@ -89,22 +89,25 @@ def bounded_counts(
     turnout = frame.loc[missing, "turnout_pct"]
     target = turnout.idxmin() if to_lowest else turnout.idxmax()
     frame.loc[target, column] += free
+    frame.attrs["gets_remainder"] = str(frame.at[target, region])
     return frame, ""
 
 
 def _prepared(
     regional: pd.DataFrame, spec: Specification, national: Mapping[str, Any]
-) -> tuple[pd.DataFrame | None, str]:
-    """Rows and columns of one specification (``cands_per_post`` and the weight), or None and why not."""
+) -> tuple[pd.DataFrame | None, str, str]:
+    """Rows and columns of one specification (``cands_per_post`` and the weight), or None and why not, and the
+    region given the national remainder ('' when none is)."""
     if spec.missing == "dropped":
         frame, reason = regional.copy(), ""
     else:
         frame, reason = bounded_counts(regional, spec.definition, national, spec.missing.endswith("lowest turnout"))
     if frame is None:
-        return None, reason
+        return None, reason, ""
+    receiver = frame.attrs.get("gets_remainder", "")
     frame[PREDICTOR] = frame[DEFINITIONS[spec.definition]] / frame["posts"]
     needed = [PREDICTOR, "turnout_pct"] + ([WEIGHTS[spec.weighting]] if WEIGHTS[spec.weighting] else [])
-    return frame.dropna(subset=needed).reset_index(drop=True), ""
+    return frame.dropna(subset=needed).reset_index(drop=True), "", receiver
 
 
 def fit_specification(regional: pd.DataFrame, spec: Specification, national: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,13 +117,14 @@ def fit_specification(regional: pd.DataFrame, spec: Specification, national: Map
         "n_regions": 0,
         "regions": "",
         "influential_dropped": "",
+        "remainder_to": "",
         "slope_logit": np.nan,
         "ame_pp": np.nan,
         "ci_lower_pp": np.nan,
         "ci_upper_pp": np.nan,
         "status": "",
     }
-    frame, reason = _prepared(regional, spec, national)
+    frame, reason, row["remainder_to"] = _prepared(regional, spec, national)
     if frame is None:
         return {**row, "status": f"not available: {reason}"}
     weight = WEIGHTS[spec.weighting]
@@ -176,6 +180,10 @@ def curve_summary(curve: pd.DataFrame) -> dict[str, Any]:
         "ame_pp_median": estimable["ame_pp"].median() if len(estimable) else None,
         "ame_pp_max": estimable["ame_pp"].max() if len(estimable) else None,
         "excluding_zero": int(estimable["excludes_zero"].sum()),
+        # specifications that give the remainder to a region and then drop that region as the most influential
+        "remainder_region_dropped": int(
+            ((estimable["remainder_to"] != "") & (estimable["influential_dropped"] == estimable["remainder_to"])).sum()
+        ),
         "negative": int((estimable["ame_pp"] < 0).sum()),
         "n_regions_min": int(estimable["n_regions"].min()) if len(estimable) else 0,
         "n_regions_max": int(estimable["n_regions"].max()) if len(estimable) else 0,

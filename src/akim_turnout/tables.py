@@ -89,6 +89,7 @@ SPECIFICATION_CURVE = {
     "rank": Column("rank", 0),
     "definition": Column("candidate count"),
     "missing": Column("regions without it"),
+    "remainder_to": Column("remainder given to"),
     "weighting": Column("weighting"),
     "influence": Column("influential region"),
     "n_regions": Column("regions (count)", 0),
