@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from akim_turnout.labels import model as model_label
 from akim_turnout.outputs import stated, stated_array, stated_frame
 
 # Okabe & Ito (2008), distinguishable under the common colour-vision deficiencies.
@@ -300,12 +301,14 @@ def plot_coefficients(comparison, *, terms, labels=None, simulated: bool = False
             capsize=2,
         )
         if truth is not None and term in truth:
-            ax.axvline(truth[term], color=OKABE_ITO[3], linestyle="--", label="true value")
-            ax.legend(frameon=False, fontsize=7, loc="lower right")
+            ax.axvline(truth[term], color=OKABE_ITO[3], linestyle="--", label="value simulated (conditional)")
         ax.axvline(0, color="#888888", linewidth=0.8)
-        ax.set_yticks(list(y), models_)
+        ax.set_yticks(list(y), [model_label(m) for m in models_])
         ax.set_xlabel(f"{labels.get(term, term)}\n(logit scale)")
     axes[0].set_ylabel("model")
+    handles, names = axes[0].get_legend_handles_labels()
+    if handles:  # one legend for all panels, above them, clear of the estimates
+        fig.legend(handles, names, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(0.01, 0.99))
     if simulated:
         mark_simulated(fig)
     return fig
