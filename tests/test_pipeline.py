@@ -117,8 +117,8 @@ def test_readme_commands_work_as_written(readme_run) -> None:
     assert changed[:2] == ["2", "2"], run(["git", "diff", "params.yaml"], copy).stdout
     params = yaml.safe_load((copy / "params.yaml").read_text())
     assert params["forensics"]["n_sim"] == 500 and params["race_models"]["headline_model"] == "gee"
-    metrics = json.loads((copy / "reports/metrics/forensics.json").read_text())
-    assert metrics["simulated_clean"]["integer_n_sim"] == 500
+    numbers = json.loads((copy / "reports/numbers/forensics.json").read_text())
+    assert numbers["simulated_clean"]["integer_n_sim"] == 500
     # the hand-run notebook wrote to scratch/ only: what DVC tracks is as the experiments left it
     assert (copy / "scratch/reports/figures/forensics/integer_simulated_clean.png").is_file()
     assert "up to date" in run(["dvc", "status"], copy).stdout
@@ -185,8 +185,9 @@ def test_dvc_metrics_plots_and_experiments_are_readable(built: Path) -> None:
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], built).stdout)
     values = [value for data in next(iter(metrics.values()))["data"].values() for value in data["data"].values()]
     assert len(values) == 7 and all(isinstance(value, (int, float)) for value in values), "numbers only"
-    run(["dvc", "plots", "show", "-o", "plots"], built)
-    page = (built / "plots/index.html").read_text()
+    run(["dvc", "plots", "show"], built)
+    page = (built / "dvc_plots/index.html").read_text()
+    assert run(["git", "status", "--porcelain"], built).stdout == "", "the drawn plots are git-ignored"
     for source in ("regional_2021", "specification_curve", "power_curves"):
         assert source in page, f"{source} is not plotted"
 
