@@ -168,9 +168,9 @@ def test_counts_glm_declines_separation(near_separated: pd.DataFrame) -> None:
     separated = near_separated.assign(
         voted=np.where(near_separated["region"] == "Mangystau", near_separated["registered"], near_separated["voted"])
     )
-    with pytest.raises(fastfit.FastPathDeclined):
+    with pytest.raises(fastfit.FastPathDeclined, match=r"^linear predictor beyond \+-30 \(near-separation\)$"):
         fastfit.fit_counts_glm(_arrays(separated))
-    with pytest.raises(fastfit.FastPathDeclined):
+    with pytest.raises(fastfit.FastPathDeclined, match=r"^linear predictor beyond \+-30 \(near-separation\)$"):
         fastfit.fit_gee_exchangeable(_arrays(separated))
     # statsmodels does not converge either: Newton gives up and IRLS drifts off
     assert race.fit_race_glm(separated, TRUE_RHS).warnings
@@ -308,7 +308,7 @@ def test_gee_declines_where_statsmodels_does_not_converge(regions: pd.DataFrame)
     with pytest.warns(Warning):
         raw = _statsmodels_gee(arrays)
     assert not raw.converged
-    with pytest.raises(fastfit.FastPathDeclined, match="working correlation"):
+    with pytest.raises(fastfit.FastPathDeclined, match=r"^working correlation 1\.0069\d+ outside \(-1, 1\)$"):
         fastfit.fit_gee_exchangeable(arrays)
 
 
@@ -378,7 +378,9 @@ def test_random_intercept_reml_declines_at_the_boundary(regions: pd.DataFrame) -
     races = simulate.simulate_races(regions.assign(turnout_pct=80.0), NATIONAL_2021, simulate.SimulationSettings(), 1)
     assert race.fit_race_mixedlm(races, MIX_RHS).warnings
     arrays = _arrays(races, MIX_RHS)
-    with pytest.raises(fastfit.FastPathDeclined):
+    with pytest.raises(
+        fastfit.FastPathDeclined, match="^group variance near the boundary or Hessian not negative definite$"
+    ):
         fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
 
 
@@ -614,3 +616,32 @@ def test_study_refuses_unknown_engine(regions: pd.DataFrame) -> None:
         ).engine
         == "fast"
     )
+
+
+def test_permutation_statistics_batch_with_regular_undefined_and_declined_designs() -> None:
+    """One batch: a regular column (the statsmodels statistic), a column isolating one row (leverage 1 up to
+    rounding, so within 1e-6 of HC3's cut-off: declined, for statsmodels to decide; with other covariances a number),
+    a constant column collinear with the intercept (declined)."""
+    share = np.array([0.6, 0.7, 0.65, 0.8, 0.75, 0.7])
+    exog = np.column_stack([np.ones(6), np.arange(6.0)])
+    regular, isolating, constant = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0]), np.eye(6)[5], np.full(6, 2.0)
+    columns = np.vstack([regular, isolating, constant])
+
+    def reference(column: np.ndarray, statistic: str, cov_type: str) -> float:
+        design = exog.copy()
+        design[:, 1] = column
+        return resampling._regional_statistic(share, design, None, 1, statistic, cov_type)
+
+    values, declined = fastfit.permutation_statistics(share, exog, None, 1, columns)  # defaults: t with HC3
+    assert declined.tolist() == [False, True, True]
+    assert values[0] == pytest.approx(reference(regular, "t", "HC3"), rel=1e-9) and np.isnan(values[1:]).all()
+    for statistic, cov_type in (("coef", "HC3"), ("t", "HC0"), ("t", "HC1")):  # leverage does not matter
+        values, declined = fastfit.permutation_statistics(share, exog, None, 1, columns, statistic, cov_type)
+        assert declined.tolist() == [False, False, True], (statistic, cov_type)
+        for value, column in zip(values[:2], (regular, isolating), strict=True):
+            assert value == pytest.approx(reference(column, statistic, cov_type), rel=1e-8), (statistic, cov_type)
+        assert np.isnan(values[2])
+    values, declined = fastfit.permutation_statistics(share, exog, None, 1, np.vstack([constant, 2 * constant]))
+    assert declined.tolist() == [True, True] and np.isnan(values).all()
+    with pytest.raises(ValueError, match=r"^statistic must be 't' or 'coef'$"):
+        fastfit.permutation_statistics(share, exog, None, 1, columns, "z")

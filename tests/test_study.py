@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -223,6 +224,53 @@ def test_failed_fit_is_recorded_not_raised(base_margins: pd.DataFrame, monkeypat
     assert math.isnan(rows[1]["estimate"]) and not rows[1]["rejected"]
 
 
+def test_run_replication_counts_warnings_and_flags_unusable_fits(
+    base_margins: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What run_replication adds to each method's fit, on fits made up by hand: warnings raised around the fit are
+    added to the fit's own count (a ConvergenceWarning marks it not converged), a non-finite p-value makes the row
+    unusable with its reason, p = alpha is not a rejection, and every method of the data set shares one cache."""
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    caches = []
+
+    def made_up(method, races, task, target, boot_seed, cache):
+        caches.append(cache)
+        out = {"estimate": -0.3, "se": 0.1, "ci_low": -0.5, "ci_high": -0.1, "covered": True, "converged": True}
+        if method == "cluster_t":
+            warnings.warn("a note", UserWarning, stacklevel=1)
+            warnings.warn("a note", UserWarning, stacklevel=1)  # counted once
+            return {**out, "p_value": 0.05, "n_warnings": 2}
+        if method == "gee_bias_reduced":
+            warnings.warn("iteration limit reached", ConvergenceWarning, stacklevel=1)
+            return {**out, "p_value": 0.049, "n_warnings": 0}
+        return {**out, "p_value": math.nan, "n_warnings": 0}
+
+    monkeypatch.setattr(study, "_fit_method", made_up)
+    rows = study.run_replication(_task(base_margins, 0.0, ("cluster_t", "gee_bias_reduced", "mixedlm")))
+    glm, gee, mixed = rows
+    assert (glm["n_warnings"], glm["converged"], glm["rejected"], glm["ok"], glm["error"]) == (3, True, False, True, "")
+    assert (gee["n_warnings"], gee["converged"], gee["rejected"], gee["ok"]) == (1, False, True, True)
+    assert not mixed["ok"] and mixed["error"] == "non-finite estimate or p-value" and not mixed["rejected"]
+    assert len(caches) == 3 and caches[0] is caches[1] is caches[2] and isinstance(caches[0], dict)
+
+
+def test_failed_fit_row_has_no_numbers_and_no_verdicts(
+    base_margins: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args, **kwargs):
+        raise FloatingPointError("overflow")
+
+    monkeypatch.setattr(study, "_fit_method", broken)
+    (row,) = study.run_replication(_task(base_margins, -0.3, ("cluster_t",)))
+    assert row["error"] == "FloatingPointError: overflow" and row["ok"] is False
+    assert [math.isnan(row[key]) for key in ("estimate", "se", "ci_low", "ci_high", "p_value")] == [True] * 5
+    assert (row["covered"], row["converged"], row["n_warnings"], row["rejected"]) == (False, False, 0, False)
+    # the target is still recorded: the failed fit counts against the method, not against the data set
+    expected = population_averaged_coefficients(replace(SETTINGS, beta_self_share=-0.3))["self_share"]
+    assert row["target"] == pytest.approx(expected, rel=1e-12) and row["target"] < -0.29
+
+
 # --------------------------------------------------------------------------
 # Reproducibility across workers and backends
 # --------------------------------------------------------------------------
@@ -354,6 +402,66 @@ def test_clopper_pearson_known_values_and_never_zero_width() -> None:
     )  # R: binom.test(95, 100)
 
 
+def test_summarise_bias_rmse_order_and_convergence_by_hand() -> None:
+    """A non-zero target, two effects and two methods given in the opposite of the reporting order; one fit that
+    is usable but did not converge, one without a standard error."""
+    base = _hand_results().iloc[0].to_dict()
+    rows = []
+    for effect_index, (effect, target) in enumerate(((0.0, 0.0), (-0.3, -0.25))):
+        for method in ("naive_binomial", "cluster_t"):  # METHODS lists cluster_t first
+            for replication, estimate in enumerate((-0.2, -0.1, -0.45)):
+                rows.append(
+                    {
+                        **base,
+                        "effect_index": effect_index,
+                        "effect": effect,
+                        "method": method,
+                        "replication": replication,
+                        "target": target,
+                        "estimate": estimate,
+                        "se": math.nan if replication == 2 else 0.1 * (replication + 1),
+                        "converged": replication != 1,
+                        "n_warnings": replication,
+                    }
+                )
+    summary = montecarlo.summarise(pd.DataFrame(rows))
+    assert summary[["effect", "method"]].values.tolist() == [
+        [0.0, "cluster_t"], [0.0, "naive_binomial"], [-0.3, "cluster_t"], [-0.3, "naive_binomial"]
+    ]  # fmt: skip
+    row = summary.iloc[2].to_dict()
+    # errors: 0.05, 0.15, -0.2 -> bias 0, rmse sqrt((0.0025 + 0.0225 + 0.04) / 3)
+    assert row["mean_estimate"] == pytest.approx(-0.25, abs=1e-15) and row["bias"] == pytest.approx(0.0, abs=1e-15)
+    assert row["rmse"] == pytest.approx(math.sqrt(0.065 / 3), rel=1e-14)
+    assert row["target"] == -0.25
+    null = summary.iloc[0].to_dict()  # errors -0.2, -0.1, -0.45 against 0
+    assert null["bias"] == pytest.approx(-0.25, rel=1e-14) and null["rmse"] == pytest.approx(math.sqrt(0.2525 / 3))
+    assert row["mean_se"] == pytest.approx(0.15, rel=1e-14)  # the missing standard error is left out
+    assert row["sd_estimate"] == pytest.approx(math.sqrt(0.0325), rel=1e-14)  # deviations 0.05, 0.15, -0.2; ddof 1
+    assert row["se_ratio"] == pytest.approx(0.15 / math.sqrt(0.0325), rel=1e-14)
+    assert row["n_warnings"] == 3 and row["n_not_converged"] == 1 and row["n_ok"] == 3
+
+
+def test_summarise_with_one_usable_fit_or_none() -> None:
+    results = _hand_results()
+    one = montecarlo.summarise(results.iloc[[0, 10]]).iloc[0]  # one usable fit, one failed
+    assert one["n"] == 2 and one["n_ok"] == 1 and math.isnan(one["sd_estimate"]) and math.isnan(one["se_ratio"])
+    assert one["coverage"] == 1.0 and one["bias"] == pytest.approx(0.1)
+    none = montecarlo.summarise(results.iloc[[10]]).iloc[0]
+    assert none["n_ok"] == 0 and math.isnan(none["coverage"]) and math.isnan(none["rejection"])
+    assert math.isnan(none["coverage_low"]) and math.isnan(none["coverage_high"])
+    no_se = montecarlo.summarise(results.assign(se=math.nan)).iloc[0]
+    assert math.isnan(no_se["mean_se"]) and math.isnan(no_se["se_ratio"])
+
+
+def test_summarise_needs_no_error_seed_or_term_column() -> None:
+    full = montecarlo.summarise(_hand_results())
+    pd.testing.assert_frame_equal(
+        montecarlo.summarise(_hand_results().drop(columns=["error", "sim_seed", "term"])), full
+    )
+    with pytest.raises(ValueError, match=r"^results is missing column\(s\): \['target', 'covered'\]$"):
+        montecarlo.summarise(_hand_results().drop(columns=["target", "covered"]))
+
+
 def test_summarise_refuses_missing_columns() -> None:
     with pytest.raises(ValueError, match="covered"):
         montecarlo.summarise(_hand_results().drop(columns="covered"))
@@ -471,3 +579,43 @@ def test_study_metrics_is_json_ready(tiny_results: pd.DataFrame) -> None:
     assert set(metrics["real_design"]["methods"]) == {"cluster_t", "naive_binomial"}
     assert metrics["recommended_method"] in {"cluster_t", "naive_binomial"}
     assert "NaN" not in text
+
+
+def test_dask_backend_in_process_matches_joblib(
+    tiny_design: study.StudyDesign, tiny_results: pd.DataFrame, regions: pd.DataFrame
+) -> None:
+    """The dask path with worker threads in this process (so it runs this process's code), progress bar on."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        on_dask = study.run_study(
+            tiny_design, SETTINGS, regions, NATIONAL_2021, backend="dask", client=client, progress=True
+        )
+    pd.testing.assert_frame_equal(tiny_results, on_dask, check_exact=True)
+
+
+def test_sensitivity_is_the_study_rerun_per_setting(regions: pd.DataFrame) -> None:
+    """One row per combination of the grid, in grid order, each the MDE of one method on the first design from a
+    study rerun with those settings, that method alone and n data sets per effect (at effect 0 as well)."""
+    base = study.StudyDesign.from_mapping({**TINY, "effect_grid": [0.0, -0.6], "methods": ["cluster_t", "mixedlm"]})
+    grid = {"overdispersion_sd": [0.2, 0.5], "beta_women": [0.1]}
+    table = study.sensitivity(base, SETTINGS, regions, NATIONAL_2021, grid, "mixedlm", 100, power=0.5)
+    assert table.columns.tolist() == [
+        "overdispersion_sd", "beta_women", "method", "n_replications",
+        "size", "size_low", "size_high", "mde_logit", "mde_logit_low", "mde_logit_high",
+        "mde_pp", "mde_pp_low", "mde_pp_high",
+    ]  # fmt: skip
+    assert table["overdispersion_sd"].tolist() == [0.2, 0.5] and table["beta_women"].tolist() == [0.1, 0.1]
+    assert table["method"].tolist() == ["mixedlm"] * 2 and table["n_replications"].tolist() == [100, 100]
+    design = replace(base, methods=("mixedlm",), n_replications=100, n_replications_null=100, method_replications=())
+    for row, sd in zip(table.to_dict("records"), (0.2, 0.5), strict=True):
+        results = study.run_study(design, replace(SETTINGS, overdispersion_sd=sd), regions, NATIONAL_2021)
+        assert len(results) == 100 * 2 and set(results["method"]) == {"mixedlm"}
+        expected = montecarlo.minimum_detectable_effect(montecarlo.summarise(results), "mixedlm", power=0.5)
+        assert expected["reached"] and expected["size_ok"] and math.isfinite(expected["mde_pp_high"])
+        for key in table.columns[4:]:
+            assert row[key] == expected[key], key
+    # the settings matter: a larger overdispersion makes the effect harder to detect
+    assert table.loc[0, "mde_logit"] < table.loc[1, "mde_logit"]
