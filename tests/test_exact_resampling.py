@@ -306,3 +306,14 @@ def test_integer_null_near_0_and_100_percent_matches_the_exact_probability() -> 
     assert exact_hit_probability(1000, 2, 1.0) == pytest.approx(exact_hit_probability(1000, 998, 1.0), abs=1e-12)
     assert exact_hit_probability(1000, 2, 1.0) == pytest.approx(0.204622, abs=1e-5)
     assert result.n_degenerate == 2 and result.observed == 2
+
+
+def test_permutation_p_value_counts_the_observed_order_as_a_tie() -> None:
+    """Given every order, the identity among them, its statistic is the observed one and counts as at least as
+    extreme (ties within 1e-12 relative count): 15 of 121 for the robust t, one more than without it."""
+    regions = five_regions()
+    orders = list(itertools.permutations(range(5)))
+    for engine in ("fast", "statsmodels"):
+        result = resampling.permutation_test(regions, "x", permutations=orders, engine=engine)
+        assert result.n_permutations == 120 and result.null_distribution[0] == pytest.approx(result.observed)
+        assert result.p_value == pytest.approx(15 / 121, abs=1e-12), engine

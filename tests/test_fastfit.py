@@ -645,3 +645,15 @@ def test_permutation_statistics_batch_with_regular_undefined_and_declined_design
     assert declined.tolist() == [True, True] and np.isnan(values).all()
     with pytest.raises(ValueError, match=r"^statistic must be 't' or 'coef'$"):
         fastfit.permutation_statistics(share, exog, None, 1, columns, "z")
+
+
+def test_permutation_test_engines_agree_with_weights(regional: pd.DataFrame) -> None:
+    """Weighted by posts: both engines use the weights (an unweighted null differs from either)."""
+    kept = regional.dropna(subset=["cands_per_seat", "posts"])
+    options = {"weight": "posts", "n_permutations": 49, "seed": 2}
+    fast = resampling.permutation_test(kept, "cands_per_seat", **options)
+    slow = resampling.permutation_test(kept, "cands_per_seat", engine="statsmodels", **options)
+    unweighted = resampling.permutation_test(kept, "cands_per_seat", n_permutations=49, seed=2, engine="statsmodels")
+    assert_scaled_close(fast.null_distribution, slow.null_distribution, np.abs(slow.null_distribution))
+    assert fast.observed == pytest.approx(slow.observed, rel=1e-9) and fast.p_value == slow.p_value
+    assert np.max(np.abs(unweighted.null_distribution - slow.null_distribution)) > 0.05

@@ -286,3 +286,22 @@ def test_planting_draws_races_from_the_seed() -> None:
     assert default["planted"].tolist() != forensics.plant_round_turnout_anomaly(many, 0.25, seed=1)["planted"].tolist()
     chosen = np.sort(np.random.default_rng(0).choice(20, size=5, replace=False))
     assert np.flatnonzero(default["planted"]).tolist() == chosen.tolist()
+
+
+def test_integer_test_per_race_counts_and_turnout() -> None:
+    result = forensics.integer_percent_test(RACES, n_sim=5, seed=1)
+    per_race = result.races
+    assert per_race["registered"].tolist() == RACES["registered"].tolist()
+    assert per_race["voted"].tolist() == RACES["voted"].tolist()
+    np.testing.assert_allclose(per_race["turnout_pct"], 100 * RACES["voted"] / RACES["registered"], rtol=1e-15)
+    assert per_race["race_id"].tolist() == RACES["race_id"].tolist()
+
+
+def test_integer_test_in_chunks_tallies_every_draw() -> None:
+    """500,000 races of 50 votes out of 100 registered: every draw of Binomial(100, q) is a whole percentage, so
+    every race is hit in all 20 draws; 4,000,000 // 500,000 = 8 draws per chunk, three chunks."""
+    races = pd.DataFrame({"registered": np.full(500_000, 100), "voted": np.full(500_000, 50)})
+    result = forensics.integer_percent_test(races, n_sim=20, seed=0, smooth_pp=0.0)
+    assert result.null_counts.tolist() == [500_000] * 20
+    assert (result.races["null_hit_prob"] == 1.0).all()
+    assert result.observed == 500_000 and result.p_value == 1.0

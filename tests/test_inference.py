@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 from real_2021 import NATIONAL_2021, real_2021_regions
 
-from akim_turnout import race, simulate
+from akim_turnout import inference, race, simulate
 from akim_turnout.inference import mancl_derouen_cov
 
 
@@ -76,3 +76,41 @@ def test_fit_race_gee_uses_it(races) -> None:
     assert any("generalized inverse" in note for note in fit.notes)
     with pytest.raises(ValueError, match="cov_type must be 'bias_reduced' or 'robust'"):
         race.fit_race_gee(races, "self_share", cov_type="HC3")
+
+
+def test_ame_table_scales_to_points_and_hides_intervals_past_the_turnout_scale() -> None:
+    """By hand: t(7) quantile 2.364624251592785 (tables), normal 1.959963984540054; an interval reaching below
+    -100 or above +100 percentage points carries no information and is shown as not estimable."""
+    from types import SimpleNamespace
+
+    from scipy import stats as scipy_stats
+
+    raw = pd.DataFrame({"term": ["a", "b", "c"], "ame": [0.05, 0.3, -0.3], "se": [0.01, 0.35, 0.35]})
+    fit = SimpleNamespace(name="m", df_resid=7, use_t=True, not_estimable=None)
+    table = inference._ame_table(raw, fit, 0.05, weighted=True)
+    assert table["model"].tolist() == ["m"] * 3 and table["averaging"].tolist() == ["weighted"] * 3
+    a = table.iloc[0]
+    assert (a["ame_pp"], a["std_error_pp"]) == pytest.approx((5.0, 1.0), rel=1e-14)
+    assert (a["ci_lower_pp"], a["ci_upper_pp"]) == pytest.approx((5 - 2.364624251592785, 5 + 2.364624251592785))
+    assert a["p_value"] == pytest.approx(2 * scipy_stats.t.sf(5.0, 7), rel=1e-10)
+    # b: 30 +- 2.3646 x 35 reaches 112.8 (upper side only); c: -30 -+ ... reaches -112.8 (lower side only)
+    assert table["status"].tolist() == ["ok"] + ["not estimable: interval wider than the turnout scale"] * 2
+    assert table.iloc[1:][["ame_pp", "std_error_pp", "ci_lower_pp", "ci_upper_pp", "p_value"]].isna().all().all()
+    kept = inference._ame_table(raw, fit, 0.05, weighted=False, keep_not_estimable=True)
+    assert kept["averaging"].tolist() == ["unweighted"] * 3 and kept["status"].tolist() == table["status"].tolist()
+    assert kept.iloc[1]["ci_upper_pp"] == pytest.approx(30 + 2.364624251592785 * 35)
+    assert kept.iloc[2]["ci_lower_pp"] == pytest.approx(-30 - 2.364624251592785 * 35)
+    normal = inference._ame_table(
+        raw, SimpleNamespace(name="m", df_resid=7, use_t=False, not_estimable=None), 0.05, True
+    )
+    assert normal.iloc[0]["ci_upper_pp"] == pytest.approx(5 + 1.959963984540054)
+    assert normal["status"].tolist() == ["ok", "ok", "ok"]  # 30 + 1.96 x 35 = 98.6 stays inside the scale
+    assert normal.iloc[1]["p_value"] == pytest.approx(2 * scipy_stats.norm.sf(30 / 35), rel=1e-10)
+    no_df = inference._ame_table(
+        raw, SimpleNamespace(name="m", df_resid=None, use_t=True, not_estimable=None), 0.05, True
+    )
+    assert no_df.iloc[0]["ci_upper_pp"] == pytest.approx(5 + 1.959963984540054)
+    flagged = SimpleNamespace(name="m", df_resid=7, use_t=True, not_estimable="6 regions for 7 parameters")
+    refused = inference._ame_table(raw, flagged, 0.05, True)
+    assert refused["status"].tolist() == ["not estimable: 6 regions for 7 parameters"] * 3
+    assert refused[["ame_pp", "ci_lower_pp", "p_value"]].isna().all().all()

@@ -457,9 +457,24 @@ def test_race_headline_follows_the_recommended_method(races: pd.DataFrame) -> No
     assert gee["ci_upper"] == families["gee"].conf_int.at["self_share", "upper"] and gee["ci_upper"] != glm["ci_upper"]
     assert (wild["estimate"], wild["ci_lower"], wild["ci_upper"]) == (boot.estimate, boot.ci_lower, boot.ci_upper)
     assert wild["interval"] == "wild cluster bootstrap, test inversion (webb weights, 99 draws, 14 clusters)"
+    assert glm == {
+        "family": "glm",
+        "interval": "cluster covariance, t(13) quantiles",
+        "estimate": families["glm"].params["self_share"],
+        "ci_lower": families["glm"].conf_int.at["self_share", "lower"],
+        "ci_upper": families["glm"].conf_int.at["self_share", "upper"],
+    }
+    assert gee["interval"].endswith(", t(13) quantiles")
+    naive = race.fit_race_naive_binomial(races, MIX_RHS)  # model-based covariance, normal quantiles
+    normal = race.race_headline("glm", None, {"glm": naive}, boot)
+    assert normal["interval"] == f"{naive.cov_type} covariance, normal quantiles" and not naive.use_t
     assert race.race_headline("gee", "cluster_t", families, boot) == gee  # a named family overrides
     with pytest.raises(ValueError, match="recommends 'naive_binomial', which has no race-level fit to report"):
         race.race_headline("recommended", "naive_binomial", families, boot)
+    with pytest.raises(ValueError) as refused:
+        race.race_headline("ols", "cluster_t", families, boot)
+    assert str(refused.value) == f"headline must be one of {', '.join(race.HEADLINE_CHOICES)}, got 'ols'"
+    assert str(refused.value).startswith("headline must be one of recommended, ")
 
 
 def test_cluster_small_sample_factor_by_hand() -> None:

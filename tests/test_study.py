@@ -581,6 +581,51 @@ def test_study_metrics_is_json_ready(tiny_results: pd.DataFrame) -> None:
     assert "NaN" not in text
 
 
+def test_study_metrics_by_hand() -> None:
+    """Per method: fits used and failed, the worst coverage over the non-zero effects with the effect where it
+    occurs, the MDE at the requested power; the sizes of every design, in design order."""
+
+    def method_rows(method: str, size: float, coverage: list[float], design: tuple[int, int, int] = (0, 14, 730)):
+        rows = _hand_summary([size, 0.5, 0.8, 0.95], method=method, n_ok=200, coverage=coverage)
+        return rows.assign(
+            design_index=design[0], n_regions=design[1], n_races=design[2], n=203, bias=0.01, se_ratio=0.9
+        )
+
+    summary = pd.concat(
+        [
+            method_rows("cluster_t", 0.07, [0.93, 0.94, 0.91, 0.92], (1, 28, 1460)),  # a second design, listed first
+            method_rows("mixedlm", 0.05, [0.95, 0.95, 0.95, 0.96]),
+            method_rows("cluster_t", 0.06, [0.94, 0.93, 0.90, 0.92]),
+        ],
+        ignore_index=True,
+    )
+    summary.loc[(summary["method"] == "mixedlm") & (summary["effect_index"] == 3), "n_ok"] = 150
+    metrics = montecarlo.study_metrics(summary, power=0.5)
+    real = metrics["real_design"]
+    assert (real["n_regions"], real["n_races"], real["alpha"], real["mde_power"]) == (14, 730, 0.05, 0.5)
+    assert list(real["methods"]) == ["cluster_t", "mixedlm"]  # reporting order
+    glm, mixed = real["methods"]["cluster_t"], real["methods"]["mixedlm"]
+    assert (glm["n_replications"], glm["n_failed"], glm["n_replications_per_effect"]) == (200, 3, 200)
+    assert mixed["n_replications_per_effect"] == 150
+    assert (glm["size"], glm["coverage_min"], glm["coverage_min_effect"]) == (0.06, 0.9, -0.2)
+    low, high = montecarlo.clopper_pearson(180, 200)
+    assert glm["coverage_min_low"] == pytest.approx(low, abs=5e-7) and glm["coverage_min_high"] == pytest.approx(
+        high, abs=5e-7
+    )
+    assert (mixed["coverage_min"], mixed["coverage_min_effect"]) == (0.95, -0.1)  # the first of equal coverages
+    assert (glm["bias_at_zero"], glm["se_ratio_at_zero"]) == (0.01, 0.9)
+    assert glm["mde_logit"] == pytest.approx(0.1) and glm["size_ok"] and glm["enough_replications"]
+    assert metrics["designs"] == [
+        {"n_regions": 14, "n_races": 730, "size": {"mixedlm": 0.05, "cluster_t": 0.06}},
+        {"n_regions": 28, "n_races": 1460, "size": {"cluster_t": 0.07}},
+    ]
+    # at 5 %: the GLM's worst coverage (180 of 200, exact interval up to 0.937) misses 95 %, the mixed model qualifies;
+    # at 10 %: the mixed model's size (10 of 200, interval 0.024-0.090) misses 10 %, the GLM qualifies
+    assert metrics["recommended_method"] == montecarlo.recommend_method(summary)[0] == "mixedlm"
+    assert montecarlo.study_metrics(summary, alpha=0.10)["recommended_method"] == "cluster_t"
+    assert montecarlo.study_metrics(summary)["real_design"]["methods"]["cluster_t"]["mde_logit"] == pytest.approx(0.2)
+
+
 def test_dask_backend_in_process_matches_joblib(
     tiny_design: study.StudyDesign, tiny_results: pd.DataFrame, regions: pd.DataFrame
 ) -> None:
