@@ -657,3 +657,19 @@ def test_permutation_test_engines_agree_with_weights(regional: pd.DataFrame) -> 
     assert_scaled_close(fast.null_distribution, slow.null_distribution, np.abs(slow.null_distribution))
     assert fast.observed == pytest.approx(slow.observed, rel=1e-9) and fast.p_value == slow.p_value
     assert np.max(np.abs(unweighted.null_distribution - slow.null_distribution)) > 0.05
+
+
+def test_fast_study_fit_declines_the_bootstrap_interval_and_caches_the_glm(regions: pd.DataFrame) -> None:
+    base = simulate.allocate_region_margins(regions, NATIONAL_2021)
+    settings = simulate.SimulationSettings(beta_self_share=-0.3)
+    task = study.ReplicationTask(0, 14, 730, 1, -0.3, 0, base, settings, ("wild_bootstrap",), seed=4, wild_ci=True)
+    races, _, boot_seed = study.simulate_replication(task)
+    with pytest.raises(fastfit.FastPathDeclined) as declined:
+        study._fit_fast("wild_bootstrap", races, task, -0.29, boot_seed, {})
+    assert str(declined.value) == "bootstrap CI by test inversion is computed by resampling.wild_cluster_bootstrap"
+    cache: dict = {}
+    glm = study._fit_fast("cluster_t", races, replace(task, wild_ci=False), -0.29, boot_seed, cache)
+    assert set(cache) == {"arrays", "glm"}
+    cache["glm"] = replace(cache["glm"], params=cache["glm"].params + 1.0)  # a reused fit shows in the next method
+    naive = study._fit_fast("naive_binomial", races, replace(task, wild_ci=False), -0.29, boot_seed, cache)
+    assert naive["estimate"] == pytest.approx(glm["estimate"] + 1.0, rel=1e-12)

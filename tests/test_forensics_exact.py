@@ -305,3 +305,54 @@ def test_integer_test_in_chunks_tallies_every_draw() -> None:
     assert result.null_counts.tolist() == [500_000] * 20
     assert (result.races["null_hit_prob"] == 1.0).all()
     assert result.observed == 500_000 and result.p_value == 1.0
+
+
+BAD_RACE_TABLES = {
+    "missing region": (
+        RACES.assign(region=["X", None, "Y"]),
+        ("registered", "region"),
+        "column 'region' has missing values in 1 row(s), race_id ['b']",
+    ),
+    "missing count": (
+        RACES.assign(voted=[160.0, np.nan, 400.0]),
+        ("registered", "voted"),
+        "column 'voted' has missing values in 1 row(s), race_id ['b']",
+    ),
+    "infinite": (
+        RACES.assign(registered=[200.0, np.inf, np.inf]),
+        ("registered",),
+        "column 'registered' has infinite values in 2 row(s), race_id ['b', 'c']",
+    ),
+    "infinite where missing is allowed": (
+        RACES.assign(valid_votes=[150.0, -np.inf, 390.0]),
+        ("valid_votes",),
+        "column 'valid_votes' has infinite values in 1 row(s), race_id ['b']",
+    ),
+    "boolean": (
+        RACES.assign(voted=[True, False, True]),
+        ("voted",),
+        "column 'voted' must be numeric (counts), got dtype bool",
+    ),
+    "empty": (RACES.iloc[:0], ("registered",), "the race table has no rows"),
+    "fraction, no race_id": (
+        RACES.drop(columns="race_id").assign(voted=[160.5, 1199, 400]),
+        ("voted",),
+        "column 'voted' must hold whole numbers; non-integers in 1 row(s), index [0]",
+    ),
+}
+
+
+@pytest.mark.parametrize(("races", "required", "message"), BAD_RACE_TABLES.values(), ids=BAD_RACE_TABLES.keys())
+def test_race_table_errors_name_the_column_and_rows(races, required, message) -> None:
+    with pytest.raises(ValueError) as error:
+        forensics.validate_races(races, required)
+    assert str(error.value) == message
+
+
+def test_race_table_must_be_a_data_frame_and_unpublished_counts_stay_missing() -> None:
+    with pytest.raises(TypeError) as error:
+        forensics.validate_races(RACES.to_dict())
+    assert str(error.value) == "races must be a pandas DataFrame, got dict"
+    arrays = forensics.validate_races(RACES, ("registered", "valid_votes"))
+    assert arrays["valid_votes"].dtype == np.float64 and np.isnan(arrays["valid_votes"][1])
+    assert arrays["registered"].tolist() == [200.0, 1499.0, 400.0]

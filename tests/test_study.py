@@ -84,6 +84,22 @@ def test_study_design_refuses_invalid_values(mapping: dict, message: str) -> Non
         study.StudyDesign.from_mapping(mapping)
 
 
+def test_study_design_problems_are_all_named_at_once_and_the_bounds_are_inclusive() -> None:
+    with pytest.raises(ValueError) as error:
+        study.StudyDesign.from_mapping({"effect_grid": [-0.1, 0.1]})
+    assert str(error.value) == (
+        "Invalid study design: effect_grid must contain 0 (size of the tests); effect_grid must lie on one side of 0"
+    )
+    with pytest.raises(ValueError) as error:
+        study.StudyDesign.from_mapping(
+            {"designs": [{"n_regions": 14, "n_races": 730}, {"n_regions": 14, "n_races": 27}]}
+        )
+    assert str(error.value) == "Invalid study design: each design needs n_races >= 2 * n_regions"
+    # 28 races in 14 regions is allowed, as is a grid of positive effects
+    assert study.StudyDesign.from_mapping({"designs": [{"n_regions": 14, "n_races": 28}]}).designs[0].n_races == 28
+    assert study.StudyDesign.from_mapping({"effect_grid": [0.0, 0.2]}).effect_grid == (0.0, 0.2)
+
+
 def test_study_design_refuses_wrong_types() -> None:
     with pytest.raises(
         ValueError, match=r"parameter 'design.n_replications' must be an integer from 2 to 100000, got 10.5"
@@ -664,3 +680,11 @@ def test_sensitivity_is_the_study_rerun_per_setting(regions: pd.DataFrame) -> No
             assert row[key] == expected[key], key
     # the settings matter: a larger overdispersion makes the effect harder to detect
     assert table.loc[0, "mde_logit"] < table.loc[1, "mde_logit"]
+
+
+def test_progress_bar_names_the_chunks_and_counts_them(capsys: pytest.CaptureFixture[str]) -> None:
+    assert list(study._progress(iter("abc"), 3, True)) == ["a", "b", "c"]
+    shown = capsys.readouterr().err
+    assert "replication chunks" in shown and "3/3" in shown
+    assert list(study._progress(iter("abc"), 3, False)) == ["a", "b", "c"]
+    assert capsys.readouterr().err == ""
