@@ -673,3 +673,57 @@ def test_fast_study_fit_declines_the_bootstrap_interval_and_caches_the_glm(regio
     cache["glm"] = replace(cache["glm"], params=cache["glm"].params + 1.0)  # a reused fit shows in the next method
     naive = study._fit_fast("naive_binomial", races, replace(task, wild_ci=False), -0.29, boot_seed, cache)
     assert naive["estimate"] == pytest.approx(glm["estimate"] + 1.0, rel=1e-12)
+
+
+def _tiny_races() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "voted": [50, 60, 0, 80, 90, 100],
+            "registered": [100, 100, 100, 100, 100, 100],
+            "region": pd.array(["A", "A", "B", "B", "C", "C"], dtype="string"),
+            "n_candidates": [2, 3, 1, 4, 2, 3],
+            "self_share": [0.5, 0.0, 1.0, 0.25, 0.5, 1.0],
+        }
+    )
+
+
+BAD_DIRECT = {
+    "missing column": (lambda d: d.drop(columns="self_share"), "missing columns"),
+    "registered 0": (lambda d: d.assign(registered=[100, 0] + [100] * 4, voted=[5, 0] * 3), "invalid counts"),
+    "voted negative": (lambda d: d.assign(voted=[50, -1, 0, 80, 90, 100]), "invalid counts"),
+    "voted above registered": (lambda d: d.assign(voted=[50, 101, 0, 80, 90, 100]), "invalid counts"),
+    "voted text": (lambda d: d.assign(voted=d["voted"].astype(str)), "voted is not numeric"),
+    "registered missing": (lambda d: d.assign(registered=[100, np.nan] + [100] * 4), "registered has missing values"),
+    "log of 0": (lambda d: d.assign(n_candidates=[2, 0, 1, 4, 2, 3]), "n_candidates not positive"),
+    "region not text": (lambda d: d.assign(region=d["region"].astype(object)), "region is not complete text"),
+    "region missing": (lambda d: d.assign(region=d["region"].mask(d.index == 1)), "region is not complete text"),
+    "as many rows as columns": (lambda d: d.iloc[:5], "too few rows"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_DIRECT.values(), ids=BAD_DIRECT.keys())
+def test_direct_race_arrays_decline_naming_the_reason(change, message: str) -> None:
+    """C(region) + np.log(n_candidates) + self_share: 5 columns. Each frame the direct path cannot take whole."""
+    from akim_turnout import design
+
+    with pytest.raises(fastfit.FastPathDeclined) as declined:
+        fastfit._direct_race_arrays(
+            change(_tiny_races()), "C(region) + np.log(n_candidates) + self_share", "region", "voted", "registered",
+            design.parse_terms,
+        )  # fmt: skip
+    assert str(declined.value) == message
+
+
+def test_direct_race_arrays_take_the_edges_of_valid_counts() -> None:
+    """0 votes, all registered voting, one candidate (log 1 = 0), six rows for five columns: all accepted."""
+    from akim_turnout import design
+
+    arrays = fastfit._direct_race_arrays(
+        _tiny_races(), "C(region) + np.log(n_candidates) + self_share", "region", "voted", "registered",
+        design.parse_terms,
+    )  # fmt: skip
+    assert arrays.names == ["Intercept", "C(region)[T.B]", "C(region)[T.C]", "np.log(n_candidates)", "self_share"]
+    assert arrays.exog.shape == (6, 5) and arrays.n_clusters == 3 and arrays.clusters.tolist() == [0, 0, 1, 1, 2, 2]
+    np.testing.assert_array_equal(arrays.exog[:, 3], np.log([2, 3, 1, 4, 2, 3]))
+    np.testing.assert_array_equal(arrays.exog[:, 1], [0, 0, 1, 1, 0, 0])
+    assert arrays.voted.tolist() == [50, 60, 0, 80, 90, 100] and arrays.registered.tolist() == [100] * 6
