@@ -67,6 +67,7 @@ mutation: env-test ## Mutation score of the statistical core under the unit test
 	rm -rf mutants
 	$(BIN)/mutmut run --max-children 2
 	$(BIN)/python tests/mutation/score.py
+	$(BIN)/python tests/mutation/group_survivors.py > mutants/survivors.md
 	$(BIN)/python tests/mutation/planted_bugs.py
 
 # Notebooks run in JupyterLab write to scratch/, never to the pipeline's tracked outputs (see README).
