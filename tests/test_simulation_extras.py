@@ -137,7 +137,9 @@ def test_dask_backend_in_this_process_matches_joblib() -> None:
     regions = real_2021_regions()
     expected = study.run_study(design, SETTINGS, regions, NATIONAL_2021)
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
-        on_dask = study.run_study(design, SETTINGS, regions, NATIONAL_2021, backend="dask", client=client)
+        on_dask = study.run_study(
+            design, SETTINGS, regions, NATIONAL_2021, backend="dask", client=client, progress=True
+        )
     pd.testing.assert_frame_equal(expected, on_dask, check_exact=True)
     assert len(expected) == 4 and expected["replication"].tolist() == [0, 1, 0, 1]
 

@@ -642,21 +642,6 @@ def test_study_metrics_by_hand() -> None:
     assert montecarlo.study_metrics(summary)["real_design"]["methods"]["cluster_t"]["mde_logit"] == pytest.approx(0.2)
 
 
-def test_dask_backend_in_process_matches_joblib(
-    tiny_design: study.StudyDesign, tiny_results: pd.DataFrame, regions: pd.DataFrame
-) -> None:
-    """The dask path with worker threads in this process (so it runs this process's code), progress bar on."""
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        on_dask = study.run_study(
-            tiny_design, SETTINGS, regions, NATIONAL_2021, backend="dask", client=client, progress=True
-        )
-    pd.testing.assert_frame_equal(tiny_results, on_dask, check_exact=True)
-
-
 def test_sensitivity_is_the_study_rerun_per_setting(regions: pd.DataFrame) -> None:
     """One row per combination of the grid, in grid order, each the MDE of one method on the first design from a
     study rerun with those settings, that method alone and n data sets per effect (at effect 0 as well)."""
