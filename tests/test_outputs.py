@@ -134,7 +134,14 @@ def test_perturbation_switch_moves_only_non_whole_floats(tmp_path, monkeypatch) 
 
 def test_make_never_passes_the_perturbation_switch_on() -> None:
     probe = subprocess.run(
-        ["make", "-s", "--eval", 'probe-switch: ; @echo "[$$AKIM_TEST_PERTURB_INPUTS]"', "probe-switch"],
+        [
+            "make",
+            "-s",
+            "--no-print-directory",
+            "--eval",
+            'probe-switch: ; @echo "[$$AKIM_TEST_PERTURB_INPUTS]"',
+            "probe-switch",
+        ],
         cwd=project_root(),
         env={**os.environ, PERTURB_ENV: "1e-12"},
         capture_output=True,

@@ -215,7 +215,8 @@ def bench_pipeline(root: Path, scratch: Path, env: dict) -> list[dict]:
 
 def bench_fresh_clone(root: Path, scratch: Path, env: dict) -> list[dict]:
     """`make reproduce` and `make test` each in a fresh clone; the test suite against the reproduction."""
-    plain = {k: v for k, v in env.items() if k != "VIRTUAL_ENV"}
+    # as from a new shell: no activated environment, no flags of a make that runs this benchmark
+    plain = {k: v for k, v in env.items() if k not in ("VIRTUAL_ENV", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     times = {}
     for target in ("reproduce", "test"):
         clone = scratch / f"fresh-{target}"
