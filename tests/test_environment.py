@@ -13,8 +13,13 @@ from akim_turnout.paths import project_path
 CONDA_NAMES = {"dask[distributed]": {"dask", "distributed"}}
 
 
+def _normalise(name: str) -> str:
+    """One spelling for a distribution name (PEP 503): conda-forge's ruamel.yaml.clib is the lock's ruamel-yaml-clib."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _name(requirement: str) -> str:
-    return re.split(r"[<>=!~ ;]", requirement.strip(), maxsplit=1)[0].lower()
+    return _normalise(re.split(r"[<>=!~ ;]", requirement.strip(), maxsplit=1)[0])
 
 
 def _pyproject_names() -> set[str]:
@@ -33,7 +38,7 @@ def _conda_pins() -> dict[str, str]:
     for entry in environment["dependencies"]:
         if isinstance(entry, str) and entry not in ("pip",):
             name, _, version = entry.partition("=")
-            pins[name.lower()] = version
+            pins[_normalise(name)] = version
     return pins
 
 
@@ -42,7 +47,7 @@ def _lock_pins() -> dict[str, str]:
     for line in project_path("requirements.lock").read_text().splitlines():
         if "==" in line and not line.lstrip().startswith("#"):
             name, version = line.split("==")
-            pins[name.strip().lower()] = version.split()[0]
+            pins[_normalise(name.strip())] = version.split()[0]
     return pins
 
 
@@ -80,7 +85,7 @@ def _pins(path: str) -> dict[str, str]:
     for line in project_path(path).read_text().splitlines():
         if "==" in line and not line.lstrip().startswith("#"):
             name, version = line.split("==")
-            pins[name.strip().lower()] = version.split()[0]
+            pins[_normalise(name.strip())] = version.split()[0]
     return pins
 
 
