@@ -50,12 +50,17 @@ reproduce: env ## Set up and rebuild the whole analysis from data/raw into repor
 	$(BIN)/dvc repro
 	@echo "Report: $(CURDIR)/reports/report.html"
 
+# Test files run in parallel (pytest-xdist), each file whole on one worker, so a file's module fixtures (the
+# pipeline copy) are built once; TEST_WORKERS=0 runs everything in one process, one file after another.
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile
+
 test: env-test ## Set up, rebuild the pipeline, and run the whole test suite (unit, nbval, pipeline, browser)
 	$(BIN)/dvc repro
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 test-fast: env-test ## Unit tests only (no notebooks, no pipeline copies, no browser)
-	$(BIN)/python -m pytest tests -m "not pipeline and not browser"
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) tests -m "not pipeline and not browser"
 
 # mutmut copies src/ and tests/ to mutants/ and runs the unit tests chosen in [tool.mutmut] of pyproject.toml against
 # every mutant of the statistical core (about an hour on 2 cores), prints the score, then plants the bug kinds of

@@ -93,7 +93,7 @@ def test_test_tools_are_an_extra_pinned_like_everything_else() -> None:
     with open(project_path("pyproject.toml"), "rb") as handle:
         project = tomllib.load(handle)["project"]
     tools = {_name(r) for r in project["optional-dependencies"]["test"]}
-    assert tools == {"frictionless", "nbval", "playwright", "pytest", "ruff"}
+    assert tools == {"frictionless", "nbval", "playwright", "pytest", "pytest-xdist", "ruff"}
     runtime, test = _pins("requirements.lock"), _pins("requirements-test.lock")
     assert not tools & set(runtime), "make reproduce installs no test tool"
     assert tools <= set(test)
