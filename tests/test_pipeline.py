@@ -306,7 +306,8 @@ def test_interrupt_stops_the_stage_and_the_pipeline(built: Path) -> None:
     assert "Running stage 'forensics'" not in output, "the pipeline must stop too"
     assert (built / "dvc.lock").read_bytes() == lock, "nothing recorded as done"
     assert "up to date" in run(["dvc", "status"], built).stdout
-    leftover = subprocess.run(["pgrep", "-f", f"{built}.*ipykernel|loky"], capture_output=True, text=True).stdout
+    # the copy's kernel and loky workers (both started by the copy's .venv/bin/python), not other runs' processes
+    leftover = subprocess.run(["pgrep", "-f", f"{built}.*(ipykernel|loky)"], capture_output=True, text=True).stdout
     assert leftover == "", "the kernel and its workers are stopped"
 
 
