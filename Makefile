@@ -63,14 +63,17 @@ test-fast: env-test ## Unit tests only (no notebooks, no pipeline copies, no bro
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) tests -m "not pipeline and not browser"
 
 # mutmut copies src/ and tests/ to mutants/ and runs the unit tests chosen in [tool.mutmut] of pyproject.toml against
-# every mutant of the statistical core (about an hour on 2 cores), prints the score, then plants the bug kinds of
-# issue 14 one at a time (4 minutes). Score and survivors: tests/mutation/SURVIVORS.md. `make env` (uv pip sync)
-# removes mutmut again; this target puts it back.
+# every mutant of the statistical core (hours on 2 cores), prints the score, then plants the bug kinds of issue 14 one
+# at a time (4 minutes). MUTATION_RESUME=1 keeps the verdicts in mutants/ (an interrupted run goes on where it
+# stopped) and retests the survivors against the current tests. Score and survivors: tests/mutation/SURVIVORS.md.
+# `make env` (uv pip sync) removes mutmut again; this target puts it back.
+MUTATION_RESUME ?= 0
 mutation: env-test ## Mutation score of the statistical core under the unit tests (slow; not part of `make test`)
 	@$(BIN)/python -c "import importlib.metadata as m, sys; sys.exit(m.version('mutmut') != '$(MUTMUT_VERSION)')" 2>/dev/null \
 		|| $(BIN)/uv pip install --quiet --python $(BIN)/python mutmut==$(MUTMUT_VERSION)
-	rm -rf mutants
+	$(if $(filter 1,$(MUTATION_RESUME)),,rm -rf mutants)
 	$(BIN)/mutmut run --max-children 2
+	$(if $(filter 1,$(MUTATION_RESUME)),$(BIN)/python tests/mutation/rerun_survivors.py)
 	$(BIN)/python tests/mutation/score.py
 	$(BIN)/python tests/mutation/group_survivors.py > mutants/survivors.md
 	$(BIN)/python tests/mutation/planted_bugs.py

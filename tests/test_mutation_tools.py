@@ -1,0 +1,48 @@
+"""The scripts behind `make mutation` read mutmut's verdicts as mutmut writes them (``<module>.py.meta``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "mutation"))
+import rerun_survivors  # noqa: E402
+import score  # noqa: E402
+
+
+def _meta(root: Path, module: str, codes: dict[str, int | None]) -> None:
+    folder = root / "src" / "akim_turnout"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{module}.py.meta").write_text(json.dumps({"exit_code_by_key": codes}))
+
+
+def test_survivors_and_untested_mutants_are_retested_killed_and_unchecked_are_not(tmp_path) -> None:
+    _meta(
+        tmp_path, "study", {"s.x_f__mutmut_2": 0, "s.x_f__mutmut_1": 1, "s.x_g__mutmut_1": 33, "s.x_g__mutmut_2": None}
+    )
+    _meta(tmp_path, "design", {"d.x_h__mutmut_1": 0, "d.x_h__mutmut_2": 36, "d.x_h__mutmut_3": 5})
+    assert rerun_survivors.alive(tmp_path) == [
+        "d.x_h__mutmut_1",
+        "d.x_h__mutmut_3",
+        "s.x_f__mutmut_2",
+        "s.x_g__mutmut_1",
+    ]
+
+
+def test_score_counts_timeouts_as_killed_and_everything_else_against_it(tmp_path, capsys) -> None:
+    _meta(tmp_path, "design", {"a": 1, "b": 36, "c": 0, "d": 33, "e": None, "f": 1, "g": -24, "h": 1})
+    assert score.main(tmp_path) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["design", "8", "5", "62.5%"]
+    assert lines[-2].split() == ["all", "8", "5", "62.5%"]
+    assert (tmp_path / "survivors.txt").read_text() == "c\tsurvived\nd\tno tests\ne\tnot checked\n"
+
+
+@pytest.mark.parametrize("module", ["inference", "validation"])
+def test_a_module_without_results_is_named_not_scored(tmp_path, capsys, module) -> None:
+    _meta(tmp_path, "design", {"a": 1})
+    score.main(tmp_path)
+    assert f"{module:<12} (no results: {tmp_path}/src/akim_turnout/{module}.py.meta missing)" in capsys.readouterr().out
