@@ -364,6 +364,23 @@ def test_planting_clips_the_winner_votes_at_zero() -> None:
     assert planted["winner_votes"].tolist() == [0]
 
 
+def test_winner_votes_without_published_valid_votes_are_kept_or_moved_with_voted() -> None:
+    races = pd.DataFrame(
+        {
+            "race_id": [1, 2, 3],
+            "registered": [1000, 1000, 1000],
+            "voted": [453, 700, 503],
+            "valid_votes": [np.nan, np.nan, 503],
+            "winner_votes": [300, 452, 200],
+        }
+    )
+    untouched = forensics.plant_round_turnout_anomaly(races, fraction=0.0)
+    assert untouched["winner_votes"].tolist() == [300, 452, 200], "no race planted: nothing changes"
+    # 45.3 % -> 45 %: three ballots fewer, taken from the winner although valid votes are not published
+    planted = forensics.plant_round_turnout_anomaly(races.iloc[[0]], fraction=1.0)
+    assert planted["voted"].tolist() == [450] and planted["winner_votes"].tolist() == [297]
+
+
 def test_integer_column_that_gains_a_missing_value_becomes_float() -> None:
     out = forensics._like(pd.Series([3, 4]), np.array([5.0, np.nan]))
     assert out.dtype == np.float64

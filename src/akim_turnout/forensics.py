@@ -684,7 +684,8 @@ def plant_round_turnout_anomaly(
 
     The ballots added (or removed) are attributed to the winner, as in the ballot-stuffing model of Klimek et al.:
     ``valid_votes`` and ``winner_votes`` change by the same amount where published, clipped so that
-    ``0 <= winner_votes <= valid_votes <= voted`` still holds. ``registered`` is unchanged.
+    ``0 <= winner_votes <= valid_votes <= voted`` still holds (``winner_votes <= voted`` where ``valid_votes`` is
+    missing). ``registered`` is unchanged.
 
     Returns:
         A new DataFrame (the input is not modified) with an added boolean column ``planted``.
@@ -730,7 +731,8 @@ def plant_round_turnout_anomaly(
         out["valid_votes"] = _like(races["valid_votes"], new_valid)
         if "winner_votes" in counts:
             winner = counts["winner_votes"]
-            new_winner = np.where(np.isnan(winner), np.nan, np.clip(winner + delta, 0, np.nan_to_num(new_valid)))
+            ceiling = np.where(np.isnan(new_valid), new_voted, new_valid)  # voted, where valid votes are missing
+            new_winner = np.where(np.isnan(winner), np.nan, np.clip(winner + delta, 0, ceiling))
             out["winner_votes"] = _like(races["winner_votes"], new_winner)
     planted = np.zeros(n, dtype=bool)
     planted[chosen] = True
