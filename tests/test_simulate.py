@@ -284,3 +284,12 @@ def test_spread_placement_puts_a_party_nominee_in_every_race_before_a_second_one
         else:
             assert (group["n_party"] <= 1).all() and group["n_party"].sum() == party, region
     assert (spread["n_party"] == 0).mean() < 0.05 < (random_["n_party"] == 0).mean()
+
+
+def test_a_vanishing_dirichlet_concentration_gives_each_race_one_winner_with_every_vote(regions) -> None:
+    """At concentration 0.001 about half the gamma draws underflow to 0; races whose draws all do give every vote to
+    one candidate (the Dirichlet's limit), so the simulation still meets every total."""
+    settings = SimulationSettings(dirichlet_concentration=0.001)
+    races = simulate_races(regions, NATIONAL_2021, settings, seed=3)
+    assert (races["winner_votes"] <= races["valid_votes"]).all()
+    assert (races["winner_votes"] == races["valid_votes"]).mean() > 0.95

@@ -537,12 +537,17 @@ def _draw_voted(
 def _winner_votes(
     slot_race: np.ndarray, voted: np.ndarray, concentration: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Split each race's valid votes by a symmetric Dirichlet; return the top count."""
+    """Split each race's valid votes by a symmetric Dirichlet; return the top count.
+
+    At a small concentration every gamma draw of a race can underflow to 0; such a race gives all its votes to its
+    first candidate, the Dirichlet's limit as the concentration goes to 0 (one candidate takes everything)."""
     gamma = rng.gamma(concentration, size=len(slot_race))
     race_sum = np.bincount(slot_race, weights=gamma, minlength=len(voted))
-    share = np.where(race_sum[slot_race] > 0, gamma / np.where(race_sum > 0, race_sum, 1)[slot_race], 0.0)
-    votes = grouped_largest_remainder(share * voted[slot_race], slot_race, voted)
     starts = _group_starts(np.bincount(slot_race, minlength=len(voted)))
+    first = np.zeros(len(slot_race), dtype=bool)
+    first[starts] = True
+    share = np.where(race_sum[slot_race] > 0, gamma / np.where(race_sum > 0, race_sum, 1)[slot_race], first)
+    votes = grouped_largest_remainder(share * voted[slot_race], slot_race, voted)
     return np.maximum.reduceat(votes, starts)
 
 
