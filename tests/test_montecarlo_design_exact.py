@@ -1,0 +1,463 @@
+"""Exact values of the Monte Carlo summaries (akim_turnout.montecarlo) and of the formula-free design helpers
+(akim_turnout.design), on tiny hand-made inputs.
+
+Pinned here: the exact intervals (checked against scipy's ``binomtest``) also for counts held in object arrays; the
+summary of a group with two usable fits and the order of methods outside the reporting order; the minimum
+detectable effect when the power reaches the target exactly at a grid point, in a design other than the first, with
+no usable fits, without effect 0 and with size intervals that end exactly at ``alpha``; which methods the
+recommendation weighs (usable fits, enough data sets in the requested design, every non-zero effect) and its
+sentences word for word, including the closed ends of the size and coverage intervals; the headline metrics of a
+study with no non-zero effect; and the exact messages, labels and dropped-row records of the design helpers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from akim_turnout import design, montecarlo
+from akim_turnout.labels import method as label
+
+ALPHA = 0.05
+
+
+def exact(k: int, n: int) -> tuple[float, float]:
+    """Clopper-Pearson 95 % interval of k successes in n trials, from scipy's exact binomial test."""
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+def summary_rows(
+    method: str,
+    rejected: list[int],
+    covered: list[int],
+    n_ok: list[int] | int,
+    effects: tuple[float, ...] = (0.0, -0.1, -0.2),
+    design_point: tuple[int, int, int] = (0, 14, 730),
+    mean_pq: list[float] | float = 0.15,
+    n: list[int] | int | None = None,
+) -> pd.DataFrame:
+    """Summary rows of one method in one design, with rates and exact intervals computed from the counts."""
+    n_ok = [n_ok] * len(effects) if isinstance(n_ok, int) else n_ok
+    n = n_ok if n is None else ([n] * len(effects) if isinstance(n, int) else n)
+    rows = []
+    for e, effect in enumerate(effects):
+        k_rej, k_cov, m = rejected[e], covered[e], n_ok[e]
+        rej_low, rej_high = exact(k_rej, m) if m else (math.nan, math.nan)
+        cov_low, cov_high = exact(k_cov, m) if m else (math.nan, math.nan)
+        rows.append(
+            {
+                "design_index": design_point[0],
+                "n_regions": design_point[1],
+                "n_races": design_point[2],
+                "effect_index": e,
+                "effect": effect,
+                "method": method,
+                "n": n[e],
+                "n_ok": m,
+                "rejection": k_rej / m if m else math.nan,
+                "rejection_low": rej_low,
+                "rejection_high": rej_high,
+                "coverage": k_cov / m if m else math.nan,
+                "coverage_low": cov_low,
+                "coverage_high": cov_high,
+                "bias": 0.01,
+                "se_ratio": 0.9,
+                "mean_pq": mean_pq[e] if isinstance(mean_pq, list) else mean_pq,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------
+# Exact intervals and summaries
+# --------------------------------------------------------------------------
+
+
+def test_clopper_pearson_of_counts_in_object_arrays_is_the_exact_interval() -> None:
+    # counts read from a frame column of Python integers arrive as an object array
+    low, high = montecarlo.clopper_pearson(np.array([3, 0, 10], dtype=object), np.array([10, 10, 10], dtype=object))
+    expected = [exact(3, 10), exact(0, 10), exact(10, 10)]
+    np.testing.assert_allclose(low, [e[0] for e in expected], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(high, [e[1] for e in expected], rtol=1e-10, atol=1e-14)
+    assert (low[1], high[2]) == (0.0, 1.0)
+
+
+def _result_rows(method: str, estimates: list[float], ok: list[bool], se: list[float]) -> list[dict]:
+    return [
+        {
+            "design_index": 0,
+            "n_regions": 14,
+            "n_races": 730,
+            "effect_index": 0,
+            "effect": 0.0,
+            "replication": r,
+            "method": method,
+            "target": 0.0,
+            "estimate": estimate,
+            "se": s,
+            "ci_low": estimate - 0.5,
+            "ci_high": estimate + 0.5,
+            "p_value": 0.5,
+            "covered": good,
+            "rejected": False,
+            "ok": good,
+            "converged": True,
+            "n_warnings": 0,
+            "mean_pq": 0.2,
+        }
+        for r, (estimate, good, s) in enumerate(zip(estimates, ok, se, strict=True))
+    ]
+
+
+def test_summarise_group_with_two_usable_fits() -> None:
+    summary = montecarlo.summarise(
+        pd.DataFrame(_result_rows("cluster_t", [0.1, 0.3, math.nan], [True, True, False], [0.2, 0.4, math.nan]))
+    )
+    row = summary.iloc[0]
+    sd = math.sqrt(((0.1 - 0.2) ** 2 + (0.3 - 0.2) ** 2) / 1)
+    assert (row["n"], row["n_ok"]) == (3, 2)
+    assert row["sd_estimate"] == pytest.approx(sd, rel=1e-12)
+    assert row["mean_se"] == pytest.approx(0.3, rel=1e-12)
+    assert row["se_ratio"] == pytest.approx(0.3 / sd, rel=1e-12)
+    assert (row["coverage"], row["coverage_low"], row["coverage_high"]) == pytest.approx((1.0, *exact(2, 2)))
+
+
+def test_summarise_keeps_methods_outside_the_reporting_order_in_order_of_appearance() -> None:
+    rows = _result_rows("ols", [0.1, 0.2], [True, True], [0.1, 0.1])
+    rows += _result_rows("cluster_t", [0.1, 0.2], [True, True], [0.1, 0.1])
+    rows += _result_rows("beta", [0.1, 0.2], [True, True], [0.1, 0.1])
+    summary = montecarlo.summarise(pd.DataFrame(rows))
+    assert summary["method"].tolist() == ["cluster_t", "ols", "beta"]
+
+
+# --------------------------------------------------------------------------
+# Power curve and minimum detectable effect
+# --------------------------------------------------------------------------
+
+
+def test_power_curve_keeps_the_order_of_equal_absolute_effects() -> None:
+    effects = (0.2, -0.2, 0.1, -0.1, 0.0, 0.3, -0.3) * 3
+    summary = pd.DataFrame(
+        {
+            "design_index": 0,
+            "method": "cluster_t",
+            "effect": effects,
+            "rejection": np.arange(len(effects)) / 100,
+            "rejection_low": 0.0,
+            "rejection_high": 1.0,
+            "n_ok": 100,
+        }
+    )
+    curve = montecarlo.power_curve(summary, "cluster_t")
+    order = sorted(range(len(effects)), key=lambda i: abs(effects[i]))  # Python's sort is stable
+    assert curve["power"].tolist() == [i / 100 for i in order]
+
+
+def test_mde_when_the_power_reaches_the_target_exactly_at_the_last_grid_effect() -> None:
+    summary = summary_rows("cluster_t", [5, 50, 80], [95, 95, 95], 100)
+    mde = montecarlo.minimum_detectable_effect(summary, "cluster_t", power=0.8)
+    assert mde["reached"] is True
+    assert mde["mde_logit"] == pytest.approx(0.2, rel=1e-12)
+    assert mde["mde_pp"] == pytest.approx(0.2 * 0.15 * 100, rel=1e-12)
+    high_1, high_2 = exact(50, 100)[1], exact(80, 100)[1]
+    assert mde["mde_logit_low"] == pytest.approx(0.1 + (0.8 - high_1) / (high_2 - high_1) * 0.1, rel=1e-9)
+    assert math.isnan(mde["mde_logit_high"])  # the lower bound at 80 of 100 (0.708) stays below 80 %
+
+
+def test_mde_of_a_design_other_than_the_first() -> None:
+    first = summary_rows("cluster_t", [5, 24, 25], [24, 24, 24], 25, effects=(0.0, -0.5, -1.0), mean_pq=0.5)
+    second = summary_rows(
+        "cluster_t",
+        [5, 30, 45],
+        [95, 57, 48],
+        [100, 60, 50],
+        design_point=(1, 28, 1460),
+        mean_pq=[0.1, 0.2, 0.3],
+    )
+    summary = pd.concat([first, second], ignore_index=True)
+    mde = montecarlo.minimum_detectable_effect(summary, "cluster_t", power=0.8, design_index=1)
+    mean_pq = (100 * 0.1 + 60 * 0.2 + 50 * 0.3) / 210  # weighted by usable fits
+    assert mde["mean_pq"] == pytest.approx(mean_pq, rel=1e-12)
+    assert mde["enough_replications"] is True and mde["size_ok"] is True
+    assert mde["mde_logit"] == pytest.approx(0.1 + (0.8 - 0.5) / (0.9 - 0.5) * 0.1, rel=1e-12)
+    assert mde["mde_pp"] == pytest.approx(0.175 * mean_pq * 100, rel=1e-12)
+    assert mde["size"] == 0.05
+
+
+def test_mde_without_usable_fits_is_nan() -> None:
+    summary = summary_rows("cluster_t", [0, 0, 0], [0, 0, 0], 0, n=3)
+    mde = montecarlo.minimum_detectable_effect(summary, "cluster_t")
+    assert math.isnan(mde["mean_pq"]) and math.isnan(mde["size"]) and math.isnan(mde["mde_logit"])
+    assert (mde["size_ok"], mde["enough_replications"], mde["reached"]) == (False, False, False)
+
+
+def test_mde_without_effect_zero_has_no_size() -> None:
+    summary = summary_rows("cluster_t", [50, 90], [95, 95], 100, effects=(-0.1, -0.2))
+    mde = montecarlo.minimum_detectable_effect(summary, "cluster_t")
+    assert math.isnan(mde["size"]) and math.isnan(mde["size_low"]) and math.isnan(mde["size_high"])
+    assert mde["size_ok"] is False and mde["enough_replications"] is False
+    assert math.isnan(mde["mde_logit"]) and mde["reached"] is True
+
+
+@pytest.mark.parametrize("bounds, size_ok", [((0.05, 0.2), True), ((0.0, 0.05), True), ((0.0500001, 0.2), False)])
+def test_mde_size_interval_ending_exactly_at_alpha_contains_it(bounds: tuple[float, float], size_ok: bool) -> None:
+    summary = summary_rows("cluster_t", [5, 50, 90], [95, 95, 95], 100)
+    summary.loc[0, ["rejection_low", "rejection_high"]] = bounds
+    mde = montecarlo.minimum_detectable_effect(summary, "cluster_t", power=0.8)
+    assert mde["size_ok"] is size_ok
+    if size_ok:
+        assert mde["mde_logit"] == pytest.approx(0.1 + (0.8 - 0.5) / (0.9 - 0.5) * 0.1, rel=1e-12)
+    else:
+        assert math.isnan(mde["mde_logit"])
+
+
+# --------------------------------------------------------------------------
+# Recommended method
+# --------------------------------------------------------------------------
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+QUALIFIED_TAIL = (
+    "of their coverage at every true effect containing 95% (sizes: {sizes}); {among} this one's size was closest to 5%."
+)
+ROBUST_FIRST = (
+    "cluster-robust methods (they assume nothing about the correlation within a region) come first, and among them"
+)
+
+
+def test_recommend_method_weighs_only_methods_with_usable_fits() -> None:
+    summary = pd.concat(
+        [
+            summary_rows("cluster_t", [3, 30, 50], [57, 57, 57], 60),
+            summary_rows("mixedlm", [0, 1, 1], [1, 1, 1], 1),
+            summary_rows("naive_binomial", [0, 0, 0], [0, 0, 0], 0, n=2),
+        ],
+        ignore_index=True,
+    )
+    name, reason = montecarlo.recommend_method(summary)
+    low, high = exact(3, 60)
+    assert name == "cluster_t"
+    assert reason == (
+        f"In 60 simulated data sets of the real design (14 regions, 730 races) with no true effect, the "
+        f"{label('cluster_t')} rejected the true null in 5.0% (exact 95 % interval {_pct(low)} to {_pct(high)}); "
+        "2 of 2 methods had an exact interval of their size containing 5% and "
+        + QUALIFIED_TAIL.format(
+            sizes=f"{label('cluster_t')} 5.0%, {label('mixedlm')} 0.0%",
+            among=ROBUST_FIRST,
+        )
+    )
+
+
+def test_recommend_method_when_only_a_method_that_is_not_cluster_robust_qualifies() -> None:
+    summary = pd.concat(
+        [
+            summary_rows("cluster_t", [20, 60, 90], [180, 90, 90], [200, 100, 100], n=[203, 100, 100]),
+            summary_rows("mixedlm", [10, 60, 90], [190, 95, 95], [200, 100, 100]),
+        ],
+        ignore_index=True,
+    )
+    name, reason = montecarlo.recommend_method(summary)
+    low, high = exact(10, 200)
+    assert name == "mixedlm"
+    assert reason == (
+        f"In 200 simulated data sets of the real design (14 regions, 730 races) with no true effect, the "
+        f"{label('mixedlm')} rejected the true null in 5.0% (exact 95 % interval {_pct(low)} to {_pct(high)}); "
+        "1 of 2 methods had an exact interval of their size containing 5% and "
+        + QUALIFIED_TAIL.format(
+            sizes=f"{label('mixedlm')} 5.0%",
+            among="no cluster-robust method qualified, and among the others",
+        )
+    )
+
+
+def test_recommend_method_falls_back_to_the_closest_cluster_robust_size() -> None:
+    summary = pd.concat(
+        [
+            summary_rows("cluster_t", [24, 60, 90], [176, 90, 90], [200, 100, 100], n=[203, 100, 100]),
+            summary_rows("wild_bootstrap", [20, 60, 90], [180, 80, 90], [200, 100, 100]),
+            summary_rows("mixedlm", [40, 60, 90], [160, 95, 95], [200, 100, 100]),
+        ],
+        ignore_index=True,
+    )
+    name, reason = montecarlo.recommend_method(summary)
+    low, high = exact(20, 200)
+    assert name == "wild_bootstrap"
+    assert reason == (
+        f"In 200 simulated data sets of the real design (14 regions, 730 races) with no true effect, the "
+        f"{label('wild_bootstrap')} rejected the true null in 10.0% (exact 95 % interval {_pct(low)} to "
+        f"{_pct(high)}); no method had an exact interval of its size containing 5% and of its coverage at every "
+        "true effect containing 95%; this one's size came closest to 5% among the cluster-robust methods."
+    )
+
+
+def test_recommend_method_needs_effect_zero_but_no_other_effect() -> None:
+    only_null = summary_rows("cluster_t", [6], [114], 120, effects=(0.0,))
+    name, reason = montecarlo.recommend_method(only_null)
+    assert name == "cluster_t" and "; 1 of 1 methods had an exact interval" in reason
+    with pytest.raises(ValueError) as error:
+        montecarlo.recommend_method(summary_rows("cluster_t", [50], [95], 100, effects=(-0.1,)))
+    assert str(error.value) == "no effect-0 rows in design 0"
+
+
+def test_recommend_method_counts_enough_data_sets_in_the_requested_design() -> None:
+    summary = pd.concat(
+        [
+            summary_rows("cluster_t", [10, 60, 90], [190, 95, 95], [200, 100, 100]),
+            summary_rows("gee_bias_reduced", [1, 15, 25], [29, 28, 28], 30),
+            summary_rows("cluster_t", [1, 15, 25], [29, 28, 28], 30, design_point=(1, 28, 1460)),
+            summary_rows("gee_bias_reduced", [12, 60, 90], [188, 95, 95], [200, 100, 100], design_point=(1, 28, 1460)),
+        ],
+        ignore_index=True,
+    )
+    name, reason = montecarlo.recommend_method(summary, design_index=1)
+    assert name == "gee_bias_reduced"
+    assert reason.startswith(
+        "In 200 simulated data sets of the real design (28 regions, 1460 races) with no true effect, the "
+        f"{label('gee_bias_reduced')} rejected the true null in 6.0% "
+    )
+    assert "; 1 of 1 methods had an exact interval" in reason
+
+
+def test_recommend_method_checks_the_coverage_at_every_non_zero_effect() -> None:
+    effects = (0.0, 0.5, 1.0)
+    summary = pd.concat(
+        [
+            summary_rows("cluster_t", [10, 60, 90], [190, 95, 80], [200, 100, 100], effects=effects),
+            summary_rows("wild_bootstrap", [14, 60, 90], [186, 95, 95], [200, 100, 100], effects=effects),
+        ],
+        ignore_index=True,
+    )
+    name, reason = montecarlo.recommend_method(summary)
+    assert name == "wild_bootstrap" and "; 1 of 2 methods had an exact interval" in reason
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [("rejection_low", 0.05), ("rejection_high", 0.05), ("coverage_low", 1 - 0.05), ("coverage_high", 1 - 0.05)],
+)
+def test_recommend_method_intervals_are_closed(column: str, value: float) -> None:
+    summary = summary_rows("cluster_t", [10, 60, 90], [190, 95, 95], [200, 100, 100])
+    summary[["rejection_low", "rejection_high", "coverage_low", "coverage_high"]] = [0.0, 1.0, 0.0, 1.0]
+    rows = [0] if column.startswith("rejection") else [1, 2]
+    summary.loc[rows, column] = value
+    _, reason = montecarlo.recommend_method(summary)
+    assert "; 1 of 1 methods had an exact interval of their size containing 5%" in reason
+
+
+# --------------------------------------------------------------------------
+# Headline metrics
+# --------------------------------------------------------------------------
+
+
+def test_study_metrics_of_a_study_with_no_non_zero_effect() -> None:
+    summary = summary_rows("cluster_t", [6], [114], 120, effects=(0.0,), mean_pq=0.2)
+    metrics = montecarlo.study_metrics(summary)
+    low, high = exact(6, 120)
+    glm = metrics["real_design"]["methods"]["cluster_t"]
+    assert (metrics["real_design"]["n_regions"], metrics["real_design"]["n_races"]) == (14, 730)
+    assert (glm["n_replications"], glm["n_failed"], glm["n_replications_per_effect"]) == (120, 0, 0)
+    assert glm["enough_replications"] is False and glm["size_ok"] is True
+    assert glm["size"] == 0.05
+    assert (glm["size_low"], glm["size_high"]) == pytest.approx((low, high), rel=1e-5)
+    for key in ("coverage_min", "coverage_min_low", "coverage_min_high", "coverage_min_effect"):
+        assert glm[key] is None, key
+    for key in ("mde_logit", "mde_logit_low", "mde_logit_high", "mde_pp", "mde_pp_low", "mde_pp_high"):
+        assert glm[key] is None, key
+    assert metrics["designs"] == [{"n_regions": 14, "n_races": 730, "size": {"cluster_t": 0.05}}]
+    assert metrics["recommended_method"] == "cluster_t"
+
+
+def test_study_metrics_lists_designs_in_design_order() -> None:
+    summary = pd.concat(
+        [
+            summary_rows("cluster_t", [20, 60, 90], [180, 95, 95], 200, design_point=(2, 7, 365)),
+            summary_rows("cluster_t", [14, 60, 90], [186, 95, 95], 200, design_point=(1, 28, 1460)),
+            summary_rows("cluster_t", [10, 60, 90], [190, 95, 95], 200),
+        ],
+        ignore_index=True,
+    )
+    metrics = montecarlo.study_metrics(summary)
+    assert metrics["designs"] == [
+        {"n_regions": 14, "n_races": 730, "size": {"cluster_t": 0.05}},
+        {"n_regions": 28, "n_races": 1460, "size": {"cluster_t": 0.07}},
+        {"n_regions": 7, "n_races": 365, "size": {"cluster_t": 0.1}},
+    ]
+
+
+# --------------------------------------------------------------------------
+# Design helpers
+# --------------------------------------------------------------------------
+
+
+def test_validate_turnout_rows_reads_unparsable_counts_as_missing() -> None:
+    df = pd.DataFrame({"voted": [5, "n/a", 7], "registered": [10, 10, "?"]}, index=["a", "b", "c"])
+    with pytest.raises(ValueError) as error:
+        design.validate_turnout_rows(df)
+    assert (
+        str(error.value)
+        == "races: invalid turnout rows: voted or registered is missing at row index ['b', 'c'] (2 row(s))"
+    )
+
+
+def test_validate_turnout_rows_accepts_one_registered_voter_and_names_every_broken_rule() -> None:
+    design.validate_turnout_rows(pd.DataFrame({"voted": [0, 1], "registered": [1, 1]}))
+    df = pd.DataFrame({"v": [1, 0, 3, -1], "r": [1, 0, 2, 5]})
+    with pytest.raises(ValueError) as error:
+        design.validate_turnout_rows(df, voted="v", registered="r", source="sample")
+    assert str(error.value) == (
+        "sample: invalid turnout rows: r <= 0 at row index [1] (1 row(s)); v < 0 at row index [3] (1 row(s)); "
+        "v > r at row index [2] (1 row(s))"
+    )
+
+
+def test_parse_terms_spells_a_log_term_with_its_numpy_prefix() -> None:
+    assert design.parse_terms("log(n) + np.log(m) + C(region) + x") == [
+        ("log", "n", "np.log(n)"),
+        ("log", "m", "np.log(m)"),
+        ("categorical", "region", "C(region)"),
+        ("numeric", "x", "x"),
+    ]
+
+
+def test_build_design_logs_a_column_of_python_integers() -> None:
+    df = pd.DataFrame({"n": pd.Series([1, 2, 4], dtype=object)})
+    exog, names = design.build_design(df, "np.log(n)")
+    assert names == ["Intercept", "np.log(n)"]
+    np.testing.assert_array_equal(exog, [[1.0, 0.0], [1.0, math.log(2)], [1.0, math.log(4)]])
+
+
+def test_log_term_names_the_non_positive_rows_up_to_ten() -> None:
+    df = pd.DataFrame({"n": [2.0, 0.0, 1.0, -1.0, 0.5]}, index=[10, 11, 12, 13, 14])
+    with pytest.raises(ValueError) as error:
+        design.build_design(df, "np.log(n)")
+    assert str(error.value) == "np.log(n): n must be > 0 at row index [11, 13]"
+    many = pd.DataFrame({"n": [0.0] * 12})
+    with pytest.raises(ValueError) as error:
+        design.build_design(many, "log(n)")
+    assert str(error.value) == f"np.log(n): n must be > 0 at row index {list(range(10))}"
+
+
+def test_drop_incomplete_records_reasons_and_caps_the_records_at_fifty() -> None:
+    df = pd.DataFrame({"a": [1.0, None, None, 4.0], "b": [None, 2.0, None, 4.0], "name": ["p", "q", "r", "s"]})
+    kept, records, dropped = design._drop_incomplete(df, ["a", "b"], label_column="name")
+    assert kept.index.tolist() == [3] and dropped == 3
+    assert records == [
+        {"row": "p", "reason": "missing b", "missing": ["b"]},
+        {"row": "q", "reason": "missing a", "missing": ["a"]},
+        {"row": "r", "reason": "missing a, b", "missing": ["a", "b"]},
+    ]
+    many = pd.DataFrame({"a": [None] * 51 + [1.0]})
+    kept, records, dropped = design._drop_incomplete(many, ["a"])
+    assert (len(kept), len(records), dropped) == (1, 50, 51)
+    assert records[-1] == {"row": 49, "reason": "missing a", "missing": ["a"]}
+    with pytest.raises(ValueError) as error:
+        design._drop_incomplete(df, ["a", "z", "y"])
+    assert str(error.value) == "missing column(s): ['z', 'y']"
