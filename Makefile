@@ -51,9 +51,10 @@ reproduce: env ## Set up and rebuild the whole analysis from data/raw into repor
 	@echo "Report: $(CURDIR)/reports/report.html"
 
 # Test files run in parallel (pytest-xdist), each file whole on one worker, so a file's module fixtures (the
-# pipeline copy) are built once; TEST_WORKERS=0 runs everything in one process, one file after another.
+# pipeline copy) are built once, in collection order (the pipeline tests first, see conftest.py); TEST_WORKERS=0 runs
+# everything in one process, one file after another.
 TEST_WORKERS ?= auto
-PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: env-test ## Set up, rebuild the pipeline, and run the whole test suite (unit, nbval, pipeline, browser)
 	$(BIN)/dvc repro
