@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
+from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest.py
 from scipy import stats
 from scipy.special import expit, logit
 
@@ -69,11 +69,6 @@ def test_t_quantiles_match_the_published_table() -> None:
     for df, value in T_TABLE_975.items():
         assert stats.t.ppf(0.975, df) == pytest.approx(value, abs=5e-7)
     assert stats.norm.ppf(0.975) == pytest.approx(Z_975, abs=5e-7)
-
-
-@pytest.fixture(scope="module")
-def regions() -> pd.DataFrame:
-    return real_2021_regions()
 
 
 @pytest.fixture(scope="module")

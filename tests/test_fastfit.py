@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
+from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest.py
 from scipy import stats
 
 from akim_turnout import fastfit, montecarlo, race, resampling, simulate, study
@@ -31,11 +31,6 @@ CASES = [  # (seed, settings): several seeds, effects and noise levels of the re
     (2, simulate.SimulationSettings(beta_self_share=-0.1, overdispersion_sd=0.1)),
     (3, simulate.SimulationSettings(beta_self_share=-0.2, overdispersion_sd=0.8, beta_women=0.5)),
 ]
-
-
-@pytest.fixture(scope="module")
-def regions() -> pd.DataFrame:
-    return real_2021_regions()
 
 
 @pytest.fixture(scope="module", params=range(len(CASES)), ids=[f"seed{s}" for s, _ in CASES])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
+from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest.py
 from scipy.optimize import minimize
 from scipy.special import expit
 
@@ -39,11 +39,6 @@ from akim_turnout.simulate import (
 )
 
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
-
-
-@pytest.fixture(scope="module")
-def regions() -> pd.DataFrame:
-    return real_2021_regions()
 
 
 @pytest.fixture(scope="module")

@@ -35,11 +35,6 @@ from akim_turnout.simulate import (
 
 
 @pytest.fixture(scope="module")
-def regions() -> pd.DataFrame:
-    return real_2021_regions()
-
-
-@pytest.fixture(scope="module")
 def margins(regions: pd.DataFrame) -> pd.DataFrame:
     return allocate_region_margins(regions, NATIONAL_2021).set_index("region")
 

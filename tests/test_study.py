@@ -10,13 +10,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
+from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest.py
 from scipy import stats
 
 from akim_turnout import montecarlo, study
 from akim_turnout.simulate import (
     SimulationSettings,
-    allocate_region_margins,
     population_averaged_coefficients,
     simulate_from_margins,
     true_coefficients,
@@ -32,16 +31,6 @@ TINY = {
     "method_replications": {},
     "seed": 7,
 }
-
-
-@pytest.fixture(scope="module")
-def regions() -> pd.DataFrame:
-    return real_2021_regions()
-
-
-@pytest.fixture(scope="module")
-def base_margins(regions: pd.DataFrame) -> pd.DataFrame:
-    return allocate_region_margins(regions, NATIONAL_2021)
 
 
 @pytest.fixture(scope="module")

@@ -22,25 +22,15 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
+from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest.py
 from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from akim_turnout import fastfit, inference, montecarlo, race, resampling, simulate, study
-from akim_turnout.simulate import SimulationSettings, allocate_region_margins
+from akim_turnout.simulate import SimulationSettings
 
 SETTINGS = SimulationSettings()
 EFFECT = -0.3
-
-
-@pytest.fixture(scope="module")
-def regions() -> pd.DataFrame:
-    return real_2021_regions()
-
-
-@pytest.fixture(scope="module")
-def base_margins(regions: pd.DataFrame) -> pd.DataFrame:
-    return allocate_region_margins(regions, NATIONAL_2021)
 
 
 def make_task(
