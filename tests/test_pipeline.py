@@ -1,88 +1,21 @@
 """The DVC pipeline in a temporary copy of the repository, set up and run by the README's own commands: runs, no-op
-reruns, outputs that do not hang on last bits, parameter handling, interrupts, experiments and sweeps, a remote."""
+reruns, parameter handling, interrupts, experiments and sweeps, a remote."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_copy import ROOT, copy_repository, lock_outputs, run, share_dvc_cache, shell_without_environment
 from readme_commands import readme_blocks, run_blocks
 
-from akim_turnout.paths import PERTURB_ENV, project_root
-
 pytestmark = pytest.mark.pipeline
-ROOT = project_root()
-
-
-def shell_without_environment() -> dict[str, str]:
-    """The caller's environment with no Python environment activated: a reader's shell after `git clone`."""
-    ours = str(Path(sys.executable).parent)
-    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != ours and "/.venv/" not in p + "/")
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("VIRTUAL_ENV", "CONDA_PREFIX", "AKIM_OUTPUT_ROOT", PERTURB_ENV)
-    }
-    return {**env, "PATH": path}
-
-
-def run(
-    args: list[str],
-    cwd: Path,
-    check: bool = True,
-    env: dict[str, str] | None = None,
-    timeout: float = 1800,
-    venv: Path | None = None,
-) -> subprocess.CompletedProcess:
-    """Run a command in the copy with the copy's own environment (its .venv/bin first on PATH)."""
-    base = shell_without_environment()
-    base["PATH"] = f"{(venv or cwd / '.venv') / 'bin'}{os.pathsep}{base['PATH']}"
-    result = subprocess.run(args, cwd=cwd, env={**base, **(env or {})}, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
-    return result
-
-
-def copy_repository(destination: Path) -> Path:
-    """Copy the files git tracks or would track (not venvs, caches or outputs) and commit them in a new repo."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for relative in filter(None, listed):
-        source = ROOT / relative
-        if source.is_file():
-            target = destination / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    for command in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "copy"],
-    ):
-        subprocess.run(command, cwd=destination, check=True, capture_output=True)
-    return destination
-
-
-def share_dvc_cache(source: Path, copy: Path) -> None:
-    """Give the copy the source's DVC cache as hard links (objects and run cache; DVC never rewrites a cached file).
-    On another file system, where hard links cannot be made, the copy starts without a cache."""
-    cache, target = source / ".dvc" / "cache", copy / ".dvc" / "cache"
-    if cache.is_dir() and subprocess.run(["cp", "-al", str(cache), str(target)], capture_output=True).returncode:
-        shutil.rmtree(target, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +26,8 @@ def readme_run(tmp_path_factory) -> tuple[Path, list[str], bytes]:
 
     The copy starts with this checkout's DVC cache (hard links, so nothing is written back): a stage that `make test`
     has just run here with the same code, data and parameters is restored from DVC's run cache instead of being run
-    a second time. Where the cache has no such run, the stage runs. `test_outputs_do_not_hang_on_last_bits` reruns
-    every stage regardless (`dvc repro -f`)."""
+    a second time. Where the cache has no such run, the stage runs. test_pipeline_last_bits.py reruns every stage
+    regardless (`dvc repro -f`, in a copy of its own)."""
     copy = copy_repository(tmp_path_factory.mktemp("pipeline") / "repo")
     share_dvc_cache(ROOT, copy)
     blocks = [block for block in readme_blocks((copy / "README.md").read_text()) if not block.skipped]
@@ -164,35 +97,6 @@ def test_second_repro_runs_no_stage_and_git_stays_clean(built: Path) -> None:
     output = run(["dvc", "repro"], built).stdout
     assert "Running stage" not in output, output
     assert run(["git", "status", "--porcelain"], built).stdout == "", "a run must leave the committed tree unchanged"
-
-
-def lock_outputs(lock_text: str) -> dict[str, str]:
-    """Every output path recorded in a dvc.lock with its md5."""
-    stages = yaml.safe_load(lock_text)["stages"]
-    return {out["path"]: out["md5"] for entry in stages.values() for out in entry.get("outs", [])}
-
-
-def numpy_dispatch_off() -> dict[str, str]:
-    """NPY_DISABLE_CPU_FEATURES switching off numpy's SIMD paths above the baseline, where this machine has them."""
-    from numpy._core._multiarray_umath import __cpu_features__
-
-    found = [name for name in ("X86_V3", "X86_V4", "AVX512_ICL", "AVX512_SPR") if __cpu_features__.get(name)]
-    return {"NPY_DISABLE_CPU_FEATURES": " ".join(found)} if found else {}
-
-
-def test_outputs_do_not_hang_on_last_bits(built: Path) -> None:
-    """A forced rebuild with every non-whole float input perturbed by 1e-12 (relative) and numpy's SIMD dispatch
-    off reproduces every output hash of the committed dvc.lock, as another CPU must."""
-    committed = lock_outputs(run(["git", "show", "HEAD:dvc.lock"], built).stdout)
-    try:
-        result = run(["dvc", "repro", "-f"], built, env={PERTURB_ENV: "1e-12", **numpy_dispatch_off()})
-        assert f"{PERTURB_ENV}=1e-12 is set" in result.stderr, "the switch must reach every stage"
-        rebuilt = lock_outputs((built / "dvc.lock").read_text())
-        differ = sorted(path for path, md5 in committed.items() if rebuilt.get(path) != md5)
-        assert not differ, f"outputs that differ from the committed dvc.lock under perturbation: {differ}"
-    finally:
-        run(["git", "checkout", "--", "dvc.lock"], built)
-        run(["dvc", "checkout", "-q", "--force"], built, check=False)
 
 
 def test_dvc_metrics_plots_and_experiments_are_readable(built: Path) -> None:
