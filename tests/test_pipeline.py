@@ -307,13 +307,17 @@ def test_validation_and_diagnostics_metrics(built: Path) -> None:
 
 def test_queued_sweep_reports_progress_and_can_be_run_again(built: Path) -> None:
     """The documented sweep (python -m akim_turnout.sweep) on a 1 x 1 grid, run by `dvc queue start`, twice: the
-    second run replaces the first's experiment instead of failing on its name."""
+    second run replaces the first's experiment instead of failing on its name. The grid point keeps the simulator's
+    true effect at its value in params.yaml and changes the headline model family, so the experiment reruns
+    race_models and the report only (a new true effect would rerun the simulation study as well)."""
+    effect = yaml.safe_load((built / "params.yaml").read_text())["simulate"]["settings"]["beta_self_share"]
+    name = f"effect{effect:+.2f}-gee".replace(".", "p").replace("+", "")
     sweep = [
         str(built / ".venv/bin/python"),
         "-m",
         "akim_turnout.sweep",
         "--effects",
-        "0.0",
+        str(effect),
         "--families",
         "gee",
         "--jobs",
@@ -322,18 +326,17 @@ def test_queued_sweep_reports_progress_and_can_be_run_again(built: Path) -> None
         "900",
     ]
     first = run(sweep, built).stdout
-    assert "queued 1 experiment(s)" in first and "[1/1] effect0p00-gee: success" in first
+    assert "queued 1 experiment(s)" in first and f"[1/1] {name}: success" in first, first
     second = run(sweep, built).stdout
-    assert "replacing 1 earlier experiment(s): effect0p00-gee" in second
+    assert f"replacing 1 earlier experiment(s): {name}" in second, second
     row = second.splitlines()[-1].split()
-    assert row[:3] == ["effect0p00-gee", "0.00", "gee"]
-    changed = json.loads(run(["dvc", "metrics", "diff", "HEAD", "effect0p00-gee", "--json"], built).stdout)
-    estimate = changed["reports/metrics/race_models.json"]["estimate"]
-    assert estimate["old"] < -0.1 and abs(estimate["new"]) < 0.1, "no true effect: the headline estimate is near 0"
-    params = json.loads(run(["dvc", "params", "diff", "HEAD", "effect0p00-gee", "--json"], built).stdout)["params.yaml"]
-    assert (
-        params["race_models.headline_model"]["new"] == "gee" and params["simulate.settings.beta_self_share"]["new"] == 0
-    )
+    assert row[:3] == [name, f"{effect:.2f}", "gee"]
+    params = json.loads(run(["dvc", "params", "diff", "HEAD", name, "--json"], built).stdout)["params.yaml"]
+    assert params == {"race_models.headline_model": {"old": "recommended", "new": "gee"}}, params
+    changed = json.loads(run(["dvc", "metrics", "diff", "HEAD", name, "--json"], built).stdout)
+    headline = changed["reports/metrics/race_models.json"]
+    assert headline["estimate"]["new"] == pytest.approx(float(row[3]), abs=5e-4), "the table shows the metric"
+    assert headline["ci_low"]["new"] < effect < headline["ci_high"]["new"], "GEE's interval covers the true effect"
     assert run(["git", "status", "--porcelain"], built).stdout == "", "queued experiments leave the workspace alone"
 
 

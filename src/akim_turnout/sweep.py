@@ -71,10 +71,13 @@ def queue_states(status: str, names: list[str]) -> dict[str, str]:
     return states
 
 
-def wait_for_queue(names: list[str], cwd: Path, timeout_s: float, poll_s: float = 3.0) -> dict[str, str]:
-    """Poll ``dvc queue status`` until every experiment has finished, printing one line as each one does."""
-    deadline, reported = time.monotonic() + timeout_s, set()
-    started = time.monotonic()
+def wait_for_queue(
+    names: list[str], cwd: Path, timeout_s: float, poll_s: float = 3.0, started: float | None = None
+) -> dict[str, str]:
+    """Poll ``dvc queue status`` until every experiment has finished, printing one line as each one does, with the
+    seconds since ``started`` (a ``time.monotonic()`` reading taken before the queue was started; default: now)."""
+    started = time.monotonic() if started is None else started
+    deadline, reported = started + timeout_s, set()
     while time.monotonic() < deadline:
         states = queue_states(dvc("queue", "status", cwd=cwd), names)
         for name in names:
@@ -126,9 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     cwd = Path.cwd()
     names = queue_grid(args.effects, args.families, cwd)
     print(f"queued {len(names)} experiment(s); running {args.jobs} at a time", flush=True)
+    started = time.monotonic()
     dvc("queue", "start", "-j", str(args.jobs), cwd=cwd)
     try:
-        states = wait_for_queue(names, cwd, args.timeout)
+        states = wait_for_queue(names, cwd, args.timeout, started=started)
     finally:
         dvc("queue", "stop", cwd=cwd)
     rows = headline_table(names, cwd)
