@@ -539,6 +539,7 @@ def run_replication(task: ReplicationTask) -> list[dict[str, Any]]:
     and the exception in ``error``.
     """
     races, sim_seed, boot_seed = simulate_replication(task)
+    races.attrs = {}  # no fit reads the simulator's notes, and pandas deep-copies them on every column access
     share = races["voted"].to_numpy(dtype=float) / races["registered"].to_numpy(dtype=float)
     base = {
         "design_index": task.design_index,
