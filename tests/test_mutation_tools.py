@@ -39,6 +39,24 @@ def test_score_counts_timeouts_as_killed_and_everything_else_against_it(tmp_path
     assert lines[1].split() == ["design", "8", "5", "62.5%"]
     assert lines[-2].split() == ["all", "8", "5", "62.5%"]
     assert (tmp_path / "survivors.txt").read_text() == "c\tsurvived\nd\tno tests\ne\tnot checked\n"
+    # 5 killed of 8; 7 checked (e has no verdict): 5 / 7 = 71.4 % of the checked
+    assert (tmp_path / "score.md").read_text().splitlines()[2:] == [
+        "| design | 8 | 5 | 1 | 1 | 1 | 62.5% | 71.4% |",
+        "| all | 8 | 5 | 1 | 1 | 1 | 62.5% | 71.4% |",
+    ]
+
+
+def test_score_table_sums_modules_with_thousands_separators(tmp_path) -> None:
+    _meta(tmp_path, "design", {f"d{i}": 1 for i in range(1_200)} | {"d_alive": 0})
+    _meta(tmp_path, "study", {"s1": 1, "s2": 7})  # an unknown exit code counts against the score, as survived
+    score.main(tmp_path)
+    assert (tmp_path / "score.md").read_text().splitlines() == [
+        "| module | mutants | killed | survived | no test | not checked | score | score of the checked |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| design | 1,201 | 1,200 | 1 | 0 | 0 | 99.9% | 99.9% |",
+        "| study | 2 | 1 | 1 | 0 | 0 | 50.0% | 50.0% |",
+        "| all | 1,203 | 1,201 | 2 | 0 | 0 | 99.8% | 99.8% |",
+    ]
 
 
 @pytest.mark.parametrize("module", ["inference", "validation"])
