@@ -200,8 +200,20 @@ def test_planting_refuses_bad_settings() -> None:
         forensics.plant_round_turnout_anomaly(RACES, 0.5, target="even")
     with pytest.raises(ValueError, match=r"^fraction must be in \[0, 1\], got 1.5$"):
         forensics.plant_round_turnout_anomaly(RACES, 1.5)
-    with pytest.raises(ValueError, match=r"^max_shift must be >= 0, got -1$"):
+    with pytest.raises(ValueError, match=r"^max_shift must be finite and >= 0, got -1$"):
         forensics.plant_round_turnout_anomaly(RACES, 0.5, max_shift=-1)
+    for value, shown in ((math.inf, "inf"), (math.nan, "nan")):
+        with pytest.raises(ValueError, match=rf"^max_shift must be finite and >= 0, got {shown}$"):
+            forensics.plant_round_turnout_anomaly(RACES, 0.5, max_shift=value)
+
+
+def test_a_winner_above_the_votes_cast_is_refused_where_valid_votes_are_unpublished() -> None:
+    """Race b publishes no valid votes; 1,200 votes for its winner exceed its 1,199 votes cast."""
+    races = RACES.assign(winner_votes=[100.0, 1200.0, 300.0])
+    with pytest.raises(ValueError, match=r"^'winner_votes' exceeds 'voted' in 1 row\(s\), race_id \['b'\]$"):
+        forensics.validate_races(races, ["registered", "voted", "winner_votes", "valid_votes"])
+    counts = forensics.validate_races(races.assign(winner_votes=[100.0, 1199.0, 300.0]), ["voted", "winner_votes"])
+    assert counts["winner_votes"].tolist() == [100.0, 1199.0, 300.0], "a winner with every vote cast is allowed"
 
 
 def test_planting_by_hand() -> None:

@@ -89,7 +89,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-NEWTON_TOL = 1e-10  # statsmodels' tol in race._fit_counts_glm: stop when every |step| <= tol
+NEWTON_TOL = 1e-10  # stop when every |step| <= tol (statsmodels' Newton in race._fit_counts_glm stops at 1e-8)
 MAX_NEWTON_STEPS = 50  # statsmodels allows 100 before it falls back to IRLS; regular fits need 4-8
 GEE_MAXITER = 60  # statsmodels GEE.fit defaults
 GEE_CTOL = 1e-6

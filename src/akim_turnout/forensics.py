@@ -32,6 +32,7 @@ rows and the null-distribution machinery; each section stands alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,8 +118,8 @@ def validate_races(races: pd.DataFrame, required: Iterable[str] = ("registered",
     * the table is a non-empty DataFrame holding every column in ``required``;
     * count columns (see :data:`COUNT_COLUMNS`) are numeric, integer-valued and non-negative; ``registered`` and
       ``voted`` have no missing values (``winner_votes``/``valid_votes`` may be NaN: unpublished);
-    * ``registered > 0``, ``voted <= registered``, and where both are present ``valid_votes <= voted`` and
-      ``winner_votes <= valid_votes`` (only for pairs that are both in ``required``).
+    * ``registered > 0``, ``voted <= registered``, and where both are present ``valid_votes <= voted``,
+      ``winner_votes <= valid_votes`` and ``winner_votes <= voted`` (only for pairs that are both in ``required``).
 
     Non-count required columns (e.g. ``region``) must merely exist and have no missing values.
     """
@@ -174,6 +175,7 @@ def validate_races(races: pd.DataFrame, required: Iterable[str] = ("registered",
     _check("voted", "registered")
     _check("valid_votes", "voted")
     _check("winner_votes", "valid_votes")
+    _check("winner_votes", "voted")  # where valid_votes is unpublished, the votes cast still bound the winner's
     return arrays
 
 
@@ -694,8 +696,8 @@ def plant_round_turnout_anomaly(
         raise ValueError(f"target must be one of {sorted(_TARGET_STEPS)}, got {target!r}")
     if not (0.0 <= float(fraction) <= 1.0):
         raise ValueError(f"fraction must be in [0, 1], got {fraction!r}")
-    if max_shift < 0:
-        raise ValueError(f"max_shift must be >= 0, got {max_shift!r}")
+    if not (max_shift >= 0 and math.isfinite(max_shift)):
+        raise ValueError(f"max_shift must be finite and >= 0, got {max_shift!r}")
     required = ["registered", "voted"] + [c for c in ("valid_votes", "winner_votes") if c in races.columns]
     counts = validate_races(races, required)
     registered = counts["registered"].astype(np.int64)

@@ -150,7 +150,8 @@ def _fit_counts_glm(
         return model.fit(**fit_kwargs), []
     if solver != "newton":
         raise ValueError("solver must be 'newton' or 'irls'")
-    raw = model.fit(method="newton", start_params=start, max_start_irls=0, maxiter=100, tol=1e-10, **fit_kwargs)
+    # GLM.fit(method="newton") does not pass a `tol` on: Newton stops at statsmodels' own |step| <= 1e-8
+    raw = model.fit(method="newton", start_params=start, max_start_irls=0, maxiter=100, **fit_kwargs)
     if raw.mle_retvals.get("converged", False) and np.all(np.isfinite(raw.params)):
         return raw, []
     return model.fit(**fit_kwargs), ["Newton did not converge to finite estimates; refitted by IRLS"]

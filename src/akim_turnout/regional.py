@@ -39,6 +39,15 @@ def _regional_arrays(
     return kept, dropped, exog, names
 
 
+def _checked_share(kept: pd.DataFrame, outcome: str, region: str, name: str) -> np.ndarray:
+    """``outcome / 100`` of the complete rows, refusing a percentage outside [0, 100] with the regions named."""
+    share = kept[outcome].to_numpy(dtype=float) / 100
+    outside = (share < 0) | (share > 1)
+    if outside.any():
+        raise ValueError(f"{name}: {outcome} outside [0, 100] for {kept.loc[outside, region].tolist()}")
+    return share
+
+
 def _fit_fractional_logit(share: np.ndarray, exog: np.ndarray, weights: np.ndarray | None) -> Any:
     """Binomial GLM on shares; ``weights`` enter as var_weights (never freq_weights)."""
     model = GLM(share, exog, family=families.Binomial(), var_weights=weights)
@@ -68,10 +77,7 @@ def fit_regional_fractional_logit(
     predictors = _as_term_list(predictors)
     kept, dropped, exog, names = _regional_arrays(df, predictors, weight, outcome, region)
     _check_identified(exog, names, name)
-    share = kept[outcome].to_numpy(dtype=float) / 100
-    outside = (share < 0) | (share > 1)
-    if outside.any():
-        raise ValueError(f"{name}: {outcome} outside [0, 100] for {kept.loc[outside, region].tolist()}")
+    share = _checked_share(kept, outcome, region, name)
     weights = kept[weight].to_numpy(dtype=float) if weight else None
     with captured_warnings() as caught:
         raw = _fit_fractional_logit(share, exog, None if weights is None else weights / weights.mean())

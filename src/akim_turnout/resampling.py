@@ -17,7 +17,13 @@ from akim_turnout.design import _check_identified
 from akim_turnout.inference import captured_warnings
 from akim_turnout.outputs import stated
 from akim_turnout.race import _fit_counts_glm, _prepare_races, fit_race_glm
-from akim_turnout.regional import _checked_sandwich, _fit_fractional_logit, _main_term, _regional_arrays
+from akim_turnout.regional import (
+    _checked_sandwich,
+    _checked_share,
+    _fit_fractional_logit,
+    _main_term,
+    _regional_arrays,
+)
 
 WILD_WEIGHTS = {
     "rademacher": np.array([-1.0, 1.0]),
@@ -111,7 +117,7 @@ def permutation_test(
     kept, _, exog, names = _regional_arrays(df, predictors, weight, outcome, region)
     _check_identified(exog, names, "permutation_test")
     k = names.index(_main_term(predictors, None))
-    share = kept[outcome].to_numpy(dtype=float) / 100
+    share = _checked_share(kept, outcome, region, "permutation_test")
     weights = kept[weight].to_numpy(dtype=float) if weight else None
     weights = None if weights is None else weights / weights.mean()
     rng = np.random.default_rng(seed)

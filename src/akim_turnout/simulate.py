@@ -378,14 +378,20 @@ def allocate_region_margins(
     return margins
 
 
+MARGIN_COUNTS = ("posts", "cands", "cands_party", "cands_women", "voters_on_rolls")  # whole numbers in any dtype
+
+
 def _check_margins_feasible(margins: pd.DataFrame, min_candidates: int, min_registered: int) -> None:
-    """Refuse margins that cannot be split into races obeying the minimums."""
+    """Refuse margins that cannot be split into races obeying the minimums, or whose counts are not whole."""
     rules = {
         "fewer candidates than min_candidates per post": margins["cands"] < min_candidates * margins["posts"],
         "more women candidates than candidates": margins["cands_women"] > margins["cands"],
         "fewer voters than min_registered per post": margins["voters_on_rolls"] < min_registered * margins["posts"],
         "no posts": margins["posts"] <= 0,
     }
+    counts = margins[list(MARGIN_COUNTS)].to_numpy(dtype=float)
+    fractional = np.isfinite(counts) & (counts != np.floor(counts))
+    rules.update({f"a fraction in {column}": fractional[:, j] for j, column in enumerate(MARGIN_COUNTS)})
     problems = [f"{rule}: {margins.loc[mask, 'region'].tolist()}" for rule, mask in rules.items() if mask.any()]
     if problems:
         raise ValueError("Infeasible regional margins: " + "; ".join(problems))
