@@ -56,16 +56,17 @@ def test_integer_percent_null_counts_are_whole_numbers() -> None:
     np.testing.assert_array_equal(result.null_counts, [3, 3, 3, 3, 3])
 
 
-def test_planting_keeps_winner_votes_within_votes_cast_where_valid_votes_are_missing() -> None:
-    """801 of 1000 voted: the nearest integer turnout, 80 %, is exactly 800 votes, so one ballot is removed. The
-    winner's 850 votes (valid votes unpublished, so nothing bounds them but the votes cast) lose that ballot and are
-    then capped at the 800 votes cast, as the docstring promises (``winner_votes <= voted`` where ``valid_votes``
-    is missing)."""
-    races = pd.DataFrame({"registered": [1000], "voted": [801], "valid_votes": [np.nan], "winner_votes": [850.0]})
+def test_planting_with_valid_votes_unpublished_keeps_the_winner_within_the_votes_cast() -> None:
+    """801 of 1000 voted: the nearest integer turnout, 80 %, is exactly 800 votes, so one ballot is removed. A winner
+    with all 801 votes (valid votes unpublished, so only the votes cast bound them) loses that ballot: 800, the new
+    votes cast. A winner above the votes cast (850 of 801) is refused before anything is planted."""
+    races = pd.DataFrame({"registered": [1000], "voted": [801], "valid_votes": [np.nan], "winner_votes": [801.0]})
     planted = forensics.plant_round_turnout_anomaly(races, fraction=1.0, seed=0)
     assert planted["voted"].tolist() == [800]
     assert math.isnan(planted["valid_votes"].iloc[0])
     assert planted["winner_votes"].tolist() == [800.0]
+    with pytest.raises(ValueError, match=r"^'winner_votes' exceeds 'voted' in 1 row\(s\), index \[0\]$"):
+        forensics.plant_round_turnout_anomaly(races.assign(winner_votes=[850.0]), fraction=1.0, seed=0)
 
 
 # --------------------------------------------------------------------------------------------------------------------
