@@ -59,19 +59,9 @@ NATIONAL = {"posts": 5, "cands": 12, "cands_party": 5, "cands_self": 7, "cands_w
 
 
 def two_margins(**columns: list) -> pd.DataFrame:
-    """Completed margins of two regions, feasible with the default settings (2 candidates, 50 voters per post)."""
-    frame = pd.DataFrame(
-        {
-            "region": ["A", "B"],
-            "turnout_pct": [60.0, 70.0],
-            "posts": [2, 3],
-            "cands": [5, 7],
-            "cands_party": [2, 3],
-            "cands_self": [3, 4],
-            "cands_women": [1, 2],
-            "voters_on_rolls": [1000, 1500],
-        }
-    )
+    """The same two regions as completed margins (integer counts), feasible with the default settings (2 candidates,
+    50 voters per post)."""
+    frame = two_regions().astype(dict.fromkeys(COUNTS, "int64"))
     for column, values in columns.items():
         frame[column] = values
     return frame
