@@ -85,6 +85,20 @@ def all_vectors(values: np.ndarray, n_clusters: int) -> np.ndarray:
     return np.array(list(itertools.product(values, repeat=n_clusters)))
 
 
+def exact_crossing(
+    df: pd.DataFrame, vectors: np.ndarray, inside: float, outside: float, alpha: float, tol: float
+) -> float:
+    """The null value between ``inside`` (p >= alpha) and ``outside`` (p < alpha) where the exact wild p-value over
+    every sign vector crosses ``alpha``, by bisection to ``tol``: an interval bound found by test inversion."""
+    while abs(outside - inside) > tol:
+        middle = (inside + outside) / 2
+        if exact_wild_p(df, middle, vectors)[1] < alpha:
+            outside = middle
+        else:
+            inside = middle
+    return (inside + outside) / 2
+
+
 @pytest.fixture(scope="module")
 def races() -> pd.DataFrame:
     return six_clusters()
@@ -134,19 +148,12 @@ def test_wild_bootstrap_ci_bounds_are_where_the_exact_p_value_crosses_alpha(race
     result = resampling.wild_cluster_bootstrap(races, "x", "x", draws=vectors, alpha=0.05)
     estimate = result.estimate
 
-    def bound(outside: float) -> float:
-        inside = estimate
-        while abs(outside - inside) > 1e-10:
-            middle = (inside + outside) / 2
-            if exact_wild_p(races, middle, vectors)[1] < 0.05:
-                outside = middle
-            else:
-                inside = middle
-        return (inside + outside) / 2
-
     width = result.ci_upper - result.ci_lower
-    assert result.ci_lower == pytest.approx(bound(result.ci_lower - 0.5 * width), abs=1e-5)
-    assert result.ci_upper == pytest.approx(bound(result.ci_upper + 0.5 * width), abs=1e-5)
+    for reported, outside in (
+        (result.ci_lower, result.ci_lower - 0.5 * width),
+        (result.ci_upper, result.ci_upper + 0.5 * width),
+    ):
+        assert reported == pytest.approx(exact_crossing(races, vectors, estimate, outside, 0.05, 1e-10), abs=1e-5)
 
 
 def test_default_weights_are_webb_drawn_from_the_seed(races) -> None:

@@ -15,7 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from test_exact_resampling import RADEMACHER, all_vectors, exact_wild_p, six_clusters  # tests/ is on sys.path
+from test_exact_resampling import (
+    RADEMACHER,
+    all_vectors,
+    exact_crossing,
+    exact_wild_p,
+    six_clusters,
+)  # tests/ is on sys.path
 
 from akim_turnout import fastfit, race, resampling
 from akim_turnout import regional as regional_model
@@ -77,19 +83,9 @@ def test_wild_bootstrap_interval_at_a_large_alpha_brackets_the_estimate() -> Non
     assert exact_wild_p(df, estimate - se, vectors)[1] == 22 / 64
     assert exact_wild_p(df, estimate + se, vectors)[1] == 26 / 64
 
-    def crossing(outside: float) -> float:
-        inside = estimate
-        while abs(outside - inside) > 1e-12:
-            middle = (inside + outside) / 2
-            if exact_wild_p(df, middle, vectors)[1] < 0.6:
-                outside = middle
-            else:
-                inside = middle
-        return (inside + outside) / 2
-
     assert result.ci_lower < estimate < result.ci_upper
-    assert result.ci_lower == pytest.approx(crossing(estimate - se), abs=0.5e-6 * se)
-    assert result.ci_upper == pytest.approx(crossing(estimate + se), abs=0.5e-6 * se)
+    for reported, outside in ((result.ci_lower, estimate - se), (result.ci_upper, estimate + se)):
+        assert reported == pytest.approx(exact_crossing(df, vectors, estimate, outside, 0.6, 1e-12), abs=0.5e-6 * se)
 
 
 def test_wild_bootstrap_estimate_uses_the_requested_solver() -> None:
