@@ -36,6 +36,19 @@ MODELS = {
     "race_mixedlm": "mixed model (empirical logit)",
 }
 
+WEIGHTS = {
+    None: "unweighted",
+    "voters_on_rolls": "electorate-weighted",
+    "posts": "posts-weighted",
+}
+
+UNITS = {
+    "cands_per_seat": "count",
+    "cands_per_post": "count",
+    "self_share": "share, 0 to 1",
+    "women_share": "share, 0 to 1",
+}
+
 _REGION_DUMMY = re.compile(r"^C\((\w+)\)\[T\.(.+)\]$")
 
 
@@ -55,3 +68,15 @@ def method(name: str) -> str:
 def model(name: str) -> str:
     """A fitted model's name as readers see it."""
     return MODELS.get(name, name)
+
+
+def weighting(weight: str | None) -> str:
+    """A regional model's weighting as readers see it: 'unweighted', 'electorate-weighted', 'posts-weighted'."""
+    if weight not in WEIGHTS:
+        raise KeyError(f"no label for weighting {weight!r} (known: {', '.join(map(str, WEIGHTS))})")
+    return WEIGHTS[weight]
+
+
+def unit(name: str) -> str:
+    """The unit of a regional predictor, as printed on an axis: 'count', 'share, 0 to 1'."""
+    return UNITS.get(name, "")
