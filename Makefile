@@ -14,7 +14,7 @@ export MPLBACKEND := Agg
 # Many small model fits: single-threaded BLAS is faster than threads fighting over two cores.
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
-# The test-only input perturbation (akim_turnout.paths.PERTURB_ENV) never reaches a make run.
+# The test-only input perturbation (akim_turnout.pipeline.paths.PERTURB_ENV) never reaches a make run.
 unexport AKIM_TEST_PERTURB_INPUTS
 
 .DEFAULT_GOAL := help
@@ -94,10 +94,10 @@ lock: ## Re-resolve requirements-test.lock and requirements.lock from pyproject.
 		--no-emit-package rfc3987-syntax --no-emit-package lark -o requirements.lock
 
 bench: env ## Measure speed and memory as ratios to floors (see README); writes bench-results.json and the README table
-	$(BIN)/python -m akim_turnout.bench --all --json bench-results.json --readme README.md
+	$(BIN)/python -m akim_turnout.pipeline.bench --all --json bench-results.json --readme README.md
 
 sweep: env ## Sweep the simulator's true effect x headline model family as queued DVC experiments (2 jobs)
-	$(BIN)/python -m akim_turnout.sweep --effects 0.0 -0.15 -0.3 --families glm gee mixedlm --jobs 2
+	$(BIN)/python -m akim_turnout.pipeline.sweep --effects 0.0 -0.15 -0.3 --families glm gee mixedlm --jobs 2
 
 # The tests compare against the committed results and need no R; only regenerating them does.
 R_PACKAGES := r-base-core r-cran-sandwich r-cran-geepack r-cran-lme4 r-cran-jsonlite r-cran-mass r-cran-numderiv

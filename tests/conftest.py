@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from real_2021 import NATIONAL_2021, real_2021_regions  # noqa: E402
 
-from akim_turnout.simulate import allocate_region_margins  # noqa: E402
+from akim_turnout.study.simulate import allocate_region_margins  # noqa: E402
 
 
 @pytest.fixture(scope="module")

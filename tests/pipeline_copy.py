@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from akim_turnout.paths import PERTURB_ENV, project_root
+from akim_turnout.pipeline.paths import PERTURB_ENV, project_root
 
 ROOT = project_root()
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
-from akim_turnout import inference, race, regional, simulate
+from akim_turnout.models import inference, race, regional
+from akim_turnout.study import simulate
 
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
 

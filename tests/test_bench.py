@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from akim_turnout import bench
+from akim_turnout.pipeline import bench
 
 
 def test_row_reports_ratio_to_floor_and_target() -> None:

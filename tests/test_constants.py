@@ -20,7 +20,9 @@ from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest
 from scipy import stats
 from scipy.special import expit, logit
 
-from akim_turnout import inference, race, regional, simulate, study
+from akim_turnout.models import inference, race, regional
+from akim_turnout.study import replications as study
+from akim_turnout.study import simulate
 
 # Published two-sided 95 % critical values (upper 2.5 % points), six decimals, as printed in t tables.
 T_TABLE_975 = {3: 3.182446, 7: 2.364624, 10: 2.228139, 13: 2.160369}

@@ -13,9 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from akim_turnout import audit, data, ingest, report
-from akim_turnout.paths import project_path
-from akim_turnout.regions import build_region_index, normalise_name
+from akim_turnout.data import audit, ingest
+from akim_turnout.data import processed as data
+from akim_turnout.data.regions import build_region_index, normalise_name
+from akim_turnout.pipeline.paths import project_path
+from akim_turnout.report import html as report
 
 RAW = project_path("data/raw")
 

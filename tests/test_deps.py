@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from akim_turnout import deps
-from akim_turnout.paths import project_root
-from akim_turnout.run_notebook import main as run_main
+from akim_turnout.pipeline import deps
+from akim_turnout.pipeline.paths import project_root
+from akim_turnout.pipeline.runner import main as run_main
 
 ROOT = project_root()
 
@@ -25,37 +25,46 @@ def test_closure_follows_imports_through_modules() -> None:
     study = deps.stage_modules(ROOT, stages["simulation_study"])
     # the study notebook imports study, which imports race, simulate and fastfit; importing any module runs __init__
     assert {
-        "src/akim_turnout/study.py",
-        "src/akim_turnout/race.py",
-        "src/akim_turnout/simulate.py",
-        "src/akim_turnout/fastfit.py",
-        "src/akim_turnout/inference.py",
+        "src/akim_turnout/study/replications.py",
+        "src/akim_turnout/models/race.py",
+        "src/akim_turnout/study/simulate.py",
+        "src/akim_turnout/models/fastfit.py",
+        "src/akim_turnout/models/inference.py",
         "src/akim_turnout/__init__.py",
-        "src/akim_turnout/run_notebook.py",
+        "src/akim_turnout/pipeline/runner.py",
     } <= set(study)
     report = deps.stage_modules(ROOT, stages["report"])
-    assert {"src/akim_turnout/report.py", "src/akim_turnout/tables.py", "src/akim_turnout/labels.py"} <= set(report)
-    assert not {"src/akim_turnout/study.py", "src/akim_turnout/race.py", "src/akim_turnout/forensics.py"} & set(report)
+    assert {
+        "src/akim_turnout/report/html.py",
+        "src/akim_turnout/report/tables.py",
+        "src/akim_turnout/report/labels.py",
+    } <= set(report)
+    assert not {
+        "src/akim_turnout/study/replications.py",
+        "src/akim_turnout/models/race.py",
+        "src/akim_turnout/models/forensics.py",
+    } & set(report)
 
 
 def test_import_forms() -> None:
     source = (
-        "import akim_turnout.race as m\nfrom akim_turnout import data, outputs\nimport numpy\n"
-        "def f():\n    from akim_turnout.study import METHODS\n"
+        "import akim_turnout.models.race as m\nfrom akim_turnout.pipeline import paths, outputs\nimport numpy\n"
+        "def f():\n    from akim_turnout.study.replications import METHODS\n"
     )
     assert deps.imported_modules(source) == {
-        "akim_turnout.race",
-        "akim_turnout",
-        "akim_turnout.data",
-        "akim_turnout.outputs",
-        "akim_turnout.study",
-        "akim_turnout.study.METHODS",
+        "akim_turnout.models.race",
+        "akim_turnout.pipeline",
+        "akim_turnout.pipeline.paths",
+        "akim_turnout.pipeline.outputs",
+        "akim_turnout.study.replications",
+        "akim_turnout.study.replications.METHODS",
     }
-    assert deps.imported_modules("from . import outputs\nfrom .race import x\n", "akim_turnout.figures") == {
-        "akim_turnout",
-        "akim_turnout.outputs",
-        "akim_turnout.race",
-        "akim_turnout.race.x",
+    relative = "from . import outputs\nfrom ..models.race import x\n"
+    assert deps.imported_modules(relative, "akim_turnout.pipeline.paths") == {
+        "akim_turnout.pipeline",
+        "akim_turnout.pipeline.outputs",
+        "akim_turnout.models.race",
+        "akim_turnout.models.race.x",
     }
 
 
@@ -74,40 +83,43 @@ def _fixture_project(tmp_path: Path, extra_import: str) -> Path:
 
 
 def test_a_notebook_importing_an_undeclared_module_fails_naming_stage_and_module(tmp_path) -> None:
-    project = _fixture_project(tmp_path, "from akim_turnout import study")
+    project = _fixture_project(tmp_path, "from akim_turnout.study import replications")
     with pytest.raises(deps.DependencyMismatch) as caught:
         deps.check_pipeline(project)
     message = str(caught.value)
-    assert "stage 'forensics' imports src/akim_turnout/study.py but dvc.yaml does not list it in its deps" in message
+    assert (
+        "stage 'forensics' imports src/akim_turnout/study/replications.py but dvc.yaml does not list it in its deps"
+        in message
+    )
     # study brings race, inference and simulate with it
-    assert "stage 'forensics' imports src/akim_turnout/race.py" in message
+    assert "stage 'forensics' imports src/akim_turnout/models/race.py" in message
     assert "stage 'regional_model'" not in message
 
 
 def test_a_declared_module_the_stage_does_not_import_is_refused(tmp_path) -> None:
     project = _fixture_project(tmp_path, "")
     dvc = yaml.safe_load((project / "dvc.yaml").read_text())
-    dvc["stages"]["ingest"]["deps"].append("src/akim_turnout/study.py")
+    dvc["stages"]["ingest"]["deps"].append("src/akim_turnout/study/replications.py")
     (project / "dvc.yaml").write_text(yaml.safe_dump(dvc, sort_keys=False))
     with pytest.raises(
         deps.DependencyMismatch,
-        match="stage 'ingest' lists src/akim_turnout/study.py in its deps but does not import it",
+        match="stage 'ingest' lists src/akim_turnout/study/replications.py in its deps but does not import it",
     ):
         deps.check_pipeline(project, ["ingest"])
 
 
 def test_the_runner_refuses_a_stage_with_missing_deps(tmp_path, monkeypatch, capsys) -> None:
-    project = _fixture_project(tmp_path, "import akim_turnout.study")
+    project = _fixture_project(tmp_path, "import akim_turnout.study.replications")
     monkeypatch.chdir(project)
     assert run_main(["forensics", "notebooks/06_forensics.ipynb", "reports/notebooks/06_forensics.ipynb"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: stage 'forensics' imports src/akim_turnout/") and "study.py" in err
+    assert err.startswith("error: stage 'forensics' imports src/akim_turnout/") and "study/replications.py" in err
     assert not (project / "reports").exists(), "nothing is run or created before the check"
 
 
 def test_reads_of_earlier_outputs_are_found_in_every_form() -> None:
     source = """
-from akim_turnout.paths import stage_inputs
+from akim_turnout.pipeline.paths import stage_inputs
 ingest, study_stage = stage_inputs("ingest"), stage_inputs("simulation_study")
 race_stage = stage_inputs("race_models")
 a = outputs.read_table(ingest.tables, "x")

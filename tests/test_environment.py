@@ -7,7 +7,7 @@ import tomllib
 
 import yaml
 
-from akim_turnout.paths import project_path
+from akim_turnout.pipeline.paths import project_path
 
 # A pip requirement that conda-forge splits into several packages.
 CONDA_NAMES = {"dask[distributed]": {"dask", "distributed"}}

@@ -25,7 +25,7 @@ from scipy import stats
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from akim_turnout import forensics, resampling
+from akim_turnout.models import forensics, resampling
 
 RADEMACHER = np.array([-1.0, 1.0])
 # Webb (2014): +-sqrt(3/2), +-1, +-sqrt(1/2), each with probability 1/6; mean 0, variance 1.

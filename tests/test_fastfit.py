@@ -1,4 +1,4 @@
-"""The fast numpy paths (akim_turnout.fastfit) give statsmodels' numbers on the same data.
+"""The fast numpy paths (akim_turnout.models.fastfit) give statsmodels' numbers on the same data.
 
 Every published number is rounded to 6 significant digits; the fast paths are pinned here to 1e-8 (relative, or
 relative to the scale of the quantity where it can be near zero), and to exact equality for bootstrap p-values,
@@ -17,9 +17,11 @@ import statsmodels.api as sm
 from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest.py
 from scipy import stats
 
-from akim_turnout import fastfit, montecarlo, race, resampling, simulate, study
-from akim_turnout.inference import mancl_derouen_cov
-from akim_turnout.regional import _regional_arrays
+from akim_turnout.models import fastfit, race, resampling
+from akim_turnout.models.inference import mancl_derouen_cov
+from akim_turnout.models.regional import _regional_arrays
+from akim_turnout.study import montecarlo, simulate
+from akim_turnout.study import replications as study
 
 RTOL = 1e-8
 REGIONAL_CSV = Path(__file__).parent / "reference" / "inputs" / "regional_2021.csv"
@@ -699,7 +701,7 @@ BAD_DIRECT = {
 @pytest.mark.parametrize(("change", "message"), BAD_DIRECT.values(), ids=BAD_DIRECT.keys())
 def test_direct_race_arrays_decline_naming_the_reason(change, message: str) -> None:
     """C(region) + np.log(n_candidates) + self_share: 5 columns. Each frame the direct path cannot take whole."""
-    from akim_turnout import design
+    from akim_turnout.models import design
 
     with pytest.raises(fastfit.FastPathDeclined) as declined:
         fastfit._direct_race_arrays(
@@ -711,7 +713,7 @@ def test_direct_race_arrays_decline_naming_the_reason(change, message: str) -> N
 
 def test_direct_race_arrays_take_the_edges_of_valid_counts() -> None:
     """0 votes, all registered voting, one candidate (log 1 = 0), six rows for five columns: all accepted."""
-    from akim_turnout import design
+    from akim_turnout.models import design
 
     arrays = fastfit._direct_race_arrays(
         _tiny_races(), "C(region) + np.log(n_candidates) + self_share", "region", "voted", "registered",

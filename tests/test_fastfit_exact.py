@@ -1,4 +1,4 @@
-"""Exact checks of the fast numpy paths (akim_turnout.fastfit): pieces, edges and decline rules.
+"""Exact checks of the fast numpy paths (akim_turnout.models.fastfit): pieces, edges and decline rules.
 
 tests/test_fastfit.py pins each fast path to statsmodels on whole fits of simulated data. This file checks what those
 fits leave open: the pieces the fits are built from (the REML likelihood, score and Hessian at any variance ratio,
@@ -21,7 +21,8 @@ from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path,
 from scipy import optimize
 from statsmodels.regression.mixed_linear_model import MixedLMParams
 
-from akim_turnout import fastfit, simulate
+from akim_turnout.models import fastfit
+from akim_turnout.study import simulate
 
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
 TRUE_RHS = simulate.true_formula_rhs(simulate.SimulationSettings())
@@ -594,7 +595,7 @@ def test_mancl_derouen_declines_a_singular_information(gee_arrays: fastfit.RaceA
 
 def test_mancl_derouen_rows_sorted_by_cluster_or_not(races: pd.DataFrame) -> None:
     """Rows already grouped by cluster (no reordering) and the same rows shuffled give the reference covariance."""
-    from akim_turnout.inference import mancl_derouen_cov
+    from akim_turnout.models.inference import mancl_derouen_cov
 
     grouped = races.sort_values("region", kind="stable")
     arrays = fastfit.race_arrays(grouped, TRUE_RHS)
@@ -722,7 +723,7 @@ def _tiny_frame() -> pd.DataFrame:
 def test_race_arrays_take_complete_frames_directly_with_any_column_names(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from akim_turnout import race
+    from akim_turnout.models import race
 
     def general_path(*args, **kwargs):
         raise AssertionError("a complete frame goes the direct way")
@@ -744,7 +745,7 @@ def test_race_arrays_errors_of_the_general_path_name_race_arrays() -> None:
 
 
 def _direct(frame: pd.DataFrame, rhs: str) -> fastfit.RaceArrays:
-    from akim_turnout import design
+    from akim_turnout.models import design
 
     return fastfit._direct_race_arrays(frame, rhs, "oblast", "v", "r", design.parse_terms)
 

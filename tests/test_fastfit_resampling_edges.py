@@ -23,8 +23,8 @@ from test_exact_resampling import (
     six_clusters,
 )  # tests/ is on sys.path
 
-from akim_turnout import fastfit, race, resampling
-from akim_turnout import regional as regional_model
+from akim_turnout.models import fastfit, race, resampling
+from akim_turnout.models import regional as regional_model
 
 
 def mirrored_clusters() -> pd.DataFrame:

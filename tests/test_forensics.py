@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from akim_turnout.forensics import (
+from akim_turnout.models.forensics import (
     BENFORD_SECOND_DIGIT,
     DEFAULT_TOLERANCE_PP,
     distance_to_integer_percent,

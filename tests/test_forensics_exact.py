@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from akim_turnout import forensics
+from akim_turnout.models import forensics
 
 # Turnouts: a 160/200 = 80 %, b 1199/1499 = 79.98666 %, c 400/400 = 100 %.
 RACES = pd.DataFrame(

@@ -1,13 +1,13 @@
 """Behaviour that surviving mutants of the forensics, race and study code changed without a test noticing.
 
-Forensics (:mod:`akim_turnout.forensics`): exact integer percentages of counts held as 32-bit integers; the simulated
+Forensics (:mod:`models.forensics`): exact integer percentages of counts held as 32-bit integers; the simulated
 null counts of the integer-percentage test are whole numbers; a planted race's winner votes stay within the votes
 cast where valid votes are unpublished.
 
-Race fits (:mod:`akim_turnout.race`): counts held as Python objects are fitted like numbers; beta regression prints
+Race fits (:mod:`models.race`): counts held as Python objects are fitted like numbers; beta regression prints
 nothing; the statsmodels results kept in a fit name the clustered covariance as requested.
 
-Study (:mod:`akim_turnout.study`): a bootstrap p-value equal to alpha at effect 0 is not a rejection; coverage at a
+Study (:mod:`study.replications`): a bootstrap p-value equal to alpha at effect 0 is not a rejection; coverage at a
 target of 1 comes from the test at that target (fast and statsmodels paths); ``alpha`` read from a mapping is a
 plain float; ``sensitivity`` passes its run options and the design's alpha on; the dask backend maps the chunks on
 the given client, or on a client of its own cluster, with the progress bar asked for (checked with a stand-in for
@@ -27,8 +27,9 @@ import pytest
 from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
-from akim_turnout import fastfit, forensics, race, resampling, study
-from akim_turnout.simulate import SimulationSettings
+from akim_turnout.models import fastfit, forensics, race, resampling
+from akim_turnout.study import replications as study
+from akim_turnout.study.simulate import SimulationSettings
 
 SETTINGS = SimulationSettings()
 

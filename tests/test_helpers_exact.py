@@ -12,8 +12,10 @@ import pytest
 import statsmodels.api as sm
 from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
-from akim_turnout import design, forensics, race, regional, resampling, simulate, study
-from akim_turnout.inference import mancl_derouen_cov
+from akim_turnout.models import design, forensics, race, regional, resampling
+from akim_turnout.models.inference import mancl_derouen_cov
+from akim_turnout.study import replications as study
+from akim_turnout.study import simulate
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ import pytest
 import statsmodels.api as sm
 from real_2021 import NATIONAL_2021, real_2021_regions
 
-from akim_turnout import inference, race, simulate
-from akim_turnout.inference import mancl_derouen_cov
+from akim_turnout.models import inference, race
+from akim_turnout.models.inference import mancl_derouen_cov
+from akim_turnout.study import simulate
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from akim_turnout.paths import project_root
+from akim_turnout.pipeline.paths import project_root
 
 ROOT = project_root()
 

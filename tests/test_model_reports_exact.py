@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
-from akim_turnout import inference, race, regional, resampling
-from akim_turnout.simulate import SimulationSettings, simulate_races
+from akim_turnout.models import inference, race, regional, resampling
+from akim_turnout.study.simulate import SimulationSettings, simulate_races
 
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
 
@@ -93,7 +93,7 @@ def test_race_gee_notes_and_extra(races: pd.DataFrame) -> None:
     assert fit.formula == f"voted/registered ~ {MIX_RHS}"
     assert fit.notes == (
         "t inference with 13 df (statsmodels GEE uses normal)",
-        "Mancl-DeRouen covariance with a generalized inverse of I - H_gg (akim_turnout.inference)",
+        "Mancl-DeRouen covariance with a generalized inverse of I - H_gg (akim_turnout.models.inference)",
     )
     assert fit.extra["weighted"] is False and fit.extra["mean_link"] == "logit"
     assert fit.extra["exchangeable_correlation"] == pytest.approx(float(fit.raw.cov_struct.dep_params), rel=1e-12)

@@ -14,10 +14,10 @@ from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from akim_turnout import race, resampling
-from akim_turnout.design import build_design, parse_terms, validate_turnout_rows
-from akim_turnout.inference import FitResult, average_marginal_effects, captured_warnings, glm_sandwich_cov
-from akim_turnout.race import (
+from akim_turnout.models import race, resampling
+from akim_turnout.models.design import build_design, parse_terms, validate_turnout_rows
+from akim_turnout.models.inference import FitResult, average_marginal_effects, captured_warnings, glm_sandwich_cov
+from akim_turnout.models.race import (
     comparison_table,
     fit_race_beta,
     fit_race_gee,
@@ -27,9 +27,9 @@ from akim_turnout.race import (
     race_average_marginal_effects,
     smithson_verkuilen,
 )
-from akim_turnout.regional import fit_regional_fractional_logit, leave_one_out
-from akim_turnout.resampling import permutation_test, wild_cluster_bootstrap
-from akim_turnout.simulate import (
+from akim_turnout.models.regional import fit_regional_fractional_logit, leave_one_out
+from akim_turnout.models.resampling import permutation_test, wild_cluster_bootstrap
+from akim_turnout.study.simulate import (
     SimulationSettings,
     population_averaged_coefficients,
     simulate_races,

@@ -1,5 +1,5 @@
-"""Exact values of the Monte Carlo summaries (akim_turnout.montecarlo) and of the formula-free design helpers
-(akim_turnout.design), on tiny hand-made inputs.
+"""Exact values of the Monte Carlo summaries (akim_turnout.study.montecarlo) and of the formula-free design helpers
+(akim_turnout.models.design), on tiny hand-made inputs.
 
 Pinned here: the exact intervals (checked against scipy's ``binomtest``) also for counts held in object arrays; the
 summary of a group with two usable fits and the order of methods outside the reporting order; the minimum
@@ -19,8 +19,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from akim_turnout import design, montecarlo
-from akim_turnout.labels import method as label
+from akim_turnout.models import design
+from akim_turnout.report.labels import method as label
+from akim_turnout.study import montecarlo
 
 ALPHA = 0.05
 

@@ -9,9 +9,9 @@ import re
 import pytest
 import yaml
 
-from akim_turnout.parameters import SCHEMA, stage_problems
-from akim_turnout.paths import StageFiles, load_params, project_path, stage_params
-from akim_turnout.run_notebook import declared_parameters
+from akim_turnout.pipeline.parameters import SCHEMA, stage_problems
+from akim_turnout.pipeline.paths import StageFiles, load_params, project_path, stage_params
+from akim_turnout.pipeline.runner import declared_parameters
 
 DVC_STAGES = yaml.safe_load(project_path("dvc.yaml").read_text())["stages"]
 RUNNER = re.compile(r"python -m akim_turnout\.run_notebook (\S+) (\S+\.ipynb) (\S+\.ipynb)")
@@ -47,7 +47,7 @@ def test_notebook_is_stored_without_outputs(notebook) -> None:
 def test_stage_declares_notebook_params_and_executed_copy(stage: str) -> None:
     notebook, executed = NOTEBOOK_STAGES[stage]
     entry = DVC_STAGES[stage]
-    assert notebook in entry["deps"] and "src/akim_turnout/run_notebook.py" in entry["deps"]
+    assert notebook in entry["deps"] and "src/akim_turnout/pipeline/runner.py" in entry["deps"]
     own = {"common", stage} & set(load_params())
     # declare params explicitly: templated values are not locked. The report shows every parameter, so it
     # depends on every section.

@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from akim_turnout import data, labels, outputs
-from akim_turnout.paths import PERTURB_ENV, project_root
+from akim_turnout.data import processed as data
+from akim_turnout.pipeline import outputs
+from akim_turnout.pipeline.paths import PERTURB_ENV, project_root
+from akim_turnout.report import labels
 
 
 @pytest.mark.parametrize(

@@ -306,7 +306,7 @@ def test_validation_and_diagnostics_metrics(built: Path) -> None:
 
 
 def test_queued_sweep_reports_progress_and_can_be_run_again(built: Path) -> None:
-    """The documented sweep (python -m akim_turnout.sweep) on a 1 x 1 grid, run by `dvc queue start`, twice: the
+    """The documented sweep (python -m pipeline.sweep) on a 1 x 1 grid, run by `dvc queue start`, twice: the
     second run replaces the first's experiment instead of failing on its name. The grid point keeps the simulator's
     true effect at its value in params.yaml and changes the headline model family, so the experiment reruns
     race_models and the report only (a new true effect would rerun the simulation study as well)."""
@@ -315,7 +315,7 @@ def test_queued_sweep_reports_progress_and_can_be_run_again(built: Path) -> None
     sweep = [
         str(built / ".venv/bin/python"),
         "-m",
-        "akim_turnout.sweep",
+        "akim_turnout.pipeline.sweep",
         "--effects",
         str(effect),
         "--families",

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pipeline_copy import ROOT, copy_repository, lock_outputs, numpy_dispatch_off, run
 
-from akim_turnout.paths import PERTURB_ENV
+from akim_turnout.pipeline.paths import PERTURB_ENV
 
 pytestmark = pytest.mark.pipeline
 

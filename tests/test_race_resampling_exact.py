@@ -1,6 +1,6 @@
 """Exact checks of the race-level fits and of the resampling tests, on tiny hand-made tables.
 
-Race fits (:mod:`akim_turnout.race`):
+Race fits (:mod:`akim_turnout.models.race`):
 
 * the binomial GLM against a Newton solve of its score equations written out here, under custom column names, with
   its default and given names, and the exact note when Newton gives way to IRLS;
@@ -9,7 +9,7 @@ Race fits (:mod:`akim_turnout.race`):
 * the label every fit puts in front of a too-small design, the refusals and failure messages of GEE, and the
   note on a non-converged mixed model.
 
-Resampling (:mod:`akim_turnout.resampling`):
+Resampling (:mod:`akim_turnout.models.resampling`):
 
 * permutation test: its defaults, weighted and covariate-adjusted statistics against a hand-written weighted
   fractional logit, designs that are collinear after permutation (refitted by statsmodels, or failed), and the
@@ -32,7 +32,7 @@ from scipy.special import digamma, expit
 from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
-from akim_turnout import race, resampling
+from akim_turnout.models import race, resampling
 
 # --------------------------------------------------------------------------------------------------------------
 # Race tables
@@ -178,7 +178,7 @@ def test_gee_notes_and_t_inference() -> None:
     assert fit.name == "race_gee" and fit.df_resid == 2 and fit.n_obs == 9 and fit.n_clusters == 3
     assert list(fit.notes) == [
         "t inference with 2 df (statsmodels GEE uses normal)",
-        "Mancl-DeRouen covariance with a generalized inverse of I - H_gg (akim_turnout.inference)",
+        "Mancl-DeRouen covariance with a generalized inverse of I - H_gg (akim_turnout.models.inference)",
     ]
 
 

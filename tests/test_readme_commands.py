@@ -9,7 +9,7 @@ import os
 import pytest
 from readme_commands import ReadmeCommandFailed, readme_blocks, run_blocks
 
-from akim_turnout.paths import project_path
+from akim_turnout.pipeline.paths import project_path
 
 SAMPLE = """# Demo
 

@@ -27,10 +27,10 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from akim_turnout import inference, race
-from akim_turnout.design import build_design
-from akim_turnout.inference import DEFAULT_RCOND, mancl_derouen_cov
-from akim_turnout.regional import fit_regional_fractional_logit, leave_one_out, prediction_curve
+from akim_turnout.models import inference, race
+from akim_turnout.models.design import build_design
+from akim_turnout.models.inference import DEFAULT_RCOND, mancl_derouen_cov
+from akim_turnout.models.regional import fit_regional_fractional_logit, leave_one_out, prediction_curve
 
 REFERENCE = Path(__file__).parent / "reference"
 INPUTS = REFERENCE / "inputs"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from akim_turnout import data
-from akim_turnout.paths import project_path, stage_params
+from akim_turnout.data import processed as data
+from akim_turnout.pipeline.paths import project_path, stage_params
 
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")

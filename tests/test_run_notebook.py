@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from akim_turnout import parameters, run_notebook
-from akim_turnout.parameters import Rule
-from akim_turnout.run_notebook import ParameterMismatch, StageFailed, check_parameters, strip_volatile
+from akim_turnout.pipeline import parameters
+from akim_turnout.pipeline import runner as run_notebook
+from akim_turnout.pipeline.parameters import Rule
+from akim_turnout.pipeline.runner import ParameterMismatch, StageFailed, check_parameters, strip_volatile
 
 PARAMETERS = {
     "code": "01",

@@ -20,7 +20,7 @@ from real_2021 import (  # noqa: E402  (tests/ is on sys.path, see tests/conftes
     real_2021_regions,
 )
 
-from akim_turnout.simulate import (
+from akim_turnout.study.simulate import (
     MARGIN_COLUMNS,
     RACE_COLUMNS,
     SimulationSettings,

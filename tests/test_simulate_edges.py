@@ -1,4 +1,4 @@
-"""Exact checks of the simulator that surviving mutants of :mod:`akim_turnout.simulate` showed to be missing.
+"""Exact checks of the simulator that surviving mutants of :mod:`akim_turnout.study.simulate` showed to be missing.
 
 Every input is built inside its test (no module-scoped fixture), on two-region tables small enough to work out by
 hand:
@@ -26,8 +26,8 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from akim_turnout import simulate
-from akim_turnout.simulate import SimulationSettings
+from akim_turnout.study import simulate
+from akim_turnout.study.simulate import SimulationSettings
 
 # --------------------------------------------------------------------------------------------------------------
 # Two-region inputs

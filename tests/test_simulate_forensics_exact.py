@@ -1,6 +1,6 @@
 """Exact checks of the simulator's building blocks and of the forensic diagnostics, on tiny inputs.
 
-Simulator (:mod:`akim_turnout.simulate`):
+Simulator (:mod:`akim_turnout.study.simulate`):
 
 * regional intercepts: the closed form ``logit(target) - offset`` when a region's races share one offset, the root
   of the weighted-mean equation (found here by ``brentq``) otherwise, and the refusal of an unreachable target;
@@ -10,7 +10,7 @@ Simulator (:mod:`akim_turnout.simulate`):
   a one-candidate race, the candidate-mix predictor on the count scale, and the race table's integer columns;
 * scaled margins, defaults of the public entry points, and the messages of refused settings and margins.
 
-Forensics (:mod:`akim_turnout.forensics`):
+Forensics (:mod:`akim_turnout.models.forensics`):
 
 * integer-percentage test: its defaults, the plain-binomial null drawn from the seed, the spread and z of the null
   with two simulations, and the per-race table;
@@ -29,8 +29,9 @@ from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path,
 from scipy.optimize import brentq
 from scipy.special import expit, logit
 
-from akim_turnout import forensics, simulate
-from akim_turnout.simulate import SimulationSettings
+from akim_turnout.models import forensics
+from akim_turnout.study import simulate
+from akim_turnout.study.simulate import SimulationSettings
 
 # --------------------------------------------------------------------------------------------------------------
 # Regional intercepts

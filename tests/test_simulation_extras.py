@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
-from akim_turnout import simulate, study
+from akim_turnout.study import replications as study
+from akim_turnout.study import simulate
 
 SETTINGS = simulate.SimulationSettings()
 

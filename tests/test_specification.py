@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from akim_turnout import inference, regional, specification
+from akim_turnout.models import inference, regional, specification
 
 NATIONAL = {"posts": 100, "cands_registered": 300}
 

@@ -1,4 +1,4 @@
-"""Tests of the Monte Carlo study of the race-level estimators (akim_turnout.study)."""
+"""Tests of the Monte Carlo study of the race-level estimators (akim_turnout.study.replications)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import pytest
 from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest.py
 from scipy import stats
 
-from akim_turnout import montecarlo, study
-from akim_turnout.simulate import (
+from akim_turnout.study import montecarlo
+from akim_turnout.study import replications as study
+from akim_turnout.study.simulate import (
     SimulationSettings,
     population_averaged_coefficients,
     simulate_from_margins,

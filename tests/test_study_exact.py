@@ -1,4 +1,4 @@
-"""Exact behaviour of the Monte Carlo study's own code (akim_turnout.study), on one simulated data set or on fits,
+"""Exact behaviour of the Monte Carlo study's own code (study.replications), on one simulated data set or on fits,
 bootstraps and study runs made up by hand.
 
 Pinned here: the study design's messages word for word and the inclusive bound on races per region; the margins of
@@ -26,8 +26,10 @@ from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest
 from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from akim_turnout import fastfit, inference, montecarlo, race, resampling, simulate, study
-from akim_turnout.simulate import SimulationSettings
+from akim_turnout.models import fastfit, inference, race, resampling
+from akim_turnout.study import montecarlo, simulate
+from akim_turnout.study import replications as study
+from akim_turnout.study.simulate import SimulationSettings
 
 SETTINGS = SimulationSettings()
 EFFECT = -0.3

@@ -11,7 +11,7 @@ import math
 import pandas as pd
 import pytest
 
-from akim_turnout import montecarlo
+from akim_turnout.study import montecarlo
 
 EFFECTS = (0.0, -0.2, -0.4)
 # method -> per effect (number rejected of 100, number covered of 100); estimates: centre +- spread alternating

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from akim_turnout.paths import project_root
+from akim_turnout.pipeline.paths import project_root
 
 ROOT = project_root()
 BIN = Path(sys.executable).parent

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from akim_turnout import sweep
+from akim_turnout.pipeline import sweep
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The raw-data checks of akim_turnout.validation on small hand-made tables: each rule's exact Problem (file, line,
+"""The raw-data checks of akim_turnout.data.validation on small hand-made tables: each rule's exact Problem (file, line,
 column, rule, message), and the number-writing and rounding rules on hand-checked values."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from akim_turnout import validation as v
-from akim_turnout.validation import Figure, Problem
+from akim_turnout.data import validation as v
+from akim_turnout.data.validation import Figure, Problem
 
 
 def write(tmp_path: Path, content: bytes | str, name: str = "t.csv") -> Path:

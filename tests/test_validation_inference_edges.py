@@ -1,4 +1,4 @@
-"""Edges of akim_turnout.validation, design, regional and inference that the other tests leave open.
+"""Edges of akim_turnout.data.validation, design, regional and inference that the other tests leave open.
 
 Each test pins a behaviour at the place where a small change of the code (a comparison, a default, a boundary)
 would change a result: the tolerance edges of the share and derivation rules, defaults for columns a row lacks,
@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from akim_turnout import design, inference, regional
-from akim_turnout import validation as v
-from akim_turnout.validation import Figure, Problem
+from akim_turnout.data import validation as v
+from akim_turnout.data.validation import Figure, Problem
+from akim_turnout.models import design, inference, regional
 
 
 def table_of(header: tuple[str, ...], *rows: tuple[str, ...]) -> v.Table:

@@ -1,10 +1,10 @@
 """Write the input data of the R reference results (tests/reference/inputs/*.csv).
 
-* ``regional_2021.csv``: the 2021 regional table as ``akim_turnout.data`` builds it from ``data/raw``
+* ``regional_2021.csv``: the 2021 regional table as ``akim_turnout.data.processed`` builds it from ``data/raw``
   (``load_raw`` + ``build_processed``), columns region, turnout_pct, cands_per_seat, self_share,
   voters_on_rolls and posts (posts serves as averaging weights for the regional marginal effects).
 * ``races_simulated.csv``: one simulated race data set of the real design (730 races in 14 regions) from
-  ``akim_turnout.simulate.simulate_races`` with the ``simulate`` section of params.yaml (settings and seed).
+  ``akim_turnout.study.simulate.simulate_races`` with the ``simulate`` section of params.yaml (settings and seed).
 
 Floats are written with ``repr`` (shortest string that reads back to the same double), missing values as empty
 fields. The files are read back and compared with the frames bit for bit before the script exits.
@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from akim_turnout import data, ingest, simulate
+from akim_turnout.data import ingest
+from akim_turnout.data import processed as data
+from akim_turnout.study import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent / "inputs"

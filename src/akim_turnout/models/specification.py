@@ -1,7 +1,7 @@
 """The regional slope of turnout on candidates per post as a specification curve (real data, at most 14 regions).
 
 One regional fit rests on one set of choices nobody can defend as the only one. This module crosses every
-defensible choice and fits the same fractional logit (:func:`akim_turnout.regional.fit_regional_fractional_logit`,
+defensible choice and fits the same fractional logit (:func:`models.regional.fit_regional_fractional_logit`,
 HC3, t inference) under each:
 
 * **candidate count** (:data:`DEFINITIONS`): registered candidates only, candidates on the ballot only, or either
@@ -18,7 +18,7 @@ HC3, t inference) under each:
   Cook's distance) dropped and the fit repeated.
 
 The slope is reported as an average marginal effect of half a candidate per post, in percentage points of
-turnout, with its 95 % t interval; a specification whose fit fails :func:`akim_turnout.inference.estimability`
+turnout, with its 95 % t interval; a specification whose fit fails :func:`akim_turnout.models.inference.estimability`
 (fewer than 4 residual degrees of freedom, or a region with leverage above 0.8) or whose interval leaves the
 turnout scale is listed as not estimable, with the reason, and shows no interval.
 """
@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from akim_turnout.inference import average_marginal_effects
-from akim_turnout.regional import fit_regional_fractional_logit
+from akim_turnout.models.inference import average_marginal_effects
+from akim_turnout.models.regional import fit_regional_fractional_logit
 
 DEFINITIONS = {"registered": "cands_registered", "on ballot": "cands_on_ballot", "either": "cands"}
 MISSING = ("dropped", "remainder to lowest turnout", "remainder to highest turnout")

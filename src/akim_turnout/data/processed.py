@@ -1,6 +1,6 @@
 """Reading what earlier stages wrote: the processed tables of the published figures, and other stages' data frames.
 
-Every stage reads through :func:`read_frame`, so the test-only input perturbation (:data:`akim_turnout.paths.
+Every stage reads through :func:`read_frame`, so the test-only input perturbation (:data:`akim_turnout.pipeline.paths.
 PERTURB_ENV`) reaches every float a stage reads. The frames of real race rows a race-level fit needs, and the hover
 text of the report's regional table, are built here from the processed tables.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from akim_turnout.paths import PERTURB_ENV, stage_inputs
+from akim_turnout.pipeline.paths import PERTURB_ENV, stage_inputs
 
 ROUND_2021 = "2021-07-25_rural"
 
@@ -32,7 +32,7 @@ def read_processed(name: str, processed_dir: str | Path | None = None) -> pd.Dat
 
 def read_frame(path: str | Path) -> pd.DataFrame:
     """A Parquet data frame written by an earlier stage (perturbed only under the test switch
-    :data:`akim_turnout.paths.PERTURB_ENV`)."""
+    :data:`akim_turnout.pipeline.paths.PERTURB_ENV`)."""
     frame = pd.read_parquet(path)
     size = os.environ.get(PERTURB_ENV, "").strip()
     return perturb_floats(frame, float(size)) if size else frame
@@ -144,9 +144,3 @@ def race_readiness(frame: pd.DataFrame, needed: list[str]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).sort_values("races", ascending=False, ignore_index=True)
-
-
-if __name__ == "__main__":  # ``python -m akim_turnout.data [RAW_DIR] [--audit]``, see akim_turnout.audit
-    from akim_turnout.audit import main
-
-    raise SystemExit(main())

@@ -4,7 +4,7 @@ The published record is regional (14 regions) and incomplete. This module
 turns it into a synthetic data set with one row per contested post ("race")
 whose regional margins reproduce every published figure exactly, and whose
 race-level turnout follows a known logit model. Fitting the models of
-:mod:`akim_turnout.race` to such data shows whether they recover the
+:mod:`akim_turnout.models.race` to such data shows whether they recover the
 effects that were put in.
 
 Pipeline:
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from akim_turnout.parameters import SIMULATION_SETTINGS, mapping_problems
+from akim_turnout.pipeline.parameters import SIMULATION_SETTINGS, mapping_problems
 
 PUBLISHED = "published"
 ASSUMED = "assumed"
@@ -124,7 +124,7 @@ class SimulationSettings:
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> SimulationSettings:
         """Build settings from a plain mapping (e.g. a params.yaml section), checked against
-        :data:`akim_turnout.parameters.SIMULATION_SETTINGS`.
+        :data:`akim_turnout.pipeline.parameters.SIMULATION_SETTINGS`.
 
         Unknown keys are refused, so a typo cannot silently run a default. Missing keys take the defaults.
         """

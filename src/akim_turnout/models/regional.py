@@ -2,11 +2,11 @@
 
 A binomial GLM on the regional turnout share (Papke & Wooldridge 1996) with HC3 standard errors and t-based
 inference (:func:`fit_regional_fractional_logit`), refits leaving one region out, and the fitted curve with its band.
-The permutation test is in :mod:`akim_turnout.resampling`, marginal effects and the covariances in
-:mod:`akim_turnout.inference`, the specification curve in :mod:`akim_turnout.specification`.
+The permutation test is in :mod:`akim_turnout.models.resampling`, marginal effects and the covariances in
+:mod:`akim_turnout.models.inference`, the specification curve in :mod:`akim_turnout.models.specification`.
 
 statsmodels (0.15) behaviour this works around: ``GLM.fit(cov_type="HC1"|"HC2"|"HC3")`` silently returns HC0 (GLM
-results have no ``cov_HCx``), so HC1/HC3 come from :func:`akim_turnout.inference.glm_sandwich_cov`.
+results have no ``cov_HCx``), so HC1/HC3 come from :func:`akim_turnout.models.inference.glm_sandwich_cov`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from scipy.special import expit
 from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
-from akim_turnout.design import _check_identified, _drop_incomplete, _used_columns, build_design, parse_terms
-from akim_turnout.inference import FitResult, _make_result, captured_warnings, glm_sandwich_cov, quantile
+from akim_turnout.models.design import _check_identified, _drop_incomplete, _used_columns, build_design, parse_terms
+from akim_turnout.models.inference import FitResult, _make_result, captured_warnings, glm_sandwich_cov, quantile
 
 
 def _as_term_list(predictors: str | Sequence[str]) -> list[str]:

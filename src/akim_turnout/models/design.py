@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from akim_turnout.outputs import stated
+from akim_turnout.pipeline.outputs import stated
 
 INTERCEPT = "Intercept"
 

@@ -1,7 +1,7 @@
 """Monte Carlo study of the race-level turnout estimators with only 14 clusters.
 
 The 730 races of 25 July 2021 sit in 14 regions. Every race-level estimator
-of :mod:`akim_turnout.race` either clusters by region (13 degrees of
+of :mod:`akim_turnout.models.race` either clusters by region (13 degrees of
 freedom) or models regions as random effects. This module checks by
 simulation whether their 95 % confidence intervals cover, whether their 5 %
 tests have size 5 %, and how large an effect of the candidate mix (the
@@ -9,7 +9,7 @@ share of self-nominated candidates, ``self_share``) the real design detects
 with 80 % power.
 
 One *replication* draws a synthetic data set with
-:func:`akim_turnout.simulate.simulate_from_margins` under a design (number
+:func:`akim_turnout.study.simulate.simulate_from_margins` under a design (number
 of regions and races) and a true ``beta_self_share`` from the effect grid
 (every other setting held at the base settings), then fits every method:
 
@@ -66,7 +66,7 @@ Choices (stated once, used everywhere):
   already carry their logit noise, this is the average marginal effect of
   moving a race from no to only self-nominated candidates.
 
-Fit engines: the replications' fits go through :mod:`akim_turnout.fastfit`
+Fit engines: the replications' fits go through :mod:`akim_turnout.models.fastfit`
 (numpy, the same numbers as statsmodels to about 1e-11; ``engine="fast"``,
 the default of :func:`run_study`) or through the statsmodels functions
 named above (``engine="statsmodels"``). The fast engine hands the bootstrap
@@ -90,13 +90,13 @@ Bias-reduced GEE: with region dummies in the formula, each region's block
 (the region's own dummy has leverage 1 inside it). statsmodels' own
 ``bias_reduced`` covariance then failed ("Singular matrix") or not depending
 on rounding noise, so on different CPUs different replications failed. The
-study uses :func:`akim_turnout.inference.mancl_derouen_cov` (generalized
+study uses :func:`akim_turnout.models.inference.mancl_derouen_cov` (generalized
 inverse), which is the same on every machine. A fit that still raises is
 kept as a row with ``ok=False`` and the error text; summaries count them
 (``n - n_ok``).
 
 Why one module of this size: the study design, the replication it defines (seeds, margins, methods) and
-its parallel run are one unit; the results' summaries live in :mod:`akim_turnout.montecarlo`.
+its parallel run are one unit; the results' summaries live in :mod:`akim_turnout.study.montecarlo`.
 """
 
 from __future__ import annotations
@@ -111,15 +111,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from akim_turnout import fastfit, inference, race, resampling, simulate
-from akim_turnout.montecarlo import METHODS, RESULT_COLUMNS, minimum_detectable_effect, summarise
-from akim_turnout.outputs import stated_frame
-from akim_turnout.parameters import STUDY_DESIGN, mapping_problems
+from akim_turnout.models import fastfit, inference, race, resampling
+from akim_turnout.pipeline.outputs import stated_frame
+from akim_turnout.pipeline.parameters import STUDY_DESIGN, mapping_problems
+from akim_turnout.study import simulate
+from akim_turnout.study.montecarlo import METHODS, RESULT_COLUMNS, minimum_detectable_effect, summarise
 
 EFFECT_TERM = "self_share"
 EFFECT_SETTING = "beta_self_share"
 REAL_DESIGN = {"n_regions": 14, "n_races": 730}
-# Fit engine of the replications: "fast" (akim_turnout.fastfit, the default) or "statsmodels". Both give the same
+# Fit engine of the replications: "fast" (akim_turnout.models.fastfit, the default) or "statsmodels". Both give the same
 # rows to about 1e-12 (tests/test_fastfit.py); "fast" fits the methods of FAST_METHODS in numpy (wild_bootstrap
 # without wild_bootstrap_ci) and hands any case it declines to statsmodels.
 ENGINES = ("fast", "statsmodels")
@@ -192,7 +193,7 @@ class StudyDesign:
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> StudyDesign:
         """Build a design from a plain mapping (a params.yaml section), checked against
-        :data:`akim_turnout.parameters.STUDY_DESIGN`; unknown keys are refused, missing keys take the defaults.
+        :data:`akim_turnout.pipeline.parameters.STUDY_DESIGN`; unknown keys are refused, missing keys take the defaults.
 
         ``designs`` is a list of ``{n_regions, n_races[, n_replications]}``
         mappings; ``method_replications`` a mapping ``method -> cap``.
@@ -429,7 +430,7 @@ def _fast_wald(estimate: float, variance: float, df: float | None, target: float
 def _fit_fast(
     method: str, races: pd.DataFrame, task: ReplicationTask, target: float, boot_seed: int, cache: dict[str, Any]
 ) -> dict[str, Any]:
-    """:func:`_fit_method` by :mod:`akim_turnout.fastfit`; raises ``FastPathDeclined`` for the statsmodels path.
+    """:func:`_fit_method` by :mod:`akim_turnout.models.fastfit`; raises ``FastPathDeclined`` for the statsmodels path.
 
     ``cache`` holds the replication's arrays and GLM fit (shared by cluster_t, naive_binomial and the bootstrap,
     whose estimates are therefore identical, as with statsmodels).

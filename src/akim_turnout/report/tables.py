@@ -7,8 +7,8 @@ each stage's data folder.
 
 from __future__ import annotations
 
-from akim_turnout import labels
-from akim_turnout.outputs import Column
+from akim_turnout.pipeline.outputs import Column
+from akim_turnout.report import labels
 
 P_VALUE = Column("p", 3, smallest=0.001)
 

@@ -106,7 +106,7 @@ class Column:
     ``label``: the header readers see, with its unit ("estimate (logit)", "turnout (%)", "regions (count)").
     ``decimals``: for numbers, the fixed number of decimals (0 for counts, printed with thousands separators);
     ``None`` for text. ``scale`` multiplies numbers first (100 shows a share in percent). ``text`` maps each text
-    value to its reader's form (e.g. :func:`akim_turnout.labels.term`). ``smallest``: a non-negative number that
+    value to its reader's form (e.g. :func:`akim_turnout.report.labels.term`). ``smallest``: a non-negative number that
     would print as zero below it is printed as a bound instead (a p-value of 0.0002 as "< 0.001", not "0.000").
     """
 

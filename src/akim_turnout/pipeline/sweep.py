@@ -1,6 +1,6 @@
 """Parameter sweep with DVC experiments: the simulator's true effect x the model family of the headline estimate.
 
-    python -m akim_turnout.sweep --effects 0.0 -0.15 -0.3 --families glm gee mixedlm --jobs 2
+    python -m akim_turnout.pipeline.sweep --effects 0.0 -0.15 -0.3 --families glm gee mixedlm --jobs 2
 
 Each grid point is queued with ``dvc exp run --queue -S ...`` under a name such as ``effect-0p15-gee``; an
 experiment of the same name from an earlier sweep is replaced. ``dvc queue start -j JOBS`` runs them in parallel in

@@ -1,10 +1,10 @@
 """Fast numpy paths for the many small fits of the simulation study and the permutation test.
 
-The simulation study (:mod:`akim_turnout.study`) fits a 730-row, 17-parameter design a handful of times per
-replication, and :func:`akim_turnout.resampling.permutation_test` refits a 10-14-row regional model 1,999 times.
+The simulation study (:mod:`akim_turnout.study.replications`) fits a 730-row, 17-parameter design a handful of times per
+replication, and :func:`akim_turnout.models.resampling.permutation_test` refits a 10-14-row regional model 1,999 times.
 Through statsmodels almost all of that time is spent in model set-up, wrappers and Python loops over clusters, not
 in arithmetic. This module computes the same numbers with a few array operations each. It imports numpy and scipy;
-pandas and :mod:`akim_turnout.race` (hence statsmodels) only inside :func:`race_arrays`, whose callers have them.
+pandas and :mod:`akim_turnout.models.race` (hence statsmodels) only inside :func:`race_arrays`, whose callers have them.
 
 What each path matches, on the same data. ``tests/test_fastfit.py`` pins every path to statsmodels or to the
 project's statsmodels-based function at 1e-8 (relative; covariances relative to ``sqrt(c_ii c_jj)``). Measured
@@ -39,7 +39,7 @@ study's published results frame (6 significant digits) of the default design was
   shares fitted by IRLS (stopped at a deviance change of 1e-8); this module starts from the same GLM's exact
   maximum-likelihood estimate. The first GEE step uses correlation 0, i.e. it is a Newton step of that very GLM,
   which squares the start's error away: the two paths agree from the first step on.
-  The bias-reduced covariance is :func:`akim_turnout.inference.mancl_derouen_cov` (generalized inverse), with each
+  The bias-reduced covariance is :func:`models.inference.mancl_derouen_cov` (generalized inverse), with each
   cluster's ``n_g x n_g`` pseudo-inverse reduced to a 9 x 9 one (:func:`mancl_derouen`).
 
 * :func:`permutation_statistics`: the regional fractional logit (binomial GLM on shares, optional ``var_weights``)
@@ -96,7 +96,7 @@ GEE_CTOL = 1e-6
 IRLS_MAXITER = 100  # statsmodels GLM.fit defaults (IRLS)
 IRLS_TOL = 1e-8
 TIE_TOLERANCE = 1e-12  # relative tie tolerance of resampling._score_bootstrap_p and resampling.permutation_test
-DEFAULT_RCOND = float(np.sqrt(np.finfo(float).eps))  # as akim_turnout.inference.DEFAULT_RCOND
+DEFAULT_RCOND = float(np.sqrt(np.finfo(float).eps))  # as akim_turnout.models.inference.DEFAULT_RCOND
 WILD_WEIGHTS = {  # as resampling.WILD_WEIGHTS (a test checks they are equal)
     "rademacher": np.array([-1.0, 1.0]),
     "webb": np.array([-math.sqrt(1.5), -1.0, -math.sqrt(0.5), math.sqrt(0.5), 1.0, math.sqrt(1.5)]),
@@ -164,7 +164,7 @@ def race_arrays(
     Complete, valid numeric data (the simulator's) is converted directly; anything else (missing values, rows to
     drop, invalid counts, non-numeric columns) goes through ``race._prepare_races``, which raises the usual errors.
     """
-    from akim_turnout import design, race  # lazy: statsmodels is imported only by callers that already have it
+    from akim_turnout.models import design, race
 
     try:
         return _direct_race_arrays(df, formula_rhs, cluster, voted, registered, design.parse_terms)
@@ -493,7 +493,7 @@ def fit_gee_exchangeable(arrays: RaceArrays, maxiter: int = GEE_MAXITER, ctol: f
 
 
 def mancl_derouen(arrays: RaceArrays, params: np.ndarray, dep: float, rcond: float = DEFAULT_RCOND) -> np.ndarray:
-    """Mancl-DeRouen covariance of a binomial exchangeable GEE, as :func:`akim_turnout.inference.mancl_derouen_cov`.
+    """Mancl-DeRouen covariance of a binomial exchangeable GEE, as :func:`models.inference.mancl_derouen_cov`.
 
     The reference forms ``A_g = I - H_gg`` (``n_g x n_g``, ``H_gg = D_g B^-1 D_g' V_g^-1``) and applies its
     Moore-Penrose inverse, cutting singular values up to ``rcond`` times the largest. Here the same inverse is applied

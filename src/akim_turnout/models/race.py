@@ -3,14 +3,14 @@
 A binomial GLM on ``[voted, registered - voted]`` with region-clustered errors and t(G-1) inference
 (:func:`fit_race_glm`), its naive form for comparison, beta regression, GEE (exchangeable, bias-reduced) and a
 linear mixed model on the empirical logit; a comparison table, race-level marginal effects and the headline chosen
-by the simulation study. The wild cluster bootstrap is in :mod:`akim_turnout.resampling`.
+by the simulation study. The wild cluster bootstrap is in :mod:`akim_turnout.models.resampling`.
 
 statsmodels (0.15) behaviour this works around:
 
 * GEE results always have ``use_t=False``; GEE ``fit`` returns ``None`` (with a ConvergenceWarning) when it fails.
 * GEE's ``cov_type="bias_reduced"`` inverts ``I - H_gg`` per cluster, which is singular when the formula has a dummy
   per cluster (``C(region)``): it then fails or not depending on rounding noise. The bias-reduced covariance is
-  computed by :func:`akim_turnout.inference.mancl_derouen_cov` (generalized inverse) instead. With ``weights``
+  computed by :func:`akim_turnout.models.inference.mancl_derouen_cov` (generalized inverse) instead. With ``weights``
   statsmodels' version also fails (a broadcasting error), so weighted GEE uses "robust".
 * ``var_weights`` combined with a robust ``cov_type`` emits ``SpecificationWarning: cov_type not fully supported
   with var_weights`` even though the counts form gives identical numbers.
@@ -34,16 +34,22 @@ from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.othermod.betareg import BetaModel
 from statsmodels.regression.mixed_linear_model import MixedLM
 
-from akim_turnout.design import _cluster_codes, _drop_incomplete, _used_columns, build_design, validate_turnout_rows
-from akim_turnout.fastfit import logit_start
-from akim_turnout.inference import (
+from akim_turnout.models.design import (
+    _cluster_codes,
+    _drop_incomplete,
+    _used_columns,
+    build_design,
+    validate_turnout_rows,
+)
+from akim_turnout.models.fastfit import logit_start
+from akim_turnout.models.inference import (
     FitResult,
     _make_result,
     average_marginal_effects,
     captured_warnings,
     mancl_derouen_cov,
 )
-from akim_turnout.parameters import HEADLINES
+from akim_turnout.pipeline.parameters import HEADLINES
 
 
 def race_average_marginal_effects(
@@ -333,7 +339,7 @@ def fit_race_gee(
     ``weighted=True`` passes ``registered`` (rescaled to mean 1) as GEE case
     ``weights`` so races count by electorate. ``cov_type="bias_reduced"``
     (Mancl-DeRouen, suited to few clusters) is computed with a generalized
-    inverse by :func:`akim_turnout.inference.mancl_derouen_cov`; it is
+    inverse by :func:`akim_turnout.models.inference.mancl_derouen_cov`; it is
     unweighted only, so the weighted fit needs ``cov_type="robust"``.
     statsmodels reports normal inference for GEE; p-values and CIs here use t
     with clusters - 1 df instead (noted).
@@ -363,7 +369,7 @@ def fit_race_gee(
     names = data.names
     notes = _race_notes(data) + [f"t inference with {data.n_clusters - 1} df (statsmodels GEE uses normal)"]
     if cov_type == "bias_reduced":
-        notes.append("Mancl-DeRouen covariance with a generalized inverse of I - H_gg (akim_turnout.inference)")
+        notes.append("Mancl-DeRouen covariance with a generalized inverse of I - H_gg (akim_turnout.models.inference)")
     extra = {
         "mean_link": "logit",
         "design_columns": names,
@@ -481,7 +487,7 @@ def comparison_table(results: Sequence[FitResult], terms: Sequence[str]) -> pd.D
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
-# Which race-level fit carries each inference method of the simulation study (akim_turnout.montecarlo.METHODS).
+# Which race-level fit carries each inference method of the simulation study (akim_turnout.study.montecarlo.METHODS).
 STUDY_METHOD_FAMILIES = {
     "cluster_t": "glm",
     "wild_bootstrap": "wild_bootstrap",

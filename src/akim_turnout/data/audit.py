@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from akim_turnout.ingest import DATAPACKAGE, FIGURE_TABLES, RawData, load_raw
-from akim_turnout.validation import DataValidationError, Row, Table, quote_states
+from akim_turnout.data.ingest import DATAPACKAGE, FIGURE_TABLES, RawData, load_raw
+from akim_turnout.data.validation import DataValidationError, Row, Table, quote_states
 
 UNIT_COLUMNS = {"national": ("round_id",), "regional": ("round_id", "region"), "race_figures": ("race_id",)}
 

@@ -6,7 +6,7 @@ through other modules of the package (lazy imports inside functions included), s
 would rerun the stage for nothing. Likewise every output of an earlier stage that its notebook reads
 (``stage_inputs("x").tables`` and the like, ``data.read_processed``) must be among its deps (:func:`stage_reads`).
 
-``python -m akim_turnout.deps`` prints each stage's modules and exits 1, naming stage and module, where
+``python -m akim_turnout.pipeline.deps`` prints each stage's modules and exits 1, naming stage and module, where
 ``dvc.yaml`` disagrees; ``--write`` rewrites the module lines of each stage's deps to match (the rest of the file,
 comments included, stays as it is). The runner makes the same check before a stage runs.
 """
@@ -24,7 +24,6 @@ import yaml
 
 PACKAGE = "akim_turnout"
 PACKAGE_DIR = f"src/{PACKAGE}"
-RUNNER = f"{PACKAGE}.run_notebook"
 MODULE_IN_COMMAND = re.compile(rf"-m\s+({PACKAGE}(?:\.\w+)*)")
 
 
@@ -117,6 +116,8 @@ def stage_modules(root: Path, stage: Mapping) -> list[str]:
     """Source files (relative to ``root``) of the project modules a stage's notebook and command import."""
     command = stage["cmd"] if isinstance(stage["cmd"], str) else " ".join(stage["cmd"])
     start = set(MODULE_IN_COMMAND.findall(command))
+    # `python -m package` runs the package's __main__.py
+    start |= {f"{m}.__main__" for m in start if (root / "src" / Path(*m.split(".")) / "__main__.py").is_file()}
     for notebook in re.findall(r"(\S+\.ipynb)", command)[:1]:  # the runner's first notebook is the clean one
         start |= imported_modules(notebook_source(root / notebook))
     files = {_module_file(root, module) for module in module_closure(root, start)}
@@ -142,7 +143,7 @@ def stage_reads(source: str) -> set[str]:
     """Outputs of earlier stages that ``source`` reads, as paths relative to the project root: every
     ``stage_inputs("x").<kind>`` (also through a name bound to ``stage_inputs("x")``, alone or in a tuple) and
     every ``read_processed(...)`` without a folder (the ingest stage's data)."""
-    from akim_turnout.paths import StageFiles
+    from akim_turnout.pipeline.paths import StageFiles
 
     tree = ast.parse(source)
     bound: dict[str, str] = {}
@@ -196,11 +197,13 @@ def check_pipeline(root: Path, stages: Iterable[str] | None = None) -> None:
     names = list(all_stages) if stages is None else list(stages)
     problems = [problem for name in names for problem in check_stage(root, name, all_stages[name])]
     if problems:
-        hint = " (python -m akim_turnout.deps --write updates the module lines; outputs read are added by hand)"
+        hint = (
+            " (python -m akim_turnout.pipeline.deps --write updates the module lines; outputs read are added by hand)"
+        )
         raise DependencyMismatch("; ".join(problems) + hint)
 
 
-MODULE_LINE = re.compile(rf"^(\s+)- {PACKAGE_DIR}/\w+\.py\s*$")
+MODULE_LINE = re.compile(rf"^(\s+)- {PACKAGE_DIR}/[\w/]+\.py\s*$")
 
 
 def write_deps(root: Path) -> None:
@@ -236,7 +239,7 @@ def write_deps(root: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from akim_turnout.paths import project_root
+    from akim_turnout.pipeline.paths import project_root
 
     parser = argparse.ArgumentParser(description="List and check the project modules each DVC stage imports.")
     parser.add_argument("--write", action="store_true", help="rewrite the module deps in dvc.yaml to match")
@@ -246,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         write_deps(root)
     stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     for name, stage in stages.items():
-        print(f"{name}: {', '.join(Path(p).name for p in stage_modules(root, stage))}")
+        print(f"{name}: {', '.join(str(Path(p).relative_to(PACKAGE_DIR)) for p in stage_modules(root, stage))}")
     try:
         check_pipeline(root)
     except DependencyMismatch as error:

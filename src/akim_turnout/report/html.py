@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     import sys
 
-    from akim_turnout.paths import stage_params
+    from akim_turnout.pipeline.paths import stage_params
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) not in (2, 3) or args[0] in ("-h", "--help"):
@@ -255,7 +255,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     export_html(args[0], args[1], args[2] if len(args) == 3 else stage_params("report")["title"])
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

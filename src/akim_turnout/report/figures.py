@@ -2,7 +2,7 @@
 
 PNG output of matplotlib is byte-stable given the same versions; PDF needs its creation date removed. Figures are
 saved, closed and then shown from the saved file, so what a reader sees is exactly what is on disk. Every plotting
-function first brings its numbers to their stated precision (:mod:`akim_turnout.outputs`): a PDF writes coordinates
+function first brings its numbers to their stated precision (:mod:`pipeline.outputs`): a PDF writes coordinates
 with ten decimals, so a figure drawn from full-precision estimates would differ between machines in the last bit.
 """
 
@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from akim_turnout.labels import model as model_label
-from akim_turnout.outputs import stated, stated_array, stated_frame
+from akim_turnout.pipeline.outputs import stated, stated_array, stated_frame
+from akim_turnout.report.labels import model as model_label
 
 # Okabe & Ito (2008), distinguishable under the common colour-vision deficiencies.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")

@@ -1,8 +1,8 @@
 """Benchmark: speed and memory of the pipeline and the models, each as a ratio to a floor measured in the same run.
 
-    python -m akim_turnout.bench            # everything except fresh-clone `make reproduce` / `make test`
-    python -m akim_turnout.bench --all      # also those two (minutes)
-    python -m akim_turnout.bench --json bench-results.json
+    python -m akim_turnout.pipeline.bench            # everything except fresh-clone `make reproduce` / `make test`
+    python -m akim_turnout.pipeline.bench --all      # also those two (minutes)
+    python -m akim_turnout.pipeline.bench --json bench-results.json
 
 Seconds do not travel between machines; ratios measured in one run do. Floors:
 - a full `dvc repro -f`  vs  (number of stages x a papermill run of a one-cell notebook importing pandas,
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from akim_turnout.paths import project_root
+from akim_turnout.pipeline.paths import project_root
 
 TARGETS = {
     "full_repro_ratio": 1.3,
@@ -46,7 +46,9 @@ STACK_IMPORTS = "import pandas, statsmodels.api, matplotlib.pyplot, seaborn"
 FIT_CHILD = r"""
 import json, resource, sys, time
 import numpy as np
-from akim_turnout import data, design, race, simulate
+from akim_turnout.data import processed as data
+from akim_turnout.models import design, race
+from akim_turnout.study import simulate
 n = int(sys.argv[1])
 regional = data.read_processed("regional_2021")
 national = data.read_processed("national").set_index("round_id").loc[data.ROUND_2021]
@@ -171,7 +173,7 @@ def notebook_of(code: str, path: Path) -> Path:
 
 def stage_imports(notebook: Path) -> str:
     """The import statements of a notebook's code cells (what its kernel loads before any work)."""
-    from akim_turnout.deps import notebook_source
+    from akim_turnout.pipeline.deps import notebook_source
 
     tree = ast.parse(notebook_source(notebook))
     return "\n".join(ast.unparse(node) for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)))
@@ -196,7 +198,7 @@ def bench_pipeline(root: Path, scratch: Path, env: dict) -> list[dict]:
     rows.append(row("cold dvc repro (new clone, environment ready)", first, stack * len(names), "stages x stack floor"))
     full = timed(["dvc", "repro", "-f", "-q"], copy, env)
     rows.append(row("full dvc repro -f", full, stack * len(names), "stages x stack floor", TARGETS["full_repro_ratio"]))
-    runner = timed([sys.executable, "-c", "import akim_turnout.run_notebook, papermill"], copy, env, repeat=2)
+    runner = timed([sys.executable, "-c", "import akim_turnout.pipeline.runner, papermill"], copy, env, repeat=2)
     for name, stage in stages(copy).items():
         notebook = copy / next(part for part in stage["cmd"].split() if part.endswith(".ipynb"))
         floor = runner + papermill_floor(stage_imports(notebook), copy, env, scratch, name)
@@ -276,7 +278,8 @@ def bench_study(root: Path, env: dict) -> list[dict]:
     code = r"""
 import json, sys, time
 import numpy as np
-from akim_turnout import data, simulate, study
+from akim_turnout.data import processed as data
+from akim_turnout.study import replications as study, simulate
 regional = data.read_processed("regional_2021")
 national = data.read_processed("national").set_index("round_id").loc[data.ROUND_2021]
 regions, totals = simulate.inputs_from_published(regional, national)

@@ -5,7 +5,7 @@ headline numbers of the study.
 Every rate (size, coverage, power) comes with its exact (Clopper-Pearson) 95 % interval, never of zero width;
 claims about a method need :data:`MIN_NULL_REPLICATIONS` usable data sets at effect 0 and
 :data:`MIN_EFFECT_REPLICATIONS` at every other effect. The replications themselves are run by
-:mod:`akim_turnout.study`.
+:mod:`akim_turnout.study.replications`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaincinv
 
-from akim_turnout import labels
-from akim_turnout.outputs import stated
-from akim_turnout.parameters import STUDY_METHODS
+from akim_turnout.pipeline.outputs import stated
+from akim_turnout.pipeline.parameters import STUDY_METHODS
+from akim_turnout.report import labels
 
 METHODS = STUDY_METHODS  # reporting order
 CLUSTER_ROBUST = ("cluster_t", "wild_bootstrap", "gee_bias_reduced")
@@ -277,7 +277,7 @@ def recommend_method(summary: pd.DataFrame, alpha: float = 0.05, design_index: i
 
 
 def method_label(method: str) -> str:
-    """Readable label of a method name (:func:`akim_turnout.labels.method`)."""
+    """Readable label of a method name (:func:`akim_turnout.report.labels.method`)."""
     return labels.method(method)
 
 
@@ -297,7 +297,7 @@ def mde_note(method_metrics: Mapping[str, Any], effect_grid: Sequence[float]) ->
 
 
 def study_metrics(summary: pd.DataFrame, alpha: float = 0.05, power: float = 0.8) -> dict[str, Any]:
-    """Headline numbers for a metrics JSON, at their stated precision (:func:`akim_turnout.outputs.stated`).
+    """Headline numbers for a metrics JSON, at their stated precision (:func:`akim_turnout.pipeline.outputs.stated`).
 
     ``real_design``: per method, usable and failed fits, size at effect 0 with its exact 95 % Monte Carlo
     interval, the lowest coverage over the non-zero effects with its interval, bias and SE ratio at effect 0,

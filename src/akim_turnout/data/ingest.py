@@ -3,8 +3,8 @@
 Raw data are long tables of published figures (one row per figure, each with a source and its quote). ``load_raw``
 reads and checks them all, collecting every problem before failing; ``build_processed`` turns the checked figures
 into wide tables per unit without imputing anything: a derived value is NaN wherever one of its inputs is. Later
-stages read the processed tables through :mod:`akim_turnout.data`. ``python -m akim_turnout.data data/raw
-[--audit]`` checks a data folder (:mod:`akim_turnout.audit`).
+stages read the processed tables through :mod:`akim_turnout.data.processed`. ``python -m akim_turnout.data data/raw
+[--audit]`` checks a data folder (:mod:`akim_turnout.data.audit`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from akim_turnout.data import ROUND_2021, ratio
-from akim_turnout.regions import RegionIndex, build_region_index, to_2021_map
-from akim_turnout.validation import (
+from akim_turnout.data.processed import ROUND_2021, ratio
+from akim_turnout.data.regions import RegionIndex, build_region_index, to_2021_map
+from akim_turnout.data.validation import (
     DataValidationError,
     Problem,
     Table,

@@ -31,7 +31,7 @@ ROOT_MARKER = "dvc.yaml"
 OUTPUT_ROOT_ENV = "AKIM_OUTPUT_ROOT"
 SCRATCH = "scratch"  # default output root of notebooks run by hand (git-ignored)
 # Test-only switch: a relative size (e.g. "1e-12") by which every non-whole float a stage reads from an earlier
-# stage's data is perturbed (akim_turnout.data.read_frame), to show that no output hangs on last bits
+# stage's data is perturbed (akim_turnout.data.processed.read_frame), to show that no output hangs on last bits
 # (tests/test_pipeline_last_bits.py). Nothing in the pipeline sets it, the Makefile unexports it and the runner
 # announces it.
 PERTURB_ENV = "AKIM_TEST_PERTURB_INPUTS"

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, ndtr, ndtri, stdtr, stdtrit
 
-from akim_turnout.outputs import stated
+from akim_turnout.pipeline.outputs import stated
 
 DEFAULT_RCOND = float(np.sqrt(np.finfo(float).eps))
 
@@ -75,7 +75,7 @@ def mancl_derouen_cov(gee_result: Any, rcond: float = DEFAULT_RCOND) -> np.ndarr
     """Mancl-DeRouen bias-reduced covariance of a fitted statsmodels GEE (binomial, logit, exchangeable).
 
     ``gee_result`` is the results object of ``statsmodels.api.GEE(...).fit()`` (``FitResult.raw`` of
-    :func:`akim_turnout.race.fit_race_gee`), fitted without weights. ``(I - H_gg)`` is inverted with
+    :func:`akim_turnout.models.race.fit_race_gee`), fitted without weights. ``(I - H_gg)`` is inverted with
     ``numpy.linalg.pinv(..., rtol=rcond)`` (see the module docstring for why). The working covariance is
     taken with scale 1: the scale cancels between ``B^-1`` and ``s_g``. Returns a k x k array in the order of
     ``gee_result.params``.
@@ -187,7 +187,7 @@ class FitResult:
         return frame
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable summary, numbers at their stated precision (:func:`akim_turnout.outputs.stated`)."""
+        """JSON-serialisable summary, numbers at their stated precision (:func:`pipeline.outputs.stated`)."""
         table = self.to_frame().set_index("term")
         coefficients = {
             term: {col: row[col] for col in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value")}

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import chdtrc
 
-from akim_turnout.outputs import stated
+from akim_turnout.pipeline.outputs import stated
 
 __all__ = [
     "CAVEAT",
@@ -768,7 +768,7 @@ def forensics_summary(
 ) -> dict[str, int | float | None]:
     """Headline numbers of all diagnostics as a flat dict for a metrics JSON (e.g. ``dvc metrics``).
 
-    Values are plain ints, floats at their stated precision (:func:`akim_turnout.outputs.stated`), or ``None``
+    Values are plain ints, floats at their stated precision (:func:`akim_turnout.pipeline.outputs.stated`), or ``None``
     where undefined (never NaN, so ``json.dumps(..., allow_nan=False)`` works). Shares are fractions in [0, 1];
     ``*_pct`` are percentages, ``*_pp`` percentage points. Keys:
 

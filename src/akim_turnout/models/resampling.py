@@ -13,17 +13,17 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from akim_turnout.design import _check_identified
-from akim_turnout.inference import captured_warnings
-from akim_turnout.outputs import stated
-from akim_turnout.race import _fit_counts_glm, _prepare_races, fit_race_glm
-from akim_turnout.regional import (
+from akim_turnout.models.design import _check_identified
+from akim_turnout.models.inference import captured_warnings
+from akim_turnout.models.race import _fit_counts_glm, _prepare_races, fit_race_glm
+from akim_turnout.models.regional import (
     _checked_sandwich,
     _checked_share,
     _fit_fractional_logit,
     _main_term,
     _regional_arrays,
 )
+from akim_turnout.pipeline.outputs import stated
 
 WILD_WEIGHTS = {
     "rademacher": np.array([-1.0, 1.0]),
@@ -101,7 +101,7 @@ def permutation_test(
     Permutations whose fit fails are counted in ``n_failed`` and excluded.
 
     ``engine="fast"`` computes the permutation distribution for all permutations at once
-    (:func:`akim_turnout.fastfit.permutation_statistics`, same numbers as statsmodels to about 1e-12, permutations
+    (:func:`models.fastfit.permutation_statistics`, same numbers as statsmodels to about 1e-12, permutations
     it declines refitted by statsmodels); ``"statsmodels"`` refits each permutation with statsmodels. The observed
     statistic is statsmodels' in both.
 
@@ -176,9 +176,9 @@ def _fast_permutation_null(
     cov_type: str,
     permuted_columns: list[np.ndarray],
 ) -> tuple[np.ndarray, float]:
-    """Permutation distribution by :mod:`akim_turnout.fastfit` (same draws as :func:`_permuted_statistic`), and the
+    """Permutation distribution by :mod:`models.fastfit` (same draws as :func:`_permuted_statistic`), and the
     observed statistic computed the same way, so that a permutation reproducing the data ties with it exactly."""
-    from akim_turnout import fastfit
+    from akim_turnout.models import fastfit
 
     columns = [exog[:, k], *permuted_columns]
     values, declined = fastfit.permutation_statistics(share, exog, weights, k, columns, statistic, cov_type)

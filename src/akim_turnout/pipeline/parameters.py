@@ -6,7 +6,7 @@ stops the stage at once with one line naming the stage and the parameter, e.g.::
     error: stage 'regional_model': parameter 'n_permutations' must be an integer from 99 to 1000000, got -5
 
 The simulator's ``settings`` and the study's ``design`` are checked key by key here as well; the classes that use
-them (:class:`akim_turnout.simulate.SimulationSettings`, :class:`akim_turnout.study.StudyDesign`) take their rules
+them (:class:`study.simulate.SimulationSettings`, :class:`akim_turnout.study.replications.StudyDesign`) take their rules
 from this module and add only the checks that involve several keys at once. This module imports nothing heavy, so
 the runner stays quick.
 """
