@@ -176,6 +176,64 @@ def export_html(executed_notebook: str | Path, out_html: str | Path, title: str)
     return out_html
 
 
+REPORT_TEMPLATES = TEMPLATE_DIR / "sections"
+
+
+def _plain_text(text: object) -> str:
+    """Text to pass to a building block that escapes it: a Markup string (rendered by a template, so already
+    escaped) is unescaped first, so nothing is escaped twice."""
+    from markupsafe import Markup
+
+    return text.unescape() if isinstance(text, Markup) else str(text)
+
+
+def template_environment(numbering: Numbering):
+    """The Jinja2 environment of the report's templates (``templates/sections/``).
+
+    Autoescape is on: every value a template prints is escaped (a region called ``<script>`` shows as text) unless it
+    comes from one of the building blocks, which are the globals ``fig``, ``tab`` (links 'Figure N', 'Table N'),
+    ``figure``, ``table``, ``heading``, ``banner``, ``links``, ``toc``, ``figure_number`` and ``table_number``.
+    The filter ``fmt`` formats a number by a format spec (``{{ x | fmt(",.0f") }}``); undefined names are errors.
+    """
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+    from markupsafe import Markup
+
+    def markup(function):
+        return lambda *args, **kwargs: Markup(function(*args, **kwargs))
+
+    def figure(png, *, caption, alt, **kwargs):
+        return figure_html(png, caption=_plain_text(caption), alt=_plain_text(alt), numbering=numbering, **kwargs)
+
+    def table(frame, *, caption, **kwargs):
+        return table_html(frame, caption=_plain_text(caption), numbering=numbering, **kwargs)
+
+    env = Environment(
+        loader=FileSystemLoader(str(REPORT_TEMPLATES)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=False,
+    )
+    env.globals.update(
+        fig=markup(numbering.fig),
+        tab=markup(numbering.tab),
+        figure_number=numbering.figure_number,
+        table_number=numbering.table_number,
+        figure=markup(figure),
+        table=markup(table),
+        heading=markup(heading_html),
+        banner=markup(banner_html),
+        links=markup(links_html),
+        toc=markup(toc_html),
+    )
+    env.filters["fmt"] = lambda value, spec: format(value, spec)
+    return env
+
+
+def render_section(name: str, context: Mapping[str, object], numbering: Numbering) -> str:
+    """One section of the report: ``templates/sections/<name>.html.j2`` rendered with ``context``."""
+    return template_environment(numbering).get_template(f"{name}.html.j2").render(**context)
+
+
 KEY_PACKAGES = (
     "python",
     "pandas",

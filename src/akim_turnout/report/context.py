@@ -1,0 +1,421 @@
+"""Everything the report says, as one mapping: the stages' numbers, tables and figures, the parameters of the run,
+and the sentences that depend on them (the judgement rules), for the templates in ``templates/sections/``.
+
+The report notebook declares the outputs of earlier stages it reads (``stage_inputs("x").tables`` and the like, so
+that the dependency check of ``dvc.yaml`` sees them) and passes them to :func:`build`; reading anything else is
+refused. The judgement rules (:func:`pp`, :func:`glm_intervals`, :func:`evidence_text`, :func:`mde_text`, ...) are
+plain functions of numbers, tested on both sides of each switch. Words that name a parameter's value (the regional
+predictor, the weighting, an inference method or model) come from :mod:`akim_turnout.report.labels`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from akim_turnout.data import processed as data
+from akim_turnout.models import inference
+from akim_turnout.pipeline import outputs
+from akim_turnout.pipeline.paths import StageFiles, project_root
+from akim_turnout.report import html as report
+from akim_turnout.report import labels
+from akim_turnout.report import tables as specs
+
+SECTIONS = {
+    "summary": "Summary",
+    "data": "Data and coverage",
+    "descriptive": "Turnout by region and candidate mix",
+    "regional-model": "Regional model (real data)",
+    "race-models": "Race-level models (simulated races)",
+    "validation": "Method validation (simulation study)",
+    "diagnostics": "Diagnostics (election forensics)",
+    "limitations": "Limitations",
+    "reproduce": "How to reproduce",
+    "provenance": "Provenance",
+}
+# One template per section, rendered in this order after the title (templates/sections/<name>.html.j2).
+TEMPLATES = (
+    "title",
+    "summary",
+    "data",
+    "descriptive",
+    "regional_model",
+    "race_models",
+    "validation",
+    "diagnostics",
+    "limitations",
+    "reproduce",
+    "provenance",
+)
+# Figures and tables in order of appearance (numbered so, whatever order the text cites them in).
+FIGURES = (
+    "coverage",
+    "turnout_by_region",
+    "candidate_mix",
+    "specification_curve",
+    "turnout_vs_mix",
+    "leave_one_out",
+    "permutation",
+    "simulated_turnout",
+    "race_coefficients",
+    "size_coverage",
+    "power_curves",
+    "fingerprint_clean",
+    "integer_clean",
+    "integer_planted",
+)
+TABLES = (
+    "coverage_counts",
+    "remainders",
+    "sources",
+    "regional",
+    "specification_curve",
+    "regional_models",
+    "regional_ames",
+    "race_comparison",
+    "race_ames",
+    "real_readiness",
+    "study",
+    "mde_sensitivity",
+    "forensics",
+    "inputs",
+    "versions",
+)
+# Figure key -> (stage, file name).
+FIGURE_FILES = {
+    "coverage": ("ingest", "coverage_2021.png"),
+    "turnout_by_region": ("ingest", "turnout_by_region.png"),
+    "candidate_mix": ("regional_model", "candidate_mix.png"),
+    "specification_curve": ("regional_model", "specification_curve.png"),
+    "turnout_vs_mix": ("regional_model", "turnout_vs_mix.png"),
+    "leave_one_out": ("regional_model", "leave_one_out.png"),
+    "permutation": ("regional_model", "permutation_null.png"),
+    "simulated_turnout": ("simulate", "simulated_turnout.png"),
+    "race_coefficients": ("race_models", "coefficients.png"),
+    "size_coverage": ("simulation_study", "size_coverage.png"),
+    "power_curves": ("simulation_study", "power_curves.png"),
+    "fingerprint_clean": ("forensics", "fingerprint_simulated_clean.png"),
+    "integer_clean": ("forensics", "integer_simulated_clean.png"),
+    "integer_planted": ("forensics", "integer_simulated_planted.png"),
+}
+# Table key -> (stage, file stem) of the publication tables shown as they are.
+TABLE_FILES = {
+    "coverage_counts": ("ingest", "coverage_2021"),
+    "remainders": ("ingest", "remainders"),
+    "regional": ("ingest", "regional_2021"),
+    "specification_curve": ("regional_model", "specification_curve"),
+    "regional_models": ("regional_model", "coefficients"),
+    "regional_samples": ("regional_model", "samples"),
+    "regional_ames": ("regional_model", "marginal_effects"),
+    "race_comparison": ("race_models", "comparison"),
+    "race_ames": ("race_models", "marginal_effects"),
+    "real_readiness": ("race_models", "real_readiness"),
+    "study": ("simulation_study", "methods"),
+    "mde_sensitivity": ("simulation_study", "mde_sensitivity"),
+    "forensics": ("forensics", "summary"),
+}
+STAGES = ("ingest", "regional_model", "simulate", "race_models", "simulation_study", "forensics")
+# Regional predictors counted in candidates per post: their step reads "0.5 candidates more per post".
+CANDIDATES_PER_POST = ("cands_per_seat", "cands_per_post")
+
+
+# --- judgement rules and wording --------------------------------------------------------------------------------
+
+
+def pp(value: float | None, signed: bool = True) -> str:
+    """A number of percentage points as printed in the report (one decimal; signed by default; '–' if missing)."""
+    if value is None:
+        return "–"
+    return f"{value:+.1f}" if signed else f"{value:.1f}"
+
+
+def glm_intervals(size_low: float, size_high: float, alpha: float) -> str:
+    """How wide the cluster-robust GLM's intervals are, judged by its size in the simulation study: 'too narrow'
+    when the exact 95 % interval of its size lies above the nominal level, 'too wide' when below, else 'of about the
+    right width'."""
+    if size_low > alpha:
+        return "too narrow"
+    if size_high < alpha:
+        return "too wide"
+    return "of about the right width"
+
+
+def evidence_text(statuses: Mapping[str, int], cells: int) -> str:
+    """What the regional table of 2021 holds, cell by cell, from the counts of its coverage statuses."""
+    count = lambda status: statuses.get(status, 0)  # noqa: E731
+    return (
+        f"Of the {cells} cells of the regional table, {count('published')} are published, "
+        f"{count('published (rounded)')} published rounded, {count('conflict')} disputed between sources, "
+        f"{count('interim only')} published only as interim figures and {count('missing')} missing"
+    )
+
+
+def mde_text(method_metrics: Mapping[str, Any], note: str) -> str:
+    """The minimum detectable effect with its Monte Carlo interval, or why there is none (``note``, the MDE note
+    of the study's table)."""
+    if method_metrics["mde_pp"] is None:
+        return f"not quoted ({note})"
+    high = method_metrics["mde_pp_high"]
+    high_text = "beyond the simulated effects" if high is None else f"{high:.1f}"
+    return (
+        f"{method_metrics['mde_pp']:.1f} percentage points (Monte Carlo interval {method_metrics['mde_pp_low']:.1f} "
+        f"to {high_text}; interpolated linearly between the simulated effects)"
+    )
+
+
+def main_interval_text(ci_lower: float, ci_upper: float, excluding_zero: int, estimable: int) -> str:
+    """Where the detailed specification's 95 % interval stands among the specification curve's."""
+    if ci_upper < 0 or ci_lower > 0:
+        return f"is one of the {excluding_zero} of {estimable} that exclude zero"
+    return f"includes zero, as {estimable - excluding_zero} of the {estimable} do"
+
+
+def not_estimable_text(coefficients: pd.DataFrame) -> str:
+    """The regional fits that are not estimable, each with its terms, regions and reason; 'none' if all are."""
+    failed = coefficients[coefficients["status"] != "ok"]
+    parts = [
+        f"{model} ({' and '.join(rows.loc[rows['term'] != labels.term('Intercept'), 'term'])}; "
+        f"{rows['regions (count)'].iloc[0]} regions; {rows['status'].iloc[0].removeprefix('not estimable: ')})"
+        for model, rows in failed.groupby("model", sort=False)
+    ]
+    return "; ".join(parts) or "none"
+
+
+def not_estimable_models(coefficients: pd.DataFrame) -> str:
+    """The names of the regional fits that are not estimable, comma-separated; 'none' if all are."""
+    return ", ".join(coefficients.loc[coefficients["status"] != "ok", "model"].drop_duplicates()) or "none"
+
+
+def real_fit_text(fitted: bool) -> str:
+    """Whether real races were fitted."""
+    return "a real race-level model was fitted" if fitted else "no real race-level model can be fitted"
+
+
+def replication_text(few: Iterable[str]) -> str:
+    """Which methods ran on fewer simulated data sets than the others (method labels), or that none did."""
+    few = list(few)
+    if few:
+        return ", ".join(few) + " ran on fewer data sets; their rows are comparisons only, without an MDE."
+    return "Every method ran on the same data sets."
+
+
+def mc_se_pp(rate: float, n: int) -> float:
+    """The Monte Carlo standard error, in percentage points, of a rate near ``rate`` estimated from ``n`` data sets."""
+    return 100 * (rate * (1 - rate) / n) ** 0.5
+
+
+def predictor_step_text(predictor: str, step: float) -> str:
+    """A change of ``step`` in a regional predictor, in words: '0.5 candidates more per post',
+    'a self-nominated share higher by 0.1'."""
+    if predictor in CANDIDATES_PER_POST:
+        return f"{step:g} candidates more per post"
+    return f"a {labels.term(predictor)} higher by {step:g}"
+
+
+def predictor_unit_text(predictor: str) -> str:
+    """One unit more of a regional predictor, in words, for the caption of the marginal effects."""
+    if predictor in CANDIDATES_PER_POST:
+        return "one candidate more per post"
+    return f"a {labels.term(predictor)} one unit higher"
+
+
+def headline_choice_text(headline_model: str, headline_method: str, recommended: str) -> str:
+    """Which method the headline uses and why: the study's recommendation, or the parameter's choice."""
+    if headline_model == "recommended":
+        return f"the method the simulation study recommends, the {labels.method(recommended)}"
+    return (
+        f"the {labels.method(headline_method)}, as set in params.yaml (race_models.headline_model); "
+        f"the simulation study recommends the {labels.method(recommended)}"
+    )
+
+
+def grid_text(effects: Iterable[float]) -> str:
+    """The non-zero true effects of the simulation study, as listed in the text."""
+    return ", ".join(f"{effect:g}" for effect in effects if effect != 0)
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+
+
+class DeclaredReads:
+    """The outputs of earlier stages the report may read: exactly those its notebook declares."""
+
+    def __init__(self, reads: Iterable[str | Path], root: Path) -> None:
+        self.root = Path(root)
+        self.paths = {Path(path).resolve() for path in reads}
+
+    def get(self, stage: str, kind: str) -> Path:
+        path = getattr(StageFiles(stage, self.root), kind)
+        if path.resolve() not in self.paths:
+            relative = StageFiles.relative(stage)[kind]
+            raise ValueError(
+                f"the report reads {relative}, which its notebook does not declare among its reads "
+                "(declare it there and in the deps of the report stage in dvc.yaml)"
+            )
+        return path
+
+    def json(self, stage: str) -> dict[str, Any]:
+        return outputs.read_json(self.get(stage, "numbers"))
+
+    def table(self, stage: str, stem: str) -> pd.DataFrame:
+        return outputs.read_table(self.get(stage, "tables"), stem)
+
+    def processed(self, name: str) -> pd.DataFrame:
+        return data.read_processed(name, self.get("ingest", "data"))
+
+
+def _plain(value: Any) -> Any:
+    """A pandas/numpy scalar as a plain Python number (NaN stays a float)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def build(
+    reads: Iterable[str | Path],
+    *,
+    params: Mapping[str, Any],
+    title: str,
+    root: str | Path | None = None,
+) -> dict[str, Any]:
+    """The report's context: every number, table, figure path and judged sentence the templates show."""
+    root = Path(root) if root is not None else project_root()
+    files = DeclaredReads(reads, root)
+    regional_params, race_params = params["regional_model"], params["race_models"]
+    settings = params["simulate"]["settings"]
+
+    ingest = files.json("ingest")
+    regional_stage = files.json("regional_model")
+    simulate = files.json("simulate")
+    race = files.json("race_models")
+    study = files.json("simulation_study")
+    forensics = files.json("forensics")
+    headline = outputs.read_json(files.get("race_models", "data") / "headline.json")
+    recommendation = outputs.read_json(files.get("simulation_study", "data") / "recommendation.json")
+
+    regional = files.processed("regional_2021")
+    national = files.processed("national").set_index("round_id")
+    sources = files.processed("sources")
+    coverage = files.processed("coverage_2021")
+    all_figures = files.processed("figures")
+    remainders = files.processed("regional_remainders")
+    n2021 = {key: _plain(value) for key, value in national.loc[data.ROUND_2021].items()}
+    lowest = regional.loc[regional["turnout_pct"].idxmin()]
+    highest = regional.loc[regional["turnout_pct"].idxmax()]
+    posts_remainder = remainders.set_index(["round_id", "variable"]).loc[(data.ROUND_2021, "posts")]
+
+    tables = {key: files.table(stage, stem) for key, (stage, stem) in TABLE_FILES.items()}
+    figures = {key: str(files.get(stage, "figures") / name) for key, (stage, name) in FIGURE_FILES.items()}
+    titles = data.regional_cell_sources(all_figures, sources, regional)
+    tables["regional_titles"] = titles.rename(columns={name: s.label for name, s in specs.REGIONAL_2021.items()})
+    tables["inputs"] = report.stage_input_hashes(root, "report")
+    tables["versions"] = report.package_versions()
+
+    spec = regional_stage["specification_curve"]
+    main = regional_stage["main_unweighted"]
+    predictor = regional_params["main_predictor"]
+    step = spec.get("step", spec.get("step_candidates_per_post"))
+    recommended = recommendation["method"]
+    real = study["real_design"]
+    best = real["methods"][recommended]
+    glm_study = real["methods"]["cluster_t"]
+    methods_table = tables["study"].set_index("method")
+    note = methods_table.at[labels.method(recommended), "MDE note"] if best["mde_pp"] is None else ""
+    unweighted_main = f"main, {labels.weighting(None)}"
+    samples = tables["regional_samples"].set_index("model")
+    readiness = tables["real_readiness"].set_index("round").loc[data.ROUND_2021]
+    sensitivity = tables["mde_sensitivity"]
+    statuses = {str(k): int(v) for k, v in coverage["status"].value_counts().items()}
+    used = sources[sources["figures_backed"] > 0].sort_values("source_id")
+
+    return {
+        "title": title,
+        "sections": dict(SECTIONS),
+        "figures": figures,
+        "tables": tables,
+        "params": params,
+        "params_yaml": yaml.safe_dump(dict(params), sort_keys=False, allow_unicode=True),
+        "settings": settings,
+        "pp": pp,
+        "words": {
+            "predictor": labels.term(predictor),
+            "predictor_title": labels.term(predictor)[:1].upper() + labels.term(predictor)[1:],
+            "predictor_step": predictor_step_text(predictor, step),
+            "predictor_unit": predictor_unit_text(predictor),
+            "weighting": labels.weighting(regional_params["weight"]),
+            "main_term": labels.term(race_params["main_term"]),
+            "recommended": labels.method(recommended),
+            "headline_choice": headline_choice_text(race_params["headline_model"], headline["family"], recommended),
+            "unweighted_main": unweighted_main,
+        },
+        "national": n2021,
+        "national_shares": {
+            "party_pct": 100 * n2021["cands_registered_party"] / n2021["cands_registered"],
+            "self_pct": 100 * n2021["cands_registered_self"] / n2021["cands_registered"],
+            "nur_otan_posts_pct": 100 * n2021["cands_nominated_nur_otan"] / n2021["posts"],
+        },
+        "regions": {
+            "count": len(regional),
+            "lowest": {"region": str(lowest["region"]), "turnout_pct": float(lowest["turnout_pct"])},
+            "highest": {"region": str(highest["region"]), "turnout_pct": float(highest["turnout_pct"])},
+        },
+        "evidence": {
+            "text": evidence_text(statuses, len(coverage)),
+            "figures_2021": int((all_figures["round_id"] == data.ROUND_2021).sum()),
+            "sources_backing": int((sources["figures_backed"] > 0).sum()),
+            "posts_remainder": {key: _plain(value) for key, value in posts_remainder.items()},
+        },
+        "sources": [
+            {
+                "id": str(s.source_id),
+                "publisher": str(s.publisher),
+                "published": str(s.published),
+                "figures": float(s.figures_backed),
+                "url": str(s.url),
+            }
+            for s in used.itertuples()
+        ],
+        "ingest": ingest,
+        "regional": {
+            **regional_stage,
+            "spec": spec,
+            "step": step,
+            "main": main,
+            "dropped": str(samples.at[unweighted_main, "regions dropped (why)"]),
+            "main_interval": main_interval_text(
+                main["ci_lower"], main["ci_upper"], spec["excluding_zero"], spec["estimable"]
+            ),
+            "not_estimable": not_estimable_text(tables["regional_models"]),
+            "not_estimable_models": not_estimable_models(tables["regional_models"]),
+            "min_df_resid": inference.MIN_DF_RESID,
+            "max_leverage": inference.MAX_LEVERAGE,
+        },
+        "simulate": simulate,
+        "race": {
+            **race,
+            "headline_fit": headline,
+            "glm_intervals": glm_intervals(glm_study["size_low"], glm_study["size_high"], real["alpha"]),
+            "glm_study": glm_study,
+            "real_fit": real_fit_text(race["real_fitted"]),
+            "rounds": len(tables["real_readiness"]),
+            "races_2021": str(readiness["races (count)"]),
+            "usable_2021": str(readiness["usable (count)"]),
+        },
+        "study": {
+            **study,
+            "recommendation": recommendation,
+            "best": best,
+            "mde": mde_text(best, note),
+            "grid": grid_text(study["effect_grid"]),
+            "replications": replication_text(
+                labels.method(n) for n, m in real["methods"].items() if not m["enough_replications"]
+            ),
+            "mc_se_size": mc_se_pp(0.05, study["n_replications_null"]),
+            "mc_se_coverage": mc_se_pp(0.95, study["n_replications"]),
+            "sensitivity_rows": len(sensitivity),
+            "sensitivity_data_sets": str(sensitivity["data sets per effect (count)"].iloc[0]),
+        },
+        "forensics": forensics,
+    }
