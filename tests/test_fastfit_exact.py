@@ -24,12 +24,12 @@ from statsmodels.regression.mixed_linear_model import MixedLMParams
 from akim_turnout import fastfit, simulate
 
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
-TRUE_RHS = simulate.true_formula_rhs(simulate.SimulationSettings())
+TRUE_RHS = simulate.true_formula_rhs(simulate.SimulationSettings.from_params())
 
 
 @pytest.fixture(scope="module")
 def races() -> pd.DataFrame:
-    return simulate.simulate_races(real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings(), seed=0)
+    return simulate.simulate_races(real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=0)
 
 
 def _shuffled_arrays(races: pd.DataFrame, rhs: str, seed: int = 3) -> fastfit.RaceArrays:

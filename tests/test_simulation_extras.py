@@ -12,7 +12,7 @@ from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path,
 
 from akim_turnout import simulate, study
 
-SETTINGS = simulate.SimulationSettings()
+SETTINGS = simulate.SimulationSettings.from_params()
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_inputs_from_published_tables() -> None:
 
 
 def test_study_design_round_trip_and_mapping() -> None:
-    design = study.StudyDesign()
+    design = study.StudyDesign.from_params()
     assert design.as_mapping() == {
         "n_replications": 60,
         "n_replications_null": 200,
