@@ -20,10 +20,10 @@ from scipy.special import betaincinv
 
 from akim_turnout import labels
 from akim_turnout.outputs import stated
-from akim_turnout.parameters import STUDY_METHODS
+from akim_turnout.parameters import CLUSTER_ROBUST_METHODS, STUDY_METHODS
 
 METHODS = STUDY_METHODS  # reporting order
-CLUSTER_ROBUST = ("cluster_t", "wild_bootstrap", "gee_bias_reduced")
+CLUSTER_ROBUST = CLUSTER_ROBUST_METHODS
 RESULT_COLUMNS = (
     "design_index",
     "n_regions",

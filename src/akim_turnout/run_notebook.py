@@ -36,8 +36,8 @@ from typing import Any
 import yaml
 
 from akim_turnout.deps import DependencyMismatch, check_pipeline
-from akim_turnout.parameters import SHARED, ParameterError, check_stage
-from akim_turnout.paths import OUTPUT_ROOT_ENV, PERTURB_ENV, SCRATCH, load_params, project_root, stage_params
+from akim_turnout.parameters import ParameterError, check_stage
+from akim_turnout.paths import OUTPUT_ROOT_ENV, PERTURB_ENV, SCRATCH, project_root, stage_params
 
 # Metadata that changes on every run (timestamps, durations) or names the machine.
 VOLATILE_NOTEBOOK_KEYS = ("papermill",)
@@ -260,19 +260,6 @@ def _on_interrupt(stage: str, root: Path):
     return handler
 
 
-def shared_params(stage: str, path: Path) -> dict[str, Any]:
-    """What the runner passes a stage: ``common``, its own section and the keys it reads from other sections
-    (:data:`akim_turnout.parameters.SHARED`, e.g. the simulation study's ``formula_rhs`` from ``race_models``);
-    ``dvc.yaml`` lists each of those as ``section.key`` in the stage's ``params``."""
-    params = stage_params(stage, path)
-    everything = load_params(path)
-    for section, key in SHARED.get(stage, ()):
-        if key in params:
-            raise ValueError(f"params.yaml: {key!r} of {section!r} clashes with a key of {stage!r}")
-        params[key] = everything[section][key]
-    return params
-
-
 def run_stage(stage: str, notebook: str, executed: str, *, root: Path | None = None) -> Path:
     """Check everything, then execute the stage's notebook (one line on success); on failure restore the outputs
     and re-raise."""
@@ -282,7 +269,7 @@ def run_stage(stage: str, notebook: str, executed: str, *, root: Path | None = N
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _on_interrupt(stage, root))
     try:
-        params = shared_params(stage, root / "params.yaml")
+        params = stage_params(stage, root / "params.yaml")  # with the keys it shares (parameters.SHARED)
         check_parameters(params, declared_parameters(notebook_path), stage=stage, notebook=notebook)
         check_stage(stage, params)
         check_pipeline(root, [stage])
