@@ -11,6 +11,7 @@ import pytest
 from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
 from akim_turnout import simulate, study
+from akim_turnout.paths import load_params
 
 SETTINGS = simulate.SimulationSettings.from_params()
 
@@ -75,19 +76,8 @@ def test_inputs_from_published_tables() -> None:
 
 def test_study_design_round_trip_and_mapping() -> None:
     design = study.StudyDesign.from_params()
-    assert design.as_mapping() == {
-        "n_replications": 60,
-        "n_replications_null": 200,
-        "effect_grid": [0.0, -0.1, -0.2, -0.3],
-        "designs": [{"n_regions": 14, "n_races": 730}],
-        "n_boot": 99,
-        "seed": 20210725,
-        "alpha": 0.05,
-        "methods": ["cluster_t", "wild_bootstrap", "gee_bias_reduced", "mixedlm", "naive_binomial"],
-        "method_replications": {"mixedlm": 25, "naive_binomial": 25},
-        "wild_bootstrap_ci": False,
-        "wild_weights": "webb",
-    }
+    # the class has no defaults of its own: params.yaml's design, key for key
+    assert design.as_mapping() == load_params()["simulation_study"]["design"]
     assert study.StudyDesign.from_mapping(design.as_mapping()) == design
     custom = study.StudyDesign.from_mapping(
         {
