@@ -62,7 +62,9 @@ def test_true_coefficients_series() -> None:
 
 @pytest.fixture(scope="module")
 def races() -> pd.DataFrame:
-    return simulate.simulate_races(real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=5)
+    return simulate.simulate_races(
+        real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=5
+    )
 
 
 def test_naive_binomial_is_the_model_based_fit(races: pd.DataFrame) -> None:

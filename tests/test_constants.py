@@ -41,7 +41,9 @@ def test_attenuation_constant_by_hand() -> None:
 
 @pytest.mark.parametrize("sd", [0.0, 0.35, 1.0, 3.0])
 def test_population_averaged_coefficients_are_attenuated_by_the_constant(sd: float) -> None:
-    settings = simulate.SimulationSettings.from_params(overdispersion_sd=sd, beta_cands=0.2, beta_self_share=-0.3, beta_women=0.1)
+    settings = simulate.SimulationSettings.from_params(
+        overdispersion_sd=sd, beta_cands=0.2, beta_self_share=-0.3, beta_women=0.1
+    )
     factor = 1 / math.sqrt(1 + ATTENUATION_C**2 * sd**2)
     averaged = simulate.population_averaged_coefficients(settings)
     assert averaged.name == "population_averaged"

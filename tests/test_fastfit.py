@@ -321,7 +321,9 @@ def test_mancl_derouen_small_clusters_use_the_direct_path(regions: pd.DataFrame)
 
 def test_mancl_derouen_larger_design(regions: pd.DataFrame) -> None:
     base = simulate.allocate_region_margins(regions, NATIONAL_2021)
-    races = simulate.simulate_from_margins(study.design_margins(base, 28, 1460), simulate.SimulationSettings.from_params(), 5)
+    races = simulate.simulate_from_margins(
+        study.design_margins(base, 28, 1460), simulate.SimulationSettings.from_params(), 5
+    )
     reference = race.fit_race_gee(races, TRUE_RHS)
     fit = fastfit.fit_gee_exchangeable(_arrays(races))
     assert_scaled_close(fit.params, reference.params, reference.bse.to_numpy())
@@ -370,7 +372,9 @@ def test_random_intercept_reml_stops_where_statsmodels_stops(races: pd.DataFrame
 @pytest.mark.filterwarnings("ignore:invalid value encountered in sqrt:RuntimeWarning")  # statsmodels' fit, outside
 def test_random_intercept_reml_declines_at_the_boundary(regions: pd.DataFrame) -> None:
     """Equal regional turnouts: no variance between regions; statsmodels warns and changes optimiser."""
-    races = simulate.simulate_races(regions.assign(turnout_pct=80.0), NATIONAL_2021, simulate.SimulationSettings.from_params(), 1)
+    races = simulate.simulate_races(
+        regions.assign(turnout_pct=80.0), NATIONAL_2021, simulate.SimulationSettings.from_params(), 1
+    )
     assert race.fit_race_mixedlm(races, MIX_RHS).warnings
     arrays = _arrays(races, MIX_RHS)
     with pytest.raises(
@@ -599,7 +603,9 @@ def test_study_wild_bootstrap_ci_stays_on_statsmodels(regions: pd.DataFrame) -> 
 
 def test_study_refuses_unknown_engine(regions: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="engine"):
-        study.build_tasks(study.StudyDesign.from_params(), simulate.SimulationSettings.from_params(), regions, NATIONAL_2021, "numba")
+        study.build_tasks(
+            study.StudyDesign.from_params(), simulate.SimulationSettings.from_params(), regions, NATIONAL_2021, "numba"
+        )
     assert (
         replace(
             study.build_tasks(

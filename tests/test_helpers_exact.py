@@ -18,7 +18,9 @@ from akim_turnout.inference import mancl_derouen_cov
 
 @pytest.fixture(scope="module")
 def races() -> pd.DataFrame:
-    return simulate.simulate_races(real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=3)
+    return simulate.simulate_races(
+        real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=3
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -53,9 +53,10 @@ def test_runner_check_uses_the_parser() -> None:
     # the study fits the race formula: it needs the term whose effect it varies
     study_params = {**load_params()["common"], **load_params()["simulation_study"]}
     assert parameters.stage_problems("simulation_study", {**study_params, "formula_rhs": DEFAULT_RHS}) == []
-    assert "must contain self_share" in parameters.stage_problems(
-        "simulation_study", {**study_params, "formula_rhs": "C(region) + any_woman"}
-    )[0]
+    assert (
+        "must contain self_share"
+        in parameters.stage_problems("simulation_study", {**study_params, "formula_rhs": "C(region) + any_woman"})[0]
+    )
 
 
 def test_no_space_formula_gives_identical_study_fits() -> None:
@@ -72,11 +73,20 @@ def test_no_space_formula_gives_identical_study_fits() -> None:
             "turnout_pct": [70.0, 75.0, 80.0, 72.0],
         }
     )
-    national = {"posts": 97, "cands": 240, "cands_party": 97, "cands_self": 143, "cands_women": 26,
-                "voters_on_rolls": 97000}
+    national = {
+        "posts": 97,
+        "cands": 240,
+        "cands_party": 97,
+        "cands_self": 143,
+        "cands_women": 26,
+        "voters_on_rolls": 97000,
+    }
     small = study.StudyDesign.from_params(
-        n_replications=2, n_replications_null=2, effect_grid=(0.0, -0.5),
-        designs=(study.DesignPoint(4, 97),), methods=("cluster_t", "gee_bias_reduced", "mixedlm"),
+        n_replications=2,
+        n_replications_null=2,
+        effect_grid=(0.0, -0.5),
+        designs=(study.DesignPoint(4, 97),),
+        methods=("cluster_t", "gee_bias_reduced", "mixedlm"),
         method_replications=(),
     )
     settings = simulate.SimulationSettings.from_params()
@@ -86,7 +96,9 @@ def test_no_space_formula_gives_identical_study_fits() -> None:
     }
     pd.testing.assert_frame_equal(*rows.values())
     # and the parameter is what is fitted: without any_woman the estimates differ
-    other = study.run_study(small, settings, regions, national, formula_rhs="C(region) + np.log(n_candidates) + self_share")
+    other = study.run_study(
+        small, settings, regions, national, formula_rhs="C(region) + np.log(n_candidates) + self_share"
+    )
     assert not np.allclose(other["estimate"], rows[DEFAULT_RHS]["estimate"])
 
 
@@ -101,9 +113,10 @@ def test_dataclass_defaults_are_params_yaml() -> None:
     design_ = study.StudyDesign.from_params()
     assert design_.as_mapping() == params["simulation_study"]["design"]
     # a mapping with a missing key takes params.yaml's value, never another
-    assert study.StudyDesign.from_mapping({"n_boot": 199}).n_replications == params["simulation_study"]["design"][
-        "n_replications"
-    ]
+    assert (
+        study.StudyDesign.from_mapping({"n_boot": 199}).n_replications
+        == params["simulation_study"]["design"]["n_replications"]
+    )
     with pytest.raises(TypeError):
         simulate.SimulationSettings()  # no second default in the class
     with pytest.raises(TypeError):
@@ -148,9 +161,7 @@ def declared_twice(src: Path = SRC) -> list[str]:
     for path in sorted(src.glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            if isinstance(node, ast.ClassDef) and any(
-                "dataclass" in ast.unparse(d) for d in node.decorator_list
-            ):
+            if isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in node.decorator_list):
                 for item in node.body:
                     if (
                         isinstance(item, ast.AnnAssign)
@@ -162,14 +173,19 @@ def declared_twice(src: Path = SRC) -> list[str]:
                         found.append(f"{path.name}: {node.name}.{item.target.id} has a default of its own")
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 args = node.args
-                pairs = list(zip(args.args[len(args.args) - len(args.defaults):], args.defaults, strict=True))
+                pairs = list(zip(args.args[len(args.args) - len(args.defaults) :], args.defaults, strict=True))
                 pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None]
                 for arg, value in pairs:
-                    if arg.arg in keys and isinstance(value, ast.Constant) and value.value == keys[arg.arg]:
-                        if not isinstance(keys[arg.arg], (dict, list)) and path.name != "parameters.py":
-                            found.append(
-                                f"{path.name}: {node.name}({arg.arg}={value.value!r}) repeats params.yaml's default"
-                            )
+                    if (
+                        arg.arg in keys
+                        and isinstance(value, ast.Constant)
+                        and value.value == keys[arg.arg]
+                        and not isinstance(keys[arg.arg], (dict, list))
+                        and path.name != "parameters.py"
+                    ):
+                        found.append(
+                            f"{path.name}: {node.name}({arg.arg}={value.value!r}) repeats params.yaml's default"
+                        )
             if path.name != "parameters.py" and isinstance(node, (ast.Tuple, ast.List, ast.Set)):
                 items = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
                 if len(items) >= 2 and len(items) == len(node.elts):
@@ -202,7 +218,8 @@ KNOWN = {
     "simulate.py: allocate_region_margins(unknown_posts_rule='equal') repeats params.yaml's default",
     "simulate.py: allocate_region_margins(min_candidates=2) repeats params.yaml's default",
     "study.py: run_study(backend='joblib') repeats params.yaml's default",
-    "sweep.py:24: the headline models ['recommended', 'glm', 'wild_bootstrap', 'gee', 'mixedlm', 'beta'] spelled out again",
+    "sweep.py:24: the headline models ['recommended', 'glm', 'wild_bootstrap', 'gee', 'mixedlm', 'beta'] "
+    "spelled out again",
     "sweep.py:125: the headline models ['glm', 'gee', 'mixedlm'] spelled out again",
 }
 

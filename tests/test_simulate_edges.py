@@ -223,7 +223,9 @@ def test_a_region_of_women_candidates_only_is_simulated() -> None:
 
 def test_exactly_min_registered_voters_per_post_gives_races_of_that_size() -> None:
     # A has 2 posts and 2 x 50 voters: each of its races has exactly the minimum of 50.
-    races = simulate.simulate_from_margins(two_margins(voters_on_rolls=[100, 1500]), SimulationSettings.from_params(), seed=1)
+    races = simulate.simulate_from_margins(
+        two_margins(voters_on_rolls=[100, 1500]), SimulationSettings.from_params(), seed=1
+    )
     assert races.loc[races["region"] == "A", "registered"].tolist() == [50, 50]
 
 

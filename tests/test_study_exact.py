@@ -74,7 +74,10 @@ def test_direct_construction_names_every_problem_of_the_grid() -> None:
 
 
 def test_races_per_region_bound_is_two_inclusive() -> None:
-    assert study.StudyDesign.from_params(designs=(study.DesignPoint(14, 28), study.DesignPoint(5, 14))).designs[1].n_races == 14
+    assert (
+        study.StudyDesign.from_params(designs=(study.DesignPoint(14, 28), study.DesignPoint(5, 14))).designs[1].n_races
+        == 14
+    )
     with pytest.raises(ValueError) as error:
         study.StudyDesign.from_params(designs=(study.DesignPoint(5, 9),))
     assert str(error.value) == "Invalid study design: each design needs n_races >= 2 * n_regions"
@@ -447,7 +450,9 @@ def test_run_study_statsmodels_engine_never_uses_the_fast_fits(regions, monkeypa
         raise AssertionError("fast GLM called")
 
     monkeypatch.setattr(fastfit, "fit_counts_glm", refuse)
-    design = study.StudyDesign.from_params(n_replications=2, n_replications_null=None, methods=("cluster_t",), effect_grid=(0, -1))
+    design = study.StudyDesign.from_params(
+        n_replications=2, n_replications_null=None, methods=("cluster_t",), effect_grid=(0, -1)
+    )
     results = study.run_study(design, SETTINGS, regions, NATIONAL_2021, engine="statsmodels")
     assert results["ok"].all() and (results["error"] == "").all() and len(results) == 4
 
@@ -460,7 +465,9 @@ def test_run_study_dask_backend_gets_the_chunks(regions, monkeypatch) -> None:
         return [row for chunk in chunks for row in study.run_chunk(chunk)]
 
     monkeypatch.setattr(study, "_run_dask", local)
-    design = study.StudyDesign.from_params(n_replications=2, n_replications_null=None, methods=("cluster_t",), effect_grid=(0, -1))
+    design = study.StudyDesign.from_params(
+        n_replications=2, n_replications_null=None, methods=("cluster_t",), effect_grid=(0, -1)
+    )
     by_dask = study.run_study(design, SETTINGS, regions, NATIONAL_2021, backend="dask", client="client")
     assert seen == [(4, 1, False, "client")]
     pd.testing.assert_frame_equal(by_dask, study.run_study(design, SETTINGS, regions, NATIONAL_2021))

@@ -226,9 +226,7 @@ def plot_leave_one_out(loo, full_estimate: float, *, term_label: str) -> plt.Fig
     return fig
 
 
-def plot_specification_curve(
-    curve, *, choices, step_label: str = "+0.5 candidates per post"
-) -> plt.Figure:
+def plot_specification_curve(curve, *, choices, step_label: str = "+0.5 candidates per post") -> plt.Figure:
     """Specification curve: the slope (pp of turnout per ``step_label`` of the predictor, e.g. half a candidate per
     post) and its 95 % CI under each estimable specification, sorted, with the choices it makes marked beneath
     (real data)."""

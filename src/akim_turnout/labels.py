@@ -95,7 +95,8 @@ def regional_models(weight: str) -> dict[str, str]:
     """The names of the three regional fits (the ``model`` column of their tables) for a run's ``weight``: the
     main model unweighted and weighted, and the candidate-mix model, e.g. with ``weight: posts``::
 
-        {"main_unweighted": "main, unweighted", "main_weighted": "main, posts-weighted", "mix_unweighted": "mix, unweighted"}
+        {"main_unweighted": "main, unweighted", "main_weighted": "main, posts-weighted",
+         "mix_unweighted": "mix, unweighted"}
     """
     return {
         "main_unweighted": f"main, {weighting(None)}",

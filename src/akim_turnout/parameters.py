@@ -379,8 +379,7 @@ def stage_problems(stage: str, params: Mapping[str, Any]) -> list[str]:
             canonical = parse_formula(main).names[0] if not formula_problems(main) else main
             if canonical not in terms:
                 problems.append(
-                    f"parameter 'main_term' must be one of the terms of formula_rhs ({', '.join(terms)}), "
-                    f"got {main!r}"
+                    f"parameter 'main_term' must be one of the terms of formula_rhs ({', '.join(terms)}), got {main!r}"
                 )
         if stage == "simulation_study" and STUDY_EFFECT_TERM not in terms:
             problems.append(

@@ -5,8 +5,8 @@ inference (:func:`fit_regional_fractional_logit`), refits leaving one region out
 A design that cannot be fitted at all (fewer regions than parameters, collinear columns, perfect prediction: e.g.
 ``women_share``, published for two regions, among the mix predictors) is reported by
 :func:`fit_regional_or_not_estimable` and :func:`regional_marginal_effects` as *not estimable*, with the reason,
-instead of stopping the stage. The permutation test is in :mod:`akim_turnout.resampling`, marginal effects and the covariances in
-:mod:`akim_turnout.inference`, the specification curve in :mod:`akim_turnout.specification`.
+instead of stopping the stage. The permutation test is in :mod:`akim_turnout.resampling`, marginal effects and
+the covariances in :mod:`akim_turnout.inference`, the specification curve in :mod:`akim_turnout.specification`.
 
 statsmodels (0.15) behaviour this works around: ``GLM.fit(cov_type="HC1"|"HC2"|"HC3")`` silently returns HC0 (GLM
 results have no ``cov_HCx``), so HC1/HC3 come from :func:`akim_turnout.inference.glm_sandwich_cov`.
@@ -174,7 +174,7 @@ def regional_marginal_effects(fit: FitResult, averaging_weights: np.ndarray | No
         return average_marginal_effects(fit, averaging_weights=averaging_weights)
     terms = [name for name in fit.params.index if name != "Intercept" and not name.startswith("C(")]
     columns = ["ame_pp", "std_error_pp", "ci_lower_pp", "ci_upper_pp", "p_value"]
-    rows = pd.DataFrame({"model": fit.name, "term": terms, **{column: np.nan for column in columns}})
+    rows = pd.DataFrame({"model": fit.name, "term": terms, **dict.fromkeys(columns, np.nan)})
     rows["averaging"] = "unweighted" if averaging_weights is None else "weighted"
     rows["status"] = f"not estimable: {fit.not_estimable}"
     return rows

@@ -23,9 +23,10 @@ HC3, t inference) under each:
   Cook's distance) dropped and the fit repeated.
 
 The slope is reported as an average marginal effect of a step of the predictor (:data:`STEPS`: half a candidate
-per post, a tenth of a share), in percentage points of turnout, with its 95 % t interval; a specification whose fit fails :func:`akim_turnout.inference.estimability`
-(fewer than 4 residual degrees of freedom, or a region with leverage above 0.8) or whose interval leaves the
-turnout scale is listed as not estimable, with the reason, and shows no interval.
+per post, a tenth of a share), in percentage points of turnout, with its 95 % t interval; a specification whose
+fit fails :func:`akim_turnout.inference.estimability` (fewer than 4 residual degrees of freedom, or a region with
+leverage above 0.8) or whose interval leaves the turnout scale is listed as not estimable, with the reason, and
+shows no interval.
 """
 
 from __future__ import annotations

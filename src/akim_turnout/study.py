@@ -112,9 +112,9 @@ import numpy as np
 import pandas as pd
 
 from akim_turnout import fastfit, inference, race, resampling, simulate
+from akim_turnout.formula import parse_formula
 from akim_turnout.montecarlo import METHODS, RESULT_COLUMNS, minimum_detectable_effect, summarise
 from akim_turnout.outputs import stated_frame
-from akim_turnout.formula import parse_formula
 from akim_turnout.parameters import STUDY_DESIGN, STUDY_EFFECT_TERM, default, mapping_problems
 
 EFFECT_TERM = STUDY_EFFECT_TERM
