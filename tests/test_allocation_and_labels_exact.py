@@ -53,7 +53,7 @@ def test_capped_water_filling_by_hand() -> None:
 
 
 def test_true_coefficients_series() -> None:
-    truth = simulate.true_coefficients(simulate.SimulationSettings())
+    truth = simulate.true_coefficients(simulate.SimulationSettings.from_params())
     assert truth.name == "true_value" and truth.to_dict() == {
         "np.log(n_candidates)": 0.2,
         "self_share": -0.3,
@@ -63,7 +63,9 @@ def test_true_coefficients_series() -> None:
 
 @pytest.fixture(scope="module")
 def races() -> pd.DataFrame:
-    return simulate.simulate_races(real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings(), seed=5)
+    return simulate.simulate_races(
+        real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=5
+    )
 
 
 def test_naive_binomial_is_the_model_based_fit(races: pd.DataFrame) -> None:
@@ -178,7 +180,7 @@ def test_leave_one_out_passes_covariance_and_term() -> None:
 def test_simulated_race_columns_by_hand() -> None:
     """One simulation built inside the test (not from a shared fixture): every derived column recomputed."""
     margins = simulate.allocate_region_margins(real_2021_regions(), NATIONAL_2021)
-    races = simulate.simulate_from_margins(margins, simulate.SimulationSettings(), seed=12)
+    races = simulate.simulate_from_margins(margins, simulate.SimulationSettings.from_params(), seed=12)
     assert races.attrs["seed"] == 12 and set(races.attrs["alpha_region"]) == set(margins["region"])
     assert all(round(a, 10) == a for a in races.attrs["alpha_region"].values())
     assert (races["n_self"] == races["n_candidates"] - races["n_party"]).all()

@@ -43,7 +43,9 @@ def test_attenuation_constant_by_hand() -> None:
 
 @pytest.mark.parametrize("sd", [0.0, 0.35, 1.0, 3.0])
 def test_population_averaged_coefficients_are_attenuated_by_the_constant(sd: float) -> None:
-    settings = simulate.SimulationSettings(overdispersion_sd=sd, beta_cands=0.2, beta_self_share=-0.3, beta_women=0.1)
+    settings = simulate.SimulationSettings.from_params(
+        overdispersion_sd=sd, beta_cands=0.2, beta_self_share=-0.3, beta_women=0.1
+    )
     factor = 1 / math.sqrt(1 + ATTENUATION_C**2 * sd**2)
     averaged = simulate.population_averaged_coefficients(settings)
     assert averaged.name == "population_averaged"
@@ -54,7 +56,7 @@ def test_population_averaged_coefficients_are_attenuated_by_the_constant(sd: flo
 def test_study_targets_by_hand() -> None:
     """The default simulation (overdispersion SD 0.35, beta_self_share -0.3): the population-averaged target is
     -0.3 / sqrt(1 + c^2 0.35^2) = -0.293840...; MixedLM targets the conditional -0.3 itself."""
-    settings = simulate.SimulationSettings()
+    settings = simulate.SimulationSettings.from_params()
     expected = -0.3 / math.sqrt(1 + (ATTENUATION_C * 0.35) ** 2)
     assert expected == pytest.approx(-0.2938402, abs=5e-8)
     for method in ("cluster_t", "wild_bootstrap", "gee_bias_reduced", "naive_binomial"):
@@ -90,7 +92,7 @@ def test_regional_fit_uses_t_with_n_minus_k_df(regional_fit: inference.FitResult
 
 
 def test_clustered_race_fit_uses_t_with_clusters_minus_one_df(regions: pd.DataFrame) -> None:
-    races = simulate.simulate_races(regions, NATIONAL_2021, simulate.SimulationSettings(), seed=1)
+    races = simulate.simulate_races(regions, NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=1)
     fit = race.fit_race_glm(races, "np.log(n_candidates) + self_share + any_woman")
     assert fit.df_resid == 13 and fit.n_clusters == 14
     np.testing.assert_allclose((fit.conf_int["upper"] - fit.params) / fit.bse, stats.t.ppf(0.975, 13), rtol=1e-12)
@@ -137,7 +139,7 @@ def test_weighted_average_marginal_effect_by_hand(regional_fit: inference.FitRes
 
 
 def test_normal_fit_gives_normal_ame_intervals(regions: pd.DataFrame) -> None:
-    races = simulate.simulate_races(regions, NATIONAL_2021, simulate.SimulationSettings(), seed=1)
+    races = simulate.simulate_races(regions, NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=1)
     naive = race.fit_race_naive_binomial(races, "self_share")
     row = inference.average_marginal_effects(naive).iloc[0]
     assert (row["ci_upper_pp"] - row["ame_pp"]) / row["std_error_pp"] == pytest.approx(stats.norm.ppf(0.975), rel=1e-12)

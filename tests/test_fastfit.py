@@ -25,13 +25,13 @@ from akim_turnout.study import replications as study
 
 RTOL = 1e-8
 REGIONAL_CSV = Path(__file__).parent / "reference" / "inputs" / "regional_2021.csv"
-TRUE_RHS = simulate.true_formula_rhs(simulate.SimulationSettings())
+TRUE_RHS = simulate.true_formula_rhs(simulate.SimulationSettings.from_params())
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
 CASES = [  # (seed, settings): several seeds, effects and noise levels of the real design
-    (0, simulate.SimulationSettings(beta_self_share=0.0)),
-    (1, simulate.SimulationSettings(beta_self_share=-0.3)),
-    (2, simulate.SimulationSettings(beta_self_share=-0.1, overdispersion_sd=0.1)),
-    (3, simulate.SimulationSettings(beta_self_share=-0.2, overdispersion_sd=0.8, beta_women=0.5)),
+    (0, simulate.SimulationSettings.from_params(beta_self_share=0.0)),
+    (1, simulate.SimulationSettings.from_params(beta_self_share=-0.3)),
+    (2, simulate.SimulationSettings.from_params(beta_self_share=-0.1, overdispersion_sd=0.1)),
+    (3, simulate.SimulationSettings.from_params(beta_self_share=-0.2, overdispersion_sd=0.8, beta_women=0.5)),
 ]
 
 
@@ -44,7 +44,7 @@ def races(request: pytest.FixtureRequest, regions: pd.DataFrame) -> pd.DataFrame
 @pytest.fixture(scope="module")
 def near_separated(regions: pd.DataFrame) -> pd.DataFrame:
     """Every race of Mangystau at 100 % turnout but one vote: its dummy is about 8.4 on the logit scale."""
-    races = simulate.simulate_races(regions, NATIONAL_2021, simulate.SimulationSettings(), seed=4)
+    races = simulate.simulate_races(regions, NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=4)
     region = races["region"] == "Mangystau"
     races.loc[region, "voted"] = races.loc[region, "registered"]
     races.loc[races.index[region][0], "voted"] -= 1
@@ -288,7 +288,7 @@ def test_mancl_derouen_on_statsmodels_estimates(races: pd.DataFrame) -> None:
 @pytest.mark.parametrize("seed", [3, 7])
 def test_mancl_derouen_without_region_dummies_is_statsmodels_bias_reduced(regions: pd.DataFrame, seed: int) -> None:
     """Without a dummy per cluster I - H_gg is invertible and statsmodels' own bias-reduced covariance applies."""
-    races = simulate.simulate_races(regions, NATIONAL_2021, simulate.SimulationSettings(), seed=seed)
+    races = simulate.simulate_races(regions, NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=seed)
     arrays = _arrays(races, MIX_RHS)
     fit = fastfit.fit_gee_exchangeable(arrays)
     raw = _statsmodels_gee(arrays, cov_type="bias_reduced")
@@ -313,7 +313,7 @@ def test_mancl_derouen_small_clusters_use_the_direct_path(regions: pd.DataFrame)
     """Three or four races per region: every cluster is no larger than its basis and is computed directly."""
     base = simulate.allocate_region_margins(regions, NATIONAL_2021)
     races = simulate.simulate_from_margins(
-        study.design_margins(base, 14, 50), simulate.SimulationSettings(party_placement="random"), 2
+        study.design_margins(base, 14, 50), simulate.SimulationSettings.from_params(party_placement="random"), 2
     )
     arrays = _arrays(races)
     raw = _statsmodels_gee(arrays)
@@ -323,7 +323,9 @@ def test_mancl_derouen_small_clusters_use_the_direct_path(regions: pd.DataFrame)
 
 def test_mancl_derouen_larger_design(regions: pd.DataFrame) -> None:
     base = simulate.allocate_region_margins(regions, NATIONAL_2021)
-    races = simulate.simulate_from_margins(study.design_margins(base, 28, 1460), simulate.SimulationSettings(), 5)
+    races = simulate.simulate_from_margins(
+        study.design_margins(base, 28, 1460), simulate.SimulationSettings.from_params(), 5
+    )
     reference = race.fit_race_gee(races, TRUE_RHS)
     fit = fastfit.fit_gee_exchangeable(_arrays(races))
     assert_scaled_close(fit.params, reference.params, reference.bse.to_numpy())
@@ -372,7 +374,9 @@ def test_random_intercept_reml_stops_where_statsmodels_stops(races: pd.DataFrame
 @pytest.mark.filterwarnings("ignore:invalid value encountered in sqrt:RuntimeWarning")  # statsmodels' fit, outside
 def test_random_intercept_reml_declines_at_the_boundary(regions: pd.DataFrame) -> None:
     """Equal regional turnouts: no variance between regions; statsmodels warns and changes optimiser."""
-    races = simulate.simulate_races(regions.assign(turnout_pct=80.0), NATIONAL_2021, simulate.SimulationSettings(), 1)
+    races = simulate.simulate_races(
+        regions.assign(turnout_pct=80.0), NATIONAL_2021, simulate.SimulationSettings.from_params(), 1
+    )
     assert race.fit_race_mixedlm(races, MIX_RHS).warnings
     arrays = _arrays(races, MIX_RHS)
     with pytest.raises(
@@ -492,7 +496,7 @@ EXACT = ["method", "ok", "covered", "rejected", "converged", "n_warnings", "erro
 
 
 def _study_rows(regions: pd.DataFrame, engine: str, design: study.StudyDesign) -> pd.DataFrame:
-    tasks = study.build_tasks(design, simulate.SimulationSettings(), regions, NATIONAL_2021, engine)
+    tasks = study.build_tasks(design, simulate.SimulationSettings.from_params(), regions, NATIONAL_2021, engine)
     return pd.DataFrame(study.run_chunk(tasks))
 
 
@@ -586,7 +590,7 @@ def test_study_records_a_failed_fast_fit(regions: pd.DataFrame, monkeypatch: pyt
 
 def test_study_wild_bootstrap_ci_stays_on_statsmodels(regions: pd.DataFrame) -> None:
     base = simulate.allocate_region_margins(regions, NATIONAL_2021)
-    settings = simulate.SimulationSettings(beta_self_share=-0.3)
+    settings = simulate.SimulationSettings.from_params(beta_self_share=-0.3)
     rows = [
         study.run_replication(
             study.ReplicationTask(
@@ -601,12 +605,14 @@ def test_study_wild_bootstrap_ci_stays_on_statsmodels(regions: pd.DataFrame) -> 
 
 def test_study_refuses_unknown_engine(regions: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="engine"):
-        study.build_tasks(study.StudyDesign(), simulate.SimulationSettings(), regions, NATIONAL_2021, "numba")
+        study.build_tasks(
+            study.StudyDesign.from_params(), simulate.SimulationSettings.from_params(), regions, NATIONAL_2021, "numba"
+        )
     assert (
         replace(
             study.build_tasks(
-                study.StudyDesign(n_replications=2, n_replications_null=2),
-                simulate.SimulationSettings(),
+                study.StudyDesign.from_params(n_replications=2, n_replications_null=2),
+                simulate.SimulationSettings.from_params(),
                 regions,
                 NATIONAL_2021,
             )[0]
@@ -658,7 +664,7 @@ def test_permutation_test_engines_agree_with_weights(regional: pd.DataFrame) -> 
 
 def test_fast_study_fit_declines_the_bootstrap_interval_and_caches_the_glm(regions: pd.DataFrame) -> None:
     base = simulate.allocate_region_margins(regions, NATIONAL_2021)
-    settings = simulate.SimulationSettings(beta_self_share=-0.3)
+    settings = simulate.SimulationSettings.from_params(beta_self_share=-0.3)
     task = study.ReplicationTask(0, 14, 730, 1, -0.3, 0, base, settings, ("wild_bootstrap",), seed=4, wild_ci=True)
     races, _, boot_seed = study.simulate_replication(task)
     with pytest.raises(fastfit.FastPathDeclined) as declined:

@@ -25,12 +25,14 @@ from akim_turnout.models import fastfit
 from akim_turnout.study import simulate
 
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
-TRUE_RHS = simulate.true_formula_rhs(simulate.SimulationSettings())
+TRUE_RHS = simulate.true_formula_rhs(simulate.SimulationSettings.from_params())
 
 
 @pytest.fixture(scope="module")
 def races() -> pd.DataFrame:
-    return simulate.simulate_races(real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings(), seed=0)
+    return simulate.simulate_races(
+        real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=0
+    )
 
 
 def _shuffled_arrays(races: pd.DataFrame, rhs: str, seed: int = 3) -> fastfit.RaceArrays:

@@ -31,7 +31,7 @@ from akim_turnout.models import fastfit, forensics, race, resampling
 from akim_turnout.study import replications as study
 from akim_turnout.study.simulate import SimulationSettings
 
-SETTINGS = SimulationSettings()
+SETTINGS = SimulationSettings.from_params()
 
 # --------------------------------------------------------------------------------------------------------------------
 # Forensics
@@ -219,7 +219,7 @@ def test_sensitivity_passes_run_options_and_the_designs_alpha(monkeypatch) -> No
         return pd.DataFrame(rows)
 
     monkeypatch.setattr(study, "run_study", made_up_run)
-    design = study.StudyDesign(effect_grid=(0.0, -0.2, -0.4), alpha=0.1, methods=("cluster_t",))
+    design = study.StudyDesign.from_params(effect_grid=(0.0, -0.2, -0.4), alpha=0.1, methods=("cluster_t",))
     table = study.sensitivity(
         design,
         SETTINGS,

@@ -20,7 +20,9 @@ from akim_turnout.study import simulate
 
 @pytest.fixture(scope="module")
 def races() -> pd.DataFrame:
-    return simulate.simulate_races(real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings(), seed=3)
+    return simulate.simulate_races(
+        real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=3
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -196,7 +198,7 @@ def test_mancl_derouen_refusals(races: pd.DataFrame) -> None:
 
 def _task(effect: float, **kwargs) -> study.ReplicationTask:
     margins = simulate.allocate_region_margins(real_2021_regions(), NATIONAL_2021)
-    settings = simulate.SimulationSettings(beta_self_share=effect)
+    settings = simulate.SimulationSettings.from_params(beta_self_share=effect)
     return study.ReplicationTask(0, 14, 730, 1, effect, 0, margins, settings, ("wild_bootstrap",), seed=3, **kwargs)
 
 

@@ -16,7 +16,9 @@ from akim_turnout.study import simulate
 @pytest.fixture(scope="module")
 def races() -> pd.DataFrame:
     """730 simulated races of the real design (14 regions)."""
-    return simulate.simulate_races(real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings(), seed=3)
+    return simulate.simulate_races(
+        real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=3
+    )
 
 
 def _gee(races: pd.DataFrame, rhs: str, scale: float = 1.0):

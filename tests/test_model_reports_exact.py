@@ -20,7 +20,7 @@ MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
 
 @pytest.fixture(scope="module")
 def races() -> pd.DataFrame:
-    return simulate_races(real_2021_regions(), NATIONAL_2021, SimulationSettings(), seed=11)
+    return simulate_races(real_2021_regions(), NATIONAL_2021, SimulationSettings.from_params(), seed=11)
 
 
 @pytest.fixture(scope="module")

@@ -43,12 +43,12 @@ MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
 
 @pytest.fixture(scope="module")
 def races(regions: pd.DataFrame) -> pd.DataFrame:
-    return simulate_races(regions, NATIONAL_2021, SimulationSettings(), seed=11)
+    return simulate_races(regions, NATIONAL_2021, SimulationSettings.from_params(), seed=11)
 
 
 @pytest.fixture(scope="module")
 def race_glm(races: pd.DataFrame) -> FitResult:
-    return fit_race_glm(races, true_formula_rhs(SimulationSettings()))
+    return fit_race_glm(races, true_formula_rhs(SimulationSettings.from_params()))
 
 
 def _tiny_counts() -> pd.DataFrame:
@@ -183,7 +183,7 @@ def test_rows_missing_a_predictor_are_dropped_and_counted(races: pd.DataFrame) -
 
 
 def test_naive_binomial_ses_are_much_smaller_than_clustered(races: pd.DataFrame, race_glm: FitResult) -> None:
-    naive = fit_race_naive_binomial(races, true_formula_rhs(SimulationSettings()))
+    naive = fit_race_naive_binomial(races, true_formula_rhs(SimulationSettings.from_params()))
     np.testing.assert_allclose(naive.params, race_glm.params, atol=1e-8)
     assert naive.extra["pearson_dispersion"] > 5
     assert naive.bse["self_share"] * 3 < race_glm.bse["self_share"]
@@ -191,7 +191,7 @@ def test_naive_binomial_ses_are_much_smaller_than_clustered(races: pd.DataFrame,
 
 
 def test_race_glm_recovers_true_effects_on_a_million_races(regions: pd.DataFrame) -> None:
-    settings = SimulationSettings()
+    settings = SimulationSettings.from_params()
     races = simulate_scaled(regions, NATIONAL_2021, settings, seed=2021, n_races=1_000_000)
     start = time.perf_counter()
     fit = fit_race_glm(races, true_formula_rhs(settings))
@@ -254,7 +254,7 @@ def test_electorate_weighted_ame_is_the_voter_average(race_glm: FitResult, races
 
 
 def test_wild_cluster_bootstrap(races: pd.DataFrame, race_glm: FitResult) -> None:
-    rhs = true_formula_rhs(SimulationSettings())
+    rhs = true_formula_rhs(SimulationSettings.from_params())
     result = wild_cluster_bootstrap(races, rhs, "self_share", n_boot=199, seed=3)
     again = wild_cluster_bootstrap(races, rhs, "self_share", n_boot=199, seed=3, ci=False)
     assert result.p_value == again.p_value
@@ -268,7 +268,7 @@ def test_wild_cluster_bootstrap(races: pd.DataFrame, race_glm: FitResult) -> Non
 
 
 def test_wild_cluster_bootstrap_ci_is_the_set_of_unrejected_nulls(races: pd.DataFrame) -> None:
-    rhs = true_formula_rhs(SimulationSettings())
+    rhs = true_formula_rhs(SimulationSettings.from_params())
     result = wild_cluster_bootstrap(races, rhs, "any_woman", n_boot=199, seed=5)
     width = result.ci_upper - result.ci_lower
     p_at = lambda null: (
@@ -284,7 +284,7 @@ def test_wild_cluster_bootstrap_size_under_a_true_null(regions: pd.DataFrame) ->
     """30 data sets with a region-correlated regressor that has no effect: about 10 % rejections at 0.10."""
     p_values = []
     for rep in range(30):
-        races = simulate_races(regions, NATIONAL_2021, SimulationSettings(), seed=500 + rep)
+        races = simulate_races(regions, NATIONAL_2021, SimulationSettings.from_params(), seed=500 + rep)
         rng = np.random.default_rng(rep)
         region_shock = rng.normal(size=14)[pd.factorize(races["region"])[0]]
         races = races.assign(z=region_shock + 0.5 * rng.normal(size=len(races)))
@@ -330,7 +330,7 @@ def test_gee_bias_reduced_and_weight_limits(races: pd.DataFrame) -> None:
 def test_mixedlm_on_empirical_logit(races: pd.DataFrame) -> None:
     fit = fit_race_mixedlm(races, MIX_RHS)
     assert fit.extra["group_variance"] > 0 and fit.n_clusters == 14
-    truth = true_coefficients(SimulationSettings())
+    truth = true_coefficients(SimulationSettings.from_params())
     assert ((fit.params[truth.index] - truth).abs() < 4 * fit.bse[truth.index]).all()
     with pytest.raises(ValueError, match="random intercept"):
         fit_race_mixedlm(races, "C(region) + self_share")

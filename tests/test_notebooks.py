@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from akim_turnout.pipeline.parameters import SCHEMA, stage_problems
+from akim_turnout.pipeline.parameters import SCHEMA, SHARED, stage_problems
 from akim_turnout.pipeline.paths import StageFiles, load_params, project_path, stage_params
 from akim_turnout.pipeline.runner import declared_parameters
 
@@ -51,7 +51,9 @@ def test_stage_declares_notebook_params_and_executed_copy(stage: str) -> None:
     own = {"common", stage} & set(load_params())
     # declare params explicitly: templated values are not locked. The report shows every parameter, so it
     # depends on every section.
-    expected = set(load_params()) if stage == "report" else own
+    # A key read from another section (parameters.SHARED) is declared as section.key.
+    shared = {f"{section}.{key}" for section, key in SHARED.get(stage, ())}
+    expected = set(load_params()) if stage == "report" else own | shared
     assert set(entry["params"]) == expected
     assert executed in entry["outs"] and executed == f"reports/notebooks/{notebook.split('/')[-1]}"
 

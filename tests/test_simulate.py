@@ -41,7 +41,7 @@ def margins(regions: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def races(regions: pd.DataFrame) -> pd.DataFrame:
-    return simulate_races(regions, NATIONAL_2021, SimulationSettings(), seed=20210725)
+    return simulate_races(regions, NATIONAL_2021, SimulationSettings.from_params(), seed=20210725)
 
 
 # --------------------------------------------------------------------------
@@ -135,7 +135,7 @@ def test_settings_refuse_bad_values() -> None:
     with pytest.raises(
         ValueError, match=r"parameter 'settings.overdispersion_sd' must be a number from 0 to 5, got -1.0$"
     ):
-        SimulationSettings(overdispersion_sd=-1.0)
+        SimulationSettings.from_params(overdispersion_sd=-1.0)
     with pytest.raises(ValueError, match=r"parameter 'settings.binomial_sampling' must be true or false, got 'yes'$"):
         SimulationSettings.from_mapping({"binomial_sampling": "yes"})
     with pytest.raises(
@@ -192,7 +192,7 @@ def test_races_reproduce_published_turnout_to_rounding(races: pd.DataFrame) -> N
 
 def test_races_obey_count_constraints(races: pd.DataFrame) -> None:
     assert (races["n_candidates"] >= 2).all()
-    assert (races["registered"] >= SimulationSettings().min_registered).all()
+    assert (races["registered"] >= SimulationSettings.from_params().min_registered).all()
     assert ((races["voted"] >= 0) & (races["voted"] <= races["registered"])).all()
     assert (races["valid_votes"] == races["voted"]).all()
     assert (races["winner_votes"] <= races["valid_votes"]).all()
@@ -211,7 +211,7 @@ def test_same_seed_gives_identical_frame(regions: pd.DataFrame) -> None:
 
 
 def test_expected_votes_calibrate_without_binomial_noise(regions: pd.DataFrame) -> None:
-    settings = SimulationSettings(binomial_sampling=False, overdispersion_sd=0.0)
+    settings = SimulationSettings.from_params(binomial_sampling=False, overdispersion_sd=0.0)
     races = simulate_races(regions, NATIONAL_2021, settings, seed=1)
     alpha = races.attrs["alpha_region"]
     # Without noise, turnout differences within a region come only from the mix.
@@ -231,7 +231,7 @@ def test_expected_votes_calibrate_without_binomial_noise(regions: pd.DataFrame) 
 
 
 def test_true_formula_names_the_true_terms() -> None:
-    settings = SimulationSettings()
+    settings = SimulationSettings.from_params()
     assert true_formula_rhs(settings) == "C(region) + np.log(n_candidates) + self_share + any_woman"
     assert true_coefficients(settings).to_dict() == {
         "np.log(n_candidates)": 0.20,
@@ -263,8 +263,8 @@ def test_scaled_simulation_of_a_million_races(regions: pd.DataFrame) -> None:
 
 def test_spread_placement_puts_a_party_nominee_in_every_race_before_a_second_one() -> None:
     regions = real_2021_regions()
-    spread = simulate_races(regions, NATIONAL_2021, SimulationSettings(party_placement="spread"), seed=5)
-    random_ = simulate_races(regions, NATIONAL_2021, SimulationSettings(party_placement="random"), seed=5)
+    spread = simulate_races(regions, NATIONAL_2021, SimulationSettings.from_params(party_placement="spread"), seed=5)
+    random_ = simulate_races(regions, NATIONAL_2021, SimulationSettings.from_params(party_placement="random"), seed=5)
     for races in (spread, random_):
         assert (
             races["n_party"].sum() == NATIONAL_2021["cands_party"] and (races["n_party"] <= races["n_candidates"]).all()
@@ -284,7 +284,7 @@ def test_spread_placement_puts_a_party_nominee_in_every_race_before_a_second_one
 def test_a_vanishing_dirichlet_concentration_gives_each_race_one_winner_with_every_vote(regions) -> None:
     """At concentration 0.001 about half the gamma draws underflow to 0; races whose draws all do give every vote to
     one candidate (the Dirichlet's limit), so the simulation still meets every total."""
-    settings = SimulationSettings(dirichlet_concentration=0.001)
+    settings = SimulationSettings.from_params(dirichlet_concentration=0.001)
     races = simulate_races(regions, NATIONAL_2021, settings, seed=3)
     assert (races["winner_votes"] <= races["valid_votes"]).all()
     assert (races["winner_votes"] == races["valid_votes"]).mean() > 0.95

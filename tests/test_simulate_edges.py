@@ -215,7 +215,7 @@ def test_turnout_must_be_known_and_strictly_between_0_and_100(turnout: list) -> 
 
 def test_a_region_of_women_candidates_only_is_simulated() -> None:
     # B's 7 candidates are all women, so each of its races has only women.
-    races = simulate.simulate_from_margins(two_margins(cands_women=[1, 7]), SimulationSettings(), seed=1)
+    races = simulate.simulate_from_margins(two_margins(cands_women=[1, 7]), SimulationSettings.from_params(), seed=1)
     b = races[races["region"] == "B"]
     assert (b["n_women"] == b["n_candidates"]).all()
     assert b["n_women"].sum() == 7
@@ -223,7 +223,9 @@ def test_a_region_of_women_candidates_only_is_simulated() -> None:
 
 def test_exactly_min_registered_voters_per_post_gives_races_of_that_size() -> None:
     # A has 2 posts and 2 x 50 voters: each of its races has exactly the minimum of 50.
-    races = simulate.simulate_from_margins(two_margins(voters_on_rolls=[100, 1500]), SimulationSettings(), seed=1)
+    races = simulate.simulate_from_margins(
+        two_margins(voters_on_rolls=[100, 1500]), SimulationSettings.from_params(), seed=1
+    )
     assert races.loc[races["region"] == "A", "registered"].tolist() == [50, 50]
 
 
@@ -248,15 +250,15 @@ def test_exactly_min_registered_voters_per_post_gives_races_of_that_size() -> No
 def test_infeasible_margins_give_exact_messages(columns: dict, message: str) -> None:
     # 60 voters for A's 2 posts fall short of 2 x 50; 140 for B's 3 posts of 3 x 50.
     with pytest.raises(ValueError) as caught:
-        simulate.simulate_from_margins(two_margins(**columns), SimulationSettings(), seed=0)
+        simulate.simulate_from_margins(two_margins(**columns), SimulationSettings.from_params(), seed=0)
     assert str(caught.value) == "Infeasible regional margins: " + message
 
 
 def test_whole_counts_held_as_floats_simulate_as_integers() -> None:
     """The same margins as integers and as whole floats give the same races, seed for seed."""
     as_floats = {c: [float(v) for v in two_margins()[c]] for c in ("posts", "cands", "cands_party", "voters_on_rolls")}
-    expected = simulate.simulate_from_margins(two_margins(), SimulationSettings(), seed=3)
-    got = simulate.simulate_from_margins(two_margins(**as_floats), SimulationSettings(), seed=3)
+    expected = simulate.simulate_from_margins(two_margins(), SimulationSettings.from_params(), seed=3)
+    got = simulate.simulate_from_margins(two_margins(**as_floats), SimulationSettings.from_params(), seed=3)
     pd.testing.assert_frame_equal(got, expected)
 
 
@@ -352,7 +354,7 @@ def test_regions_are_calibrated_together_exactly_as_alone(target: float) -> None
 
 def test_settings_refused_at_construction_list_every_problem() -> None:
     with pytest.raises(ValueError) as caught:
-        SimulationSettings(overdispersion_sd=-1.0, min_candidates=0)
+        SimulationSettings.from_params(overdispersion_sd=-1.0, min_candidates=0)
     assert str(caught.value) == (
         "Invalid simulation settings: parameter 'settings.overdispersion_sd' must be a number from 0 to 5, got -1.0; "
         "parameter 'settings.min_candidates' must be an integer from 1 to 10, got 0"

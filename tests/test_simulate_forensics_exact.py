@@ -136,7 +136,7 @@ def test_party_nominees_beyond_the_candidates_are_refused() -> None:
 
 def test_votes_at_full_turnout_equal_the_electorates() -> None:
     rng = np.random.default_rng(0)
-    settings = SimulationSettings(binomial_sampling=False)
+    settings = SimulationSettings.from_params(binomial_sampling=False)
     registered = np.array([10, 30, 25])
     voted = simulate._draw_voted(
         registered, np.array([1.0, 1.0, 0.5]), np.array([0, 0, 1]), np.array([40, 12]), settings, rng
@@ -152,7 +152,7 @@ def test_winner_of_a_one_candidate_race_takes_every_vote() -> None:
 
 
 def test_mix_predictor_on_the_count_scale_by_hand() -> None:
-    settings = SimulationSettings(cands_scale="count", beta_cands=0.2, beta_self_share=-0.3, beta_women=0.1)
+    settings = SimulationSettings.from_params(cands_scale="count", beta_cands=0.2, beta_self_share=-0.3, beta_women=0.1)
     out = simulate._mix_predictor(np.array([2, 4]), np.array([0.0, 0.5]), np.array([1.0, 0.0]), settings)
     np.testing.assert_allclose(out, [0.2 * 2 + 0.1, 0.2 * 4 - 0.3 * 0.5], rtol=0, atol=1e-15)
 
@@ -208,7 +208,7 @@ def small_margins() -> pd.DataFrame:
 @pytest.mark.parametrize("placement", ["spread", "random"])
 def test_simulated_counts_are_integers_that_add_up_to_the_margins(placement: str) -> None:
     margins = small_margins()
-    races = simulate.simulate_from_margins(margins, SimulationSettings(party_placement=placement), seed=8)
+    races = simulate.simulate_from_margins(margins, SimulationSettings.from_params(party_placement=placement), seed=8)
     counts = ["registered", "voted", "n_candidates", "n_party", "n_self", "n_women", "winner_votes"]
     assert all(races[column].dtype == np.int64 for column in counts)
     sums = races.groupby("region", sort=False)[["n_candidates", "n_party", "n_women", "registered"]].sum()
@@ -218,7 +218,7 @@ def test_simulated_counts_are_integers_that_add_up_to_the_margins(placement: str
 def test_margins_stored_as_floats_give_the_same_races() -> None:
     margins = small_margins()
     as_floats = margins.astype(dict.fromkeys(simulate.MARGIN_COLUMNS, float))
-    settings = SimulationSettings()
+    settings = SimulationSettings.from_params()
     pd.testing.assert_frame_equal(
         simulate.simulate_from_margins(as_floats, settings, seed=2),
         simulate.simulate_from_margins(margins, settings, seed=2),
@@ -254,7 +254,7 @@ def test_default_seed_is_zero() -> None:
 @pytest.mark.parametrize("entry", ["simulate_races", "simulate_scaled"])
 def test_allocation_uses_the_settings_minimum_of_candidates(entry: str) -> None:
     # With at least 3 candidates per post the allocation itself refuses three regions (and nothing else).
-    settings = SimulationSettings(min_candidates=3, min_registered=5000)
+    settings = SimulationSettings.from_params(min_candidates=3, min_registered=5000)
     with pytest.raises(
         ValueError,
         match=r"^Infeasible regional margins: fewer candidates than min_candidates per post: "

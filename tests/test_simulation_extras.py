@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
+from akim_turnout.pipeline.paths import load_params
 from akim_turnout.study import replications as study
 from akim_turnout.study import simulate
 
-SETTINGS = simulate.SimulationSettings()
+SETTINGS = simulate.SimulationSettings.from_params()
 
 
 @pytest.fixture(scope="module")
@@ -75,20 +76,9 @@ def test_inputs_from_published_tables() -> None:
 
 
 def test_study_design_round_trip_and_mapping() -> None:
-    design = study.StudyDesign()
-    assert design.as_mapping() == {
-        "n_replications": 60,
-        "n_replications_null": 200,
-        "effect_grid": [0.0, -0.1, -0.2, -0.3],
-        "designs": [{"n_regions": 14, "n_races": 730}],
-        "n_boot": 99,
-        "seed": 20210725,
-        "alpha": 0.05,
-        "methods": ["cluster_t", "wild_bootstrap", "gee_bias_reduced", "mixedlm", "naive_binomial"],
-        "method_replications": {"mixedlm": 25, "naive_binomial": 25},
-        "wild_bootstrap_ci": False,
-        "wild_weights": "webb",
-    }
+    design = study.StudyDesign.from_params()
+    # the class has no defaults of its own: params.yaml's design, key for key
+    assert design.as_mapping() == load_params()["simulation_study"]["design"]
     assert study.StudyDesign.from_mapping(design.as_mapping()) == design
     custom = study.StudyDesign.from_mapping(
         {

@@ -58,8 +58,8 @@ def test_bounds_need_a_national_total_and_at_most_one_region_without_posts() -> 
 
 
 def test_curve_rows_statuses_and_the_slope_per_half_candidate() -> None:
-    curve = specification.specification_curve(_regional(), NATIONAL)
-    assert len(curve) == 3 * 3 * 3 * 2 == len(specification.specifications())
+    curve = specification.specification_curve(_regional(), NATIONAL, "cands_per_seat")
+    assert len(curve) == 3 * 3 * 3 * 2 == len(specification.specifications("cands_per_seat"))
     assert (
         curve["status"].str.startswith("not available")
         == (curve["missing"] != "dropped") & (curve["definition"] != "registered")
@@ -117,11 +117,12 @@ def test_summary_counts() -> None:
             "influential_dropped": ["A", "B", "", "B", ""],
         }
     )
-    assert specification.curve_summary(curve) == {
+    assert specification.curve_summary(curve, "cands_per_seat") == {
         "specifications": 5,
         "available": 4,
         "estimable": 3,
         "step_candidates_per_post": 0.5,
+        "step": 0.5,
         "ame_pp_min": -3.0,
         "ame_pp_median": -1.0,
         "ame_pp_max": 0.5,

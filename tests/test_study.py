@@ -22,7 +22,7 @@ from akim_turnout.study.simulate import (
     true_coefficients,
 )
 
-SETTINGS = SimulationSettings()
+SETTINGS = SimulationSettings.from_params()
 TINY = {
     "n_replications": 4,
     "n_replications_null": None,
@@ -100,7 +100,7 @@ def test_study_design_refuses_wrong_types() -> None:
     with pytest.raises(ValueError, match=r"parameter 'design.methods' must be a list, got 'cluster_t'"):
         study.StudyDesign.from_mapping({"methods": "cluster_t"})
     with pytest.raises(ValueError, match=r"parameter 'design.n_boot' must be an integer from 19 to 100000, got 5"):
-        study.StudyDesign(n_boot=5)  # direct construction is checked by the same rules
+        study.StudyDesign.from_params(n_boot=5)  # direct construction is checked by the same rules
 
 
 def test_study_design_from_yaml_like_mapping() -> None:

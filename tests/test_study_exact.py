@@ -31,7 +31,7 @@ from akim_turnout.study import montecarlo, simulate
 from akim_turnout.study import replications as study
 from akim_turnout.study.simulate import SimulationSettings
 
-SETTINGS = SimulationSettings()
+SETTINGS = SimulationSettings.from_params()
 EFFECT = -0.3
 
 
@@ -69,16 +69,19 @@ def counting(monkeypatch: pytest.MonkeyPatch, module, name: str) -> list[int]:
 
 def test_direct_construction_names_every_problem_of_the_grid() -> None:
     with pytest.raises(ValueError) as error:
-        study.StudyDesign(effect_grid=(-0.1, 0.1))
+        study.StudyDesign.from_params(effect_grid=(-0.1, 0.1))
     assert str(error.value) == (
         "Invalid study design: effect_grid must contain 0 (size of the tests); effect_grid must lie on one side of 0"
     )
 
 
 def test_races_per_region_bound_is_two_inclusive() -> None:
-    assert study.StudyDesign(designs=(study.DesignPoint(14, 28), study.DesignPoint(5, 14))).designs[1].n_races == 14
+    assert (
+        study.StudyDesign.from_params(designs=(study.DesignPoint(14, 28), study.DesignPoint(5, 14))).designs[1].n_races
+        == 14
+    )
     with pytest.raises(ValueError) as error:
-        study.StudyDesign(designs=(study.DesignPoint(5, 9),))
+        study.StudyDesign.from_params(designs=(study.DesignPoint(5, 9),))
     assert str(error.value) == "Invalid study design: each design needs n_races >= 2 * n_regions"
 
 
@@ -120,7 +123,7 @@ def test_chunk_tasks_never_makes_empty_chunks() -> None:
 
 
 def test_build_tasks_carries_effect_and_engine_and_checks_minimum_candidates(regions: pd.DataFrame) -> None:
-    design = study.StudyDesign(n_replications=2, n_replications_null=None, effect_grid=(0.0, -0.25))
+    design = study.StudyDesign.from_params(n_replications=2, n_replications_null=None, effect_grid=(0.0, -0.25))
     tasks = study.build_tasks(design, SETTINGS, regions, NATIONAL_2021, engine="statsmodels")
     assert [t.effect for t in tasks] == [0.0, 0.0, -0.25, -0.25]
     assert {t.engine for t in tasks} == {"statsmodels"}
@@ -432,7 +435,7 @@ def test_results_frame_keeps_float_columns_and_only_the_result_columns() -> None
 def test_run_study_defaults_no_progress_bar_and_four_chunks_per_worker(
     regions: pd.DataFrame, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    design = study.StudyDesign(
+    design = study.StudyDesign.from_params(
         n_replications=4, n_replications_null=None, effect_grid=(0.0, -0.3), methods=("cluster_t",), seed=5
     )
     quiet = study.run_study(design, SETTINGS, regions, NATIONAL_2021)
@@ -449,7 +452,9 @@ def test_run_study_statsmodels_engine_never_uses_the_fast_fits(regions, monkeypa
         raise AssertionError("fast GLM called")
 
     monkeypatch.setattr(fastfit, "fit_counts_glm", refuse)
-    design = study.StudyDesign(n_replications=2, n_replications_null=None, methods=("cluster_t",), effect_grid=(0, -1))
+    design = study.StudyDesign.from_params(
+        n_replications=2, n_replications_null=None, methods=("cluster_t",), effect_grid=(0, -1)
+    )
     results = study.run_study(design, SETTINGS, regions, NATIONAL_2021, engine="statsmodels")
     assert results["ok"].all() and (results["error"] == "").all() and len(results) == 4
 
@@ -462,7 +467,9 @@ def test_run_study_dask_backend_gets_the_chunks(regions, monkeypatch) -> None:
         return [row for chunk in chunks for row in study.run_chunk(chunk)]
 
     monkeypatch.setattr(study, "_run_dask", local)
-    design = study.StudyDesign(n_replications=2, n_replications_null=None, methods=("cluster_t",), effect_grid=(0, -1))
+    design = study.StudyDesign.from_params(
+        n_replications=2, n_replications_null=None, methods=("cluster_t",), effect_grid=(0, -1)
+    )
     by_dask = study.run_study(design, SETTINGS, regions, NATIONAL_2021, backend="dask", client="client")
     assert seen == [(4, 1, False, "client")]
     pd.testing.assert_frame_equal(by_dask, study.run_study(design, SETTINGS, regions, NATIONAL_2021))
@@ -504,7 +511,7 @@ def test_sensitivity_reruns_the_reduced_study_and_reports_its_mde(monkeypatch) -
         return _made_up_results({0.0: 5, -0.2: 50, -0.4: 90})
 
     monkeypatch.setattr(study, "run_study", made_up_run)
-    design = study.StudyDesign(
+    design = study.StudyDesign.from_params(
         effect_grid=(0.0, -0.2, -0.4),
         designs=(study.DesignPoint(14, 730), study.DesignPoint(28, 1460)),
         methods=("cluster_t", "mixedlm"),

@@ -2,29 +2,25 @@
 
 Formula-free on purpose (no patsy or formulaic): a right-hand side is terms joined by ``+``, each ``column``,
 ``C(column)`` (treatment dummies, first sorted level as reference) or ``np.log(column)``, with an intercept always;
-this is fast on 10^6 rows and gives the same columns in every fit. statsmodels does not check turnout rows, so
-:func:`validate_turnout_rows` does, before any fit.
+this is fast on 10^6 rows and gives the same columns in every fit. The one parser of a right-hand side is
+:func:`akim_turnout.models.formula.parse_formula` (pure Python, so the runner uses it too); it is re-exported here.
+statsmodels does not check turnout rows, so :func:`validate_turnout_rows` does, before any fit.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from akim_turnout.models.formula import Formula, FormulaError, Term, parse_formula
 from akim_turnout.pipeline.outputs import stated
 
+__all__ = ["Formula", "FormulaError", "Term", "parse_formula", "parse_terms", "build_design", "validate_turnout_rows"]
+
 INTERCEPT = "Intercept"
-
-
-_TERM_PATTERNS = (
-    ("categorical", re.compile(r"^C\((\w+)\)$")),
-    ("log", re.compile(r"^(?:np\.)?log\((\w+)\)$")),
-    ("numeric", re.compile(r"^(\w+)$")),
-)
 
 
 def validate_turnout_rows(
@@ -61,23 +57,15 @@ def _describe_rows(index: pd.Index, mask: np.ndarray, rule: str) -> str:
     return f"{rule} at row index {shown} ({len(labels)} row(s))"
 
 
-def parse_terms(formula_rhs: str | Sequence[str]) -> list[tuple[str, str, str]]:
+def parse_terms(formula_rhs: str | Sequence[str] | Formula) -> list[tuple[str, str, str]]:
     """Parse a right-hand side into (kind, column, term name) triples.
 
-    Supported terms, joined by ``+``: ``column``, ``C(column)`` (treatment
-    dummies, first sorted level as reference) and ``np.log(column)``. An
-    intercept is always included. Anything else raises ``ValueError``.
+    Supported terms, joined by ``+`` in any spacing: ``column``, ``C(column)``
+    (treatment dummies, first sorted level as reference) and ``np.log(column)``
+    (:func:`akim_turnout.models.formula.parse_formula`). An intercept is always
+    included. Anything else raises ``ValueError``.
     """
-    pieces = formula_rhs.split("+") if isinstance(formula_rhs, str) else list(formula_rhs)
-    parsed = []
-    for piece in (p.strip() for p in pieces):
-        match = next(((kind, rx.match(piece)) for kind, rx in _TERM_PATTERNS if rx.match(piece)), None)
-        if match is None:
-            raise ValueError(f"Unsupported term {piece!r}: use column, C(column) or np.log(column)")
-        kind, m = match
-        term = f"np.log({m.group(1)})" if kind == "log" else piece
-        parsed.append((kind, m.group(1), term))
-    return parsed
+    return [(term.kind, term.column, term.name) for term in parse_formula(formula_rhs).terms]
 
 
 def _term_columns(kind: str, column: str, term: str, values: pd.Series) -> tuple[np.ndarray, list[str]]:

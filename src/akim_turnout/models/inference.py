@@ -163,8 +163,9 @@ class FitResult:
 
     @property
     def not_estimable(self) -> str:
-        """Why this fit cannot support inference ('' when it can): see :func:`estimability`."""
-        return estimability(self.df_resid, self.extra.get("max_leverage"))
+        """Why this fit cannot support inference ('' when it can): see :func:`estimability`; a fit that could not
+        be computed at all carries its reason in ``extra["not_estimable"]``."""
+        return self.extra.get("not_estimable") or estimability(self.df_resid, self.extra.get("max_leverage"))
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy coefficient table, one row per term. For a fit that is not estimable (:attr:`not_estimable`) the

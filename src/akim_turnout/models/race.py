@@ -39,6 +39,7 @@ from akim_turnout.models.design import (
     _drop_incomplete,
     _used_columns,
     build_design,
+    parse_formula,
     validate_turnout_rows,
 )
 from akim_turnout.models.fastfit import logit_start
@@ -414,7 +415,7 @@ def fit_race_mixedlm(
     Inference is normal (statsmodels' z) on the fixed effects; the
     between-region and residual variances are in ``extra``.
     """
-    if f"C({cluster})" in formula_rhs.replace(" ", ""):
+    if parse_formula(formula_rhs).has_region(cluster):
         raise ValueError(f"fit_race_mixedlm: drop C({cluster}); it is the random intercept")
     data = _prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_mixedlm")
     endog = empirical_logit(data.voted, data.registered)

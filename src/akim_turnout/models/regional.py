@@ -2,8 +2,11 @@
 
 A binomial GLM on the regional turnout share (Papke & Wooldridge 1996) with HC3 standard errors and t-based
 inference (:func:`fit_regional_fractional_logit`), refits leaving one region out, and the fitted curve with its band.
-The permutation test is in :mod:`akim_turnout.models.resampling`, marginal effects and the covariances in
-:mod:`akim_turnout.models.inference`, the specification curve in :mod:`akim_turnout.models.specification`.
+A design that cannot be fitted at all (fewer regions than parameters, collinear columns, perfect prediction: e.g.
+``women_share``, published for two regions, among the mix predictors) is reported by
+:func:`fit_regional_or_not_estimable` and :func:`regional_marginal_effects` as *not estimable*, with the reason,
+instead of stopping the stage. The permutation test is in :mod:`akim_turnout.models.resampling`, marginal effects and
+the covariances in :mod:`models.inference`, the specification curve in :mod:`models.specification`.
 
 statsmodels (0.15) behaviour this works around: ``GLM.fit(cov_type="HC1"|"HC2"|"HC3")`` silently returns HC0 (GLM
 results have no ``cov_HCx``), so HC1/HC3 come from :func:`akim_turnout.models.inference.glm_sandwich_cov`.
@@ -21,7 +24,14 @@ from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
 from akim_turnout.models.design import _check_identified, _drop_incomplete, _used_columns, build_design, parse_terms
-from akim_turnout.models.inference import FitResult, _make_result, captured_warnings, glm_sandwich_cov, quantile
+from akim_turnout.models.inference import (
+    FitResult,
+    _make_result,
+    average_marginal_effects,
+    captured_warnings,
+    glm_sandwich_cov,
+    quantile,
+)
 
 
 def _as_term_list(predictors: str | Sequence[str]) -> list[str]:
@@ -109,6 +119,65 @@ def fit_regional_fractional_logit(
         extra=extra,
         raw=raw,
     )
+
+
+def fit_regional_or_not_estimable(
+    df: pd.DataFrame,
+    predictors: Sequence[str],
+    weight: str | None = None,
+    outcome: str = "turnout_pct",
+    region: str = "region",
+    cov_type: str = "HC3",
+    name: str = "regional_fractional_logit",
+) -> FitResult:
+    """:func:`fit_regional_fractional_logit`, or, where the design cannot be fitted, a fit whose ``not_estimable``
+    gives the reason (e.g. '2 observations for 4 parameters; cannot fit') and whose estimates are empty.
+
+    Its ``n_obs``, dropped regions and design columns are those of the rows complete in the model's columns, so
+    the tables say how many regions were left and why the others dropped.
+    """
+    try:
+        return fit_regional_fractional_logit(df, predictors, weight, outcome, region, cov_type, name)
+    except (ValueError, np.linalg.LinAlgError) as error:
+        reason = str(error).removeprefix(f"{name}: ")
+    predictors = _as_term_list(predictors)
+    kept, dropped, _, names = _regional_arrays(df, predictors, weight, outcome, region)
+    empty = pd.Series(np.nan, index=names)
+    notes = [f"dropped {d['row']}: {d['reason']}" for d in dropped] + [f"not estimable: {reason}"]
+    extra = {
+        "dropped": dropped,
+        "regions": kept[region].astype(str).tolist(),
+        "weight": weight,
+        "mean_link": "logit",
+        "design_columns": names,
+        "not_estimable": reason,
+    }
+    return _make_result(
+        name,
+        "binomial (fractional logit)",
+        f"{outcome}/100 ~ " + " + ".join(predictors),
+        empty,
+        pd.DataFrame(np.nan, index=names, columns=names),
+        len(kept) - len(names),
+        n_obs=len(kept),
+        n_clusters=None,
+        cov_type=cov_type,
+        notes=tuple(notes),
+        extra=extra,
+    )
+
+
+def regional_marginal_effects(fit: FitResult, averaging_weights: np.ndarray | None = None) -> pd.DataFrame:
+    """Average marginal effects of a regional fit (:func:`akim_turnout.models.inference.average_marginal_effects`); for
+    a fit that could not be computed, one row per predictor with empty effects and its ``not estimable`` status."""
+    if "not_estimable" not in fit.extra:
+        return average_marginal_effects(fit, averaging_weights=averaging_weights)
+    terms = [name for name in fit.params.index if name != "Intercept" and not name.startswith("C(")]
+    columns = ["ame_pp", "std_error_pp", "ci_lower_pp", "ci_upper_pp", "p_value"]
+    rows = pd.DataFrame({"model": fit.name, "term": terms, **dict.fromkeys(columns, np.nan)})
+    rows["averaging"] = "unweighted" if averaging_weights is None else "weighted"
+    rows["status"] = f"not estimable: {fit.not_estimable}"
+    return rows
 
 
 def _checked_sandwich(raw: Any, cov_type: str, label: str) -> np.ndarray:

@@ -53,7 +53,7 @@ n = int(sys.argv[1])
 regional = data.read_processed("regional_2021")
 national = data.read_processed("national").set_index("round_id").loc[data.ROUND_2021]
 regions, totals = simulate.inputs_from_published(regional, national)
-settings = simulate.SimulationSettings()
+settings = simulate.SimulationSettings.from_params()
 races = simulate.simulate_scaled(regions, totals, settings, seed=1, n_races=n)
 rhs = simulate.true_formula_rhs(settings)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -285,7 +285,7 @@ national = data.read_processed("national").set_index("round_id").loc[data.ROUND_
 regions, totals = simulate.inputs_from_published(regional, national)
 design = study.StudyDesign.from_mapping({"n_replications": 10, "n_replications_null": 10,
                                          "effect_grid": [0.0, -0.15, -0.3, -0.6], "method_replications": {}})
-settings = simulate.SimulationSettings()
+settings = simulate.SimulationSettings.from_params()
 frames, rates = {}, {}
 for engine in ("fast", "statsmodels", "fast"):
     start = time.perf_counter()

@@ -5,10 +5,24 @@ stops the stage at once with one line naming the stage and the parameter, e.g.::
 
     error: stage 'regional_model': parameter 'n_permutations' must be an integer from 99 to 1000000, got -5
 
+This is the one declaration of every parameter: its name (the key), its rule (type, range or allowed values) and a
+short human label (:attr:`Rule.label`, :func:`label`). Its default is its value in ``params.yaml`` and is written
+nowhere else (:func:`default`); the notebooks' parameter cells are tested equal to ``params.yaml``, and the classes
+built from a section (:class:`study.simulate.SimulationSettings`, :class:`study.replications.StudyDesign`)
+have no defaults of their own: built from a mapping, a missing key is an error, and ``from_params`` fills keys from
+``params.yaml``. The allowed values of the categorical parameters, with the words readers see for them, are declared
+here once (:data:`REGIONAL_PREDICTORS`, :data:`REGIONAL_WEIGHTS`, :data:`HEADLINES`, :data:`STUDY_METHOD_LABELS`);
+:mod:`akim_turnout.report.labels` and the modules that branch on them take them from here. ``tests/test_parameters.py``
+fails, naming the parameter, where a default or a choice list is written a second time.
+
 The simulator's ``settings`` and the study's ``design`` are checked key by key here as well; the classes that use
-them (:class:`study.simulate.SimulationSettings`, :class:`akim_turnout.study.replications.StudyDesign`) take their rules
-from this module and add only the checks that involve several keys at once. This module imports nothing heavy, so
-the runner stays quick.
+them take their rules from this module and add only the checks that involve several keys at once. A right-hand side
+(``race_models.formula_rhs``) is parsed by :func:`akim_turnout.models.formula.parse_formula`, the parser the fits use.
+
+A stage may read a parameter of another stage's section (:data:`SHARED`): the simulation study fits the race
+models' ``formula_rhs``; the runner passes it with the stage's own keys, and ``dvc.yaml`` lists it in the stage's
+``params``. This module imports nothing heavy (``params.yaml`` is read only when :func:`default` is called), so the
+runner stays quick.
 """
 
 from __future__ import annotations
@@ -17,6 +31,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from akim_turnout.models.formula import FormulaError, parse_formula
 
 
 class ParameterError(ValueError):
@@ -30,7 +46,7 @@ class Rule:
     ``kind``: ``"integer"``, ``"number"``, ``"boolean"``, ``"text"``, ``"list"`` or ``"mapping"``. Numbers may have
     ``minimum`` / ``maximum`` (inclusive unless ``open_minimum``); text may have ``choices``; a list has an ``item``
     rule and ``min_items``; a mapping has ``fields`` (every key known; missing keys allowed when ``partial``).
-    ``nullable`` admits ``null``.
+    ``nullable`` admits ``null``. ``label`` is the parameter as readers see it ("permutations of the regional test").
     """
 
     kind: str
@@ -44,6 +60,7 @@ class Rule:
     fields: Mapping[str, Rule] = field(default_factory=dict)
     partial: bool = False
     nullable: bool = False
+    label: str = ""
 
     def describe(self) -> str:
         """The rule in words: 'an integer from 99 to 1000000', 'one of glm, beta'..."""
@@ -124,43 +141,81 @@ def mapping_problems(
     return problems
 
 
-def integer(minimum: float | None = None, maximum: float | None = None) -> Rule:
-    return Rule("integer", minimum, maximum)
+def integer(minimum: float | None = None, maximum: float | None = None, *, label: str = "") -> Rule:
+    return Rule("integer", minimum, maximum, label=label)
 
 
-def number(minimum: float | None = None, maximum: float | None = None, *, open_minimum: bool = False) -> Rule:
-    return Rule("number", minimum, maximum, open_minimum)
+def number(
+    minimum: float | None = None, maximum: float | None = None, *, open_minimum: bool = False, label: str = ""
+) -> Rule:
+    return Rule("number", minimum, maximum, open_minimum, label=label)
 
 
-def choice(*values: Any, kind: str = "text") -> Rule:
-    return Rule(kind, choices=tuple(values))
+def choice(*values: Any, kind: str = "text", label: str = "") -> Rule:
+    return Rule(kind, choices=tuple(values), label=label)
 
 
-SEED = integer(0, 2**32 - 1)
+def boolean(label: str = "") -> Rule:
+    return Rule("boolean", label=label)
+
+
+def text(label: str = "") -> Rule:
+    return Rule("text", label=label)
+
+
+def seed(label: str = "random seed") -> Rule:
+    return integer(0, 2**32 - 1, label=label)
+
+
+# The allowed values of the categorical parameters, each with the words readers see for it (akim_turnout.report.labels).
 FIGURE_FORMATS = ("png", "pdf", "svg")
-REGIONAL_PREDICTORS = ("cands_per_seat", "self_share", "women_share")
-HEADLINES = ("recommended", "glm", "wild_bootstrap", "gee", "mixedlm", "beta")
-STUDY_METHODS = ("cluster_t", "wild_bootstrap", "gee_bias_reduced", "mixedlm", "naive_binomial")
+REGIONAL_PREDICTORS = {
+    "cands_per_seat": "candidates per post",
+    "self_share": "self-nominated share",
+    "women_share": "women's share",
+}
+REGIONAL_WEIGHTS = {"voters_on_rolls": "electorate-weighted", "posts": "posts-weighted"}
+HEADLINES = {
+    "recommended": "the method the simulation study recommends",
+    "glm": "binomial GLM, cluster-robust",
+    "wild_bootstrap": "wild cluster bootstrap",
+    "gee": "GEE, bias-reduced",
+    "mixedlm": "mixed model (empirical logit)",
+    "beta": "beta regression",
+}
+STUDY_METHOD_LABELS = {
+    "cluster_t": "cluster-robust GLM with t(G-1)",
+    "wild_bootstrap": "wild cluster bootstrap",
+    "gee_bias_reduced": "GEE with bias-reduced covariance",
+    "mixedlm": "mixed model on the empirical logit",
+    "naive_binomial": "naive binomial GLM",
+}
+STUDY_METHODS = tuple(STUDY_METHOD_LABELS)  # reporting order
+# the methods whose intervals allow for clustering by region (the candidates for the recommendation)
+CLUSTER_ROBUST_METHODS = ("cluster_t", "wild_bootstrap", "gee_bias_reduced")
+WILD_WEIGHTS = ("webb", "rademacher")
 
 SIMULATION_SETTINGS = {
-    "beta_cands": number(-5, 5),
-    "cands_scale": choice("log", "count"),
-    "beta_self_share": number(-5, 5),
-    "beta_women": number(-5, 5),
-    "overdispersion_sd": number(0, 5),
-    "voters_sd_log": number(0, 5),
-    "min_candidates": integer(1, 10),
-    "min_registered": integer(1, 100_000),
-    "unknown_posts_rule": choice("equal"),
-    "binomial_sampling": Rule("boolean"),
-    "dirichlet_concentration": number(0, 1000, open_minimum=True),
-    "party_placement": choice("spread", "random"),
+    "beta_cands": number(-5, 5, label="true effect of the number of candidates (logit)"),
+    "cands_scale": choice("log", "count", label="scale of the number of candidates in the true model"),
+    "beta_self_share": number(-5, 5, label="true effect of the self-nominated share (logit)"),
+    "beta_women": number(-5, 5, label="true effect of a woman on the ballot (logit)"),
+    "overdispersion_sd": number(0, 5, label="SD of race-level noise (logit)"),
+    "voters_sd_log": number(0, 5, label="spread of race electorates (log-normal SD)"),
+    "min_candidates": integer(1, 10, label="least candidates per race"),
+    "min_registered": integer(1, 100_000, label="least voters per race"),
+    "unknown_posts_rule": choice("equal", label="how regions without published posts share the remainder"),
+    "binomial_sampling": boolean("votes drawn as binomial counts"),
+    "dirichlet_concentration": number(0, 1000, open_minimum=True, label="Dirichlet concentration of vote splits"),
+    "party_placement": choice("spread", "random", label="placement of party nominees over a region's races"),
 }
 
 STUDY_DESIGN = {
-    "n_replications": integer(2, 100_000),
-    "n_replications_null": Rule("integer", 2, 100_000, nullable=True),
-    "effect_grid": Rule("list", item=number(-5, 5), min_items=2, unique=True),
+    "n_replications": integer(2, 100_000, label="data sets per non-zero effect"),
+    "n_replications_null": Rule("integer", 2, 100_000, nullable=True, label="data sets at effect 0"),
+    "effect_grid": Rule(
+        "list", item=number(-5, 5), min_items=2, unique=True, label="true effects of the self-nominated share"
+    ),
     "designs": Rule(
         "list",
         min_items=1,
@@ -168,92 +223,170 @@ STUDY_DESIGN = {
             "mapping",
             partial=True,
             fields={
-                "n_regions": integer(2, 1000),
-                "n_races": integer(4, 1_000_000),
-                "n_replications": Rule("integer", 2, 100_000, nullable=True),
+                "n_regions": integer(2, 1000, label="regions (clusters)"),
+                "n_races": integer(4, 1_000_000, label="races"),
+                "n_replications": Rule("integer", 2, 100_000, nullable=True, label="data sets of this design"),
             },
         ),
+        label="design points (the real design first)",
     ),
-    "n_boot": integer(19, 100_000),
-    "seed": SEED,
-    "alpha": number(0, 0.5, open_minimum=True),
-    "methods": Rule("list", item=choice(*STUDY_METHODS), min_items=1, unique=True),
-    "method_replications": Rule("mapping", partial=True, fields={m: integer(2, 100_000) for m in STUDY_METHODS}),
-    "wild_bootstrap_ci": Rule("boolean"),
-    "wild_weights": choice("webb", "rademacher"),
+    "n_boot": integer(19, 100_000, label="wild bootstrap draws per test"),
+    "seed": seed(),
+    "alpha": number(0, 0.5, open_minimum=True, label="test level"),
+    "methods": Rule("list", item=choice(*STUDY_METHODS), min_items=1, unique=True, label="inference methods"),
+    "method_replications": Rule(
+        "mapping",
+        partial=True,
+        fields={m: integer(2, 100_000) for m in STUDY_METHODS},
+        label="caps on the data sets of slow methods",
+    ),
+    "wild_bootstrap_ci": boolean("invert the wild bootstrap test into an interval"),
+    "wild_weights": choice(*WILD_WEIGHTS, label="wild bootstrap weights"),
 }
 
 SCHEMA: dict[str, dict[str, Rule]] = {
     "common": {
-        "dpi": integer(50, 600),
-        "figure_formats": Rule("list", item=choice(*FIGURE_FORMATS), min_items=1, unique=True),
+        "dpi": integer(50, 600, label="raster resolution of figures (dpi)"),
+        "figure_formats": Rule(
+            "list", item=choice(*FIGURE_FORMATS), min_items=1, unique=True, label="figure file formats"
+        ),
     },
     "regional_model": {
-        "main_predictor": choice(*REGIONAL_PREDICTORS),
-        "mix_predictors": Rule("list", item=choice(*REGIONAL_PREDICTORS), min_items=1, unique=True),
-        "weight": choice("voters_on_rolls", "posts"),
-        "n_permutations": integer(99, 1_000_000),
-        "seed": SEED,
+        "main_predictor": choice(*REGIONAL_PREDICTORS, label="predictor of the main regional model"),
+        "mix_predictors": Rule(
+            "list",
+            item=choice(*REGIONAL_PREDICTORS),
+            min_items=1,
+            unique=True,
+            label="predictors of the candidate-mix regional model",
+        ),
+        "weight": choice(*REGIONAL_WEIGHTS, label="weight of the weighted regional model"),
+        "n_permutations": integer(99, 1_000_000, label="permutations of the regional test"),
+        "seed": seed(),
     },
     "simulate": {
-        "seed": SEED,
-        "settings": Rule("mapping", fields=SIMULATION_SETTINGS),
+        "seed": seed(),
+        "settings": Rule("mapping", fields=SIMULATION_SETTINGS, label="the true model behind the simulated races"),
     },
     "race_models": {
-        "formula_rhs": Rule("text"),
-        "main_term": Rule("text"),
-        "headline_model": choice(*HEADLINES),
-        "n_boot": integer(99, 100_000),
-        "boot_seed": SEED,
-        "min_real_races": integer(2, 1_000_000),
-        "min_real_clusters": integer(2, 1000),
+        "formula_rhs": text("right-hand side of the race-level models"),
+        "main_term": text("term the headline estimate is about"),
+        "headline_model": choice(*HEADLINES, label="model of the headline estimate"),
+        "n_boot": integer(99, 100_000, label="wild bootstrap draws"),
+        "boot_seed": seed("seed of the wild bootstrap"),
+        "min_real_races": integer(2, 1_000_000, label="least real races to fit"),
+        "min_real_clusters": integer(2, 1000, label="least regions among the real races to fit"),
     },
     "simulation_study": {
-        "design": Rule("mapping", fields=STUDY_DESIGN),
+        "design": Rule("mapping", fields=STUDY_DESIGN, label="design of the simulation study"),
         "sensitivity": Rule(
             "mapping",
             fields={
-                "n_replications": integer(100, 100_000),
+                "n_replications": integer(100, 100_000, label="data sets per effect and setting"),
                 "overdispersion_sd": Rule(
                     "list", item=SIMULATION_SETTINGS["overdispersion_sd"], min_items=1, unique=True
                 ),
                 "party_placement": Rule("list", item=SIMULATION_SETTINGS["party_placement"], min_items=1, unique=True),
             },
+            label="simulator settings of the sensitivity analysis",
         ),
-        "n_jobs": integer(-64, 64),
-        "backend": choice("joblib", "dask"),
+        "n_jobs": integer(-64, 64, label="parallel workers"),
+        "backend": choice("joblib", "dask", label="parallel backend"),
     },
     "forensics": {
-        "n_sim": integer(100, 1_000_000),
-        "seed": SEED,
-        "tolerance_pp": number(0, 0.5, open_minimum=True),
-        "smooth_pp": number(0, 10, open_minimum=True),
-        "bins": integer(5, 500),
-        "planted_fraction": number(0, 0.5),
-        "min_real_races": integer(2, 1_000_000),
+        "n_sim": integer(100, 1_000_000, label="Monte Carlo draws of the binomial null"),
+        "seed": seed(),
+        "tolerance_pp": number(0, 0.5, open_minimum=True, label="tolerance of an integer turnout (pp)"),
+        "smooth_pp": number(0, 10, open_minimum=True, label="smoothing of the turnout histogram (pp)"),
+        "bins": integer(5, 500, label="histogram bins"),
+        "planted_fraction": number(0, 0.5, label="share of simulated races pushed to integer turnout"),
+        "min_real_races": integer(2, 1_000_000, label="least real races to examine"),
     },
     "report": {
-        "title": Rule("text"),
+        "title": text("title of the report"),
     },
 }
 
+# Parameters a stage reads from another stage's section: stage -> ((section, key), ...). The runner passes them with
+# the stage's own keys (akim_turnout.pipeline.runner), dvc.yaml lists them as ``section.key`` in the stage's params.
+SHARED: dict[str, tuple[tuple[str, str], ...]] = {
+    "simulation_study": (("race_models", "formula_rhs"),),
+}
+
+# the term whose effect the simulation study varies (its true value is the setting beta_self_share)
+STUDY_EFFECT_TERM = "self_share"
+
+
+def stage_rules(stage: str) -> dict[str, Rule]:
+    """The rules of every parameter a stage receives: ``common``, its own section and what it shares."""
+    rules = {**SCHEMA["common"], **SCHEMA.get(stage, {})}
+    rules.update({key: SCHEMA[section][key] for section, key in SHARED.get(stage, ())})
+    return rules
+
+
+def rule(section: str, key: str) -> Rule:
+    """The rule of ``section.key``; KeyError naming it if no such parameter is declared."""
+    try:
+        return SCHEMA[section][key]
+    except KeyError:
+        raise KeyError(
+            f"no parameter '{section}.{key}' is declared in akim_turnout.pipeline.parameters.SCHEMA"
+        ) from None
+
+
+def label(section: str, key: str) -> str:
+    """A parameter as readers see it: ``label("regional_model", "n_permutations")`` -> 'permutations of ...'."""
+    return rule(section, key).label or key
+
+
+def default(section: str, key: str | None = None, path: Any = None) -> Any:
+    """The default of a parameter (or of a whole section): its value in ``params.yaml``, the only place a default
+    is written. ``path`` reads another params file."""
+    from akim_turnout.pipeline.paths import load_params  # lazy: PyYAML is read only here
+
+    params = load_params(path)
+    if section not in params:
+        raise KeyError(f"params.yaml has no section {section!r}")
+    if key is None:
+        return params[section]
+    if key not in params[section]:
+        raise KeyError(f"params.yaml has no parameter '{section}.{key}'")
+    return params[section][key]
+
+
+def formula_problems(value: Any, name: str = "formula_rhs") -> list[str]:
+    """Why a right-hand side cannot be fitted (by the parser every fit uses), or nothing."""
+    if not isinstance(value, str):
+        return []
+    try:
+        parse_formula(value)
+    except FormulaError as error:
+        return [f"parameter '{name}' is not a formula the models can fit: {error}"]
+    return []
+
 
 def stage_problems(stage: str, params: Mapping[str, Any]) -> list[str]:
-    """Problems of the parameters a stage receives (``common`` plus its own section, as the runner passes them)."""
-    rules = {**SCHEMA["common"], **SCHEMA.get(stage, {})}
-    problems = mapping_problems(params, rules)
+    """Problems of the parameters a stage receives (``common`` plus its own section and what it shares, as the
+    runner passes them)."""
+    problems = mapping_problems(params, stage_rules(stage))
     if stage == "simulation_study" and params.get("n_jobs") == 0:
         problems.append("parameter 'n_jobs' must not be 0 (1 = in this process, -1 = all cores)")
-    if (
-        stage == "race_models"
-        and isinstance(params.get("formula_rhs"), str)
-        and isinstance(params.get("main_term"), str)
-    ):
-        terms = [term.strip() for term in params["formula_rhs"].split("+")]
-        if params["main_term"] not in terms:
+    rhs = params.get("formula_rhs")
+    formula_bad = formula_problems(rhs)
+    problems += formula_bad
+    if not formula_bad and isinstance(rhs, str):
+        terms = parse_formula(rhs).names
+        if stage == "race_models" and isinstance(params.get("main_term"), str):
+            main = params["main_term"]
+            canonical = parse_formula(main).names[0] if not formula_problems(main) else main
+            if canonical not in terms:
+                problems.append(
+                    f"parameter 'main_term' must be one of the terms of formula_rhs ({', '.join(terms)}), got {main!r}"
+                )
+        if stage == "simulation_study" and STUDY_EFFECT_TERM not in terms:
             problems.append(
-                f"parameter 'main_term' must be one of the terms of formula_rhs ({', '.join(terms)}), "
-                f"got {params['main_term']!r}"
+                f"parameter 'formula_rhs' (race_models) must contain {STUDY_EFFECT_TERM}, the term whose effect "
+                f"the simulation study varies; got {rhs!r}"
             )
     return problems
 

@@ -226,9 +226,10 @@ def plot_leave_one_out(loo, full_estimate: float, *, term_label: str) -> plt.Fig
     return fig
 
 
-def plot_specification_curve(curve, *, choices) -> plt.Figure:
-    """Specification curve: the slope (pp of turnout per half a candidate per post) and its 95 % CI under each
-    estimable specification, sorted, with the choices it makes marked beneath (real data)."""
+def plot_specification_curve(curve, *, choices, step_label: str = "+0.5 candidates per post") -> plt.Figure:
+    """Specification curve: the slope (pp of turnout per ``step_label`` of the predictor, e.g. half a candidate per
+    post) and its 95 % CI under each estimable specification, sorted, with the choices it makes marked beneath
+    (real data)."""
     data = _stated(curve[curve["estimable"]]).reset_index(drop=True)
     rows = [(dimension, value) for dimension, values in choices.items() for value in values]
     fig, (top, bottom) = plt.subplots(
@@ -239,7 +240,10 @@ def plot_specification_curve(curve, *, choices) -> plt.Figure:
     top.vlines(x, data["ci_lower_pp"], data["ci_upper_pp"], color=colours, linewidth=1.4)
     top.scatter(x, data["ame_pp"], color=colours, zorder=3, s=18)
     top.axhline(0, color="#888888", linewidth=0.8)
-    top.set_ylabel("turnout change per +0.5 candidates\nper post (pp), 95 % CI")
+    number, _, words = step_label.partition(" ")
+    head, per, tail = words.rpartition(" per ")  # '+0.5 candidates' / 'per post'; '+0.1' / 'self-nominated share'
+    lines = (f"{number} {head}", f"per {tail}") if per else (number, words)
+    top.set_ylabel(f"turnout change per {lines[0]}\n{lines[1]} (pp), 95 % CI")
     low, high = top.get_ylim()
     top.set_ylim(low, high + 0.08 * (high - low))
     for xi, n in zip(x, data["n_regions"], strict=True):

@@ -19,11 +19,11 @@ import pandas as pd
 from scipy.special import betaincinv
 
 from akim_turnout.pipeline.outputs import stated
-from akim_turnout.pipeline.parameters import STUDY_METHODS
+from akim_turnout.pipeline.parameters import CLUSTER_ROBUST_METHODS, STUDY_METHODS
 from akim_turnout.report import labels
 
 METHODS = STUDY_METHODS  # reporting order
-CLUSTER_ROBUST = ("cluster_t", "wild_bootstrap", "gee_bias_reduced")
+CLUSTER_ROBUST = CLUSTER_ROBUST_METHODS
 RESULT_COLUMNS = (
     "design_index",
     "n_regions",

@@ -112,19 +112,19 @@ import numpy as np
 import pandas as pd
 
 from akim_turnout.models import fastfit, inference, race, resampling
+from akim_turnout.models.formula import parse_formula
 from akim_turnout.pipeline.outputs import stated_frame
-from akim_turnout.pipeline.parameters import STUDY_DESIGN, mapping_problems
+from akim_turnout.pipeline.parameters import STUDY_DESIGN, STUDY_EFFECT_TERM, default, mapping_problems
 from akim_turnout.study import simulate
 from akim_turnout.study.montecarlo import METHODS, RESULT_COLUMNS, minimum_detectable_effect, summarise
 
-EFFECT_TERM = "self_share"
+EFFECT_TERM = STUDY_EFFECT_TERM
 EFFECT_SETTING = "beta_self_share"
-REAL_DESIGN = {"n_regions": 14, "n_races": 730}
 # Fit engine of the replications: "fast" (akim_turnout.models.fastfit, the default) or "statsmodels". Both give the same
 # rows to about 1e-12 (tests/test_fastfit.py); "fast" fits the methods of FAST_METHODS in numpy (wild_bootstrap
 # without wild_bootstrap_ci) and hands any case it declines to statsmodels.
 ENGINES = ("fast", "statsmodels")
-FAST_METHODS = ("cluster_t", "naive_binomial", "wild_bootstrap", "gee_bias_reduced", "mixedlm")
+FAST_METHODS = METHODS  # every method of the study has a numpy path
 
 
 # --------------------------------------------------------------------------
@@ -173,17 +173,19 @@ class StudyDesign:
         wild_weights: ``"webb"`` or ``"rademacher"``.
     """
 
-    n_replications: int = 60
-    n_replications_null: int | None = 200
-    effect_grid: tuple[float, ...] = (0.0, -0.1, -0.2, -0.3)
-    designs: tuple[DesignPoint, ...] = (DesignPoint(**REAL_DESIGN),)
-    n_boot: int = 99
-    seed: int = 20210725
-    alpha: float = 0.05
-    methods: tuple[str, ...] = ("cluster_t", "wild_bootstrap", "gee_bias_reduced", "mixedlm", "naive_binomial")
-    method_replications: tuple[tuple[str, int], ...] = (("mixedlm", 25), ("naive_binomial", 25))
-    wild_bootstrap_ci: bool = False
-    wild_weights: str = "webb"
+    # No defaults here: the default of every key is its value in params.yaml (simulation_study.design), the only
+    # place a default is written; :meth:`from_params` builds the design from it.
+    n_replications: int
+    n_replications_null: int | None
+    effect_grid: tuple[float, ...]
+    designs: tuple[DesignPoint, ...]
+    n_boot: int
+    seed: int
+    alpha: float
+    methods: tuple[str, ...]
+    method_replications: tuple[tuple[str, int], ...]
+    wild_bootstrap_ci: bool
+    wild_weights: str
 
     def __post_init__(self) -> None:
         problems = _design_problems(self)
@@ -193,12 +195,15 @@ class StudyDesign:
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> StudyDesign:
         """Build a design from a plain mapping (a params.yaml section), checked against
-        :data:`akim_turnout.pipeline.parameters.STUDY_DESIGN`; unknown keys are refused, missing keys take the defaults.
+        :data:`pipeline.parameters.STUDY_DESIGN`; unknown keys are refused. A missing key takes its value in
+        params.yaml (``simulation_study.design``), the only place a default is written: this class has none.
 
         ``designs`` is a list of ``{n_regions, n_races[, n_replications]}``
         mappings; ``method_replications`` a mapping ``method -> cap``.
         """
         problems = mapping_problems(mapping, STUDY_DESIGN, "design", partial=True)
+        if not problems and any(key not in mapping for key in STUDY_DESIGN):
+            mapping = {**default("simulation_study", "design"), **mapping}
         if problems:
             raise ValueError("Invalid study design: " + "; ".join(problems))
         converters: dict[str, Callable[[Any], Any]] = {
@@ -209,6 +214,15 @@ class StudyDesign:
             "method_replications": lambda v: tuple(dict(v).items()),
         }
         return cls(**{key: converters.get(key, lambda v: v)(value) for key, value in mapping.items()})
+
+    @classmethod
+    def from_params(cls, path: Any = None, **overrides: Any) -> StudyDesign:
+        """The design of ``params.yaml`` (``simulation_study.design``; ``path``: another params file), with
+        ``overrides`` (in this class's types: tuples, :class:`DesignPoint`) replacing single keys."""
+        unknown = sorted(set(overrides) - set(STUDY_DESIGN))
+        if unknown:
+            raise ValueError(f"Invalid study design: unknown key(s) {', '.join(unknown)}")
+        return replace(cls.from_mapping(default("simulation_study", "design", path)), **overrides)
 
     def as_mapping(self) -> dict[str, Any]:
         """The design as params.yaml spells it (the inverse of :meth:`from_mapping`)."""
@@ -318,6 +332,21 @@ class ReplicationTask:
     wild_ci: bool = False
     wild_weights: str = "webb"
     engine: str = "fast"
+    formula_rhs: str | None = None  # what the methods fit (the stage: race_models.formula_rhs); None: true model
+
+    @property
+    def rhs(self) -> str:
+        """The right-hand side the methods fit: ``formula_rhs`` in its canonical spelling, or, when None, the
+        data-generating model's (:func:`simulate.true_formula_rhs`)."""
+        if self.formula_rhs is None:
+            return simulate.true_formula_rhs(self.settings)
+        return parse_formula(self.formula_rhs).rhs
+
+    @property
+    def fixed_rhs(self) -> str:
+        """The fixed effects of the mixed model: :attr:`rhs` without ``C(region)`` (the random intercept)."""
+        formula = parse_formula(self.rhs)
+        return formula.without([term.name for term in formula.categorical if term.column == "region"]).rhs
 
 
 def build_tasks(
@@ -326,8 +355,13 @@ def build_tasks(
     regions: pd.DataFrame,
     national: Mapping[str, float],
     engine: str = "fast",
+    formula_rhs: str | None = None,
 ) -> list[ReplicationTask]:
-    """All replications of the study, ordered by design, effect and replication (fitted with ``engine``)."""
+    """All replications of the study, ordered by design, effect and replication (fitted with ``engine``); every
+    method fits ``formula_rhs`` (the stage passes ``race_models.formula_rhs``; None: the data-generating model's
+    right-hand side)."""
+    if formula_rhs is not None:
+        formula_rhs = parse_formula(formula_rhs).rhs
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     base = simulate.allocate_region_margins(
@@ -356,6 +390,7 @@ def build_tasks(
                         design.wild_bootstrap_ci,
                         design.wild_weights,
                         engine,
+                        formula_rhs,
                     )
                 )
     return tasks
@@ -383,7 +418,7 @@ def _wald(fit: inference.FitResult, target: float, alpha: float) -> dict[str, An
 
 def _fit_wild(races: pd.DataFrame, task: ReplicationTask, target: float, boot_seed: int) -> dict[str, Any]:
     """Bootstrap test of 0 (p-value) and, with the same weight draws, coverage of the target."""
-    rhs = simulate.true_formula_rhs(task.settings)
+    rhs = task.rhs
     common = {"n_boot": task.n_boot, "seed": boot_seed, "weights": task.wild_weights, "alpha": task.alpha}
     with inference.captured_warnings() as caught:
         null = resampling.wild_cluster_bootstrap(races, rhs, EFFECT_TERM, null_value=0.0, ci=task.wild_ci, **common)
@@ -440,12 +475,12 @@ def _fit_fast(
             "bootstrap CI by test inversion is computed by resampling.wild_cluster_bootstrap"
         )
     if method == "mixedlm":  # fixed effects without C(region): the random intercept takes its place
-        arrays = fastfit.race_arrays(races, " + ".join(simulate.true_coefficients(task.settings).index))
+        arrays = fastfit.race_arrays(races, task.fixed_rhs)
         mixed = fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
         params, cov, df = mixed.params, mixed.cov_params, None
     else:
         if "arrays" not in cache:
-            cache["arrays"] = fastfit.race_arrays(races, simulate.true_formula_rhs(task.settings))
+            cache["arrays"] = fastfit.race_arrays(races, task.rhs)
         arrays = cache["arrays"]
         if method == "gee_bias_reduced":
             gee = fastfit.fit_gee_exchangeable(arrays)
@@ -496,7 +531,7 @@ def _fit_method(
             return _fit_fast(method, races, task, target, boot_seed, {} if cache is None else cache)
         except fastfit.FastPathDeclined:
             pass
-    rhs = simulate.true_formula_rhs(task.settings)
+    rhs = task.rhs
     if method == "cluster_t":
         return _wald(race.fit_race_glm(races, rhs), target, task.alpha)
     if method == "naive_binomial":
@@ -504,8 +539,7 @@ def _fit_method(
     if method == "gee_bias_reduced":
         return _wald(race.fit_race_gee(races, rhs, cov_type="bias_reduced"), target, task.alpha)
     if method == "mixedlm":
-        fixed = " + ".join(simulate.true_coefficients(task.settings).index)
-        return _wald(race.fit_race_mixedlm(races, fixed), target, task.alpha)
+        return _wald(race.fit_race_mixedlm(races, task.fixed_rhs), target, task.alpha)
     if method == "wild_bootstrap":
         return _fit_wild(races, task, target, boot_seed)
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
@@ -675,9 +709,12 @@ def run_study(
     client: Any = None,
     chunks_per_worker: int = 4,
     engine: str = "fast",
+    formula_rhs: str | None = None,
 ) -> pd.DataFrame:
     """Run every replication of the study; one row per design x effect x replication x method.
 
+    Every method fits ``formula_rhs`` (the stage passes the race models' ``race_models.formula_rhs``, so the study
+    validates the model the race stage fits; None fits the data-generating model's right-hand side).
     ``regions`` and ``national`` are the published regional table and
     national totals (as for :func:`simulate.simulate_races`). Backends:
     ``"joblib"`` (loky processes; ``n_jobs=1`` runs in this process) or
@@ -699,7 +736,7 @@ def run_study(
     """
     if backend not in ("joblib", "dask"):
         raise ValueError("backend must be 'joblib' or 'dask'")
-    tasks = build_tasks(design, base_settings, regions, national, engine)
+    tasks = build_tasks(design, base_settings, regions, national, engine, formula_rhs)
     workers = _n_workers(n_jobs)
     chunks = chunk_tasks(tasks, workers * max(1, chunks_per_worker))
     if backend == "joblib":
@@ -727,7 +764,7 @@ def sensitivity(
     ``n_replications`` data sets per effect, the same effect grid and the same seeds (so settings are compared on
     common random numbers). One row per combination: the settings, size at effect 0 with its exact interval, and
     the MDE (logit and percentage points) with its Monte Carlo interval (:func:`minimum_detectable_effect`).
-    ``run_options`` go to :func:`run_study` (``n_jobs``, ``backend``).
+    ``run_options`` go to :func:`run_study` (``n_jobs``, ``backend``, ``formula_rhs``).
     """
     rows = []
     for values in itertools.product(*grid.values()):

@@ -24,15 +24,17 @@ in two each half would reach into the other's internals.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from akim_turnout.pipeline.parameters import SIMULATION_SETTINGS, mapping_problems
+from akim_turnout.pipeline.parameters import SIMULATION_SETTINGS, default, mapping_problems
 
 PUBLISHED = "published"
 ASSUMED = "assumed"
@@ -103,18 +105,20 @@ class SimulationSettings:
             region, independently).
     """
 
-    beta_cands: float = 0.20
-    cands_scale: str = "log"
-    beta_self_share: float = -0.30
-    beta_women: float = 0.10
-    overdispersion_sd: float = 0.35
-    voters_sd_log: float = 0.6
-    min_candidates: int = 2
-    min_registered: int = 50
-    unknown_posts_rule: str = "equal"
-    binomial_sampling: bool = True
-    dirichlet_concentration: float = 1.0
-    party_placement: str = "spread"
+    # No defaults here: the default of every setting is its value in params.yaml (simulate.settings), the only
+    # place a default is written; :meth:`from_params` builds the settings from it.
+    beta_cands: float
+    cands_scale: str
+    beta_self_share: float
+    beta_women: float
+    overdispersion_sd: float
+    voters_sd_log: float
+    min_candidates: int
+    min_registered: int
+    unknown_posts_rule: str
+    binomial_sampling: bool
+    dirichlet_concentration: float
+    party_placement: str
 
     def __post_init__(self) -> None:
         problems = mapping_problems(asdict(self), SIMULATION_SETTINGS, "settings")
@@ -126,13 +130,37 @@ class SimulationSettings:
         """Build settings from a plain mapping (e.g. a params.yaml section), checked against
         :data:`akim_turnout.pipeline.parameters.SIMULATION_SETTINGS`.
 
-        Unknown keys are refused, so a typo cannot silently run a default. Missing keys take the defaults.
+        Unknown keys are refused, so a typo cannot silently run a default. A missing key takes its value in
+        params.yaml (``simulate.settings``), the only place a default is written: this class has none of its own.
         """
         problems = mapping_problems(mapping, SIMULATION_SETTINGS, "settings", partial=True)
         if problems:
             raise ValueError("Invalid simulation settings: " + "; ".join(problems))
+        missing = [key for key in SIMULATION_SETTINGS if key not in mapping]
+        if missing:
+            base = default("simulate", "settings")
+            mapping = {**{key: base[key] for key in missing}, **mapping}
+        problems = mapping_problems(mapping, SIMULATION_SETTINGS, "settings")
+        if problems:
+            raise ValueError("Invalid simulation settings: " + "; ".join(problems))
         numbers = {key for key, rule in SIMULATION_SETTINGS.items() if rule.kind == "number"}
         return cls(**{key: float(value) if key in numbers else value for key, value in mapping.items()})
+
+    @classmethod
+    def from_params(cls, path: Any = None, **overrides: Any) -> SimulationSettings:
+        """The settings of ``params.yaml`` (``simulate.settings``; ``path``: another params file), with
+        ``overrides`` replacing single settings: ``SimulationSettings.from_params(beta_self_share=0.0)``."""
+        unknown = sorted(set(overrides) - set(SIMULATION_SETTINGS))
+        if unknown:
+            raise ValueError(f"Invalid simulation settings: unknown setting(s) {', '.join(unknown)}")
+        settings = default("simulate", "settings", path)
+        return replace(cls.from_mapping(settings), **overrides)
+
+    @classmethod
+    def from_stage(cls, simulate_data: Any) -> SimulationSettings:
+        """The settings the simulate stage ran with, from its ``settings.json`` (in ``simulate_data``, the
+        stage's data folder: ``stage_inputs("simulate").data``). See :func:`stage_settings`."""
+        return stage_settings(simulate_data)[1]
 
 
 def cands_term(settings: SimulationSettings) -> str:
@@ -163,6 +191,22 @@ def population_averaged_coefficients(settings: SimulationSettings) -> pd.Series:
     c = 16 * np.sqrt(3) / (15 * np.pi)
     factor = 1 / np.sqrt(1 + (c * settings.overdispersion_sd) ** 2)
     return (true_coefficients(settings) * factor).rename("population_averaged")
+
+
+SETTINGS_FILE = "settings.json"
+
+
+def stage_settings(simulate_data: Any) -> tuple[int, SimulationSettings]:
+    """The seed and settings the simulate stage ran with.
+
+    How simulator settings travel (one path): ``params.yaml`` -> the runner (papermill) -> the simulate notebook,
+    which writes them with its seed to ``settings.json`` in its data folder; every later reader (the simulation
+    study, the race models, the report) takes them from that file through this function, so what they state is
+    what the races were simulated with. ``simulate_data`` is that folder (``stage_inputs("simulate").data``).
+    """
+    with open(Path(simulate_data) / SETTINGS_FILE, encoding="utf-8") as handle:
+        saved = json.load(handle)
+    return int(saved["seed"]), SimulationSettings.from_mapping(saved["settings"])
 
 
 def true_formula_rhs(settings: SimulationSettings) -> str:
@@ -657,7 +701,7 @@ def simulate_races(
     Only ``numpy.random.default_rng(seed)`` is used: the same seed gives an
     identical frame. The regional intercepts are in ``frame.attrs["alpha_region"]``.
     """
-    settings = settings or SimulationSettings()
+    settings = settings or SimulationSettings.from_params()
     margins = allocate_region_margins(regions, national, settings.unknown_posts_rule, settings.min_candidates)
     return simulate_from_margins(margins, settings, seed)
 
@@ -676,7 +720,7 @@ def simulate_scaled(
     so regional proportions, candidates per post, voters per post and
     regional turnout are kept. Used for parameter-recovery studies.
     """
-    settings = settings or SimulationSettings()
+    settings = settings or SimulationSettings.from_params()
     margins = allocate_region_margins(regions, national, settings.unknown_posts_rule, settings.min_candidates)
     return simulate_from_margins(scale_margins(margins, n_races), settings, seed)
 
