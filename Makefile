@@ -17,6 +17,12 @@ export OMP_NUM_THREADS ?= 1
 # The test-only input perturbation (akim_turnout.paths.PERTURB_ENV) never reaches a make run.
 unexport AKIM_TEST_PERTURB_INPUTS
 
+# DVC starts its queue workers as a bare `dvc` found on PATH: this file, copied into the environment's site-packages,
+# makes every Python of .venv put .venv/bin first on PATH (as activation would), so `.venv/bin/dvc queue start`
+# works from any shell.
+VENV_PATH_HOOK := bin/venv-bin-on-path.pth
+INSTALL_PATH_HOOK = cp $(VENV_PATH_HOOK) "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/akim_turnout_venv_bin_on_path.pth"
+
 .DEFAULT_GOAL := help
 .PHONY: help env env-test reproduce test test-fast mutation lab lock bench sweep reference clean
 
@@ -26,20 +32,22 @@ help: ## Show this help
 # --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on some machines) every stage would otherwise recompile
 # pandas, statsmodels and matplotlib from source: 6 s instead of 2 s per import of the stack.
 # An environment that already has the test tools keeps them (it is synced to their lock, the same pins plus them).
-$(STAMP): requirements.lock pyproject.toml Makefile
+$(STAMP): requirements.lock pyproject.toml Makefile $(VENV_PATH_HOOK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python \
 		$$(test -f $(TEST_STAMP) && echo requirements-test.lock || echo requirements.lock)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
+	@$(INSTALL_PATH_HOOK)
 	@touch $@
 
 # The test tools (pyproject's `test` extra) on top of the same pins; it satisfies `env` too.
-$(TEST_STAMP): requirements-test.lock pyproject.toml Makefile
+$(TEST_STAMP): requirements-test.lock pyproject.toml Makefile $(VENV_PATH_HOOK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements-test.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
+	@$(INSTALL_PATH_HOOK)
 	@touch $@ $(STAMP)
 
 env: $(STAMP) ## Create or refresh .venv exactly from requirements.lock
