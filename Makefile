@@ -107,11 +107,13 @@ bench: env ## Measure speed and memory as ratios to floors (see README); writes 
 sweep: env ## Sweep the simulator's true effect x headline model family as queued DVC experiments (2 jobs)
 	$(BIN)/python -m akim_turnout.sweep --effects 0.0 -0.15 -0.3 --families glm gee mixedlm --jobs 2
 
-# The tests compare against the committed results and need no R; only regenerating them does.
-R_PACKAGES := r-base-core r-cran-sandwich r-cran-geepack r-cran-lme4 r-cran-jsonlite r-cran-mass r-cran-numderiv
-reference: env ## Rewrite tests/reference/ inputs and R results (needs Debian's r-base-core r-cran-sandwich r-cran-geepack r-cran-lme4 r-cran-jsonlite r-cran-mass r-cran-numderiv)
-	@command -v Rscript >/dev/null || { echo "make reference needs R: apt-get install --no-install-recommends $(R_PACKAGES)"; exit 1; }
-	$(BIN)/python tests/reference/make_inputs.py
+# The tests compare against the committed results and need no R; only regenerating them does. check_r.py stops
+# before anything is written, naming the Debian packages to install (read from generate.R's library() calls);
+# make_inputs.py only compares the frozen inputs with the pipeline's (see tests/reference/README.md); R then rewrites
+# tests/reference/results/, identical bytes when the committed references are current.
+reference: env ## Recompute tests/reference/results/ in R from the frozen inputs (needs R; says what to install)
+	@$(BIN)/python tests/reference/check_r.py
+	@$(BIN)/python tests/reference/make_inputs.py
 	Rscript tests/reference/generate.R
 
 # Pipeline outputs are exactly the files git ignores under reports/ and data/processed/ (DVC lists each there);
