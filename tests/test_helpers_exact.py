@@ -12,7 +12,7 @@ import pytest
 import statsmodels.api as sm
 from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
-from akim_turnout import design, forensics, race, regional, resampling, simulate, study
+from akim_turnout import design, fastfit, forensics, regional, resampling, simulate, study
 from akim_turnout.inference import mancl_derouen_cov
 
 
@@ -138,7 +138,7 @@ def test_permutation_with_a_failing_fit_counts_it() -> None:
 
 
 def _gee_data(races: pd.DataFrame):
-    return race._prepare_races(races, "np.log(n_candidates) + self_share", "region", "voted", "registered", "t")
+    return fastfit.prepare_races(races, "np.log(n_candidates) + self_share", "region", "voted", "registered", "t")
 
 
 def test_mancl_derouen_with_an_offset_equals_statsmodels(races: pd.DataFrame) -> None:

@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 from real_2021 import NATIONAL_2021, real_2021_regions
 
-from akim_turnout import inference, race, simulate
+from akim_turnout import fastfit, inference, race, simulate
 from akim_turnout.inference import mancl_derouen_cov
 
 
@@ -19,7 +19,7 @@ def races() -> pd.DataFrame:
 
 
 def _gee(races: pd.DataFrame, rhs: str, scale: float = 1.0):
-    data = race._prepare_races(races, rhs, "region", "voted", "registered", "test")
+    data = fastfit.prepare_races(races, rhs, "region", "voted", "registered", "test")
     model = sm.GEE(
         scale * data.voted / data.registered,
         data.exog,

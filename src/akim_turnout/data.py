@@ -14,13 +14,7 @@ import numpy as np
 import pandas as pd
 
 from akim_turnout.paths import PERTURB_ENV, stage_inputs
-
-ROUND_2021 = "2021-07-25_rural"
-
-
-def ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
-    """numerator / denominator, NaN where either is missing or the denominator is 0."""
-    return numerator.astype(float) / denominator.astype(float).where(denominator > 0)
+from akim_turnout.published import ROUND_2021, ratio
 
 
 def read_processed(name: str, processed_dir: str | Path | None = None) -> pd.DataFrame:

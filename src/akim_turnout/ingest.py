@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from akim_turnout.data import ROUND_2021, ratio
+from akim_turnout.published import ROUND_2021, ratio
 from akim_turnout.regions import RegionIndex, build_region_index, to_2021_map
 from akim_turnout.validation import (
     DataValidationError,

@@ -23,7 +23,6 @@ statsmodels (0.15) behaviour this works around:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,8 +33,7 @@ from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.othermod.betareg import BetaModel
 from statsmodels.regression.mixed_linear_model import MixedLM
 
-from akim_turnout.design import _cluster_codes, _drop_incomplete, _used_columns, build_design, validate_turnout_rows
-from akim_turnout.fastfit import logit_start
+from akim_turnout.fastfit import PreparedRaces, logit_start, prepare_races
 from akim_turnout.inference import (
     FitResult,
     _make_result,
@@ -63,45 +61,7 @@ def race_average_marginal_effects(
     return average_marginal_effects(fit, terms, weights, alpha)
 
 
-@dataclass(frozen=True)
-class _RaceData:
-    """Validated race rows with design, counts and clusters."""
-
-    frame: pd.DataFrame
-    exog: np.ndarray
-    names: list[str]
-    voted: np.ndarray
-    registered: np.ndarray
-    clusters: np.ndarray
-    n_clusters: int
-    dropped: list[dict[str, Any]]
-    n_dropped: int
-
-
-def _prepare_races(
-    df: pd.DataFrame, formula_rhs: str, cluster: str, voted: str, registered: str, label: str
-) -> _RaceData:
-    """Validate counts, drop rows missing predictors or cluster, build the design."""
-    validate_turnout_rows(df, voted, registered, source=label)
-    kept, dropped, n_dropped = _drop_incomplete(df, list(dict.fromkeys([*_used_columns(formula_rhs), cluster])))
-    exog, names = build_design(kept, formula_rhs)
-    if exog.shape[0] <= exog.shape[1]:
-        raise ValueError(f"{label}: {exog.shape[0]} rows for {exog.shape[1]} parameters")
-    clusters, n_clusters = _cluster_codes(kept[cluster])
-    return _RaceData(
-        kept,
-        exog,
-        names,
-        kept[voted].to_numpy(dtype=float),
-        kept[registered].to_numpy(dtype=float),
-        clusters,
-        n_clusters,
-        dropped,
-        n_dropped,
-    )
-
-
-def _race_notes(data: _RaceData) -> list[str]:
+def _race_notes(data: PreparedRaces) -> list[str]:
     """Notes on dropped rows."""
     if not data.n_dropped:
         return []
@@ -179,7 +139,7 @@ def fit_race_glm(
     (see :func:`fit_race_naive_binomial`). ``solver="newton"`` keeps memory
     low on 10^6 rows; it falls back to IRLS if it does not converge.
     """
-    data = _prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_glm")
+    data = prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_glm")
     start = logit_start(data.voted, data.registered, len(data.names))
     cov_kwargs = {"cov_type": "cluster", "cov_kwds": {"groups": data.clusters}, "use_t": True} if robust else {}
     with captured_warnings() as caught:
@@ -198,7 +158,7 @@ def fit_race_glm(
 
 def _race_glm_result(
     raw: Any,
-    data: _RaceData,
+    data: PreparedRaces,
     formula_rhs: str,
     robust: bool,
     endog_form: str,
@@ -271,7 +231,7 @@ def fit_race_beta(
     Races count equally (no electorate weights). SEs are clustered by
     ``cluster`` with t inference on clusters - 1 df.
     """
-    data = _prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_beta")
+    data = prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_beta")
     share = data.voted / data.registered
     n_boundary = int(np.sum((share == 0) | (share == 1)))
     model = BetaModel(smithson_verkuilen(share), data.exog)
@@ -342,7 +302,7 @@ def fit_race_gee(
         raise ValueError(f"cov_type must be 'bias_reduced' or 'robust', got {cov_type!r}")
     if weighted and cov_type == "bias_reduced":
         raise ValueError("the bias-reduced GEE covariance is unweighted; use weighted=False or cov_type='robust'")
-    data = _prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_gee")
+    data = prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_gee")
     weights = data.registered / data.registered.mean() if weighted else None
     model = GEE(
         data.voted / data.registered,
@@ -410,7 +370,7 @@ def fit_race_mixedlm(
     """
     if f"C({cluster})" in formula_rhs.replace(" ", ""):
         raise ValueError(f"fit_race_mixedlm: drop C({cluster}); it is the random intercept")
-    data = _prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_mixedlm")
+    data = prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_mixedlm")
     endog = empirical_logit(data.voted, data.registered)
     with captured_warnings() as caught:
         raw = MixedLM(endog, data.exog, groups=data.clusters).fit(reml=True)

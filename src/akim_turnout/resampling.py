@@ -14,9 +14,10 @@ import pandas as pd
 from scipy.special import expit
 
 from akim_turnout.design import _check_identified
+from akim_turnout.fastfit import prepare_races
 from akim_turnout.inference import captured_warnings
 from akim_turnout.outputs import stated
-from akim_turnout.race import _fit_counts_glm, _prepare_races, fit_race_glm
+from akim_turnout.race import _fit_counts_glm, fit_race_glm
 from akim_turnout.regional import (
     _checked_sandwich,
     _checked_share,
@@ -315,7 +316,7 @@ def wild_cluster_bootstrap(
     if weights not in WILD_WEIGHTS:
         raise ValueError(f"weights must be one of {sorted(WILD_WEIGHTS)}")
     fit = fit_race_glm(df, formula_rhs, cluster, voted, registered, solver=solver)
-    data = _prepare_races(df, formula_rhs, cluster, voted, registered, "wild_cluster_bootstrap")
+    data = prepare_races(df, formula_rhs, cluster, voted, registered, "wild_cluster_bootstrap")
     if draws is None:
         rng = np.random.default_rng(seed)
         draws = rng.choice(WILD_WEIGHTS[weights], size=(n_boot, data.n_clusters))
