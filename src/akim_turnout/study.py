@@ -112,7 +112,14 @@ import numpy as np
 import pandas as pd
 
 from akim_turnout import fastfit, inference, race, resampling, simulate
-from akim_turnout.montecarlo import METHODS, RESULT_COLUMNS, minimum_detectable_effect, summarise
+from akim_turnout.montecarlo import (
+    MDE_KEYS,
+    METHODS,
+    RESULT_COLUMNS,
+    SIZE_KEYS,
+    minimum_detectable_effect,
+    summarise,
+)
 from akim_turnout.outputs import stated_frame
 from akim_turnout.parameters import STUDY_DESIGN, mapping_problems
 
@@ -746,20 +753,7 @@ def sensitivity(
                 **dict(zip(grid, values, strict=True)),
                 "method": method,
                 "n_replications": n_replications,
-                **{
-                    key: mde[key]
-                    for key in (
-                        "size",
-                        "size_low",
-                        "size_high",
-                        "mde_logit",
-                        "mde_logit_low",
-                        "mde_logit_high",
-                        "mde_pp",
-                        "mde_pp_low",
-                        "mde_pp_high",
-                    )
-                },
+                **{key: mde[key] for key in (*SIZE_KEYS, *MDE_KEYS)},
             }
         )
     return pd.DataFrame(rows)
