@@ -28,14 +28,17 @@ def races() -> pd.DataFrame:
 
 @pytest.mark.parametrize(
     ("bad", "shown"),
-    [(10, "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9] (10 row(s))"), (11, "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, '...'] (11 row(s))")],
+    [
+        (10, "10 row(s), index [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"),
+        (11, "11 row(s), index [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ... (+1 more)]"),
+    ],
 )
 def test_turnout_row_messages_show_ten_labels(bad: int, shown: str) -> None:
     df = pd.DataFrame({"voted": [5.0] * 12, "registered": [10.0] * 12})
     df.loc[: bad - 1, "voted"] = 11.0
     with pytest.raises(ValueError) as error:
         design.validate_turnout_rows(df)
-    assert str(error.value) == f"races: invalid turnout rows: voted > registered at row index {shown}"
+    assert str(error.value) == f"races: invalid turnout rows: voted > registered in {shown}"
 
 
 @pytest.mark.parametrize(
@@ -50,7 +53,10 @@ def test_race_row_messages_show_ten_labels(bad: int, shown: str) -> None:
     df.loc[: bad - 1, "voted"] = 11
     with pytest.raises(ValueError) as error:
         forensics.validate_races(df)
-    assert str(error.value) == f"'voted' exceeds 'registered' in {shown}"
+    assert str(error.value) == f"invalid turnout rows: voted > registered in {shown}"
+    with pytest.raises(ValueError) as error:
+        design.validate_turnout_rows(df, source="forensics")  # the same rule, the same labels
+    assert str(error.value) == f"forensics: invalid turnout rows: voted > registered in {shown}"
 
 
 # --------------------------------------------------------------------------------------------------------------
