@@ -92,7 +92,7 @@ from scipy import special
 if TYPE_CHECKING:
     import pandas as pd
 
-NEWTON_TOL = 1e-10  # stop when every |step| <= tol (statsmodels' Newton in race._fit_counts_glm stops at 1e-8)
+NEWTON_TOL = 1e-10  # stop when every |step| <= tol (statsmodels' Newton in race.fit_counts_glm stops at 1e-8)
 MAX_NEWTON_STEPS = 50  # statsmodels allows 100 before it falls back to IRLS; regular fits need 4-8
 GEE_MAXITER = 60  # statsmodels GEE.fit defaults
 GEE_CTOL = 1e-6

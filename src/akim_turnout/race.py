@@ -36,9 +36,9 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 from akim_turnout.fastfit import PreparedRaces, logit_start, prepare_races
 from akim_turnout.inference import (
     FitResult,
-    _make_result,
     average_marginal_effects,
     captured_warnings,
+    make_result,
     mancl_derouen_cov,
 )
 from akim_turnout.parameters import HEADLINES
@@ -83,7 +83,7 @@ def _race_result(
     **kwargs: Any,
 ) -> FitResult:
     """A race-level FitResult from a fit's parameters and covariance, labelled by ``names``."""
-    return _make_result(
+    return make_result(
         name,
         family,
         formula,
@@ -96,7 +96,7 @@ def _race_result(
     )
 
 
-def _fit_counts_glm(
+def fit_counts_glm(
     endog: np.ndarray,
     exog: np.ndarray,
     solver: str,
@@ -145,7 +145,7 @@ def fit_race_glm(
     with captured_warnings() as caught:
         if endog_form == "counts":
             endog = np.column_stack([data.voted, data.registered - data.voted])
-            raw, notes = _fit_counts_glm(endog, data.exog, solver, start, **cov_kwargs)
+            raw, notes = fit_counts_glm(endog, data.exog, solver, start, **cov_kwargs)
         elif endog_form == "share":
             model = GLM(
                 data.voted / data.registered, data.exog, family=families.Binomial(), var_weights=data.registered

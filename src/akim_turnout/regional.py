@@ -21,7 +21,7 @@ from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
 from akim_turnout.design import _check_identified, _drop_incomplete, _used_columns, build_design, parse_terms
-from akim_turnout.inference import FitResult, _make_result, captured_warnings, glm_sandwich_cov, quantile
+from akim_turnout.inference import FitResult, captured_warnings, glm_sandwich_cov, make_result, quantile
 
 
 def _as_term_list(predictors: str | Sequence[str]) -> list[str]:
@@ -94,7 +94,7 @@ def fit_regional_fractional_logit(
         "design_columns": names,
         "max_leverage": float(raw.get_influence().hat_matrix_diag.max()),
     }
-    return _make_result(
+    return make_result(
         name,
         "binomial (fractional logit)",
         f"{outcome}/100 ~ " + " + ".join(predictors),

@@ -17,7 +17,7 @@ from akim_turnout.design import _check_identified
 from akim_turnout.fastfit import prepare_races
 from akim_turnout.inference import captured_warnings
 from akim_turnout.outputs import stated
-from akim_turnout.race import _fit_counts_glm, fit_race_glm
+from akim_turnout.race import fit_counts_glm, fit_race_glm
 from akim_turnout.regional import (
     _checked_sandwich,
     _checked_share,
@@ -236,7 +236,7 @@ def _restricted_cluster_influence(boot: _ScoreBootstrap, null_value: float, star
     the information, both at the restricted estimate.
     """
     others = np.delete(np.arange(boot.exog.shape[1]), boot.k)
-    raw, _ = _fit_counts_glm(
+    raw, _ = fit_counts_glm(
         boot.endog, boot.exog[:, others], boot.solver, start[others], offset=null_value * boot.exog[:, boot.k]
     )
     params = np.insert(np.asarray(raw.params), boot.k, null_value)
