@@ -63,6 +63,8 @@ def test_dvc_runs_with_this_environments_bin_first_on_path(monkeypatch) -> None:
     assert sweep.environment()["PATH"] == f"{Path(sys.executable).parent}:/usr/bin:/bin"
     monkeypatch.delenv("PATH")
     assert sweep.environment()["PATH"] == f"{Path(sys.executable).parent}:{os.defpath}"
+    monkeypatch.setenv("PATH", f"/usr/bin:{Path(sys.executable).parent}")
+    assert sweep.environment()["PATH"] == f"/usr/bin:{Path(sys.executable).parent}", "already there: left alone"
 
 
 # The command prints a line and starts a background child that inherits its standard output and lives on until the

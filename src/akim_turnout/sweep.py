@@ -33,9 +33,10 @@ FINISHED = ("Success", "Failed")
 
 
 def environment() -> dict[str, str]:
-    """The caller's environment with this Python's ``bin/`` first on ``PATH`` (where DVC looks for ``dvc``)."""
-    path = os.environ.get("PATH", os.defpath)
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{path}"}
+    """The caller's environment with this Python's ``bin/`` on ``PATH`` (first, unless already there), where DVC
+    looks for ``dvc``."""
+    path, bin_dir = os.environ.get("PATH", os.defpath), str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": path if bin_dir in path.split(os.pathsep) else f"{bin_dir}{os.pathsep}{path}"}
 
 
 def run_detached(command: list[str], cwd: Path) -> tuple[int, str, str]:
