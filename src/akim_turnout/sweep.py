@@ -9,7 +9,7 @@ at the end is in numeric order (family, then true effect from 0 down). Afterward
 ``dvc metrics diff`` compare them, and ``dvc exp apply NAME`` brings one into the workspace.
 
 It works from any shell: DVC starts its queue workers as a bare ``dvc`` looked up on ``PATH``, so every DVC call
-here runs with this environment's ``bin/`` first on ``PATH``. DVC's workers keep the standard output of
+here runs with this environment's ``bin/`` on ``PATH``. DVC's workers keep the standard output of
 ``dvc queue start`` open until the queue is empty, so DVC's output goes to temporary files, never to pipes: reading
 a pipe would wait for the whole queue and print every progress line at the end.
 """
