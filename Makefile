@@ -17,6 +17,12 @@ export OMP_NUM_THREADS ?= 1
 # The test-only input perturbation (akim_turnout.pipeline.paths.PERTURB_ENV) never reaches a make run.
 unexport AKIM_TEST_PERTURB_INPUTS
 
+# DVC starts its queue workers as a bare `dvc` found on PATH: this file, copied into the environment's site-packages,
+# makes every Python of .venv put .venv/bin first on PATH (as activation would), so `.venv/bin/dvc queue start`
+# works from any shell.
+VENV_PATH_HOOK := bin/venv-bin-on-path.pth
+INSTALL_PATH_HOOK = cp $(VENV_PATH_HOOK) "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/akim_turnout_venv_bin_on_path.pth"
+
 .DEFAULT_GOAL := help
 .PHONY: help env env-test reproduce test test-fast mutation lab lock bench sweep reference clean
 
@@ -26,20 +32,22 @@ help: ## Show this help
 # --compile-bytecode: with PYTHONDONTWRITEBYTECODE set (as on some machines) every stage would otherwise recompile
 # pandas, statsmodels and matplotlib from source: 6 s instead of 2 s per import of the stack.
 # An environment that already has the test tools keeps them (it is synced to their lock, the same pins plus them).
-$(STAMP): requirements.lock pyproject.toml Makefile
+$(STAMP): requirements.lock pyproject.toml Makefile $(VENV_PATH_HOOK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python \
 		$$(test -f $(TEST_STAMP) && echo requirements-test.lock || echo requirements.lock)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
+	@$(INSTALL_PATH_HOOK)
 	@touch $@
 
 # The test tools (pyproject's `test` extra) on top of the same pins; it satisfies `env` too.
-$(TEST_STAMP): requirements-test.lock pyproject.toml Makefile
+$(TEST_STAMP): requirements-test.lock pyproject.toml Makefile $(VENV_PATH_HOOK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements-test.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --editable .
+	@$(INSTALL_PATH_HOOK)
 	@touch $@ $(STAMP)
 
 env: $(STAMP) ## Create or refresh .venv exactly from requirements.lock
@@ -99,11 +107,13 @@ bench: env ## Measure speed and memory as ratios to floors (see README); writes 
 sweep: env ## Sweep the simulator's true effect x headline model family as queued DVC experiments (2 jobs)
 	$(BIN)/python -m akim_turnout.pipeline.sweep --effects 0.0 -0.15 -0.3 --families glm gee mixedlm --jobs 2
 
-# The tests compare against the committed results and need no R; only regenerating them does.
-R_PACKAGES := r-base-core r-cran-sandwich r-cran-geepack r-cran-lme4 r-cran-jsonlite r-cran-mass r-cran-numderiv
-reference: env ## Rewrite tests/reference/ inputs and R results (needs Debian's r-base-core r-cran-sandwich r-cran-geepack r-cran-lme4 r-cran-jsonlite r-cran-mass r-cran-numderiv)
-	@command -v Rscript >/dev/null || { echo "make reference needs R: apt-get install --no-install-recommends $(R_PACKAGES)"; exit 1; }
-	$(BIN)/python tests/reference/make_inputs.py
+# The tests compare against the committed results and need no R; only regenerating them does. check_r.py stops
+# before anything is written, naming the Debian packages to install (read from generate.R's library() calls);
+# make_inputs.py only compares the frozen inputs with the pipeline's (see tests/reference/README.md); R then rewrites
+# tests/reference/results/, identical bytes when the committed references are current.
+reference: env ## Recompute tests/reference/results/ in R from the frozen inputs (needs R; says what to install)
+	@$(BIN)/python tests/reference/check_r.py
+	@$(BIN)/python tests/reference/make_inputs.py
 	Rscript tests/reference/generate.R
 
 # Pipeline outputs are exactly the files git ignores under reports/ and data/processed/ (DVC lists each there);

@@ -81,7 +81,7 @@ def _arrays(races: pd.DataFrame, rhs: str = TRUE_RHS) -> fastfit.RaceArrays:
 def test_race_arrays_equal_prepare_races(races: pd.DataFrame, rhs: str) -> None:
     for frame in (races, races.sample(frac=1.0, random_state=1)):  # rows in any order
         arrays = fastfit.race_arrays(frame, rhs)
-        data = race._prepare_races(frame, rhs, "region", "voted", "registered", "test")
+        data = fastfit.prepare_races(frame, rhs, "region", "voted", "registered", "test")
         np.testing.assert_array_equal(arrays.exog, data.exog)
         assert arrays.names == data.names
         np.testing.assert_array_equal(arrays.clusters, data.clusters)
@@ -95,7 +95,7 @@ def test_race_arrays_hand_irregular_data_to_prepare_races(races: pd.DataFrame) -
     gaps.loc[gaps.index[:3], "self_share"] = np.nan
     arrays = fastfit.race_arrays(gaps, MIX_RHS)  # (C(region) with missing values trips design._drop_incomplete)
     assert len(arrays.voted) == len(races) - 3
-    data = race._prepare_races(gaps, MIX_RHS, "region", "voted", "registered", "test")
+    data = fastfit.prepare_races(gaps, MIX_RHS, "region", "voted", "registered", "test")
     np.testing.assert_array_equal(arrays.exog, data.exog)
     broken = races.assign(voted=races["registered"] + 1)
     with pytest.raises(ValueError, match="voted > registered"):

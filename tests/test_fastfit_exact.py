@@ -725,12 +725,10 @@ def _tiny_frame() -> pd.DataFrame:
 def test_race_arrays_take_complete_frames_directly_with_any_column_names(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from akim_turnout.models import race
-
     def general_path(*args, **kwargs):
         raise AssertionError("a complete frame goes the direct way")
 
-    monkeypatch.setattr(race, "_prepare_races", general_path)
+    monkeypatch.setattr(fastfit, "prepare_races", general_path)
     arrays = fastfit.race_arrays(_tiny_frame(), "np.log(n_candidates) + self_share", "oblast", "v", "r")
     assert arrays.names == ["Intercept", "np.log(n_candidates)", "self_share"]
     assert arrays.clusters.tolist() == [0, 0, 1, 1, 2, 2, 0] and arrays.n_clusters == 3

@@ -12,7 +12,7 @@ import pytest
 import statsmodels.api as sm
 from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
-from akim_turnout.models import design, forensics, race, regional, resampling
+from akim_turnout.models import design, fastfit, forensics, regional, resampling
 from akim_turnout.models.inference import mancl_derouen_cov
 from akim_turnout.study import replications as study
 from akim_turnout.study import simulate
@@ -32,14 +32,17 @@ def races() -> pd.DataFrame:
 
 @pytest.mark.parametrize(
     ("bad", "shown"),
-    [(10, "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9] (10 row(s))"), (11, "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, '...'] (11 row(s))")],
+    [
+        (10, "10 row(s), index [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"),
+        (11, "11 row(s), index [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ... (+1 more)]"),
+    ],
 )
 def test_turnout_row_messages_show_ten_labels(bad: int, shown: str) -> None:
     df = pd.DataFrame({"voted": [5.0] * 12, "registered": [10.0] * 12})
     df.loc[: bad - 1, "voted"] = 11.0
     with pytest.raises(ValueError) as error:
         design.validate_turnout_rows(df)
-    assert str(error.value) == f"races: invalid turnout rows: voted > registered at row index {shown}"
+    assert str(error.value) == f"races: invalid turnout rows: voted > registered in {shown}"
 
 
 @pytest.mark.parametrize(
@@ -54,7 +57,10 @@ def test_race_row_messages_show_ten_labels(bad: int, shown: str) -> None:
     df.loc[: bad - 1, "voted"] = 11
     with pytest.raises(ValueError) as error:
         forensics.validate_races(df)
-    assert str(error.value) == f"'voted' exceeds 'registered' in {shown}"
+    assert str(error.value) == f"invalid turnout rows: voted > registered in {shown}"
+    with pytest.raises(ValueError) as error:
+        design.validate_turnout_rows(df, source="forensics")  # the same rule, the same labels
+    assert str(error.value) == f"forensics: invalid turnout rows: voted > registered in {shown}"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -142,7 +148,7 @@ def test_permutation_with_a_failing_fit_counts_it() -> None:
 
 
 def _gee_data(races: pd.DataFrame):
-    return race._prepare_races(races, "np.log(n_candidates) + self_share", "region", "voted", "registered", "t")
+    return fastfit.prepare_races(races, "np.log(n_candidates) + self_share", "region", "voted", "registered", "t")
 
 
 def test_mancl_derouen_with_an_offset_equals_statsmodels(races: pd.DataFrame) -> None:

@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 from real_2021 import NATIONAL_2021, real_2021_regions
 
-from akim_turnout.models import inference, race
+from akim_turnout.models import fastfit, inference, race
 from akim_turnout.models.inference import mancl_derouen_cov
 from akim_turnout.study import simulate
 
@@ -22,7 +22,7 @@ def races() -> pd.DataFrame:
 
 
 def _gee(races: pd.DataFrame, rhs: str, scale: float = 1.0):
-    data = race._prepare_races(races, rhs, "region", "voted", "registered", "test")
+    data = fastfit.prepare_races(races, rhs, "region", "voted", "registered", "test")
     model = sm.GEE(
         scale * data.voted / data.registered,
         data.exog,

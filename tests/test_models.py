@@ -81,7 +81,7 @@ def test_invalid_rows_are_refused_naming_the_row(column: str, value: float, rule
     df = _tiny_counts().astype({"voted": float, "registered": float})
     df.index = [f"race{i}" for i in range(len(df))]
     df.loc["race3", column] = value
-    with pytest.raises(ValueError, match=rf"{rule} at row index \['race3'\]"):
+    with pytest.raises(ValueError, match=rf"{rule} in 1 row\(s\), index \['race3'\]"):
         validate_turnout_rows(df)
     with pytest.raises(ValueError, match="race3"):
         fit_race_glm(df, "x")
@@ -95,8 +95,7 @@ def test_rows_at_the_bounds_pass_and_one_vote_past_them_fails() -> None:
     df.loc[5, "voted"] = 151
     with pytest.raises(
         ValueError,
-        match=r"^races: invalid turnout rows: voted > registered at row index \[5\] "
-        r"\(1 row\(s\)\)$",
+        match=r"^races: invalid turnout rows: voted > registered in 1 row\(s\), index \[5\]$",
     ):
         validate_turnout_rows(df)
     with pytest.raises(ValueError, match=r"^shares: missing column\(s\) \['ballots'\]$"):

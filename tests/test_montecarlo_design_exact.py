@@ -403,8 +403,7 @@ def test_validate_turnout_rows_reads_unparsable_counts_as_missing() -> None:
     with pytest.raises(ValueError) as error:
         design.validate_turnout_rows(df)
     assert (
-        str(error.value)
-        == "races: invalid turnout rows: voted or registered is missing at row index ['b', 'c'] (2 row(s))"
+        str(error.value) == "races: invalid turnout rows: voted or registered is missing in 2 row(s), index ['b', 'c']"
     )
 
 
@@ -414,8 +413,8 @@ def test_validate_turnout_rows_accepts_one_registered_voter_and_names_every_brok
     with pytest.raises(ValueError) as error:
         design.validate_turnout_rows(df, voted="v", registered="r", source="sample")
     assert str(error.value) == (
-        "sample: invalid turnout rows: r <= 0 at row index [1] (1 row(s)); v < 0 at row index [3] (1 row(s)); "
-        "v > r at row index [2] (1 row(s))"
+        "sample: invalid turnout rows: r <= 0 in 1 row(s), index [1]; v < 0 in 1 row(s), index [3]; "
+        "v > r in 1 row(s), index [2]"
     )
 
 
@@ -439,11 +438,13 @@ def test_log_term_names_the_non_positive_rows_up_to_ten() -> None:
     df = pd.DataFrame({"n": [2.0, 0.0, 1.0, -1.0, 0.5]}, index=[10, 11, 12, 13, 14])
     with pytest.raises(ValueError) as error:
         design.build_design(df, "np.log(n)")
-    assert str(error.value) == "np.log(n): n must be > 0 at row index [11, 13]"
+    assert str(error.value) == "np.log(n): n must be > 0 in 2 row(s), index [11, 13]"
     many = pd.DataFrame({"n": [0.0] * 12})
     with pytest.raises(ValueError) as error:
         design.build_design(many, "log(n)")
-    assert str(error.value) == f"np.log(n): n must be > 0 at row index {list(range(10))}"
+    assert (
+        str(error.value) == "np.log(n): n must be > 0 in 12 row(s), index [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ... (+2 more)]"
+    )
 
 
 def test_drop_incomplete_records_reasons_and_caps_the_records_at_fifty() -> None:

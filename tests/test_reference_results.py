@@ -2,7 +2,7 @@
 
 The references live in tests/reference/ (see its README.md): the input data (inputs/*.csv), the R script that
 computed them (generate.R) and its output (results/*.json). These tests need no R: they read the committed
-files. ``make reference`` regenerates inputs and results (that needs R).
+files. ``make reference`` recomputes the results from the frozen inputs (that needs R).
 
 Tolerances (stated per test where they differ):
 

@@ -306,9 +306,7 @@ def test_validate_turnout_rows_boolean_column_with_a_missing_value(column: str) 
     df[column] = pd.array([True, None], dtype="boolean")
     with pytest.raises(ValueError) as caught:
         design.validate_turnout_rows(df)
-    assert str(caught.value) == (
-        "races: invalid turnout rows: voted or registered is missing at row index [1] (1 row(s))"
-    )
+    assert str(caught.value) == ("races: invalid turnout rows: voted or registered is missing in 1 row(s), index [1]")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 # Reads  tests/reference/inputs/regional_2021.csv and tests/reference/inputs/races_simulated.csv
 # Writes tests/reference/results/*.json (numbers printed with 17 significant digits, so they read back exactly).
 #
-# Run from the project root:  Rscript tests/reference/generate.R   (or `make reference`, which first rewrites the
-# inputs with tests/reference/make_inputs.py). Needs Debian's r-base-core and r-cran-sandwich, r-cran-geepack,
-# r-cran-lme4, r-cran-jsonlite, r-cran-mass and r-cran-numderiv. Beta regression is fitted by maximum likelihood
+# Run from the project root:  Rscript tests/reference/generate.R   (or `make reference`, which first checks with
+# tests/reference/check_r.py that R has every package loaded below). Needs Debian's r-base-core and the r-cran-*
+# package of each library() call below: r-cran-sandwich, r-cran-geepack, r-cran-lme4, r-cran-jsonlite, r-cran-mass
+# and r-cran-numderiv. Beta regression is fitted by maximum likelihood
 # written out below (betareg is not packaged by Debian); its clustered covariance still goes through
 # sandwich::vcovCL.
 #

@@ -23,38 +23,52 @@ __all__ = ["Formula", "FormulaError", "Term", "parse_formula", "parse_terms", "b
 INTERCEPT = "Intercept"
 
 
+def turnout_rule_masks(
+    voted_values: np.ndarray, registered_values: np.ndarray, voted: str = "voted", registered: str = "registered"
+) -> dict[str, np.ndarray]:
+    """The rows that break each rule of a usable turnout row, by rule: both counts known, ``registered > 0``,
+    ``voted >= 0``, ``voted <= registered`` (a count rule is not applied where a count is missing)."""
+    v, r = np.asarray(voted_values, dtype=float), np.asarray(registered_values, dtype=float)
+    missing = np.isnan(v) | np.isnan(r)
+    with np.errstate(invalid="ignore"):
+        return {
+            f"{voted} or {registered} is missing": missing,
+            f"{registered} <= 0": ~missing & (r <= 0),
+            f"{voted} < 0": ~missing & (v < 0),
+            f"{voted} > {registered}": ~missing & (v > r),
+        }
+
+
 def validate_turnout_rows(
     df: pd.DataFrame, voted: str = "voted", registered: str = "registered", source: str = "races"
 ) -> None:
     """Refuse rows that no turnout model may use; statsmodels does not check.
 
-    Rules: ``voted`` and ``registered`` known, ``registered > 0``,
+    Rules (:func:`turnout_rule_masks`): ``voted`` and ``registered`` known, ``registered > 0``,
     ``voted >= 0`` and ``voted <= registered``. The ``ValueError`` names
-    every broken rule with (up to ten of) the offending row index labels.
+    every broken rule with (up to ten of) the offending rows (:func:`row_labels`).
     """
     missing_columns = [c for c in (voted, registered) if c not in df.columns]
     if missing_columns:
         raise ValueError(f"{source}: missing column(s) {missing_columns}")
     v = pd.to_numeric(df[voted], errors="coerce").to_numpy(dtype=float)
     r = pd.to_numeric(df[registered], errors="coerce").to_numpy(dtype=float)
-    missing = np.isnan(v) | np.isnan(r)
-    with np.errstate(invalid="ignore"):
-        rules = {
-            f"{voted} or {registered} is missing": missing,
-            f"{registered} <= 0": ~missing & (r <= 0),
-            f"{voted} < 0": ~missing & (v < 0),
-            f"{voted} > {registered}": ~missing & (v > r),
-        }
-    problems = [_describe_rows(df.index, mask, rule) for rule, mask in rules.items() if mask.any()]
+    rules = turnout_rule_masks(v, r, voted, registered)
+    problems = [f"{rule} in {row_labels(df, mask)}" for rule, mask in rules.items() if mask.any()]
     if problems:
         raise ValueError(f"{source}: invalid turnout rows: " + "; ".join(problems))
 
 
-def _describe_rows(index: pd.Index, mask: np.ndarray, rule: str) -> str:
-    """'rule at row(s) [labels]' with at most ten labels shown."""
-    labels = index[mask].tolist()
-    shown = labels[:10] + (["..."] if len(labels) > 10 else [])
-    return f"{rule} at row index {shown} ({len(labels)} row(s))"
+def row_labels(rows: pd.DataFrame | pd.Index, mask: np.ndarray, limit: int = 10) -> str:
+    """``N row(s), race_id [labels]`` for the rows in ``mask``: the ``race_id`` values when the frame has that
+    column, else the index labels (``N row(s), index [labels]``); at most ``limit`` shown, then ``... (+k more)``."""
+    if isinstance(rows, pd.DataFrame) and "race_id" in rows.columns:
+        key, labels = "race_id", rows["race_id"].to_numpy()[mask]
+    else:
+        key, labels = "index", (rows.index if isinstance(rows, pd.DataFrame) else rows).to_numpy()[mask]
+    shown = ", ".join(repr(label.item() if hasattr(label, "item") else label) for label in labels[:limit])
+    more = f", ... (+{len(labels) - limit} more)" if len(labels) > limit else ""
+    return f"{len(labels)} row(s), {key} [{shown}{more}]"
 
 
 def parse_terms(formula_rhs: str | Sequence[str] | Formula) -> list[tuple[str, str, str]]:
@@ -80,7 +94,7 @@ def _term_columns(kind: str, column: str, term: str, values: pd.Series) -> tuple
     x = values.to_numpy(dtype=float)
     if kind == "log":
         if np.any(x <= 0):
-            raise ValueError(f"{term}: {column} must be > 0 at row index {values.index[x <= 0].tolist()[:10]}")
+            raise ValueError(f"{term}: {column} must be > 0 in {row_labels(values.index, x <= 0)}")
         x = np.log(x)
     return x[:, None], [term]
 

@@ -84,12 +84,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import special
 
-NEWTON_TOL = 1e-10  # stop when every |step| <= tol (statsmodels' Newton in race._fit_counts_glm stops at 1e-8)
+if TYPE_CHECKING:
+    import pandas as pd
+
+NEWTON_TOL = 1e-10  # stop when every |step| <= tol (statsmodels' Newton in race.fit_counts_glm stops at 1e-8)
 MAX_NEWTON_STEPS = 50  # statsmodels allows 100 before it falls back to IRLS; regular fits need 4-8
 GEE_MAXITER = 60  # statsmodels GEE.fit defaults
 GEE_CTOL = 1e-6
@@ -117,8 +120,8 @@ class FastPathDeclined(RuntimeError):
 class RaceArrays:
     """Validated race rows as arrays: design (intercept first), counts and integer cluster codes.
 
-    The same arrays as ``race._prepare_races`` builds (checked by the tests), plus cached helpers for
-    cluster sums.
+    Built directly from a complete frame by :func:`race_arrays`, or by :func:`prepare_races` (the same arrays,
+    checked by the tests); cached helpers for cluster sums.
     """
 
     exog: np.ndarray
@@ -152,6 +155,42 @@ class RaceArrays:
         return np.add.reduceat(values if order is None else values[order], starts, axis=0)
 
 
+@dataclass(frozen=True, eq=False)
+class PreparedRaces(RaceArrays):
+    """:class:`RaceArrays` of validated race rows and the rows dropped for missing values (as
+    :func:`akim_turnout.models.design.drop_incomplete` reports them), for the fits' notes."""
+
+    dropped: list[dict[str, Any]]
+    n_dropped: int
+
+
+def prepare_races(
+    df: pd.DataFrame, formula_rhs: str, cluster: str, voted: str, registered: str, label: str
+) -> PreparedRaces:
+    """Validate counts, drop rows missing predictors or cluster, build the design: the one preparation of race rows
+    behind every race-level fit (:mod:`.race`, :mod:`.resampling`) and the general path of
+    :func:`race_arrays`. Errors name ``label``."""
+    from akim_turnout.models import design  # lazy: design imports pandas, which array-only callers do not need
+
+    design.validate_turnout_rows(df, voted, registered, source=label)
+    used = list(dict.fromkeys([*design._used_columns(formula_rhs), cluster]))
+    kept, dropped, n_dropped = design._drop_incomplete(df, used)
+    exog, names = design.build_design(kept, formula_rhs)
+    if exog.shape[0] <= exog.shape[1]:
+        raise ValueError(f"{label}: {exog.shape[0]} rows for {exog.shape[1]} parameters")
+    clusters, n_clusters = design._cluster_codes(kept[cluster])
+    return PreparedRaces(
+        exog,
+        names,
+        kept[voted].to_numpy(dtype=float),
+        kept[registered].to_numpy(dtype=float),
+        clusters,
+        n_clusters,
+        dropped,
+        n_dropped,
+    )
+
+
 def race_arrays(
     df: Any,
     formula_rhs: str,
@@ -159,17 +198,17 @@ def race_arrays(
     voted: str = "voted",
     registered: str = "registered",
 ) -> RaceArrays:
-    """The race design of ``formula_rhs`` as :class:`RaceArrays`, as ``race._prepare_races`` builds it.
+    """The race design of ``formula_rhs`` as :class:`RaceArrays`, as :func:`prepare_races` builds it.
 
     Complete, valid numeric data (the simulator's) is converted directly; anything else (missing values, rows to
-    drop, invalid counts, non-numeric columns) goes through ``race._prepare_races``, which raises the usual errors.
+    drop, invalid counts, non-numeric columns) goes through :func:`prepare_races`, which raises the usual errors.
     """
-    from akim_turnout.models import design, race
+    from akim_turnout.models import design  # lazy: statsmodels is imported only by callers that already have it
 
     try:
         return _direct_race_arrays(df, formula_rhs, cluster, voted, registered, design.parse_terms)
     except FastPathDeclined:
-        data = race._prepare_races(df, formula_rhs, cluster, voted, registered, "race_arrays")
+        data = prepare_races(df, formula_rhs, cluster, voted, registered, "race_arrays")
         return RaceArrays(data.exog, list(data.names), data.voted, data.registered, data.clusters, data.n_clusters)
 
 

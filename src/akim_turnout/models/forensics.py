@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import chdtrc
 
+from akim_turnout.models.design import row_labels, turnout_rule_masks
 from akim_turnout.pipeline.outputs import stated
 
 __all__ = [
@@ -101,15 +102,6 @@ BENFORD_SECOND_DIGIT = _benford_second_digit()
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _row_labels(races: pd.DataFrame, mask: np.ndarray, limit: int = 10) -> str:
-    """Human-readable labels of the rows in ``mask``: ``race_id`` values when present, else index labels."""
-    labels = races["race_id"].to_numpy()[mask] if "race_id" in races.columns else races.index.to_numpy()[mask]
-    shown = ", ".join(repr(label.item() if hasattr(label, "item") else label) for label in labels[:limit])
-    more = f", ... (+{len(labels) - limit} more)" if len(labels) > limit else ""
-    key = "race_id" if "race_id" in races.columns else "index"
-    return f"{len(labels)} row(s), {key} [{shown}{more}]"
-
-
 def validate_races(races: pd.DataFrame, required: Iterable[str] = ("registered", "voted")) -> dict[str, np.ndarray]:
     """Check a race table and return its required count columns as float64 arrays (NaN where missing).
 
@@ -138,27 +130,27 @@ def validate_races(races: pd.DataFrame, required: Iterable[str] = ("registered",
         if column not in COUNT_COLUMNS:
             bad = series.isna().to_numpy()
             if bad.any():
-                raise ValueError(f"column '{column}' has missing values in {_row_labels(races, bad)}")
+                raise ValueError(f"column '{column}' has missing values in {row_labels(races, bad)}")
             continue
         if not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
             raise ValueError(f"column '{column}' must be numeric (counts), got dtype {series.dtype}")
         values = series.to_numpy(dtype="float64", na_value=np.nan)
         missing_values = np.isnan(values)
         if column not in _NAN_ALLOWED and missing_values.any():
-            raise ValueError(f"column '{column}' has missing values in {_row_labels(races, missing_values)}")
+            raise ValueError(f"column '{column}' has missing values in {row_labels(races, missing_values)}")
         present = ~missing_values
         not_finite = present & ~np.isfinite(values)
         if not_finite.any():
-            raise ValueError(f"column '{column}' has infinite values in {_row_labels(races, not_finite)}")
+            raise ValueError(f"column '{column}' has infinite values in {row_labels(races, not_finite)}")
         with np.errstate(invalid="ignore"):
             non_integer = present & (values != np.floor(values))
             negative = present & (values < 0)
         if non_integer.any():
             raise ValueError(
-                f"column '{column}' must hold whole numbers; non-integers in {_row_labels(races, non_integer)}"
+                f"column '{column}' must hold whole numbers; non-integers in {row_labels(races, non_integer)}"
             )
         if negative.any():
-            raise ValueError(f"column '{column}' must be >= 0; negative values in {_row_labels(races, negative)}")
+            raise ValueError(f"column '{column}' must be >= 0; negative values in {row_labels(races, negative)}")
         arrays[column] = values
 
     def _check(smaller: str, larger: str) -> None:
@@ -166,13 +158,13 @@ def validate_races(races: pd.DataFrame, required: Iterable[str] = ("registered",
             with np.errstate(invalid="ignore"):
                 bad = arrays[smaller] > arrays[larger]
             if bad.any():
-                raise ValueError(f"'{smaller}' exceeds '{larger}' in {_row_labels(races, bad)}")
+                raise ValueError(f"'{smaller}' exceeds '{larger}' in {row_labels(races, bad)}")
 
-    if "registered" in arrays:
-        zero = arrays["registered"] == 0
-        if zero.any():
-            raise ValueError(f"'registered' must be > 0; zero in {_row_labels(races, zero)}")
-    _check("voted", "registered")
+    if "registered" in arrays:  # counts are known and >= 0 here: the turnout rules left are registered > 0, voted <= it
+        voted = arrays.get("voted", np.zeros_like(arrays["registered"]))
+        for rule, bad in turnout_rule_masks(voted, arrays["registered"]).items():
+            if bad.any():
+                raise ValueError(f"invalid turnout rows: {rule} in {row_labels(races, bad)}")
     _check("valid_votes", "voted")
     _check("winner_votes", "valid_votes")
     _check("winner_votes", "voted")  # where valid_votes is unpublished, the votes cast still bound the winner's
@@ -272,7 +264,7 @@ def klimek_fingerprint(
         bad = ~np.isfinite(weights) | (weights < 0)
         if bad.any():
             raise ValueError(
-                f"weight column '{weight}' must be finite and >= 0; bad values in {_row_labels(races, bad)}"
+                f"weight column '{weight}' must be finite and >= 0; bad values in {row_labels(races, bad)}"
             )
 
     winner, valid = counts["winner_votes"], counts["valid_votes"]
@@ -622,7 +614,7 @@ def second_digit_test(races: pd.DataFrame, column: str = "voted") -> SecondDigit
             bad = present & (~np.isfinite(values) | (values < 0) | (values != np.floor(values)))
         if bad.any():
             raise ValueError(
-                f"column '{column}' must hold non-negative whole numbers; bad values in {_row_labels(races, bad)}"
+                f"column '{column}' must hold non-negative whole numbers; bad values in {row_labels(races, bad)}"
             )
     missing = np.isnan(values)
     below = ~missing & (values < 10)

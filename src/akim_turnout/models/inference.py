@@ -234,7 +234,7 @@ def _inference(
     return bse, pvalues, conf
 
 
-def _make_result(
+def make_result(
     name: str,
     family: str,
     formula: str,

@@ -23,7 +23,6 @@ statsmodels (0.15) behaviour this works around:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,19 +34,14 @@ from statsmodels.othermod.betareg import BetaModel
 from statsmodels.regression.mixed_linear_model import MixedLM
 
 from akim_turnout.models.design import (
-    _cluster_codes,
-    _drop_incomplete,
-    _used_columns,
-    build_design,
     parse_formula,
-    validate_turnout_rows,
 )
-from akim_turnout.models.fastfit import logit_start
+from akim_turnout.models.fastfit import PreparedRaces, logit_start, prepare_races
 from akim_turnout.models.inference import (
     FitResult,
-    _make_result,
     average_marginal_effects,
     captured_warnings,
+    make_result,
     mancl_derouen_cov,
 )
 from akim_turnout.pipeline.parameters import HEADLINES
@@ -70,45 +64,7 @@ def race_average_marginal_effects(
     return average_marginal_effects(fit, terms, weights, alpha)
 
 
-@dataclass(frozen=True)
-class _RaceData:
-    """Validated race rows with design, counts and clusters."""
-
-    frame: pd.DataFrame
-    exog: np.ndarray
-    names: list[str]
-    voted: np.ndarray
-    registered: np.ndarray
-    clusters: np.ndarray
-    n_clusters: int
-    dropped: list[dict[str, Any]]
-    n_dropped: int
-
-
-def _prepare_races(
-    df: pd.DataFrame, formula_rhs: str, cluster: str, voted: str, registered: str, label: str
-) -> _RaceData:
-    """Validate counts, drop rows missing predictors or cluster, build the design."""
-    validate_turnout_rows(df, voted, registered, source=label)
-    kept, dropped, n_dropped = _drop_incomplete(df, list(dict.fromkeys([*_used_columns(formula_rhs), cluster])))
-    exog, names = build_design(kept, formula_rhs)
-    if exog.shape[0] <= exog.shape[1]:
-        raise ValueError(f"{label}: {exog.shape[0]} rows for {exog.shape[1]} parameters")
-    clusters, n_clusters = _cluster_codes(kept[cluster])
-    return _RaceData(
-        kept,
-        exog,
-        names,
-        kept[voted].to_numpy(dtype=float),
-        kept[registered].to_numpy(dtype=float),
-        clusters,
-        n_clusters,
-        dropped,
-        n_dropped,
-    )
-
-
-def _race_notes(data: _RaceData) -> list[str]:
+def _race_notes(data: PreparedRaces) -> list[str]:
     """Notes on dropped rows."""
     if not data.n_dropped:
         return []
@@ -130,7 +86,7 @@ def _race_result(
     **kwargs: Any,
 ) -> FitResult:
     """A race-level FitResult from a fit's parameters and covariance, labelled by ``names``."""
-    return _make_result(
+    return make_result(
         name,
         family,
         formula,
@@ -143,7 +99,7 @@ def _race_result(
     )
 
 
-def _fit_counts_glm(
+def fit_counts_glm(
     endog: np.ndarray,
     exog: np.ndarray,
     solver: str,
@@ -186,13 +142,13 @@ def fit_race_glm(
     (see :func:`fit_race_naive_binomial`). ``solver="newton"`` keeps memory
     low on 10^6 rows; it falls back to IRLS if it does not converge.
     """
-    data = _prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_glm")
+    data = prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_glm")
     start = logit_start(data.voted, data.registered, len(data.names))
     cov_kwargs = {"cov_type": "cluster", "cov_kwds": {"groups": data.clusters}, "use_t": True} if robust else {}
     with captured_warnings() as caught:
         if endog_form == "counts":
             endog = np.column_stack([data.voted, data.registered - data.voted])
-            raw, notes = _fit_counts_glm(endog, data.exog, solver, start, **cov_kwargs)
+            raw, notes = fit_counts_glm(endog, data.exog, solver, start, **cov_kwargs)
         elif endog_form == "share":
             model = GLM(
                 data.voted / data.registered, data.exog, family=families.Binomial(), var_weights=data.registered
@@ -205,7 +161,7 @@ def fit_race_glm(
 
 def _race_glm_result(
     raw: Any,
-    data: _RaceData,
+    data: PreparedRaces,
     formula_rhs: str,
     robust: bool,
     endog_form: str,
@@ -278,7 +234,7 @@ def fit_race_beta(
     Races count equally (no electorate weights). SEs are clustered by
     ``cluster`` with t inference on clusters - 1 df.
     """
-    data = _prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_beta")
+    data = prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_beta")
     share = data.voted / data.registered
     n_boundary = int(np.sum((share == 0) | (share == 1)))
     model = BetaModel(smithson_verkuilen(share), data.exog)
@@ -349,7 +305,7 @@ def fit_race_gee(
         raise ValueError(f"cov_type must be 'bias_reduced' or 'robust', got {cov_type!r}")
     if weighted and cov_type == "bias_reduced":
         raise ValueError("the bias-reduced GEE covariance is unweighted; use weighted=False or cov_type='robust'")
-    data = _prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_gee")
+    data = prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_gee")
     weights = data.registered / data.registered.mean() if weighted else None
     model = GEE(
         data.voted / data.registered,
@@ -417,7 +373,7 @@ def fit_race_mixedlm(
     """
     if parse_formula(formula_rhs).has_region(cluster):
         raise ValueError(f"fit_race_mixedlm: drop C({cluster}); it is the random intercept")
-    data = _prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_mixedlm")
+    data = prepare_races(df, formula_rhs, cluster, voted, registered, "fit_race_mixedlm")
     endog = empirical_logit(data.voted, data.registered)
     with captured_warnings() as caught:
         raw = MixedLM(endog, data.exog, groups=data.clusters).fit(reml=True)

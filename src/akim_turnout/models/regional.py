@@ -26,10 +26,10 @@ from statsmodels.genmod.generalized_linear_model import GLM
 from akim_turnout.models.design import _check_identified, _drop_incomplete, _used_columns, build_design, parse_terms
 from akim_turnout.models.inference import (
     FitResult,
-    _make_result,
     average_marginal_effects,
     captured_warnings,
     glm_sandwich_cov,
+    make_result,
     quantile,
 )
 
@@ -104,7 +104,7 @@ def fit_regional_fractional_logit(
         "design_columns": names,
         "max_leverage": float(raw.get_influence().hat_matrix_diag.max()),
     }
-    return _make_result(
+    return make_result(
         name,
         "binomial (fractional logit)",
         f"{outcome}/100 ~ " + " + ".join(predictors),
@@ -152,7 +152,7 @@ def fit_regional_or_not_estimable(
         "design_columns": names,
         "not_estimable": reason,
     }
-    return _make_result(
+    return make_result(
         name,
         "binomial (fractional logit)",
         f"{outcome}/100 ~ " + " + ".join(predictors),

@@ -14,8 +14,9 @@ import pandas as pd
 from scipy.special import expit
 
 from akim_turnout.models.design import _check_identified
+from akim_turnout.models.fastfit import prepare_races
 from akim_turnout.models.inference import captured_warnings
-from akim_turnout.models.race import _fit_counts_glm, _prepare_races, fit_race_glm
+from akim_turnout.models.race import fit_counts_glm, fit_race_glm
 from akim_turnout.models.regional import (
     _checked_sandwich,
     _checked_share,
@@ -235,7 +236,7 @@ def _restricted_cluster_influence(boot: _ScoreBootstrap, null_value: float, star
     the information, both at the restricted estimate.
     """
     others = np.delete(np.arange(boot.exog.shape[1]), boot.k)
-    raw, _ = _fit_counts_glm(
+    raw, _ = fit_counts_glm(
         boot.endog, boot.exog[:, others], boot.solver, start[others], offset=null_value * boot.exog[:, boot.k]
     )
     params = np.insert(np.asarray(raw.params), boot.k, null_value)
@@ -315,7 +316,7 @@ def wild_cluster_bootstrap(
     if weights not in WILD_WEIGHTS:
         raise ValueError(f"weights must be one of {sorted(WILD_WEIGHTS)}")
     fit = fit_race_glm(df, formula_rhs, cluster, voted, registered, solver=solver)
-    data = _prepare_races(df, formula_rhs, cluster, voted, registered, "wild_cluster_bootstrap")
+    data = prepare_races(df, formula_rhs, cluster, voted, registered, "wild_cluster_bootstrap")
     if draws is None:
         rng = np.random.default_rng(seed)
         draws = rng.choice(WILD_WEIGHTS[weights], size=(n_boot, data.n_clusters))

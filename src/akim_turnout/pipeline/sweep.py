@@ -7,6 +7,11 @@ experiment of the same name from an earlier sweep is replaced. ``dvc queue start
 temporary copies (the workspace is untouched) while one line per finished experiment reports progress; the table
 at the end is in numeric order (family, then true effect from 0 down). Afterwards ``dvc exp show`` /
 ``dvc metrics diff`` compare them, and ``dvc exp apply NAME`` brings one into the workspace.
+
+It works from any shell: DVC starts its queue workers as a bare ``dvc`` looked up on ``PATH``, so every DVC call
+here runs with this environment's ``bin/`` on ``PATH``. DVC's workers keep the standard output of
+``dvc queue start`` open until the queue is empty, so DVC's output goes to temporary files, never to pipes: reading
+a pipe would wait for the whole queue and print every progress line at the end.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,11 +32,28 @@ FAMILIES = ("recommended", "glm", "wild_bootstrap", "gee", "mixedlm", "beta")
 FINISHED = ("Success", "Failed")
 
 
+def environment() -> dict[str, str]:
+    """The caller's environment with this Python's ``bin/`` on ``PATH`` (first, unless already there), where DVC
+    looks for ``dvc``."""
+    path, bin_dir = os.environ.get("PATH", os.defpath), str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": path if bin_dir in path.split(os.pathsep) else f"{bin_dir}{os.pathsep}{path}"}
+
+
+def run_detached(command: list[str], cwd: Path) -> tuple[int, str, str]:
+    """Run ``command`` to its end and return (exit code, stdout, stderr). The output goes through temporary files:
+    a background process the command leaves behind (DVC's queue worker) may keep them open without blocking us."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        code = subprocess.run(command, cwd=cwd, env=environment(), stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        out.seek(0)
+        err.seek(0)
+        return code.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+
+
 def dvc(*args: str, cwd: Path) -> str:
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
+    code, stdout, stderr = run_detached([sys.executable, "-m", "dvc", *args], cwd)
+    if code != 0:
+        raise RuntimeError(f"dvc {' '.join(args)} failed:\n{stdout}\n{stderr}")
+    return stdout
 
 
 def experiment_name(effect: float, family: str) -> str:

@@ -156,6 +156,12 @@ def enough_replications(summary: pd.DataFrame, method: str, design_index: int = 
     )
 
 
+# The minimum detectable effect and its Monte Carlo interval, on the logit and percentage-point scales, and the size
+# at effect 0 with its interval, as minimum_detectable_effect returns them (in this order wherever they are copied).
+MDE_KEYS = ("mde_logit", "mde_logit_low", "mde_logit_high", "mde_pp", "mde_pp_low", "mde_pp_high")
+SIZE_KEYS = ("size", "size_low", "size_high")
+
+
 def minimum_detectable_effect(
     summary: pd.DataFrame,
     method: str,
@@ -328,18 +334,7 @@ def study_metrics(summary: pd.DataFrame, alpha: float = 0.05, power: float = 0.8
             "coverage_min_effect": None if worst is None else worst["effect"],
             "bias_at_zero": zero["bias"],
             "se_ratio_at_zero": zero["se_ratio"],
-            **{
-                key: mde[key]
-                for key in (
-                    "mde_logit",
-                    "mde_logit_low",
-                    "mde_logit_high",
-                    "mde_pp",
-                    "mde_pp_low",
-                    "mde_pp_high",
-                    "size_ok",
-                )
-            },
+            **{key: mde[key] for key in (*MDE_KEYS, "size_ok")},
         }
     designs = [
         {

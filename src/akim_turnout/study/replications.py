@@ -116,7 +116,14 @@ from akim_turnout.models.formula import parse_formula
 from akim_turnout.pipeline.outputs import stated_frame
 from akim_turnout.pipeline.parameters import STUDY_DESIGN, STUDY_EFFECT_TERM, default, mapping_problems
 from akim_turnout.study import simulate
-from akim_turnout.study.montecarlo import METHODS, RESULT_COLUMNS, minimum_detectable_effect, summarise
+from akim_turnout.study.montecarlo import (
+    MDE_KEYS,
+    METHODS,
+    RESULT_COLUMNS,
+    SIZE_KEYS,
+    minimum_detectable_effect,
+    summarise,
+)
 
 EFFECT_TERM = STUDY_EFFECT_TERM
 EFFECT_SETTING = "beta_self_share"
@@ -784,20 +791,7 @@ def sensitivity(
                 **dict(zip(grid, values, strict=True)),
                 "method": method,
                 "n_replications": n_replications,
-                **{
-                    key: mde[key]
-                    for key in (
-                        "size",
-                        "size_low",
-                        "size_high",
-                        "mde_logit",
-                        "mde_logit_low",
-                        "mde_logit_high",
-                        "mde_pp",
-                        "mde_pp_low",
-                        "mde_pp_high",
-                    )
-                },
+                **{key: mde[key] for key in (*SIZE_KEYS, *MDE_KEYS)},
             }
         )
     return pd.DataFrame(rows)
