@@ -9,8 +9,8 @@ import re
 import pytest
 import yaml
 
-from akim_turnout.pipeline.parameters import SCHEMA, SHARED, stage_problems
-from akim_turnout.pipeline.paths import StageFiles, load_params, project_path, stage_params
+from akim_turnout.pipeline.parameters import SCHEMA, SHARED, stage_params, stage_problems
+from akim_turnout.pipeline.paths import StageFiles, load_params, project_path
 from akim_turnout.pipeline.runner import declared_parameters
 
 DVC_STAGES = yaml.safe_load(project_path("dvc.yaml").read_text())["stages"]

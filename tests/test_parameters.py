@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from akim_turnout.pipeline.parameters import SCHEMA, ParameterError, check_stage, stage_problems
-from akim_turnout.pipeline.paths import stage_params
+from akim_turnout.pipeline.parameters import SCHEMA, ParameterError, check_stage, stage_params, stage_problems
 
 FORENSICS = stage_params("forensics")
 NUMERIC = [key for key, rule in SCHEMA["forensics"].items() if rule.kind in ("integer", "number")]

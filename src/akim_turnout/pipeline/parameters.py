@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from akim_turnout.models.formula import FormulaError, parse_formula
@@ -396,3 +397,18 @@ def check_stage(stage: str, params: Mapping[str, Any]) -> None:
     problems = stage_problems(stage, params)
     if problems:
         raise ParameterError(f"stage '{stage}': " + "; ".join(problems))
+
+
+def stage_params(stage: str, path: str | Path | None = None) -> dict[str, Any]:
+    """The ``common`` section merged with the stage's own section (a stage without choices has none) and the keys
+    it reads from other sections (:data:`SHARED`); a key in two of them is an error."""
+    from akim_turnout.pipeline.paths import load_params  # lazy: PyYAML is read only here
+
+    params = load_params(path)
+    common = params.get("common") or {}
+    own = params.get(stage) or {}
+    shared = {key: (params.get(section) or {}).get(key) for section, key in SHARED.get(stage, ())}
+    clash = sorted((set(common) & set(own)) | ((set(common) | set(own)) & set(shared)))
+    if clash:
+        raise ValueError(f"params.yaml: {', '.join(clash)} set in both 'common' and {stage!r}")
+    return {**common, **own, **shared}

@@ -147,18 +147,3 @@ def load_params(path: str | Path | None = None) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise ValueError(f"{path or 'params.yaml'}: expected a mapping of sections")
     return params
-
-
-def stage_params(stage: str, path: str | Path | None = None) -> dict[str, Any]:
-    """The ``common`` section merged with the stage's own section (a stage without choices has none) and the keys
-    it reads from other sections (:data:`akim_turnout.pipeline.parameters.SHARED`); a key in two of them is an error."""
-    from akim_turnout.pipeline.parameters import SHARED  # pure Python, imports nothing heavy
-
-    params = load_params(path)
-    common = params.get("common") or {}
-    own = params.get(stage) or {}
-    shared = {key: (params.get(section) or {}).get(key) for section, key in SHARED.get(stage, ())}
-    clash = sorted((set(common) & set(own)) | ((set(common) | set(own)) & set(shared)))
-    if clash:
-        raise ValueError(f"params.yaml: {', '.join(clash)} set in both 'common' and {stage!r}")
-    return {**common, **own, **shared}

@@ -36,8 +36,8 @@ from typing import Any
 import yaml
 
 from akim_turnout.pipeline.deps import DependencyMismatch, check_pipeline
-from akim_turnout.pipeline.parameters import ParameterError, check_stage
-from akim_turnout.pipeline.paths import OUTPUT_ROOT_ENV, PERTURB_ENV, SCRATCH, project_root, stage_params
+from akim_turnout.pipeline.parameters import ParameterError, check_stage, stage_params
+from akim_turnout.pipeline.paths import OUTPUT_ROOT_ENV, PERTURB_ENV, SCRATCH, project_root
 
 # Metadata that changes on every run (timestamps, durations) or names the machine.
 VOLATILE_NOTEBOOK_KEYS = ("papermill",)

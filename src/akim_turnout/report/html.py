@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     import sys
 
-    from akim_turnout.pipeline.paths import stage_params
+    from akim_turnout.pipeline.parameters import stage_params
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) not in (2, 3) or args[0] in ("-h", "--help"):
