@@ -222,6 +222,7 @@ def test_summary_gives_ranges_of_estimates_and_intervals() -> None:
             "excludes_zero": [True, False, False, False],
             "n_regions": [6, 11, 8, 4],
             "default": [False, True, False, False],
+            "definition": ["registered", "on ballot", "registered", "on ballot"],
         }
     )
     assert specification.curve_summary(curve, "cands_per_seat") == {
@@ -238,6 +239,7 @@ def test_summary_gives_ranges_of_estimates_and_intervals() -> None:
         "negative": 2,
         "n_regions_min": 6,
         "n_regions_max": 11,
+        "n_regions_by_definition": {"registered": [6, 8], "on ballot": [11, 11]},
         "default_rank": 2,
         "default_estimable": True,
     }

@@ -65,6 +65,10 @@ PREDICTOR = "cands_per_post"  # the column the curve builds from a candidate cou
 CANDIDATES_PER_POST = "cands_per_seat"  # the main_predictor for which the candidate-count choices apply
 # the step of each regional predictor the slope is reported for
 STEPS = {name: STEP if name == CANDIDATES_PER_POST else 0.1 for name in REGIONAL_PREDICTORS}
+ROW_FIELDS = (
+    "definition", "weighting", "influence", "missing", "n_regions", "regions", "influential_dropped", "remainder_to",
+    "slope_logit", "ame_pp", "ci_lower_pp", "ci_upper_pp", "p_value", "status",
+)  # the fields of a row of :func:`fit_specification`
 PER_RACE = "posts_with_{k}_cands"  # published per-race distributions: posts contested by exactly k candidates
 
 
@@ -357,7 +361,7 @@ def bounds_sensitivity(regional: pd.DataFrame, national: Mapping[str, Any], main
     other is listed as not estimable too ('its mirror allocation is not estimable'). Empty for a share."""
     specs = bound_specifications(main_predictor)
     if not specs:
-        return pd.DataFrame()
+        return _ranked(pd.DataFrame(columns=[*ROW_FIELDS, "pair"]))
     bounds = published_bounds(regional)
     rows = pd.DataFrame([fit_specification(regional, spec, national, main_predictor, bounds) for spec in specs])
     rows["pair"] = rows["weighting"] + ", " + rows["influence"]
@@ -375,8 +379,9 @@ def stage_comparison(
     """The default fit (``weight``, all regions kept) under each counting stage, and under "either" without the
     stage indicator: slope (logit), its effect per step (pp) with interval and p-value, and regions. Empty for a
     share."""
+    columns = [f for f in ROW_FIELDS if f not in ("missing", "remainder_to", "influential_dropped")]
     if curve_predictor(main_predictor) != PREDICTOR:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=[*columns, "stage_indicator"])
     rows = [
         fit_specification(regional, Specification(definition, WEIGHTING_OF[weight], INFLUENCE[0]), national,
                           main_predictor)
@@ -410,6 +415,11 @@ def curve_summary(curve: pd.DataFrame, main_predictor: str) -> dict[str, Any]:
         "negative": int((estimable["ame_pp"] < 0).sum()),
         "n_regions_min": int(estimable["n_regions"].min()) if some else 0,
         "n_regions_max": int(estimable["n_regions"].max()) if some else 0,
+        # the regions the estimable specifications of each candidate count use, [fewest, most]
+        "n_regions_by_definition": {
+            str(name): [int(rows["n_regions"].min()), int(rows["n_regions"].max())]
+            for name, rows in estimable.groupby("definition", sort=False)
+        },
         "default_rank": int(default["rank"].iloc[0]) if len(default) else None,
         "default_estimable": bool(default["estimable"].iloc[0]) if len(default) else None,
     }
@@ -419,7 +429,7 @@ def bounds_summary(bounds_rows: pd.DataFrame, regional: pd.DataFrame) -> dict[st
     """The numbers of the bounds sensitivity: the published bounds, specifications, estimable pairs, and the range
     of the estimable slopes (None where none is)."""
     if bounds_rows.empty:
-        return {"specifications": 0, "estimable": 0, "pairs_estimable": 0}
+        return {"specifications": 0, "estimable": 0, "pairs_estimable": 0, "ame_pp_min": None, "ame_pp_max": None}
     estimable = bounds_rows[bounds_rows["estimable"]]
     some = len(estimable) > 0
     return {
