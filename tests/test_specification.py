@@ -41,7 +41,9 @@ def _regional() -> pd.DataFrame:
     )
     frame["cands"] = frame["cands_registered"].combine_first(frame["cands_on_ballot"])
     frame["cands_kind"] = np.where(
-        frame["cands_registered"].notna(), "registered", np.where(frame["cands_on_ballot"].notna(), "on ballot", "missing")
+        frame["cands_registered"].notna(),
+        "registered",
+        np.where(frame["cands_on_ballot"].notna(), "on ballot", "missing"),
     )
     return frame
 
@@ -130,7 +132,9 @@ def test_mirror_allocations_enter_or_leave_together(real) -> None:
     assert pair["remainder to highest turnout"].startswith("not estimable: one observation has leverage")
     assert pair["remainder to lowest turnout"] == "not estimable: its mirror allocation is not estimable"
     alone = specification.fit_specification(
-        frame, specification.Specification("registered", "electorate", "most influential dropped", specification.BOUNDS[0]), nat,
+        frame,
+        specification.Specification("registered", "electorate", "most influential dropped", specification.BOUNDS[0]),
+        nat,
         "cands_per_seat",
     )
     assert alone["status"] == "ok"  # estimable on its own: only the pair rule takes it out
@@ -172,7 +176,9 @@ def test_real_stage_comparison_shows_what_the_indicator_does(real) -> None:
 def test_default_specification_follows_the_parameters() -> None:
     default = specification.default_specification("cands_per_seat", "on ballot")
     assert default == specification.Specification("on ballot", "none", "all kept")
-    assert specification.default_specification("self_share", "registered", "posts").definition.startswith("not applicable")
+    assert specification.default_specification("self_share", "registered", "posts").definition.startswith(
+        "not applicable"
+    )
     with pytest.raises(ValueError, match="counting_stage must be one of"):
         specification.default_specification("cands_per_seat", "either")
     curve = specification.specification_curve(_regional(), NATIONAL, "cands_per_seat", default)
@@ -194,8 +200,9 @@ def test_main_predictor_changes_the_curve_and_its_labels() -> None:
     assert row["ame_pp"] == pytest.approx(0.1 * 100 * fit.params["self_share"] * np.mean(mu * (1 - mu)), rel=1e-9)
     assert specification.curve_labels("self_share")["step"] == "+0.1 self-nominated share"
     assert specification.curve_labels("cands_per_seat")["step"] == "+0.5 candidates per post"
-    assert specification.curve_labels("self_share")["choices"]["definition"] != (
-        specification.curve_labels("cands_per_seat")["choices"]["definition"]
+    assert (
+        specification.curve_labels("self_share")["choices"]["definition"]
+        != (specification.curve_labels("cands_per_seat")["choices"]["definition"])
     )
     columns = tables.specification_curve_columns(specification.step_label("self_share"))
     assert columns["ame_pp"].label == "change (pp per +0.1 self-nominated share)"
@@ -308,7 +315,10 @@ def test_joint_p_values_equal_exact_enumeration_of_every_permutation(monkeypatch
     curve = specification.specification_curve(frame, {}, "self_share")
     assert curve["estimable"].sum() >= 3
     estimable = curve[curve["estimable"]]
-    specs = [specification.Specification(d, w, i) for d, w, i in estimable[["definition", "weighting", "influence"]].to_numpy()]
+    specs = [
+        specification.Specification(d, w, i)
+        for d, w, i in estimable[["definition", "weighting", "influence"]].to_numpy()
+    ]
     inputs = specification.joint_inputs(frame, curve, {}, "self_share")
     orders = list(itertools.permutations(range(5)))
     result = resampling.joint_curve_test(frame["turnout_pct"].to_numpy(), inputs, permutations=orders[1:])
@@ -332,7 +342,9 @@ def test_joint_test_refuses_bad_input() -> None:
     frame = _tiny()
     with pytest.raises(ValueError, match="at least one estimable specification"):
         resampling.joint_curve_test(frame["turnout_pct"].to_numpy(), [])
-    spec = specification.JointInput("x", np.arange(5), np.column_stack([np.ones(5), frame["self_share"]]), 1, None, False, 0.1)
+    spec = specification.JointInput(
+        "x", np.arange(5), np.column_stack([np.ones(5), frame["self_share"]]), 1, None, False, 0.1
+    )
     with pytest.raises(ValueError, match="within \\[0, 100\\]"):
         resampling.joint_curve_test(np.array([50.0, 60.0, 70.0, 80.0, 101.0]), [spec])
     with pytest.raises(ValueError, match="order of range\\(5\\)"):

@@ -381,6 +381,7 @@ class JointTestResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary at stated precision (null distributions by quantiles)."""
+
         def quantiles(values: np.ndarray) -> dict[str, float]:
             values = values[np.isfinite(values)]
             return dict(zip(["q025", "q50", "q975"], np.quantile(values, [0.025, 0.5, 0.975]), strict=True))
@@ -513,7 +514,9 @@ def _joint_draws(turnout: np.ndarray, spec: Any, keys: np.ndarray) -> tuple[np.n
     return ame, lower, upper
 
 
-def _curve_statistics(ame: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _curve_statistics(
+    ame: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per draw (columns: specifications): the median effect, the count and the share of estimable specifications
     whose interval excludes zero (NaN where none is estimable)."""
     estimable = np.isfinite(ame)

@@ -29,14 +29,13 @@ a tenth of a share), in percentage points of turnout, with its 95 % t interval; 
 :func:`akim_turnout.models.inference.estimability` (fewer than 4 residual degrees of freedom, or a region with
 leverage above 0.8) or whose interval leaves the turnout scale is listed as not estimable, with the reason.
 
-Inference across the specifications (the joint permutation test) is :func:`akim_turnout.models.resampling.joint_curve_test`,
-fed by :func:`joint_inputs`.
+Inference across the specifications (the joint permutation test) is
+:func:`akim_turnout.models.resampling.joint_curve_test`, fed by :func:`joint_inputs`.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -66,8 +65,20 @@ CANDIDATES_PER_POST = "cands_per_seat"  # the main_predictor for which the candi
 # the step of each regional predictor the slope is reported for
 STEPS = {name: STEP if name == CANDIDATES_PER_POST else 0.1 for name in REGIONAL_PREDICTORS}
 ROW_FIELDS = (
-    "definition", "weighting", "influence", "missing", "n_regions", "regions", "influential_dropped", "remainder_to",
-    "slope_logit", "ame_pp", "ci_lower_pp", "ci_upper_pp", "p_value", "status",
+    "definition",
+    "weighting",
+    "influence",
+    "missing",
+    "n_regions",
+    "regions",
+    "influential_dropped",
+    "remainder_to",
+    "slope_logit",
+    "ame_pp",
+    "ci_lower_pp",
+    "ci_upper_pp",
+    "p_value",
+    "status",
 )  # the fields of a row of :func:`fit_specification`
 PER_RACE = "posts_with_{k}_cands"  # published per-race distributions: posts contested by exactly k candidates
 
@@ -251,9 +262,7 @@ def _prepared(
     if spec.missing == "dropped":
         frame, reason = regional.copy(), ""
     elif spec.missing in BOUNDS:
-        frame, reason = bounded_counts(
-            regional, spec.definition, national, spec.missing == BOUNDS[0], bounds=bounds
-        )
+        frame, reason = bounded_counts(regional, spec.definition, national, spec.missing == BOUNDS[0], bounds=bounds)
     else:
         raise ValueError(f"unknown treatment of regions without a count {spec.missing!r}")
     if frame is None:
@@ -383,8 +392,9 @@ def stage_comparison(
     if curve_predictor(main_predictor) != PREDICTOR:
         return pd.DataFrame(columns=[*columns, "stage_indicator"])
     rows = [
-        fit_specification(regional, Specification(definition, WEIGHTING_OF[weight], INFLUENCE[0]), national,
-                          main_predictor)
+        fit_specification(
+            regional, Specification(definition, WEIGHTING_OF[weight], INFLUENCE[0]), national, main_predictor
+        )
         for definition in [*STAGES, EITHER]
     ]
     out = pd.DataFrame(rows).drop(columns=["missing", "remainder_to", "influential_dropped"])
@@ -481,8 +491,3 @@ def joint_inputs(
             )
         )
     return inputs
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """None for a missing or non-finite number (for the numbers file)."""
-    return None if value is None or not math.isfinite(value) else float(value)

@@ -85,6 +85,7 @@ LEAVE_ONE_OUT = {
     "status": Column("status"),
 }
 
+
 def _slope_columns(step_label: str) -> dict[str, Column]:
     """The slope of a specification in pp of turnout per ``step_label`` of the predictor, and its interval."""
     return {
