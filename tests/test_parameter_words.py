@@ -308,10 +308,9 @@ def test_women_share_in_the_mix_is_not_estimable_with_its_reason() -> None:
 def test_main_predictor_drives_the_specification_curve_and_its_words() -> None:
     frame = _regions()
     curve = specification.specification_curve(frame, {"posts": 84}, "self_share")
-    # candidate-count choices do not apply to a share: one 'definition', only 'dropped'; weighting x influence
-    assert len(curve) == 1 * 1 * 3 * 2
+    # candidate-count choices do not apply to a share: one 'definition'; weighting x influence
+    assert len(curve) == 1 * 3 * 2
     assert set(curve["definition"]) == {"not applicable (self-nominated share is not a candidate count)"}
-    assert set(curve["missing"]) == {"dropped"}
     row = curve[(curve["weighting"] == "none") & (curve["influence"] == "all kept")].iloc[0]
     assert row["status"] == "ok" and row["n_regions"] == 7
     # by hand: the unweighted fit on the share, the AME of +0.1 share
@@ -325,4 +324,4 @@ def test_main_predictor_drives_the_specification_curve_and_its_words() -> None:
     summary = specification.curve_summary(curve, "self_share")
     assert summary["step"] == 0.1 and summary["step_candidates_per_post"] is None
     assert specification.curve_labels("cands_per_seat")["step"] == "+0.5 candidates per post"
-    assert len(specification.specifications("cands_per_seat")) == 54
+    assert len(specification.specifications("cands_per_seat")) == 18

@@ -246,7 +246,9 @@ def test_model_numbers_within_tolerance(built: Path) -> None:
     assert regional["mix_unweighted"]["self_share"]["ci_lower"] is None, "no interval from a fit without the df"
     assert regional["mix_unweighted"]["self_share"]["estimate"] is None, "nor an estimate"
     spec = regional["specification_curve"]
-    assert spec["specifications"] == 54 and 0 < spec["estimable"] <= spec["available"] <= 54
+    assert spec["specifications"] == 18 and 0 < spec["estimable"] <= 18
+    joint = regional["joint_test"]
+    assert joint["n_specifications"] == spec["estimable"] and 0 < joint["p_median"] <= 1 and 0 < joint["p_share"] <= 1
     assert spec["ame_pp_min"] <= spec["ame_pp_median"] <= spec["ame_pp_max"]
     assert 0 < regional["permutation"]["p_value"] <= 1
     assert simulated["races"] == 730

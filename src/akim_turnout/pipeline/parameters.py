@@ -176,6 +176,12 @@ REGIONAL_PREDICTORS = {
     "women_share": "women's share",
 }
 REGIONAL_WEIGHTS = {"voters_on_rolls": "electorate-weighted", "posts": "posts-weighted"}
+# the candidate count of a regional specification: one stage, or either stage with an indicator of the stage
+COUNTING_STAGES = {
+    "registered": "registered candidates only",
+    "on ballot": "candidates on the ballot only",
+    "either + stage indicator": "registered or on the ballot, with an indicator of the stage",
+}
 HEADLINES = {
     "recommended": "the method the simulation study recommends",
     "glm": "binomial GLM, cluster-robust",
@@ -262,7 +268,10 @@ SCHEMA: dict[str, dict[str, Rule]] = {
             label="predictors of the candidate-mix regional model",
         ),
         "weight": choice(*REGIONAL_WEIGHTS, label="weight of the weighted regional model"),
-        "n_permutations": integer(99, 1_000_000, label="permutations of the regional test"),
+        "counting_stage": choice(*COUNTING_STAGES, label="candidate count of the default specification"),
+        "n_permutations": integer(
+            99, 1_000_000, label="permutations of the regional test and of the joint test of the specification curve"
+        ),
         "seed": seed(),
     },
     "simulate": {

@@ -74,6 +74,8 @@ TABLES = (
     "sources",
     "regional",
     "specification_curve",
+    "counting_stage",
+    "bounds_sensitivity",
     "regional_models",
     "regional_ames",
     "race_comparison",
@@ -108,6 +110,8 @@ TABLE_FILES = {
     "remainders": ("ingest", "remainders"),
     "regional": ("ingest", "regional_2021"),
     "specification_curve": ("regional_model", "specification_curve"),
+    "counting_stage": ("regional_model", "counting_stage"),
+    "bounds_sensitivity": ("regional_model", "bounds_sensitivity"),
     "regional_models": ("regional_model", "coefficients"),
     "regional_samples": ("regional_model", "samples"),
     "regional_ames": ("regional_model", "marginal_effects"),
@@ -231,6 +235,65 @@ def headline_choice_text(headline_model: str, headline_method: str, recommended:
         f"the {labels.method(headline_method)}, as set in params.yaml (race_models.headline_model); "
         f"the simulation study recommends the {labels.method(recommended)}"
     )
+
+
+# --- the specification curve: joint test, counting stage, bounds (words judged from the numbers file) ------------
+
+
+def joint_test_text(joint: Mapping[str, Any] | None, alpha: float = 0.05) -> str:
+    """What the joint permutation test of the curve says, with both p-values and the number of draws; judged at
+    ``alpha``: either the curve as a whole is unlikely under no association, or it is consistent with none."""
+    if joint is None:
+        return "no joint test (no specification is estimable)"
+    numbers = (
+        f"p = {joint['p_median']:.3f} for the median slope and p = {joint['p_share']:.3f} for the share of 95 % "
+        f"intervals excluding zero ({joint['observed_excluding_zero']} of {joint['n_specifications']}), over "
+        f"{joint['n_permutations']:,} permutations of turnout across regions"
+    )
+    if min(joint["p_median"], joint["p_share"]) < alpha:
+        return f"{numbers}: taken together, the specifications are unlikely under no association"
+    return f"{numbers}: taken together, the specifications are consistent with no association"
+
+
+def stage_effect_text(counting: Mapping[str, Any], stage_with: str, stage_without: str) -> str:
+    """What the stage indicator does to the default slope: the slope (pp per step, 95 % CI) of the either count
+    without and with the indicator, and whether the interval excludes zero in each."""
+    fits = counting["fits"]
+    if stage_with not in fits or stage_without not in fits:
+        return ""
+
+    def one(fit: Mapping[str, Any]) -> str:
+        if fit["status"] != "ok":
+            return f"not estimable ({fit['status'].removeprefix('not estimable: ')})"
+        side = "excludes" if fit["ci_lower_pp"] > 0 or fit["ci_upper_pp"] < 0 else "includes"
+        return (
+            f"{pp(fit['ame_pp'])} pp (95 % CI {pp(fit['ci_lower_pp'])} to {pp(fit['ci_upper_pp'])}, which {side} "
+            f"zero; logit slope {fit['slope_logit']:.3f}; {fit['n_regions']} regions)"
+        )
+
+    return f"without the stage indicator {one(fits[stage_without])}; with it {one(fits[stage_with])}"
+
+
+def curve_context(regional_stage: Mapping[str, Any], regional_params: Mapping[str, Any]) -> dict[str, Any]:
+    """The specification curve's part of the context: its summary, the joint test and its sentence, the bounds
+    sensitivity, the counting-stage fits of the default and what the indicator does, the default stage."""
+    counting = regional_stage.get("counting_stage") or {"default": regional_params.get("counting_stage"), "fits": {}}
+    indicator = counting.get("indicator", {})
+    spec = regional_stage["specification_curve"]
+    return {
+        "spec": spec,
+        "joint": regional_stage.get("joint_test"),
+        "joint_text": joint_test_text(regional_stage.get("joint_test")),
+        "bounds": regional_stage.get("bounds_sensitivity", {}),
+        "stages": counting["fits"],
+        "stage_default": counting["default"],
+        "stage_effect": stage_effect_text(counting, indicator.get("with", ""), indicator.get("without", "")),
+        "stage_applies": bool(counting["fits"]),
+        "regions_by_definition": "; ".join(
+            f"{name}: {low}" + (f" to {high}" if high != low else "") + " regions"
+            for name, (low, high) in spec.get("n_regions_by_definition", {}).items()
+        ),
+    }
 
 
 def grid_text(effects: Iterable[float]) -> str:
@@ -392,6 +455,7 @@ def build(
             "min_df_resid": inference.MIN_DF_RESID,
             "max_leverage": inference.MAX_LEVERAGE,
         },
+        "curve": curve_context(regional_stage, regional_params),
         "simulate": simulate,
         "race": {
             **race,

@@ -239,6 +239,9 @@ def plot_specification_curve(curve, *, choices, step_label: str = "+0.5 candidat
     colours = [OKABE_ITO[3] if excluded else OKABE_ITO[0] for excluded in data["excludes_zero"]]
     top.vlines(x, data["ci_lower_pp"], data["ci_upper_pp"], color=colours, linewidth=1.4)
     top.scatter(x, data["ame_pp"], color=colours, zorder=3, s=18)
+    if "default" in data and data["default"].any():  # the run's default specification, ringed
+        chosen = data["default"].to_numpy(dtype=bool)
+        top.scatter(x[chosen], data.loc[chosen, "ame_pp"], facecolors="none", edgecolors="black", s=70, zorder=4)
     top.axhline(0, color="#888888", linewidth=0.8)
     number, _, words = step_label.partition(" ")
     head, per, tail = words.rpartition(" per ")  # '+0.5 candidates' / 'per post'; '+0.1' / 'self-nominated share'
@@ -255,6 +258,11 @@ def plot_specification_curve(curve, *, choices, step_label: str = "+0.5 candidat
         handles=[
             Line2D([], [], color=OKABE_ITO[3], marker="o", label="interval excludes 0"),
             Line2D([], [], color=OKABE_ITO[0], marker="o", label="interval includes 0"),
+            *(
+                [Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="", label="default")]
+                if "default" in data and data["default"].any()
+                else []
+            ),
         ],
         frameon=False,
         fontsize=7,

@@ -85,20 +85,61 @@ LEAVE_ONE_OUT = {
     "status": Column("status"),
 }
 
-SPECIFICATION_CURVE = {
-    "rank": Column("rank", 0),
-    "definition": Column("candidate count"),
-    "missing": Column("regions without it"),
-    "remainder_to": Column("remainder given to"),
-    "weighting": Column("weighting"),
-    "influence": Column("influential region"),
-    "n_regions": Column("regions (count)", 0),
-    "influential_dropped": Column("region dropped"),
-    "ame_pp": Column("change (pp per +0.5 candidates/post)", 2),
-    "ci_lower_pp": Column("95 % CI low (pp)", 2),
-    "ci_upper_pp": Column("95 % CI high (pp)", 2),
-    "status": Column("status"),
-}
+
+def _slope_columns(step_label: str) -> dict[str, Column]:
+    """The slope of a specification in pp of turnout per ``step_label`` of the predictor, and its interval."""
+    return {
+        "ame_pp": Column(f"change (pp per {step_label})", 2),
+        "ci_lower_pp": Column("95 % CI low (pp)", 2),
+        "ci_upper_pp": Column("95 % CI high (pp)", 2),
+    }
+
+
+def specification_curve_columns(step_label: str = "+0.5 candidates per post") -> dict[str, Column]:
+    """Columns of the specification curve; the slope's label follows the predictor's step (e.g. '+0.1
+    self-nominated share', :func:`akim_turnout.models.specification.step_label`)."""
+    return {
+        "rank": Column("rank", 0),
+        "definition": Column("candidate count"),
+        "weighting": Column("weighting"),
+        "influence": Column("influential region"),
+        "n_regions": Column("regions (count)", 0),
+        "influential_dropped": Column("region dropped"),
+        **_slope_columns(step_label),
+        "status": Column("status"),
+        "default": Column("default of params.yaml"),
+    }
+
+
+def bounds_columns(step_label: str = "+0.5 candidates per post") -> dict[str, Column]:
+    """Columns of the bounds sensitivity (regions without a count given the national remainder within the
+    published bounds)."""
+    return {
+        "rank": Column("rank", 0),
+        "missing": Column("allocation"),
+        "remainder_to": Column("regions above the least"),
+        "weighting": Column("weighting"),
+        "influence": Column("influential region"),
+        "n_regions": Column("regions (count)", 0),
+        "influential_dropped": Column("region dropped"),
+        **_slope_columns(step_label),
+        "status": Column("status"),
+    }
+
+
+def stage_columns(step_label: str = "+0.5 candidates per post") -> dict[str, Column]:
+    """Columns of the counting-stage comparison of the default specification."""
+    return {
+        "definition": Column("candidate count"),
+        "n_regions": Column("regions (count)", 0),
+        "slope_logit": Column("slope (logit)", 3),
+        **_slope_columns(step_label),
+        "p_value": P_VALUE,
+        "status": Column("status"),
+    }
+
+
+SPECIFICATION_CURVE = specification_curve_columns()
 
 RACE_COMPARISON = {
     "model": Column("model", text=labels.model),
