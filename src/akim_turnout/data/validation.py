@@ -611,19 +611,34 @@ def conflict_record_problems(
         if primary is None:
             if stored:
                 problems.append(
-                    Problem(file, line, "stored_value", "conflict-primary",
-                            f"{where}: records {stored} as kept, but no primary figure is stored")
+                    Problem(
+                        file,
+                        line,
+                        "stored_value",
+                        "conflict-primary",
+                        f"{where}: records {stored} as kept, but no primary figure is stored",
+                    )
                 )
             continue
         value, source = float(primary["value"]), _text(primary.get("source_id"))
         if not stored or float(stored) != value:
             problems.append(
-                Problem(file, line, "stored_value", "conflict-primary",
-                        f"{where}: records {stored or 'nothing'} as kept, but the primary is {value:g} ({source})")
+                Problem(
+                    file,
+                    line,
+                    "stored_value",
+                    "conflict-primary",
+                    f"{where}: records {stored or 'nothing'} as kept, but the primary is {value:g} ({source})",
+                )
             )
         if not re.search(rf"(?<![A-Za-z0-9]){re.escape(source)}(?![0-9a-z])", resolution):
             problems.append(
-                Problem(file, line, "resolution", "conflict-primary",
-                        f"{where}: the resolution does not name the primary's source {source}")
+                Problem(
+                    file,
+                    line,
+                    "resolution",
+                    "conflict-primary",
+                    f"{where}: the resolution does not name the primary's source {source}",
+                )
             )
     return problems
