@@ -24,7 +24,7 @@ VENV_PATH_HOOK := bin/venv-bin-on-path.pth
 INSTALL_PATH_HOOK = cp $(VENV_PATH_HOOK) "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/akim_turnout_venv_bin_on_path.pth"
 
 .DEFAULT_GOAL := help
-.PHONY: help env env-test reproduce test test-fast mutation lab lock bench sweep reference clean
+.PHONY: help env env-test reproduce rebuild test test-fast mutation lab lock bench sweep reference archive clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +56,12 @@ env-test: $(TEST_STAMP) ## The same plus the test tools (requirements-test.lock)
 
 reproduce: env ## Set up and rebuild the whole analysis from data/raw into reports/report.html
 	$(BIN)/dvc repro
+	@echo "Report: $(CURDIR)/reports/report.html"
+
+# --force reruns every stage even when DVC finds it up to date; --no-run-cache stops DVC from restoring a stage's
+# outputs from an earlier run with the same inputs: every number is computed again from data/raw.
+rebuild: env ## Force a full recomputation: every stage reruns from data/raw, nothing restored from DVC's caches
+	$(BIN)/dvc repro --force --no-run-cache
 	@echo "Report: $(CURDIR)/reports/report.html"
 
 # Test files run in parallel (pytest-xdist), each file whole on one worker, so a file's module fixtures (the
@@ -116,8 +122,17 @@ reference: env ## Recompute tests/reference/results/ in R from the frozen inputs
 	@$(BIN)/python tests/reference/make_inputs.py
 	Rscript tests/reference/generate.R
 
+# A deposit for Zenodo: every tracked file plus the executed report, byte-identical on every rebuild of the same
+# tree, with MANIFEST.sha256 inside and the archive's SHA-256 beside it (see README, Instructions to Replicators).
+archive: env ## Zenodo-ready dist/akim-turnout-<version>.tar.gz: code, raw data, locks, params, dvc.lock, executed report
+	$(BIN)/python -m akim_turnout.pipeline.replication zenodo --check
+	$(BIN)/python -m akim_turnout.pipeline.replication readme --check
+	@test -f reports/report.html || $(BIN)/dvc repro
+	$(BIN)/python -m akim_turnout.pipeline.replication archive --output dist
+
 # Pipeline outputs are exactly the files git ignores under reports/ and data/processed/ (DVC lists each there);
-# the tracked .gitignore files and data/raw stay.
-clean: ## Remove the environment, every pipeline output and scratch/ (nothing tracked is touched)
+# the tracked .gitignore files and data/raw stay. DVC's cache (.dvc/cache: stored outputs and the run cache) goes
+# too, so the next `make reproduce` recomputes every stage instead of restoring it.
+clean: ## Remove the environment, every pipeline output, DVC's cache and scratch/ (nothing tracked is touched)
 	git clean -fdXq -- reports data/processed
-	rm -rf $(VENV) .pytest_cache scratch dvc_plots
+	rm -rf $(VENV) .pytest_cache scratch dvc_plots dist .dvc/cache

@@ -33,6 +33,7 @@ EXPECTED_SECTIONS = [
     "Race-level models (simulated races)",
     "Method validation (simulation study)",
     "Diagnostics (election forensics)",
+    "Later rounds (real races, descriptive)",
     "Limitations",
     "How to reproduce",
     "Provenance",

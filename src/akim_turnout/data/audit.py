@@ -28,6 +28,7 @@ class TableAudit:
     rows: int
     published: int
     quoted: int
+    on_stored_page: int
     from_excerpt: int
     exceptions: int
     derived: int
@@ -65,8 +66,10 @@ def conflicting_rows(name: str, table: Table) -> list[tuple[Row, Row | None]]:
     return found
 
 
-def audit_table(name: str, table: Table, excerpt_only: set[str]) -> TableAudit:
-    """Counts for one figure table (``excerpt_only``: sources whose quotes come from SOURCES.md excerpts)."""
+def audit_table(name: str, table: Table, excerpt_only: set[str], stored: set[str] = frozenset()) -> TableAudit:
+    """Counts for one figure table. ``stored``: sources whose page was found in the stored copies and the quotes
+    checked on it (``stored_copy = found``); ``excerpt_only``: sources whose page was not retrieved, so their quotes
+    come from the excerpt kept when the data were curated (``stored_copy = excerpt only``)."""
     rows = table.rows
     published = [row for row in rows if _cell(row, "basis") == "published"]
     quoted = [row for row in published if _has_own_quote(row)]
@@ -76,6 +79,7 @@ def audit_table(name: str, table: Table, excerpt_only: set[str]) -> TableAudit:
         rows=len(rows),
         published=len(published),
         quoted=len(quoted),
+        on_stored_page=sum(_cell(row, "source_id") in stored for row in quoted),
         from_excerpt=sum(_cell(row, "source_id") in excerpt_only for row in quoted),
         exceptions=len(published) - len(quoted),
         derived=len(rows) - len(published),
@@ -85,10 +89,12 @@ def audit_table(name: str, table: Table, excerpt_only: set[str]) -> TableAudit:
     )
 
 
+def _sources_with(raw: RawData, stored_copy: str) -> set[str]:
+    return {_cell(row, "source_id") for row in raw.tables["sources"].rows if _cell(row, "stored_copy") == stored_copy}
+
+
 def _excerpt_only(raw: RawData) -> set[str]:
-    return {
-        _cell(row, "source_id") for row in raw.tables["sources"].rows if _cell(row, "stored_copy") == "excerpt only"
-    }
+    return _sources_with(raw, "excerpt only")
 
 
 def count_lines(audits: Sequence[TableAudit]) -> list[str]:
@@ -97,6 +103,7 @@ def count_lines(audits: Sequence[TableAudit]) -> list[str]:
         "rows",
         "published",
         "quoted",
+        "on_stored_page",
         "from_excerpt",
         "exceptions",
         "derived",
@@ -166,15 +173,20 @@ def search_lines(raw: RawData) -> list[str]:
 
 def audit_report(raw: RawData, raw_dir: str | Path) -> str:
     """The full audit as text."""
-    audits = [audit_table(name, raw.tables[name], _excerpt_only(raw)) for name in FIGURE_TABLES]
+    audits = [
+        audit_table(name, raw.tables[name], _excerpt_only(raw), _sources_with(raw, "found")) for name in FIGURE_TABLES
+    ]
     published, quoted = sum(a.published for a in audits), sum(a.quoted for a in audits)
+    on_page, excerpt = sum(a.on_stored_page for a in audits), sum(a.from_excerpt for a in audits)
     exceptions = exception_lines(raw)
     conflicts = conflict_lines(raw)
     lines = [
         f"Provenance audit of {raw_dir}: {sum(a.rows for a in audits)} figure rows",
         "",
-        "quoted = published figures whose own quote contains their number (from_excerpt: of these, quoted from the "
-        "SOURCES.md excerpt because the stored copy was not found); "
+        "quoted = published figures whose own quote contains their number; of these, on_stored_page = the quote "
+        "was found on the stored copy of the source's page (sources.csv stored_copy = found), from_excerpt = the "
+        "page was not retrieved and the quote comes from the excerpt kept when the data were curated "
+        "(stored_copy = excerpt only); "
         "exceptions = published figures without such a quote; "
         "conflicts = alternative or rejected rows that differ from the primary value.",
         "",
@@ -182,6 +194,8 @@ def audit_report(raw: RawData, raw_dir: str | Path) -> str:
         "",
         f"Published figures with their own quote containing the number: {quoted} of {published} "
         f"({100 * quoted / published:.1f} %)",
+        f"  quote found on a stored page: {on_page} of {published} ({100 * on_page / published:.1f} %)",
+        f"  quote from an excerpt kept at curation: {excerpt} of {published} ({100 * excerpt / published:.1f} %)",
         "",
         "Conflict search (conflict_search.csv):",
         *search_lines(raw),

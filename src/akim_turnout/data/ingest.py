@@ -31,6 +31,7 @@ from akim_turnout.data.validation import (
     check_foreign_key,
     check_provenance,
     check_unique,
+    conflict_record_problems,
     read_table,
 )
 
@@ -382,6 +383,11 @@ def load_raw(raw_dir: str | Path) -> RawData:
     problems += check_cross_fields(figures.to_dict("records"))
     remainders, sum_problems = regional_remainders(figures, regions)
     problems += sum_problems
+    if "conflict_search" in tables:
+        search = tables["conflict_search"]
+        problems += conflict_record_problems(
+            ((row.line, row.values) for row in search.rows), figures.to_dict("records"), search.name
+        )
     if problems:
         raise DataValidationError(problems)
     frames = {name: pd.DataFrame([row.values for row in table.rows]) for name, table in tables.items()}

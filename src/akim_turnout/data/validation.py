@@ -578,3 +578,67 @@ def check_cross_fields(records: Iterable[Mapping[str, Any]]) -> list[Problem]:
             )
         )
     return [problem for figures in units.values() for problem in unit_problems(figures)]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or value != value else str(value).strip()
+
+
+def conflict_record_problems(
+    search_rows: Iterable[tuple[int, Mapping[str, str]]], records: Iterable[Mapping[str, Any]], file: str
+) -> list[Problem]:
+    """The conflict record names the primary it keeps.
+
+    For every row of ``conflict_search.csv`` marked ``conflict = yes``: when the figure tables hold a final primary
+    figure (no ``as_of``) for that round, unit (region or race) and variable, ``stored_value`` must equal it and the
+    ``resolution`` must name its source id; when they hold none, ``stored_value`` must be empty. So changing which of
+    two conflicting figures is primary fails until the conflict record says so too.
+    """
+    primaries: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+    for record in records:
+        if record.get("role") != "primary" or _text(record.get("as_of")):
+            continue
+        unit = _text(record.get("race_id")) or _text(record.get("region")) or "national"
+        primaries[(_text(record.get("round_id")), unit, _text(record.get("variable")))] = record
+    problems = []
+    for line, row in search_rows:
+        if _text(row.get("conflict")) != "yes":
+            continue
+        key = (_text(row.get("round_id")), _text(row.get("unit")), _text(row.get("variable")))
+        stored, resolution = _text(row.get("stored_value")), _text(row.get("resolution"))
+        primary = primaries.get(key)
+        where = f"{key[1]} {key[2]} ({key[0]})"
+        if primary is None:
+            if stored:
+                problems.append(
+                    Problem(
+                        file,
+                        line,
+                        "stored_value",
+                        "conflict-primary",
+                        f"{where}: records {stored} as kept, but no primary figure is stored",
+                    )
+                )
+            continue
+        value, source = float(primary["value"]), _text(primary.get("source_id"))
+        if not stored or float(stored) != value:
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    "stored_value",
+                    "conflict-primary",
+                    f"{where}: records {stored or 'nothing'} as kept, but the primary is {value:g} ({source})",
+                )
+            )
+        if not re.search(rf"(?<![A-Za-z0-9]){re.escape(source)}(?![0-9a-z])", resolution):
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    "resolution",
+                    "conflict-primary",
+                    f"{where}: the resolution does not name the primary's source {source}",
+                )
+            )
+    return problems

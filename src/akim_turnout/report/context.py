@@ -23,6 +23,7 @@ from akim_turnout.pipeline import outputs
 from akim_turnout.pipeline.paths import StageFiles, project_root
 from akim_turnout.report import html as report
 from akim_turnout.report import labels
+from akim_turnout.report import later_rounds as later
 from akim_turnout.report import tables as specs
 
 SECTIONS = {
@@ -33,6 +34,7 @@ SECTIONS = {
     "race-models": "Race-level models (simulated races)",
     "validation": "Method validation (simulation study)",
     "diagnostics": "Diagnostics (election forensics)",
+    "later-rounds": "Later rounds (real races, descriptive)",
     "limitations": "Limitations",
     "reproduce": "How to reproduce",
     "provenance": "Provenance",
@@ -47,6 +49,7 @@ TEMPLATES = (
     "race_models",
     "validation",
     "diagnostics",
+    "later_rounds",
     "limitations",
     "reproduce",
     "provenance",
@@ -84,6 +87,7 @@ TABLES = (
     "study",
     "mde_sensitivity",
     "forensics",
+    "later_rounds",
     "inputs",
     "versions",
 )
@@ -375,6 +379,8 @@ def build(
     tables["regional_titles"] = titles.rename(columns={name: s.label for name, s in specs.REGIONAL_2021.items()})
     tables["inputs"] = report.stage_input_hashes(root, "report")
     tables["versions"] = report.package_versions()
+    later_rounds = later.context(files.processed("races"), all_figures)
+    tables["later_rounds"] = later_rounds["table"]
 
     spec = regional_stage["specification_curve"]
     main = regional_stage["main_unweighted"]
@@ -482,4 +488,5 @@ def build(
             "sensitivity_data_sets": str(sensitivity["data sets per effect (count)"].iloc[0]),
         },
         "forensics": forensics,
+        "later_rounds": later_rounds,
     }
