@@ -97,7 +97,7 @@ def test_log_term_names_the_non_positive_rows_up_to_ten() -> None:
 
 def test_drop_incomplete_records_reasons_and_caps_the_records_at_fifty() -> None:
     df = pd.DataFrame({"a": [1.0, None, None, 4.0], "b": [None, 2.0, None, 4.0], "name": ["p", "q", "r", "s"]})
-    kept, records, dropped = design._drop_incomplete(df, ["a", "b"], label_column="name")
+    kept, records, dropped = design.drop_incomplete(df, ["a", "b"], label_column="name")
     assert kept.index.tolist() == [3] and dropped == 3
     assert records == [
         {"row": "p", "reason": "missing b", "missing": ["b"]},
@@ -105,11 +105,11 @@ def test_drop_incomplete_records_reasons_and_caps_the_records_at_fifty() -> None
         {"row": "r", "reason": "missing a, b", "missing": ["a", "b"]},
     ]
     many = pd.DataFrame({"a": [None] * 51 + [1.0]})
-    kept, records, dropped = design._drop_incomplete(many, ["a"])
+    kept, records, dropped = design.drop_incomplete(many, ["a"])
     assert (len(kept), len(records), dropped) == (1, 50, 51)
     assert records[-1] == {"row": 49, "reason": "missing a", "missing": ["a"]}
     with pytest.raises(ValueError) as error:
-        design._drop_incomplete(df, ["a", "z", "y"])
+        design.drop_incomplete(df, ["a", "z", "y"])
     assert str(error.value) == "missing column(s): ['z', 'y']"
 
 

@@ -73,10 +73,10 @@ def test_leave_one_out_refits_once_per_region(regions: pd.DataFrame) -> None:
 def test_checked_sandwich_messages_name_the_model() -> None:
     """Non-finite estimates and a non-finite covariance (an infinite score) are refused with the model's label."""
     with pytest.raises(ValueError) as caught:
-        regional._checked_sandwich(_stub_glm([np.nan], [[1.0]], [[-1.0]]), "HC0", "lbl")
+        regional.checked_sandwich(_stub_glm([np.nan], [[1.0]], [[-1.0]]), "HC0", "lbl")
     assert str(caught.value) == "lbl: non-finite estimates (perfect separation or prediction?)"
     with pytest.raises(ValueError) as caught:
-        regional._checked_sandwich(_stub_glm([0.0], [[np.inf], [1.0]], [[-1.0]]), "HC0", "lbl")
+        regional.checked_sandwich(_stub_glm([0.0], [[np.inf], [1.0]], [[-1.0]]), "HC0", "lbl")
     assert str(caught.value) == "lbl: non-finite covariance (perfect separation or prediction?)"
 
 

@@ -32,8 +32,8 @@ BUGS = (
     Bug(
         "regional covariance HC0 while labelled HC3",
         "regional.py",
-        "cov = _checked_sandwich(raw, cov_type, name)",
-        'cov = _checked_sandwich(raw, "HC0", name)',
+        "cov = checked_sandwich(raw, cov_type, name)",
+        'cov = checked_sandwich(raw, "HC0", name)',
         ("tests/test_constants.py",),
     ),
     Bug(

@@ -173,12 +173,12 @@ def prepare_races(
     from akim_turnout.models import design  # lazy: design imports pandas, which array-only callers do not need
 
     design.validate_turnout_rows(df, voted, registered, source=label)
-    used = list(dict.fromkeys([*design._used_columns(formula_rhs), cluster]))
-    kept, dropped, n_dropped = design._drop_incomplete(df, used)
+    used = list(dict.fromkeys([*design.used_columns(formula_rhs), cluster]))
+    kept, dropped, n_dropped = design.drop_incomplete(df, used)
     exog, names = design.build_design(kept, formula_rhs)
     if exog.shape[0] <= exog.shape[1]:
         raise ValueError(f"{label}: {exog.shape[0]} rows for {exog.shape[1]} parameters")
-    clusters, n_clusters = design._cluster_codes(kept[cluster])
+    clusters, n_clusters = design.cluster_codes(kept[cluster])
     return PreparedRaces(
         exog,
         names,

@@ -136,7 +136,7 @@ def test_to_frame_of_a_fit_that_is_not_estimable_keeps_float_columns() -> None:
 
 
 def _stub_glm(params, scores, hessian, hat=None) -> SimpleNamespace:
-    """Just what glm_sandwich_cov and _checked_sandwich read from a statsmodels GLM result."""
+    """Just what glm_sandwich_cov and checked_sandwich read from a statsmodels GLM result."""
     model = SimpleNamespace(score_obs=lambda p: np.asarray(scores, float), hessian=lambda p: np.asarray(hessian, float))
     influence = SimpleNamespace(hat_matrix_diag=None if hat is None else np.asarray(hat, float))
     return SimpleNamespace(params=np.asarray(params, float), model=model, get_influence=lambda: influence)
