@@ -14,12 +14,12 @@ from akim_turnout.models.design import build_design, parse_terms, validate_turno
 from akim_turnout.models.race import (
     fit_race_glm,
 )
-from models.race.test_fits import _tiny_counts
+from models.tables import tiny_counts  # tests/ is on sys.path
 
 
 def test_rows_at_the_bounds_pass_and_one_vote_past_them_fails() -> None:
     """0 votes and voted == registered are valid; one vote more than registered names the row and the rule."""
-    df = _tiny_counts().assign(voted=[0, 80, 60, 70, 30, 150])
+    df = tiny_counts().assign(voted=[0, 80, 60, 70, 30, 150])
     validate_turnout_rows(df)  # raises on any broken rule
     assert fit_race_glm(df, "x").n_obs == 6
     df.loc[5, "voted"] = 151

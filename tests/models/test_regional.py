@@ -14,8 +14,7 @@ from akim_turnout.models.inference import (
     average_marginal_effects,
 )
 from akim_turnout.models.regional import fit_regional_fractional_logit, leave_one_out
-from models.inference.test_covariances_and_effects import _stub_glm
-from models.resampling.test_by_hand import regional_frame
+from models.tables import regional_frame, stub_glm  # tests/ is on sys.path
 
 
 def test_regional_fit_reports_n_and_dropped_regions(regions: pd.DataFrame) -> None:
@@ -73,10 +72,10 @@ def test_leave_one_out_refits_once_per_region(regions: pd.DataFrame) -> None:
 def test_checked_sandwich_messages_name_the_model() -> None:
     """Non-finite estimates and a non-finite covariance (an infinite score) are refused with the model's label."""
     with pytest.raises(ValueError) as caught:
-        regional.checked_sandwich(_stub_glm([np.nan], [[1.0]], [[-1.0]]), "HC0", "lbl")
+        regional.checked_sandwich(stub_glm([np.nan], [[1.0]], [[-1.0]]), "HC0", "lbl")
     assert str(caught.value) == "lbl: non-finite estimates (perfect separation or prediction?)"
     with pytest.raises(ValueError) as caught:
-        regional.checked_sandwich(_stub_glm([0.0], [[np.inf], [1.0]], [[-1.0]]), "HC0", "lbl")
+        regional.checked_sandwich(stub_glm([0.0], [[np.inf], [1.0]], [[-1.0]]), "HC0", "lbl")
     assert str(caught.value) == "lbl: non-finite covariance (perfect separation or prediction?)"
 
 

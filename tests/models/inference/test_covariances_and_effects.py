@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -35,6 +34,7 @@ from akim_turnout.study.simulate import (
     simulate_races,
     true_formula_rhs,
 )
+from models.tables import stub_glm  # tests/ is on sys.path
 
 
 @pytest.fixture(scope="module")
@@ -135,19 +135,12 @@ def test_to_frame_of_a_fit_that_is_not_estimable_keeps_float_columns() -> None:
         assert frame[column].dtype == np.float64 and np.isnan(frame[column].iloc[0])
 
 
-def _stub_glm(params, scores, hessian, hat=None) -> SimpleNamespace:
-    """Just what glm_sandwich_cov and checked_sandwich read from a statsmodels GLM result."""
-    model = SimpleNamespace(score_obs=lambda p: np.asarray(scores, float), hessian=lambda p: np.asarray(hessian, float))
-    influence = SimpleNamespace(hat_matrix_diag=None if hat is None else np.asarray(hat, float))
-    return SimpleNamespace(params=np.asarray(params, float), model=model, get_influence=lambda: influence)
-
-
 def test_hc3_refuses_leverage_at_exactly_the_guard() -> None:
     """HC3 divides by 1 - h; a leverage of exactly 1 - 1e-10 is already refused (the guard is inclusive), one just
     below it is not (HC3 = sum of (s_i / (1 - h_i))^2 for a one-parameter model with Hessian -1)."""
     with pytest.raises(ValueError, match=r"^HC3 undefined: an observation has leverage 1$"):
-        inference.glm_sandwich_cov(_stub_glm([0.0], [[1.0], [1.0]], [[-1.0]], [0.5, 1 - 1e-10]))
-    cov = inference.glm_sandwich_cov(_stub_glm([0.0], [[1.0], [1.0]], [[-1.0]], [0.5, 0.75]))
+        inference.glm_sandwich_cov(stub_glm([0.0], [[1.0], [1.0]], [[-1.0]], [0.5, 1 - 1e-10]))
+    cov = inference.glm_sandwich_cov(stub_glm([0.0], [[1.0], [1.0]], [[-1.0]], [0.5, 0.75]))
     assert cov.tolist() == [[(1 / 0.5) ** 2 + (1 / 0.25) ** 2]]
 
 

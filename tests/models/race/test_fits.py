@@ -37,6 +37,7 @@ from akim_turnout.study.simulate import (
     true_coefficients,
     true_formula_rhs,
 )
+from models.tables import tiny_counts  # tests/ is on sys.path
 
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
 
@@ -51,18 +52,6 @@ def race_glm(races: pd.DataFrame) -> FitResult:
     return fit_race_glm(races, true_formula_rhs(SimulationSettings.from_params()))
 
 
-def _tiny_counts() -> pd.DataFrame:
-    """Six races in three regions with turnout rising in x."""
-    return pd.DataFrame(
-        {
-            "region": ["a", "a", "b", "b", "c", "c"],
-            "x": [-1.0, 0.5, 0.0, 1.5, -0.5, 2.0],
-            "registered": [100, 80, 120, 90, 60, 150],
-            "voted": [40, 50, 60, 70, 30, 130],
-        }
-    )
-
-
 @pytest.mark.parametrize(
     ("column", "value", "rule"),
     [
@@ -73,7 +62,7 @@ def _tiny_counts() -> pd.DataFrame:
     ],
 )
 def test_invalid_rows_are_refused_naming_the_row(column: str, value: float, rule: str) -> None:
-    df = _tiny_counts().astype({"voted": float, "registered": float})
+    df = tiny_counts().astype({"voted": float, "registered": float})
     df.index = [f"race{i}" for i in range(len(df))]
     df.loc["race3", column] = value
     with pytest.raises(ValueError, match=rf"{rule} in 1 row\(s\), index \['race3'\]"):
@@ -107,7 +96,7 @@ def test_counts_and_weighted_share_forms_agree(races: pd.DataFrame) -> None:
 
 
 def test_glm_matches_direct_binomial_likelihood_maximisation() -> None:
-    df = _tiny_counts()
+    df = tiny_counts()
     exog = np.column_stack([np.ones(len(df)), df["x"]])
     v, n = df["voted"].to_numpy(float), df["registered"].to_numpy(float)
 

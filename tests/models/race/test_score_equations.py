@@ -13,6 +13,7 @@ from scipy.optimize import root
 from scipy.special import digamma, expit
 
 from akim_turnout.models import race
+from models.tables import binomial_mle, six_clusters  # tests/ is on sys.path
 
 
 def nine_races() -> pd.DataFrame:
@@ -25,22 +26,6 @@ def nine_races() -> pd.DataFrame:
             "voted": [40, 50, 95, 60, 70, 30, 30, 130, 75],
         }
     )
-
-
-def binomial_mle(df: pd.DataFrame) -> np.ndarray:
-    """Intercept and slope of the binomial logit on counts, by Newton on the score (independent code)."""
-    design = np.column_stack([np.ones(len(df)), df["x"].to_numpy(float)])
-    voted, registered = df["voted"].to_numpy(float), df["registered"].to_numpy(float)
-    beta = np.zeros(2)
-    for _ in range(100):
-        mu = expit(design @ beta)
-        step = np.linalg.solve(
-            design.T @ (design * (registered * mu * (1 - mu))[:, None]), design.T @ (voted - registered * mu)
-        )
-        beta = beta + step
-        if np.max(np.abs(step)) < 1e-15:
-            break
-    return beta
 
 
 def test_glm_estimates_solve_the_score_equations() -> None:
@@ -176,20 +161,3 @@ def test_a_mixed_model_that_does_not_converge_is_noted() -> None:
         fit = race.fit_race_mixedlm(nine_races(), "x")
     assert fit.notes[-1] == "MixedLM did not converge"
     assert fit.extra["converged"] is False
-
-
-def six_clusters() -> pd.DataFrame:
-    """18 races in six regions."""
-    x = np.array([-1.3, -1.0, -0.6, -0.4, 0.0, 0.3, 0.1, 0.4, 0.8, 0.5, 0.9, 1.2, 0.9, 1.3, 1.7, 1.6, 2.0, 2.4])
-    registered = np.array([120, 95, 210, 80, 150, 60, 300, 110, 90, 70, 180, 140, 100, 250, 65, 130, 85, 160])
-    noise = np.array(
-        [0.3, -0.2, 0.1, -0.4, 0.25, 0.0, 0.2, -0.1, -0.3, 0.15, 0.35, -0.25, -0.05, 0.1, 0.3, -0.35, 0.05, 0.2]
-    )
-    return pd.DataFrame(
-        {
-            "region": np.repeat(list("abcdef"), 3),
-            "x": x,
-            "registered": registered,
-            "voted": np.round(expit(0.4 + 0.35 * x + noise) * registered).astype(int),
-        }
-    )

@@ -16,7 +16,7 @@ from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
 from akim_turnout.models import regional, resampling
-from models.race.test_score_equations import binomial_mle, six_clusters
+from models.tables import binomial_mle, regional_frame, six_clusters  # tests/ is on sys.path
 
 
 def five_regions() -> pd.DataFrame:
@@ -155,17 +155,6 @@ def test_wild_bootstrap_interval_ends_where_p_drops_below_alpha() -> None:
     delta = 1e-4
     assert p_at(result.ci_lower - delta) < 0.05 and p_at(result.ci_lower + delta) == 0.05
     assert p_at(result.ci_upper - delta) >= 0.05 and p_at(result.ci_upper + delta) < 0.05
-
-
-def regional_frame() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "region": list("ABCDE"),
-            "x": [1.0, 2.0, 3.0, 4.0, 5.0],
-            "turnout_pct": [60.0, 0.0, 71.0, 100.0, 69.0],
-            "w": [100.0, 300.0, 200.0, 400.0, 500.0],
-        }
-    )
 
 
 def test_weighted_permutation_statistics_are_those_of_the_weighted_fit() -> None:
