@@ -11,9 +11,7 @@ import pytest
 
 from akim_turnout.models import design
 from akim_turnout.models.design import build_design, parse_terms, validate_turnout_rows
-from akim_turnout.models.race import (
-    fit_race_glm,
-)
+from akim_turnout.models.race import fit_race_glm
 from models.tables import tiny_counts  # tests/ is on sys.path
 
 

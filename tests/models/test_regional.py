@@ -10,9 +10,7 @@ import statsmodels.api as sm
 from scipy.special import expit
 
 from akim_turnout.models import regional
-from akim_turnout.models.inference import (
-    average_marginal_effects,
-)
+from akim_turnout.models.inference import average_marginal_effects
 from akim_turnout.models.regional import fit_regional_fractional_logit, leave_one_out
 from models.tables import regional_frame, stub_glm  # tests/ is on sys.path
 

@@ -24,7 +24,7 @@ from akim_turnout.study import montecarlo, simulate
 from akim_turnout.study import replications as study
 
 RTOL = 1e-8
-REGIONAL_CSV = Path(__file__).parent / "reference" / "inputs" / "regional_2021.csv"
+REGIONAL_CSV = Path(__file__).parents[2] / "reference" / "inputs" / "regional_2021.csv"
 TRUE_RHS = simulate.true_formula_rhs(simulate.SimulationSettings.from_params())
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
 CASES = [  # (seed, settings): several seeds, effects and noise levels of the real design

@@ -12,28 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from real_2021 import (
-    NATIONAL_2021,  # tests/ is on sys.path, see tests/conftest.py
-    real_2021_regions,  # tests/ is on sys.path, see tests/conftest.py
-)
+from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 from scipy.special import expit
 
 from akim_turnout.models import fastfit, inference, race, regional
-from akim_turnout.models.inference import (
-    FitResult,
-    captured_warnings,
-    glm_sandwich_cov,
-    mancl_derouen_cov,
-)
-from akim_turnout.models.race import (
-    fit_race_glm,
-)
+from akim_turnout.models.inference import FitResult, captured_warnings, glm_sandwich_cov, mancl_derouen_cov
+from akim_turnout.models.race import fit_race_glm
 from akim_turnout.study import simulate
-from akim_turnout.study.simulate import (
-    SimulationSettings,
-    simulate_races,
-    true_formula_rhs,
-)
+from akim_turnout.study.simulate import SimulationSettings, simulate_races, true_formula_rhs
 from models.tables import stub_glm  # tests/ is on sys.path
 
 

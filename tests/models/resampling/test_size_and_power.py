@@ -10,15 +10,9 @@ from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest
 from scipy.special import expit
 
 from akim_turnout.models.inference import FitResult
-from akim_turnout.models.race import (
-    fit_race_glm,
-)
+from akim_turnout.models.race import fit_race_glm
 from akim_turnout.models.resampling import permutation_test, wild_cluster_bootstrap
-from akim_turnout.study.simulate import (
-    SimulationSettings,
-    simulate_races,
-    true_formula_rhs,
-)
+from akim_turnout.study.simulate import SimulationSettings, simulate_races, true_formula_rhs
 
 
 @pytest.fixture(scope="module")
