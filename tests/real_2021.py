@@ -3,7 +3,7 @@
 Kept as literals (not read from data/raw) so these unit tests do not depend on the data layer. Each number is a
 published figure of data/raw, though Kyzylorda's candidates are its nominations and Turkestan's voters its expected
 voters, where the pipeline uses candidates on the ballot and voters on the rolls; Aktobe's posts and candidates,
-added to data/raw later, are not here (tests/test_data.py::test_the_test_fixture_is_made_of_published_figures).
+added to data/raw later, are not here (tests/data/test_ingest.py::test_the_test_fixture_is_made_of_published_figures).
 """
 
 from __future__ import annotations

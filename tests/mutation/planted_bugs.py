@@ -32,8 +32,8 @@ BUGS = (
     Bug(
         "regional covariance HC0 while labelled HC3",
         "regional.py",
-        "cov = _checked_sandwich(raw, cov_type, name)",
-        'cov = _checked_sandwich(raw, "HC0", name)',
+        "cov = checked_sandwich(raw, cov_type, name)",
+        'cov = checked_sandwich(raw, "HC0", name)',
         ("tests/test_constants.py",),
     ),
     Bug(
@@ -41,7 +41,12 @@ BUGS = (
         "inference.py",
         "df = fit.df_resid if fit.use_t and fit.df_resid else None\n    q = quantile(1 - alpha / 2, df)",
         "df = fit.df_resid if fit.use_t and fit.df_resid else None\n    q = quantile(1 - alpha / 2, None)",
-        ("tests/test_constants.py", "tests/test_models.py"),
+        (
+            "tests/test_constants.py",
+            "tests/models/race/test_fits.py",
+            "tests/models/test_regional.py",
+            "tests/models/inference/test_covariances_and_effects.py",
+        ),
     ),
     Bug(
         "prediction band with normal quantiles",
@@ -62,21 +67,21 @@ BUGS = (
         "study.py",
         "    if df is None:\n        p_value, low, high = (float(x) for x in fastfit.normal_inference(",
         "    if True:\n        p_value, low, high = (float(x) for x in fastfit.normal_inference(",
-        ("tests/test_study.py", "tests/test_fastfit.py"),
+        ("tests/study/replications/test_study_runs.py", "tests/models/fastfit/test_agreement_with_statsmodels.py"),
     ),
     Bug(
         "wild bootstrap with Rademacher weights by default",
         "resampling.py",
         'weights: str = "webb",',
         'weights: str = "rademacher",',
-        ("tests/test_exact_resampling.py",),
+        ("tests/models/resampling/test_enumeration.py",),
     ),
     Bug(
         "wild bootstrap replicates not restudentised",
         "resampling.py",
         "boot_stats = perturbed / spread",
         "boot_stats = perturbed / math.sqrt(psi @ psi)",
-        ("tests/test_exact_resampling.py",),
+        ("tests/models/resampling/test_enumeration.py",),
     ),
     Bug(
         "attenuation constant inverted",
@@ -90,28 +95,28 @@ BUGS = (
         "forensics.py",
         "q = np.abs(q)  # reflect at 0 ...\n    return np.where(q > 1.0, 2.0 - q, q)  # ... and at 1",
         "return np.clip(q, 0.0, 1.0)",
-        ("tests/test_exact_resampling.py",),
+        ("tests/models/resampling/test_enumeration.py",),
     ),
     Bug(
         "unknown source_id accepted",
         "validation.py",
         "        if value not in allowed:",
         '        if value not in allowed and column != "source_id":',
-        ("tests/test_data.py",),
+        ("tests/data/test_ingest.py",),
     ),
     Bug(
         "unescaped figure caption",
         "report.py",
         "<b>Figure {number}.</b> {escape(caption)}",
         "<b>Figure {number}.</b> {caption}",
-        ("tests/test_data.py",),
+        ("tests/data/test_ingest.py",),
     ),
     Bug(
         "statsmodels Time: line left in executed notebooks",
         "run_notebook.py",
         'r"^(Date|Time):( +)\\S.*$"',
         'r"^(Date):( +)\\S.*$"',
-        ("tests/test_run_notebook.py",),
+        ("tests/pipeline/test_runner.py",),
     ),
 )
 

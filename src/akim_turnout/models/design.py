@@ -18,7 +18,19 @@ import pandas as pd
 from akim_turnout.models.formula import Formula, FormulaError, Term, parse_formula
 from akim_turnout.pipeline.outputs import stated
 
-__all__ = ["Formula", "FormulaError", "Term", "parse_formula", "parse_terms", "build_design", "validate_turnout_rows"]
+__all__ = [
+    "Formula",
+    "FormulaError",
+    "Term",
+    "parse_formula",
+    "parse_terms",
+    "build_design",
+    "validate_turnout_rows",
+    "used_columns",
+    "drop_incomplete",
+    "check_identified",
+    "cluster_codes",
+]
 
 INTERCEPT = "Intercept"
 
@@ -109,12 +121,12 @@ def build_design(df: pd.DataFrame, formula_rhs: str | Sequence[str]) -> tuple[np
     return np.hstack(blocks), names
 
 
-def _used_columns(formula_rhs: str | Sequence[str]) -> list[str]:
+def used_columns(formula_rhs: str | Sequence[str]) -> list[str]:
     """Data columns referenced by a right-hand side."""
     return list(dict.fromkeys(column for _, column, _ in parse_terms(formula_rhs)))
 
 
-def _drop_incomplete(
+def drop_incomplete(
     df: pd.DataFrame, columns: Sequence[str], label_column: str | None = None, max_records: int = 50
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], int]:
     """Rows complete in ``columns``, records (at most ``max_records``) of dropped rows and why (``reason``, and the
@@ -132,7 +144,7 @@ def _drop_incomplete(
     return df.loc[~incomplete], records, int(incomplete.sum())
 
 
-def _check_identified(exog: np.ndarray, names: Sequence[str], label: str) -> None:
+def check_identified(exog: np.ndarray, names: Sequence[str], label: str) -> None:
     """Refuse designs with no residual degrees of freedom or collinear columns."""
     n, k = exog.shape
     if n <= k:
@@ -141,7 +153,7 @@ def _check_identified(exog: np.ndarray, names: Sequence[str], label: str) -> Non
         raise ValueError(f"{label}: design columns are collinear: {list(names)}")
 
 
-def _cluster_codes(values: pd.Series) -> tuple[np.ndarray, int]:
+def cluster_codes(values: pd.Series) -> tuple[np.ndarray, int]:
     """Integer cluster codes and the number of clusters."""
     codes, uniques = pd.factorize(values, sort=True)
     return codes.astype(np.int64), len(uniques)

@@ -6,12 +6,13 @@ Through statsmodels almost all of that time is spent in model set-up, wrappers a
 in arithmetic. This module computes the same numbers with a few array operations each. It imports numpy and scipy;
 pandas and :mod:`akim_turnout.models.race` (hence statsmodels) only inside :func:`race_arrays`, whose callers have them.
 
-What each path matches, on the same data. ``tests/test_fastfit.py`` pins every path to statsmodels or to the
-project's statsmodels-based function at 1e-8 (relative; covariances relative to ``sqrt(c_ii c_jj)``). Measured
-largest differences over 40 simulated data sets of the real design (four effects and noise levels): estimates
-4e-12 (relative) or 3e-13 standard errors, covariances 5e-12, p-values 2e-11 (relative), bootstrap statistics
-1e-12 and bootstrap p-values identical (80 of 80 tests); permutation statistics 2e-11 on the regional data. The
-study's published results frame (6 significant digits) of the default design was identical with either engine.
+What each path matches, on the same data. ``tests/models/fastfit/test_agreement_with_statsmodels.py`` pins every
+path to statsmodels or to the project's statsmodels-based function at 1e-8 (relative; covariances relative to
+``sqrt(c_ii c_jj)``). Measured largest differences over 40 simulated data sets of the real design (four effects and
+noise levels): estimates 4e-12 (relative) or 3e-13 standard errors, covariances 5e-12, p-values 2e-11 (relative),
+bootstrap statistics 1e-12 and bootstrap p-values identical (80 of 80 tests); permutation statistics 2e-11 on the
+regional data. The study's published results frame (6 significant digits) of the default design was identical with
+either engine.
 
 * :func:`fit_counts_glm`: the binomial-logit GLM on counts ``[voted, registered - voted]`` of
   :func:`race.fit_race_glm` (statsmodels ``GLM(...).fit(method="newton", tol=1e-10)``): Newton's method on the
@@ -173,12 +174,12 @@ def prepare_races(
     from akim_turnout.models import design  # lazy: design imports pandas, which array-only callers do not need
 
     design.validate_turnout_rows(df, voted, registered, source=label)
-    used = list(dict.fromkeys([*design._used_columns(formula_rhs), cluster]))
-    kept, dropped, n_dropped = design._drop_incomplete(df, used)
+    used = list(dict.fromkeys([*design.used_columns(formula_rhs), cluster]))
+    kept, dropped, n_dropped = design.drop_incomplete(df, used)
     exog, names = design.build_design(kept, formula_rhs)
     if exog.shape[0] <= exog.shape[1]:
         raise ValueError(f"{label}: {exog.shape[0]} rows for {exog.shape[1]} parameters")
-    clusters, n_clusters = design._cluster_codes(kept[cluster])
+    clusters, n_clusters = design.cluster_codes(kept[cluster])
     return PreparedRaces(
         exog,
         names,

@@ -23,7 +23,7 @@ from scipy.special import expit
 from statsmodels.genmod import families
 from statsmodels.genmod.generalized_linear_model import GLM
 
-from akim_turnout.models.design import _check_identified, _drop_incomplete, _used_columns, build_design, parse_terms
+from akim_turnout.models.design import build_design, check_identified, drop_incomplete, parse_terms, used_columns
 from akim_turnout.models.inference import (
     FitResult,
     average_marginal_effects,
@@ -39,17 +39,17 @@ def _as_term_list(predictors: str | Sequence[str]) -> list[str]:
     return [term for _, _, term in parse_terms(predictors)]
 
 
-def _regional_arrays(
+def regional_arrays(
     df: pd.DataFrame, predictors: Sequence[str], weight: str | None, outcome: str, region: str
 ) -> tuple[pd.DataFrame, list[dict[str, Any]], np.ndarray, list[str]]:
     """Complete regional rows, drop records, design and names."""
-    columns = [outcome, *_used_columns(predictors)] + ([weight] if weight else [])
-    kept, dropped, _ = _drop_incomplete(df, columns, label_column=region, max_records=len(df))
+    columns = [outcome, *used_columns(predictors)] + ([weight] if weight else [])
+    kept, dropped, _ = drop_incomplete(df, columns, label_column=region, max_records=len(df))
     exog, names = build_design(kept, predictors)
     return kept, dropped, exog, names
 
 
-def _checked_share(kept: pd.DataFrame, outcome: str, region: str, name: str) -> np.ndarray:
+def checked_share(kept: pd.DataFrame, outcome: str, region: str, name: str) -> np.ndarray:
     """``outcome / 100`` of the complete rows, refusing a percentage outside [0, 100] with the regions named."""
     share = kept[outcome].to_numpy(dtype=float) / 100
     outside = (share < 0) | (share > 1)
@@ -58,7 +58,7 @@ def _checked_share(kept: pd.DataFrame, outcome: str, region: str, name: str) -> 
     return share
 
 
-def _fit_fractional_logit(share: np.ndarray, exog: np.ndarray, weights: np.ndarray | None) -> Any:
+def fit_fractional_logit(share: np.ndarray, exog: np.ndarray, weights: np.ndarray | None) -> Any:
     """Binomial GLM on shares; ``weights`` enter as var_weights (never freq_weights)."""
     model = GLM(share, exog, family=families.Binomial(), var_weights=weights)
     return model.fit()
@@ -85,13 +85,13 @@ def fit_regional_fractional_logit(
       :func:`glm_sandwich_cov`; inference uses t with ``n - k`` df.
     """
     predictors = _as_term_list(predictors)
-    kept, dropped, exog, names = _regional_arrays(df, predictors, weight, outcome, region)
-    _check_identified(exog, names, name)
-    share = _checked_share(kept, outcome, region, name)
+    kept, dropped, exog, names = regional_arrays(df, predictors, weight, outcome, region)
+    check_identified(exog, names, name)
+    share = checked_share(kept, outcome, region, name)
     weights = kept[weight].to_numpy(dtype=float) if weight else None
     with captured_warnings() as caught:
-        raw = _fit_fractional_logit(share, exog, None if weights is None else weights / weights.mean())
-        cov = _checked_sandwich(raw, cov_type, name)
+        raw = fit_fractional_logit(share, exog, None if weights is None else weights / weights.mean())
+        cov = checked_sandwich(raw, cov_type, name)
     params = pd.Series(np.asarray(raw.params), index=names)
     notes = [f"dropped {d['row']}: {d['reason']}" for d in dropped]
     if weight:
@@ -141,7 +141,7 @@ def fit_regional_or_not_estimable(
     except (ValueError, np.linalg.LinAlgError) as error:
         reason = str(error).removeprefix(f"{name}: ")
     predictors = _as_term_list(predictors)
-    kept, dropped, _, names = _regional_arrays(df, predictors, weight, outcome, region)
+    kept, dropped, _, names = regional_arrays(df, predictors, weight, outcome, region)
     empty = pd.Series(np.nan, index=names)
     notes = [f"dropped {d['row']}: {d['reason']}" for d in dropped] + [f"not estimable: {reason}"]
     extra = {
@@ -180,7 +180,7 @@ def regional_marginal_effects(fit: FitResult, averaging_weights: np.ndarray | No
     return rows
 
 
-def _checked_sandwich(raw: Any, cov_type: str, label: str) -> np.ndarray:
+def checked_sandwich(raw: Any, cov_type: str, label: str) -> np.ndarray:
     """Sandwich covariance, refusing fits whose estimates or leverages are unusable."""
     if not np.all(np.isfinite(raw.params)):
         raise ValueError(f"{label}: non-finite estimates (perfect separation or prediction?)")
@@ -193,7 +193,7 @@ def _checked_sandwich(raw: Any, cov_type: str, label: str) -> np.ndarray:
     return cov
 
 
-def _main_term(predictors: Sequence[str], term: str | None) -> str:
+def main_term(predictors: Sequence[str], term: str | None) -> str:
     """Term of interest: given, or the first predictor's term name."""
     return term if term is not None else parse_terms(predictors)[0][2]
 
@@ -218,7 +218,7 @@ def leave_one_out(
     computation itself).
     """
     full = fit_regional_fractional_logit(df, predictors, weight, outcome, region, cov_type)
-    term = _main_term(predictors, term)
+    term = main_term(predictors, term)
     kept = df.loc[df[region].astype(str).isin(full.extra["regions"])]
     rows = [
         _loo_row(kept, label, predictors, weight, term, outcome, region, cov_type, keep_not_estimable)

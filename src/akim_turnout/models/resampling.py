@@ -14,16 +14,16 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from akim_turnout.models.design import _check_identified
+from akim_turnout.models.design import check_identified
 from akim_turnout.models.fastfit import prepare_races
 from akim_turnout.models.inference import captured_warnings
 from akim_turnout.models.race import fit_counts_glm, fit_race_glm
 from akim_turnout.models.regional import (
-    _checked_sandwich,
-    _checked_share,
-    _fit_fractional_logit,
-    _main_term,
-    _regional_arrays,
+    checked_sandwich,
+    checked_share,
+    fit_fractional_logit,
+    main_term,
+    regional_arrays,
 )
 from akim_turnout.pipeline.outputs import stated
 
@@ -70,10 +70,10 @@ def _regional_statistic(
     share: np.ndarray, exog: np.ndarray, weights: np.ndarray | None, k: int, statistic: str, cov_type: str
 ) -> float:
     """Coefficient k, or its robust t-value, from one fractional-logit fit."""
-    raw = _fit_fractional_logit(share, exog, weights)
+    raw = fit_fractional_logit(share, exog, weights)
     if statistic == "coef":
         return float(raw.params[k])
-    return float(raw.params[k] / math.sqrt(_checked_sandwich(raw, cov_type, "permutation")[k, k]))
+    return float(raw.params[k] / math.sqrt(checked_sandwich(raw, cov_type, "permutation")[k, k]))
 
 
 PERMUTATION_ENGINES = ("fast", "statsmodels")
@@ -116,10 +116,10 @@ def permutation_test(
     if engine not in PERMUTATION_ENGINES:
         raise ValueError(f"engine must be one of {PERMUTATION_ENGINES}, got {engine!r}")
     predictors = [predictor, *covariates]
-    kept, _, exog, names = _regional_arrays(df, predictors, weight, outcome, region)
-    _check_identified(exog, names, "permutation_test")
-    k = names.index(_main_term(predictors, None))
-    share = _checked_share(kept, outcome, region, "permutation_test")
+    kept, _, exog, names = regional_arrays(df, predictors, weight, outcome, region)
+    check_identified(exog, names, "permutation_test")
+    k = names.index(main_term(predictors, None))
+    share = checked_share(kept, outcome, region, "permutation_test")
     weights = kept[weight].to_numpy(dtype=float) if weight else None
     weights = None if weights is None else weights / weights.mean()
     rng = np.random.default_rng(seed)

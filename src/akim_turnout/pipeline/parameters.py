@@ -12,8 +12,9 @@ built from a section (:class:`study.simulate.SimulationSettings`, :class:`study.
 have no defaults of their own: built from a mapping, a missing key is an error, and ``from_params`` fills keys from
 ``params.yaml``. The allowed values of the categorical parameters, with the words readers see for them, are declared
 here once (:data:`REGIONAL_PREDICTORS`, :data:`REGIONAL_WEIGHTS`, :data:`HEADLINES`, :data:`STUDY_METHOD_LABELS`);
-:mod:`akim_turnout.report.labels` and the modules that branch on them take them from here. ``tests/test_parameters.py``
-fails, naming the parameter, where a default or a choice list is written a second time.
+:mod:`akim_turnout.report.labels` and the modules that branch on them take them from here.
+``tests/pipeline/test_parameters.py`` fails, naming the parameter, where a default or a choice list is written a second
+time.
 
 The simulator's ``settings`` and the study's ``design`` are checked key by key here as well; the classes that use
 them take their rules from this module and add only the checks that involve several keys at once. A right-hand side

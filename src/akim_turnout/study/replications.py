@@ -128,8 +128,8 @@ from akim_turnout.study.montecarlo import (
 EFFECT_TERM = STUDY_EFFECT_TERM
 EFFECT_SETTING = "beta_self_share"
 # Fit engine of the replications: "fast" (akim_turnout.models.fastfit, the default) or "statsmodels". Both give the same
-# rows to about 1e-12 (tests/test_fastfit.py); "fast" fits the methods of FAST_METHODS in numpy (wild_bootstrap
-# without wild_bootstrap_ci) and hands any case it declines to statsmodels.
+# rows to about 1e-12 (tests/models/fastfit/test_agreement_with_statsmodels.py); "fast" fits the methods of
+# FAST_METHODS in numpy (wild_bootstrap without wild_bootstrap_ci) and hands any case it declines to statsmodels.
 ENGINES = ("fast", "statsmodels")
 FAST_METHODS = METHODS  # every method of the study has a numpy path
 

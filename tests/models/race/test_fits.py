@@ -1,22 +1,24 @@
-"""Tests of the turnout models (statsmodels 0.15)."""
+"""The race-level fits of akim_turnout.models.race on simulated races: validation of rows, the GLM against a
+direct likelihood maximisation and against known effects, marginal effects, the beta, GEE and mixed models, the
+comparison table and the headline that follows the recommended method."""
 
 from __future__ import annotations
 
 import json
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
-import statsmodels.api as sm
 from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest.py
 from scipy.optimize import minimize
 from scipy.special import expit
+from statsmodels.genmod import families
+from statsmodels.genmod.generalized_linear_model import GLM
 
 from akim_turnout.models import race, resampling
-from akim_turnout.models.design import build_design, parse_terms, validate_turnout_rows
-from akim_turnout.models.inference import FitResult, average_marginal_effects, captured_warnings, glm_sandwich_cov
+from akim_turnout.models.design import validate_turnout_rows
+from akim_turnout.models.inference import FitResult
 from akim_turnout.models.race import (
     comparison_table,
     fit_race_beta,
@@ -27,8 +29,6 @@ from akim_turnout.models.race import (
     race_average_marginal_effects,
     smithson_verkuilen,
 )
-from akim_turnout.models.regional import fit_regional_fractional_logit, leave_one_out
-from akim_turnout.models.resampling import permutation_test, wild_cluster_bootstrap
 from akim_turnout.study.simulate import (
     SimulationSettings,
     population_averaged_coefficients,
@@ -37,6 +37,7 @@ from akim_turnout.study.simulate import (
     true_coefficients,
     true_formula_rhs,
 )
+from models.tables import tiny_counts  # tests/ is on sys.path
 
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
 
@@ -51,23 +52,6 @@ def race_glm(races: pd.DataFrame) -> FitResult:
     return fit_race_glm(races, true_formula_rhs(SimulationSettings.from_params()))
 
 
-def _tiny_counts() -> pd.DataFrame:
-    """Six races in three regions with turnout rising in x."""
-    return pd.DataFrame(
-        {
-            "region": ["a", "a", "b", "b", "c", "c"],
-            "x": [-1.0, 0.5, 0.0, 1.5, -0.5, 2.0],
-            "registered": [100, 80, 120, 90, 60, 150],
-            "voted": [40, 50, 60, 70, 30, 130],
-        }
-    )
-
-
-# --------------------------------------------------------------------------
-# Validation, design, warnings
-# --------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     ("column", "value", "rule"),
     [
@@ -78,49 +62,13 @@ def _tiny_counts() -> pd.DataFrame:
     ],
 )
 def test_invalid_rows_are_refused_naming_the_row(column: str, value: float, rule: str) -> None:
-    df = _tiny_counts().astype({"voted": float, "registered": float})
+    df = tiny_counts().astype({"voted": float, "registered": float})
     df.index = [f"race{i}" for i in range(len(df))]
     df.loc["race3", column] = value
     with pytest.raises(ValueError, match=rf"{rule} in 1 row\(s\), index \['race3'\]"):
         validate_turnout_rows(df)
     with pytest.raises(ValueError, match="race3"):
         fit_race_glm(df, "x")
-
-
-def test_rows_at_the_bounds_pass_and_one_vote_past_them_fails() -> None:
-    """0 votes and voted == registered are valid; one vote more than registered names the row and the rule."""
-    df = _tiny_counts().assign(voted=[0, 80, 60, 70, 30, 150])
-    validate_turnout_rows(df)  # raises on any broken rule
-    assert fit_race_glm(df, "x").n_obs == 6
-    df.loc[5, "voted"] = 151
-    with pytest.raises(
-        ValueError,
-        match=r"^races: invalid turnout rows: voted > registered in 1 row\(s\), index \[5\]$",
-    ):
-        validate_turnout_rows(df)
-    with pytest.raises(ValueError, match=r"^shares: missing column\(s\) \['ballots'\]$"):
-        validate_turnout_rows(df, voted="ballots", source="shares")
-
-
-def test_design_matches_patsy_style_names_and_values() -> None:
-    df = pd.DataFrame({"region": ["b", "a", "c"], "n": [1.0, np.e, 1.0]})
-    exog, names = build_design(df, "C(region) + np.log(n)")
-    assert names == ["Intercept", "C(region)[T.b]", "C(region)[T.c]", "np.log(n)"]
-    np.testing.assert_allclose(exog, [[1, 1, 0, 0], [1, 0, 0, 1], [1, 0, 1, 0]])
-
-
-def test_unsupported_terms_and_bad_logs_are_refused() -> None:
-    with pytest.raises(ValueError, match="Unsupported term 'x:z'"):
-        parse_terms("x + x:z")
-    with pytest.raises(ValueError, match="must be > 0"):
-        build_design(pd.DataFrame({"n": [1.0, 0.0]}), "np.log(n)")
-
-
-def test_captured_warnings_records_instead_of_printing() -> None:
-    with captured_warnings() as caught:
-        warnings.warn("first", UserWarning, stacklevel=2)
-        warnings.warn("first", UserWarning, stacklevel=2)
-    assert caught == ["UserWarning: first"]
 
 
 def test_perfect_separation_warning_lands_in_fit_result() -> None:
@@ -139,11 +87,6 @@ def test_perfect_separation_warning_lands_in_fit_result() -> None:
     assert any("refitted by IRLS" in note for note in newton.notes)
 
 
-# --------------------------------------------------------------------------
-# Race-level binomial GLM
-# --------------------------------------------------------------------------
-
-
 def test_counts_and_weighted_share_forms_agree(races: pd.DataFrame) -> None:
     counts = fit_race_glm(races, MIX_RHS, endog_form="counts")
     share = fit_race_glm(races, MIX_RHS, endog_form="share")
@@ -153,7 +96,7 @@ def test_counts_and_weighted_share_forms_agree(races: pd.DataFrame) -> None:
 
 
 def test_glm_matches_direct_binomial_likelihood_maximisation() -> None:
-    df = _tiny_counts()
+    df = tiny_counts()
     exog = np.column_stack([np.ones(len(df)), df["x"]])
     v, n = df["voted"].to_numpy(float), df["registered"].to_numpy(float)
 
@@ -164,13 +107,6 @@ def test_glm_matches_direct_binomial_likelihood_maximisation() -> None:
     direct = minimize(negative_loglik, np.zeros(2), method="BFGS", options={"gtol": 1e-10}).x
     fit = fit_race_glm(df, "x")
     np.testing.assert_allclose(fit.params.to_numpy(), direct, atol=1e-5)
-
-
-def test_clustered_inference_uses_t_with_clusters_minus_one(race_glm: FitResult) -> None:
-    assert race_glm.use_t and race_glm.cov_type == "cluster"
-    assert race_glm.n_clusters == 14 and race_glm.df_resid == 13
-    np.testing.assert_allclose(race_glm.pvalues, race_glm.raw.pvalues, rtol=1e-8)
-    np.testing.assert_allclose(race_glm.conf_int.to_numpy(), race_glm.raw.conf_int(), rtol=1e-8)
 
 
 def test_rows_missing_a_predictor_are_dropped_and_counted(races: pd.DataFrame) -> None:
@@ -247,62 +183,6 @@ def test_electorate_weighted_ame_is_the_voter_average(race_glm: FitResult, races
         )
 
 
-# --------------------------------------------------------------------------
-# Other race-level models
-# --------------------------------------------------------------------------
-
-
-def test_wild_cluster_bootstrap(races: pd.DataFrame, race_glm: FitResult) -> None:
-    rhs = true_formula_rhs(SimulationSettings.from_params())
-    result = wild_cluster_bootstrap(races, rhs, "self_share", n_boot=199, seed=3)
-    again = wild_cluster_bootstrap(races, rhs, "self_share", n_boot=199, seed=3, ci=False)
-    assert result.p_value == again.p_value
-    assert result.p_value * 199 == pytest.approx(round(result.p_value * 199), abs=1e-9)  # a count of the 199 draws
-    assert result.ci_lower < race_glm.params["self_share"] < result.ci_upper
-    assert result.n_clusters == 14
-    at_estimate = wild_cluster_bootstrap(
-        races, rhs, "self_share", n_boot=199, seed=3, null_value=race_glm.params["self_share"], ci=False
-    )
-    assert at_estimate.p_value == 1.0
-
-
-def test_wild_cluster_bootstrap_ci_is_the_set_of_unrejected_nulls(races: pd.DataFrame) -> None:
-    rhs = true_formula_rhs(SimulationSettings.from_params())
-    result = wild_cluster_bootstrap(races, rhs, "any_woman", n_boot=199, seed=5)
-    width = result.ci_upper - result.ci_lower
-    p_at = lambda null: (
-        wild_cluster_bootstrap(  # noqa: E731
-            races, rhs, "any_woman", n_boot=199, seed=5, null_value=null, ci=False
-        ).p_value
-    )
-    assert p_at(result.ci_lower - 0.01 * width) < 0.05 <= p_at(result.ci_lower + 0.01 * width)
-    assert p_at(result.ci_upper + 0.01 * width) < 0.05 <= p_at(result.ci_upper - 0.01 * width)
-
-
-def test_wild_cluster_bootstrap_size_under_a_true_null(regions: pd.DataFrame) -> None:
-    """30 data sets with a region-correlated regressor that has no effect: about 10 % rejections at 0.10."""
-    p_values = []
-    for rep in range(30):
-        races = simulate_races(regions, NATIONAL_2021, SimulationSettings.from_params(), seed=500 + rep)
-        rng = np.random.default_rng(rep)
-        region_shock = rng.normal(size=14)[pd.factorize(races["region"])[0]]
-        races = races.assign(z=region_shock + 0.5 * rng.normal(size=len(races)))
-        result = wild_cluster_bootstrap(races, MIX_RHS + " + z", "z", n_boot=199, seed=rep, ci=False)
-        p_values.append(result.p_value)
-    p_values = np.array(p_values)
-    assert np.sum(p_values < 0.10) <= 8  # expected 3; binomial(30, 0.1) exceeds 8 with prob < 0.001
-    assert 0.3 < np.mean(p_values) < 0.7
-
-
-def test_wild_cluster_bootstrap_rejects_a_strong_effect(races: pd.DataFrame) -> None:
-    share = np.where(races["any_woman"] == 1, 0.95, 0.6)
-    strong = races.assign(voted=(races["registered"] * share).round())
-    result = wild_cluster_bootstrap(strong, MIX_RHS, "any_woman", n_boot=199, seed=1, ci=False)
-    assert result.p_value < 0.02
-    with pytest.raises(ValueError, match="weights must be one of"):
-        wild_cluster_bootstrap(races, MIX_RHS, "any_woman", n_boot=9, weights="mammen")
-
-
 def test_beta_regression_reports_squeezed_boundary_shares(races: pd.DataFrame) -> None:
     edged = races.copy()
     edged.loc[edged.index[0], "voted"] = 0
@@ -347,99 +227,6 @@ def test_comparison_table_and_serialisation(races: pd.DataFrame, race_glm: FitRe
     assert list(race_glm.to_frame().columns) == expected
 
 
-# --------------------------------------------------------------------------
-# Regional fractional logit
-# --------------------------------------------------------------------------
-
-
-def test_statsmodels_glm_hc3_is_really_hc0() -> None:
-    """Sentinel: statsmodels 0.15 GLM ignores the HC1/HC3 small-sample corrections."""
-    rng = np.random.default_rng(0)
-    exog = sm.add_constant(rng.normal(size=12))
-    share = expit(0.5 + 0.3 * exog[:, 1] + rng.normal(0, 0.3, 12))
-    model = sm.GLM(share, exog, family=sm.families.Binomial())
-    np.testing.assert_allclose(model.fit(cov_type="HC3").bse, model.fit(cov_type="HC0").bse)
-    assert not np.allclose(glm_sandwich_cov(model.fit(), "HC3"), glm_sandwich_cov(model.fit(), "HC0"))
-
-
-def test_sandwich_matches_ols_hc_estimators() -> None:
-    rng = np.random.default_rng(1)
-    exog = sm.add_constant(rng.normal(size=(20, 2)))
-    y = exog @ [1.0, 2.0, 3.0] + rng.normal(size=20) * (1 + np.abs(exog[:, 1]))
-    gaussian = sm.GLM(y, exog).fit()
-    for kind in ("HC0", "HC1", "HC3"):
-        ols = sm.OLS(y, exog).fit(cov_type=kind).cov_params()
-        np.testing.assert_allclose(glm_sandwich_cov(gaussian, kind), ols, atol=1e-12)
-
-
-def test_regional_fit_reports_n_and_dropped_regions(regions: pd.DataFrame) -> None:
-    fit = fit_regional_fractional_logit(regions, ["posts"])
-    assert fit.n_obs == 12 and fit.df_resid == 10 and fit.use_t and fit.cov_type == "HC3"
-    assert [d["row"] for d in fit.extra["dropped"]] == ["Aktobe", "Zhambyl"]
-    assert "dropped Aktobe: missing posts" in fit.notes
-    weighted = fit_regional_fractional_logit(regions, ["np.log(cands)"], weight="voters_on_rolls")
-    assert weighted.extra["regions"] == ["Almaty", "Atyrau", "Mangystau", "Turkestan"]
-    assert {"row": "Pavlodar", "reason": "missing cands", "missing": ["cands"]} in weighted.extra["dropped"]
-
-
-def test_regional_fit_accepts_a_formula_string_and_refuses_bad_shares(regions: pd.DataFrame) -> None:
-    from_string = fit_regional_fractional_logit(regions, "posts + np.log(cands)")
-    from_list = fit_regional_fractional_logit(regions, ["posts", "np.log(cands)"])
-    pd.testing.assert_series_equal(from_string.params, from_list.params)
-    broken = regions.assign(turnout_pct=regions["turnout_pct"].where(regions["region"] != "Almaty", 120.0))
-    with pytest.raises(ValueError, match=r"outside \[0, 100\] for \['Almaty'\]"):
-        fit_regional_fractional_logit(broken, ["posts"])
-
-
-def test_regional_weights_enter_as_var_weights(regions: pd.DataFrame) -> None:
-    fit = fit_regional_fractional_logit(regions, ["np.log(cands)"], weight="voters_on_rolls")
-    kept = regions.set_index("region").loc[fit.extra["regions"]]
-    direct = sm.GLM(
-        kept["turnout_pct"] / 100,
-        sm.add_constant(np.log(kept["cands"])),
-        family=sm.families.Binomial(),
-        var_weights=kept["voters_on_rolls"],
-    ).fit()
-    np.testing.assert_allclose(fit.params.to_numpy(), direct.params.to_numpy(), atol=1e-8)
-    assert fit.raw.df_resid == 2  # var_weights keep df at n - k; freq_weights would not
-
-
-def test_regional_ame_values_and_t_intervals(regions: pd.DataFrame) -> None:
-    """AME = 100 mean(mu (1 - mu)) b; CI = AME -+ t(0.975, n - k) SE with n - k = 10 - 3 = 7 here (2.365, not 1.96)."""
-    fit = fit_regional_fractional_logit(regions, ["posts", "np.log(cands)"])
-    ame = average_marginal_effects(fit).set_index("term")
-    assert fit.df_resid == 7 and list(ame.index) == ["posts", "np.log(cands)"]
-    mu = expit(fit.raw.model.exog @ fit.params.to_numpy())
-    for term in ("posts", "np.log(cands)"):
-        assert ame.at[term, "ame_pp"] == pytest.approx(100 * np.mean(mu * (1 - mu)) * fit.params[term], rel=1e-12)
-        half = (ame.at[term, "ci_upper_pp"] - ame.at[term, "ame_pp"]) / ame.at[term, "std_error_pp"]
-        assert half == pytest.approx(2.364624, abs=5e-7)  # t(0.975, 7), published table
-
-
-def test_leave_one_out_refits_once_per_region(regions: pd.DataFrame) -> None:
-    loo = leave_one_out(regions, ["posts"])
-    assert len(loo) == 12 and (loo["n_obs"] == 11).all()
-    assert (loo["status"] == "ok").all() and loo["estimate"].notna().all()
-    full = fit_regional_fractional_logit(regions, ["posts"])
-    np.testing.assert_allclose(loo["change"], loo["estimate"] - full.params["posts"])
-
-
-def test_permutation_test_p_value(regions: pd.DataFrame) -> None:
-    result = permutation_test(regions, "posts", n_permutations=99, seed=4)
-    reached = np.sum(np.abs(result.null_distribution) >= abs(result.observed))
-    assert result.p_value == pytest.approx((reached + 1) / 100, abs=1e-15)  # (k + 1) / (n + 1)
-    assert result.n_failed == 0 and result.n_obs == 12 and result.term == "posts" and result.statistic == "t"
-    assert result.null_distribution.shape == (99,)
-    same = permutation_test(regions, "posts", n_permutations=99, seed=4)
-    np.testing.assert_array_equal(result.null_distribution, same.null_distribution)
-
-
-def test_permutation_test_detects_a_strong_regional_effect(regions: pd.DataFrame) -> None:
-    strong = regions.assign(turnout_pct=100 * expit(0.2 + 0.03 * (regions["posts"] - 50)))
-    result = permutation_test(strong, "posts", n_permutations=99, seed=0, statistic="coef")
-    assert result.p_value == pytest.approx(1 / 100)
-
-
 def test_race_headline_follows_the_recommended_method(races: pd.DataFrame) -> None:
     families = {"glm": fit_race_glm(races, MIX_RHS), "gee": fit_race_gee(races, MIX_RHS)}
     boot = resampling.wild_cluster_bootstrap(races, MIX_RHS, "self_share", n_boot=99, seed=1)
@@ -482,3 +269,44 @@ def test_race_rows_missing_a_predictor_are_dropped_with_region_dummies_too(races
     fit = fit_race_glm(holes, "C(region) + " + MIX_RHS)
     assert fit.n_obs == len(races) - 3
     assert fit.notes[0].startswith("dropped 3 row(s) with missing values, e.g. row 0: missing self_share")
+
+
+def twelve_races() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "region": list("aaabbbcccddd"),
+            "x": [-1.0, 0.5, 1.2, 0.0, 1.5, -0.7, -0.5, 2.0, 0.9, 0.3, -1.2, 1.1],
+            "registered": [100, 80, 140, 120, 90, 70, 60, 150, 110, 95, 130, 85],
+            "voted": [40, 50, 95, 60, 70, 30, 30, 130, 75, 50, 45, 60],
+        }
+    )
+
+
+def test_counts_held_as_python_objects_are_fitted_like_numbers() -> None:
+    """An object column of Python ints passes the row checks (they convert with ``pd.to_numeric``); the fit must
+    convert it too and give statsmodels' clustered binomial GLM on the same numbers."""
+    df = twelve_races()
+    as_objects = df.astype({"voted": object, "registered": object})
+    fit = race.fit_race_glm(as_objects, "x")
+    voted, registered = df["voted"].to_numpy(float), df["registered"].to_numpy(float)
+    design = np.column_stack([np.ones(len(df)), df["x"].to_numpy(float)])
+    expected = GLM(np.column_stack([voted, registered - voted]), design, family=families.Binomial()).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(df["region"])[0]}, use_t=True
+    )
+    np.testing.assert_allclose(fit.params.to_numpy(), expected.params, rtol=1e-9)
+    np.testing.assert_allclose(fit.bse.to_numpy(), expected.bse, rtol=1e-9)
+    beta = race.fit_race_beta(as_objects, "x")
+    assert beta.n_obs == 12 and np.all(np.isfinite(beta.params.to_numpy()))
+
+
+def test_beta_regression_prints_nothing_and_its_results_name_the_cluster_covariance(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Both optimiser runs of the beta regression stay silent (a notebook or log shows no optimiser chatter), and
+    the statsmodels results kept in ``raw`` say what was requested: ``cluster`` covariance for both race fits and
+    the ``newton`` method for the GLM (the labels ``raw.summary()`` prints)."""
+    df = twelve_races()
+    beta = race.fit_race_beta(df, "x")
+    glm = race.fit_race_glm(df, "x")
+    assert capsys.readouterr() == ("", "")
+    assert (beta.raw.cov_type, glm.raw.cov_type, glm.raw.method) == ("cluster", "cluster", "newton")

@@ -1,10 +1,7 @@
-"""Edge cases of the resampling tests and their fast paths that the other tests leave open: a statistic of exactly
-zero (every replicate reaches it), a narrow bootstrap interval found by test inversion, the solver and engine
-arguments, the label of a failed observed fit, and a batch of permuted designs with one that separates.
-
-Expected values are derived by hand (written out in each docstring), by the independent enumeration of
-``test_exact_resampling``, or by statsmodels on the same data.
-"""
+"""The resampling tests of akim_turnout.models.resampling at their boundaries: a statistic of exactly zero (every
+replicate reaches it), a narrow bootstrap interval found by test inversion, the solver and engine arguments
+(the fast paths of models.fastfit), the label of a failed observed fit, a batch of permuted designs of which one
+separates, and a percentage outside 0 to 100."""
 
 from __future__ import annotations
 
@@ -15,16 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from test_exact_resampling import (
+
+from akim_turnout.models import fastfit, race, resampling
+from akim_turnout.models import regional as regional_model
+from models.resampling.test_enumeration import (
     RADEMACHER,
     all_vectors,
     exact_crossing,
     exact_wild_p,
     six_clusters,
 )  # tests/ is on sys.path
-
-from akim_turnout.models import fastfit, race, resampling
-from akim_turnout.models import regional as regional_model
 
 
 def mirrored_clusters() -> pd.DataFrame:

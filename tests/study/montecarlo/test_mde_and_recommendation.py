@@ -1,14 +1,6 @@
-"""Exact values of the Monte Carlo summaries (akim_turnout.study.montecarlo) and of the formula-free design helpers
-(akim_turnout.models.design), on tiny hand-made inputs.
-
-Pinned here: the exact intervals (checked against scipy's ``binomtest``) also for counts held in object arrays; the
-summary of a group with two usable fits and the order of methods outside the reporting order; the minimum
-detectable effect when the power reaches the target exactly at a grid point, in a design other than the first, with
-no usable fits, without effect 0 and with size intervals that end exactly at ``alpha``; which methods the
-recommendation weighs (usable fits, enough data sets in the requested design, every non-zero effect) and its
-sentences word for word, including the closed ends of the size and coverage intervals; the headline metrics of a
-study with no non-zero effect; and the exact messages, labels and dropped-row records of the design helpers.
-"""
+"""Exact values of the Monte Carlo summaries (akim_turnout.study.montecarlo) on tiny hand-made inputs: exact
+intervals of counts in object arrays, group summaries, the power curve, the minimum detectable effect, the
+recommended method and the study metrics."""
 
 from __future__ import annotations
 
@@ -19,11 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from akim_turnout.models import design
 from akim_turnout.report.labels import method as label
 from akim_turnout.study import montecarlo
-
-ALPHA = 0.05
 
 
 def exact(k: int, n: int) -> tuple[float, float]:
@@ -72,11 +61,6 @@ def summary_rows(
             }
         )
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------
-# Exact intervals and summaries
-# --------------------------------------------------------------------------
 
 
 def test_clopper_pearson_of_counts_in_object_arrays_is_the_exact_interval() -> None:
@@ -134,11 +118,6 @@ def test_summarise_keeps_methods_outside_the_reporting_order_in_order_of_appeara
     rows += _result_rows("beta", [0.1, 0.2], [True, True], [0.1, 0.1])
     summary = montecarlo.summarise(pd.DataFrame(rows))
     assert summary["method"].tolist() == ["cluster_t", "ols", "beta"]
-
-
-# --------------------------------------------------------------------------
-# Power curve and minimum detectable effect
-# --------------------------------------------------------------------------
 
 
 def test_power_curve_keeps_the_order_of_equal_absolute_effects() -> None:
@@ -217,11 +196,6 @@ def test_mde_size_interval_ending_exactly_at_alpha_contains_it(bounds: tuple[flo
         assert math.isnan(mde["mde_logit"])
 
 
-# --------------------------------------------------------------------------
-# Recommended method
-# --------------------------------------------------------------------------
-
-
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -229,6 +203,8 @@ def _pct(x: float) -> str:
 QUALIFIED_TAIL = (
     "of their coverage at every true effect containing 95% (sizes: {sizes}); {among} this one's size was closest to 5%."
 )
+
+
 ROBUST_FIRST = (
     "cluster-robust methods (they assume nothing about the correlation within a region) come first, and among them"
 )
@@ -353,11 +329,6 @@ def test_recommend_method_intervals_are_closed(column: str, value: float) -> Non
     assert "; 1 of 1 methods had an exact interval of their size containing 5%" in reason
 
 
-# --------------------------------------------------------------------------
-# Headline metrics
-# --------------------------------------------------------------------------
-
-
 def test_study_metrics_of_a_study_with_no_non_zero_effect() -> None:
     summary = summary_rows("cluster_t", [6], [114], 120, effects=(0.0,), mean_pq=0.2)
     metrics = montecarlo.study_metrics(summary)
@@ -391,75 +362,3 @@ def test_study_metrics_lists_designs_in_design_order() -> None:
         {"n_regions": 28, "n_races": 1460, "size": {"cluster_t": 0.07}},
         {"n_regions": 7, "n_races": 365, "size": {"cluster_t": 0.1}},
     ]
-
-
-# --------------------------------------------------------------------------
-# Design helpers
-# --------------------------------------------------------------------------
-
-
-def test_validate_turnout_rows_reads_unparsable_counts_as_missing() -> None:
-    df = pd.DataFrame({"voted": [5, "n/a", 7], "registered": [10, 10, "?"]}, index=["a", "b", "c"])
-    with pytest.raises(ValueError) as error:
-        design.validate_turnout_rows(df)
-    assert (
-        str(error.value) == "races: invalid turnout rows: voted or registered is missing in 2 row(s), index ['b', 'c']"
-    )
-
-
-def test_validate_turnout_rows_accepts_one_registered_voter_and_names_every_broken_rule() -> None:
-    design.validate_turnout_rows(pd.DataFrame({"voted": [0, 1], "registered": [1, 1]}))
-    df = pd.DataFrame({"v": [1, 0, 3, -1], "r": [1, 0, 2, 5]})
-    with pytest.raises(ValueError) as error:
-        design.validate_turnout_rows(df, voted="v", registered="r", source="sample")
-    assert str(error.value) == (
-        "sample: invalid turnout rows: r <= 0 in 1 row(s), index [1]; v < 0 in 1 row(s), index [3]; "
-        "v > r in 1 row(s), index [2]"
-    )
-
-
-def test_parse_terms_spells_a_log_term_with_its_numpy_prefix() -> None:
-    assert design.parse_terms("log(n) + np.log(m) + C(region) + x") == [
-        ("log", "n", "np.log(n)"),
-        ("log", "m", "np.log(m)"),
-        ("categorical", "region", "C(region)"),
-        ("numeric", "x", "x"),
-    ]
-
-
-def test_build_design_logs_a_column_of_python_integers() -> None:
-    df = pd.DataFrame({"n": pd.Series([1, 2, 4], dtype=object)})
-    exog, names = design.build_design(df, "np.log(n)")
-    assert names == ["Intercept", "np.log(n)"]
-    np.testing.assert_array_equal(exog, [[1.0, 0.0], [1.0, math.log(2)], [1.0, math.log(4)]])
-
-
-def test_log_term_names_the_non_positive_rows_up_to_ten() -> None:
-    df = pd.DataFrame({"n": [2.0, 0.0, 1.0, -1.0, 0.5]}, index=[10, 11, 12, 13, 14])
-    with pytest.raises(ValueError) as error:
-        design.build_design(df, "np.log(n)")
-    assert str(error.value) == "np.log(n): n must be > 0 in 2 row(s), index [11, 13]"
-    many = pd.DataFrame({"n": [0.0] * 12})
-    with pytest.raises(ValueError) as error:
-        design.build_design(many, "log(n)")
-    assert (
-        str(error.value) == "np.log(n): n must be > 0 in 12 row(s), index [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ... (+2 more)]"
-    )
-
-
-def test_drop_incomplete_records_reasons_and_caps_the_records_at_fifty() -> None:
-    df = pd.DataFrame({"a": [1.0, None, None, 4.0], "b": [None, 2.0, None, 4.0], "name": ["p", "q", "r", "s"]})
-    kept, records, dropped = design._drop_incomplete(df, ["a", "b"], label_column="name")
-    assert kept.index.tolist() == [3] and dropped == 3
-    assert records == [
-        {"row": "p", "reason": "missing b", "missing": ["b"]},
-        {"row": "q", "reason": "missing a", "missing": ["a"]},
-        {"row": "r", "reason": "missing a, b", "missing": ["a", "b"]},
-    ]
-    many = pd.DataFrame({"a": [None] * 51 + [1.0]})
-    kept, records, dropped = design._drop_incomplete(many, ["a"])
-    assert (len(kept), len(records), dropped) == (1, 50, 51)
-    assert records[-1] == {"row": 49, "reason": "missing a", "missing": ["a"]}
-    with pytest.raises(ValueError) as error:
-        design._drop_incomplete(df, ["a", "z", "y"])
-    assert str(error.value) == "missing column(s): ['z', 'y']"

@@ -1,11 +1,12 @@
 """Exact checks of the fast numpy paths (akim_turnout.models.fastfit): pieces, edges and decline rules.
 
-tests/test_fastfit.py pins each fast path to statsmodels on whole fits of simulated data. This file checks what those
-fits leave open: the pieces the fits are built from (the REML likelihood, score and Hessian at any variance ratio,
-statsmodels' binomial deviance at its guards, the optimiser's settings), the iteration limits and stopping rules at
-any tolerance, and each rule for declining a case (FastPathDeclined, with its message) on both sides of the value
-where it switches. Where a rule can only be reached through a failure that regular data never produce (a warning
-from BFGS, a non-finite GEE step, a Hessian that is not negative definite), the failure is planted with monkeypatch.
+test_agreement_with_statsmodels.py (in this folder) pins each fast path to statsmodels on whole fits of simulated
+data. This file checks what those fits leave open: the pieces the fits are built from (the REML likelihood, score
+and Hessian at any variance ratio, statsmodels' binomial deviance at its guards, the optimiser's settings), the
+iteration limits and stopping rules at any tolerance, and each rule for declining a case (FastPathDeclined, with its
+message) on both sides of the value where it switches. Where a rule can only be reached through a failure that
+regular data never produce (a warning from BFGS, a non-finite GEE step, a Hessian that is not negative definite),
+the failure is planted with monkeypatch.
 """
 
 from __future__ import annotations

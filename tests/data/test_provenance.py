@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_data import RAW, edit_cell, line_of, rewrite_csv  # noqa: E402  (tests/ is on sys.path, see conftest.py)
 
 from akim_turnout.data import audit, ingest
 from akim_turnout.data.validation import DataValidationError, number_patterns, quote_states, usual_writings
+from data.test_ingest import RAW, edit_cell, line_of, rewrite_csv  # noqa: E402  (tests/ is on sys.path, see conftest.py)
 
 ATYRAU = {"round_id": "2021-07-25_rural", "region": "Atyrau"}
 ATYRAU_TURNOUT = {**ATYRAU, "variable": "turnout_pct"}

@@ -193,7 +193,8 @@ def test_run_replication_rows_and_targets(base_margins: pd.DataFrame) -> None:
     for method, fit in direct.items():
         row = rows.set_index("method").loc[method]
         expected = study._wald(fit, targets[method], 0.05)
-        # the study's default fast engine agrees with the statsmodels fit to rounding (see tests/test_fastfit.py)
+        # the study's default fast engine agrees with the statsmodels fit to rounding
+        # (see tests/models/fastfit/test_agreement_with_statsmodels.py)
         assert (row["estimate"], row["se"], row["ci_low"], row["ci_high"], row["p_value"]) == pytest.approx(
             (expected["estimate"], expected["se"], expected["ci_low"], expected["ci_high"], expected["p_value"]),
             rel=1e-9,

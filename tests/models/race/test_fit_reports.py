@@ -1,10 +1,8 @@
-"""What the race-level and regional model helpers report, asserted as exact values, sentences and dictionaries: the
-notes and extras of each fit, the JSON summaries, the comparison table and the failure rows of leave-one-out."""
+"""What the race-level fits of akim_turnout.models.race report, asserted as exact values and sentences: the notes
+and extras of each fit, the covariance frames by term, the naive binomial fit and the comparison table."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 
 import numpy as np
@@ -12,8 +10,41 @@ import pandas as pd
 import pytest
 from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
-from akim_turnout.models import inference, race, regional, resampling
+from akim_turnout.models import race
+from akim_turnout.study import simulate
 from akim_turnout.study.simulate import SimulationSettings, simulate_races
+
+
+@pytest.fixture(scope="module")
+def races_seed_5() -> pd.DataFrame:
+    return simulate.simulate_races(
+        real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=5
+    )
+
+
+def test_naive_binomial_is_the_model_based_fit(races_seed_5: pd.DataFrame) -> None:
+    naive = race.fit_race_naive_binomial(races_seed_5, MIX_RHS)
+    assert naive.name == "race_glm_naive" and naive.n_clusters is None and naive.cov_type == "nonrobust"
+    np.testing.assert_allclose(naive.cov_params.to_numpy(), np.asarray(naive.raw.cov_params()), rtol=1e-12)
+    np.testing.assert_allclose(
+        naive.bse, np.sqrt(np.diag(np.linalg.inv(naive.raw.model.hessian(naive.raw.params) * -1))), rtol=1e-8
+    )
+    assert naive.n_obs == 730
+
+
+@pytest.mark.parametrize("fit", ["beta", "gee", "mixedlm"])
+def test_covariance_frames_are_labelled_by_term(races_seed_5: pd.DataFrame, fit: str) -> None:
+    result = {"beta": race.fit_race_beta, "gee": race.fit_race_gee, "mixedlm": race.fit_race_mixedlm}[fit](
+        races_seed_5, MIX_RHS
+    )
+    names = list(result.params.index)
+    assert list(result.cov_params.index) == names and list(result.cov_params.columns) == names
+    assert result.n_obs == 730 and result.n_clusters == 14 and result.warnings == ()
+    assert result.extra["design_columns"] == ["Intercept", "np.log(n_candidates)", "self_share", "any_woman"]
+    if fit == "gee":
+        np.testing.assert_array_equal(result.extra["_registered"], races_seed_5["registered"].to_numpy(float))
+        assert result.extra["weighted"] is False
+
 
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
 
@@ -122,62 +153,6 @@ def test_race_mixedlm_notes_and_extra(races: pd.DataFrame) -> None:
         race.fit_race_mixedlm(races, "C( region ) + self_share")
 
 
-def test_fit_result_to_dict_by_hand() -> None:
-    params = pd.Series({"Intercept": 0.123456789, "x": -2.5})
-    bse = pd.Series({"Intercept": 0.1, "x": 0.25})
-    fit = inference.FitResult(
-        name="hand",
-        family="binomial",
-        formula="y ~ x",
-        params=params,
-        bse=bse,
-        conf_int=pd.DataFrame({"lower": params - 0.5, "upper": params + 0.5}),
-        pvalues=pd.Series({"Intercept": 0.2, "x": 1e-12}),
-        n_obs=20,
-        n_clusters=4,
-        cov_type="cluster",
-        use_t=True,
-        df_resid=10.0,
-        warnings=("UserWarning: w",),
-        notes=("n",),
-        extra={"a": 1.23456789, "_hidden": np.arange(3)},
-    )
-    assert fit.to_dict() == {
-        "name": "hand",
-        "family": "binomial",
-        "formula": "y ~ x",
-        "n_obs": 20,
-        "n_clusters": 4,
-        "cov_type": "cluster",
-        "use_t": True,
-        "df_resid": 10,
-        "coefficients": {
-            "Intercept": {
-                "estimate": 0.123457,
-                "std_error": 0.1,
-                "ci_lower": -0.376543,
-                "ci_upper": 0.623457,
-                "p_value": 0.2,
-            },
-            "x": {"estimate": -2.5, "std_error": 0.25, "ci_lower": -3, "ci_upper": -2, "p_value": 0},
-        },
-        "warnings": ["UserWarning: w"],
-        "notes": ["n"],
-        "extra": {"a": 1.23457},
-    }
-    assert json.loads(json.dumps(fit.to_dict())) == fit.to_dict()
-    # three residual df (fewer than inference.MIN_DF_RESID = 4): no number is reported, the fit keeps its params
-    few = dataclasses.replace(fit, df_resid=3.0)
-    assert few.params["x"] == -2.5 and few.to_dict()["df_resid"] == 3
-    assert few.to_dict()["coefficients"]["x"] == {
-        "estimate": None,
-        "std_error": None,
-        "ci_lower": None,
-        "ci_upper": None,
-        "p_value": None,
-    }
-
-
 def test_comparison_table_by_hand(races: pd.DataFrame) -> None:
     glm = race.fit_race_glm(races, MIX_RHS)
     mixed = race.fit_race_mixedlm(races, "self_share")
@@ -220,86 +195,3 @@ def test_comparison_table_by_hand(races: pd.DataFrame) -> None:
     assert missing["model"] == "race_mixedlm" and missing[["estimate", "std_error", "p_value"]].isna().all()
     assert (missing["cov_type"], missing["use_t"], missing["n_clusters"]) == ("model-based", False, 14)
     assert table.iloc[3]["estimate"] == mixed.params["self_share"]
-
-
-def test_permutation_result_to_dict_by_hand() -> None:
-    null = np.array([np.nan, *np.linspace(-2.0, 2.0, 41)])
-    result = resampling.PermutationResult("x", "t", 1.5, null, 0.25, 42, 12, 1)
-    assert result.to_dict() == {
-        "term": "x",
-        "statistic": "t",
-        "observed": 1.5,
-        "p_value": 0.25,
-        "n_permutations": 42,
-        "n_obs": 12,
-        "n_failed": 1,
-        "null_quantiles": {"q025": -1.9, "q50": 0, "q975": 1.9},
-    }
-
-
-def test_wild_bootstrap_result_to_dict_by_hand() -> None:
-    result = resampling.WildBootstrapResult("x", 0.1234567, 0.0, 2.0, 0.05, -0.5, 0.75, 99, 6, "webb", 3, ("n",))
-    assert result.to_dict() == {
-        "term": "x",
-        "estimate": 0.123457,
-        "null_value": 0,
-        "statistic": 2,
-        "p_value": 0.05,
-        "ci_lower": -0.5,
-        "ci_upper": 0.75,
-        "n_boot": 99,
-        "n_clusters": 6,
-        "weights": "webb",
-        "seed": 3,
-        "notes": ["n"],
-    }
-
-
-def test_leave_one_out_records_a_failed_refit() -> None:
-    """Four regions and two parameters: each refit on three regions works; with three regions and three
-    parameters every refit has 2 rows for 3 parameters and is recorded as failed, with the reason."""
-    regions = pd.DataFrame(
-        {
-            "region": list("ABCD"),
-            "x": [1.0, 2.0, 3.5, 5.0],
-            "z": [0.5, -1.0, 2.0, 0.0],
-            "turnout_pct": [60.0, 66.0, 71.0, 69.0],
-        }
-    )
-    ok = regional.leave_one_out(regions, ["x"], keep_not_estimable=True)
-    assert ok["dropped_region"].tolist() == list("ABCD")
-    # one residual df per refit: fitted, reported as not estimable, its numbers kept only on request
-    assert ok["status"].str.startswith("not estimable: 1 residual degrees of freedom (fewer than 4); ").all()
-    blank = regional.leave_one_out(regions, ["x"])
-    assert (blank["status"] == ok["status"]).all()
-    assert blank[["estimate", "std_error", "ci_lower", "ci_upper", "p_value", "change"]].isna().all().all()
-    assert (ok["n_obs"] == 3).all() and (ok["n_warnings"] == 0).all()
-    refit = regional.fit_regional_fractional_logit(regions[regions["region"] != "A"], ["x"])
-    first = ok.iloc[0]
-    assert first["estimate"] == refit.params["x"] and first["std_error"] == refit.bse["x"]
-    assert first["ci_lower"] == refit.conf_int.at["x", "lower"] and first["ci_upper"] == refit.conf_int.at["x", "upper"]
-    assert first["p_value"] == refit.pvalues["x"]
-    full = regional.fit_regional_fractional_logit(regions, ["x"])
-    assert first["change"] == pytest.approx(refit.params["x"] - full.params["x"], abs=1e-15)
-    failed = regional.leave_one_out(regions, ["x", "z"], term="z")
-    row = failed.iloc[0]
-    assert row["status"] == "regional_fractional_logit: 3 observations for 3 parameters; cannot fit"
-    assert row["n_warnings"] == 0 and row["n_obs"] == 3
-    assert row[["estimate", "std_error", "ci_lower", "ci_upper", "p_value", "change"]].isna().all()
-
-
-@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # the search reaches nulls of +-4000
-def test_wild_bootstrap_bound_is_nan_when_no_null_is_rejected() -> None:
-    """Three clusters: the 8 Rademacher vectors give p >= 2/8 at every null, so no bound exists at alpha 0.05."""
-    df = pd.DataFrame(
-        {
-            "region": list("aabbcc"),
-            "x": [-1.0, -0.5, 0.0, 0.4, 0.9, 1.5],
-            "registered": [100, 80, 120, 90, 60, 150],
-            "voted": [40, 50, 60, 70, 30, 130],
-        }
-    )
-    vectors = np.array([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)], dtype=float)
-    result = resampling.wild_cluster_bootstrap(df, "x", "x", draws=vectors)
-    assert math.isnan(result.ci_lower) and math.isnan(result.ci_upper)
-    assert result.p_value >= 0.25

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from akim_turnout.data import processed as data
-from akim_turnout.pipeline.paths import project_path, stage_params
+from akim_turnout.pipeline.parameters import stage_params
+from akim_turnout.pipeline.paths import project_path
 
 pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,9 +17,10 @@ from statsmodels.genmod.generalized_linear_model import GLM
 from akim_turnout.data import ingest
 from akim_turnout.data.processed import ROUND_2021
 from akim_turnout.models import inference, regional, resampling, specification
+from akim_turnout.pipeline.paths import project_root
 from akim_turnout.report import tables
 
-RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
+RAW = project_root() / "data" / "raw"
 NATIONAL = {"posts": 100, "cands_registered": 300}
 
 

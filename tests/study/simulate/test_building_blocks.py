@@ -1,24 +1,6 @@
-"""Exact checks of the simulator's building blocks and of the forensic diagnostics, on tiny inputs.
-
-Simulator (:mod:`akim_turnout.study.simulate`):
-
-* regional intercepts: the closed form ``logit(target) - offset`` when a region's races share one offset, the root
-  of the weighted-mean equation (found here by ``brentq``) otherwise, and the refusal of an unreachable target;
-* largest-remainder rounding by group: ties to the earlier quota in long groups, empty trailing groups, and the
-  refusal of quotas that cannot reach their totals;
-* the drawing helpers: candidate counts, slot marking, party spreading, votes at full turnout, the winner's votes of
-  a one-candidate race, the candidate-mix predictor on the count scale, and the race table's integer columns;
-* scaled margins, defaults of the public entry points, and the messages of refused settings and margins.
-
-Forensics (:mod:`akim_turnout.models.forensics`):
-
-* integer-percentage test: its defaults, the plain-binomial null drawn from the seed, the spread and z of the null
-  with two simulations, and the per-race table;
-* planting round turnouts: the nearest target wins even with a wide search, an exact half goes down, and the
-  winner's votes are clipped at zero;
-* dtypes the tables promise: float64 count arrays from validation, integer counts and a stable region order in the
-  turnout table, integer second digits, and integer columns that gain a missing value becoming floats.
-"""
+"""The building blocks of the race simulator (akim_turnout.study.simulate) on tiny inputs: regional intercepts,
+integer allocation (largest remainder, grouped rounding, capped water filling), candidate slots and party
+nominees, votes and winners, the race frame, scaled margins and the settings."""
 
 from __future__ import annotations
 
@@ -29,13 +11,8 @@ from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path,
 from scipy.optimize import brentq
 from scipy.special import expit, logit
 
-from akim_turnout.models import forensics
 from akim_turnout.study import simulate
 from akim_turnout.study.simulate import SimulationSettings
-
-# --------------------------------------------------------------------------------------------------------------
-# Regional intercepts
-# --------------------------------------------------------------------------------------------------------------
 
 
 def weighted_turnout(alpha: float, registered: np.ndarray, offset: np.ndarray) -> float:
@@ -77,11 +54,6 @@ def test_an_intercept_out_of_reach_is_refused() -> None:
         )
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Largest-remainder rounding by group
-# --------------------------------------------------------------------------------------------------------------
-
-
 def test_grouped_rounding_breaks_ties_towards_the_earlier_quota_in_long_groups() -> None:
     # Two interleaved groups of 30 quotas of 0.5: the 15 units of each group go to its first 15 quotas.
     quotas = np.full(60, 0.5)
@@ -99,11 +71,6 @@ def test_grouped_rounding_accepts_an_empty_last_group_with_total_zero() -> None:
 def test_grouped_rounding_refuses_quotas_that_fall_short_of_their_total() -> None:
     with pytest.raises(RuntimeError, match=r"^Largest-remainder rounding failed: quotas do not match totals$"):
         simulate.grouped_largest_remainder(np.array([0.2, 0.3]), np.array([0, 0]), np.array([5]))
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Drawing helpers
-# --------------------------------------------------------------------------------------------------------------
 
 
 def test_extra_candidates_are_spread_over_the_region_races() -> None:
@@ -235,11 +202,6 @@ def test_scaled_margins_by_hand() -> None:
     assert scaled["voters_on_rolls"].tolist() == [4800, 3000]
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Entry points and messages
-# --------------------------------------------------------------------------------------------------------------
-
-
 def test_default_seed_is_zero() -> None:
     regions = real_2021_regions()
     pd.testing.assert_frame_equal(
@@ -271,146 +233,91 @@ def test_settings_mapping_lists_every_problem_in_one_message() -> None:
     assert message.endswith("); parameter 'settings.min_candidates' must be an integer from 1 to 10, got 3.0")
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Integer-percentage test
-# --------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("total", "basis"), [(-1, [1.0, 1.0]), (5, [0.0, 0.0]), (5, [2.0, -1.0])])
+def test_largest_remainder_refuses_impossible_splits(total: int, basis: list[float]) -> None:
+    with pytest.raises(ValueError, match=rf"^Cannot split {total} over basis \[{basis[0]}, {basis[1]}\]$"):
+        simulate.largest_remainder(total, np.array(basis))
 
 
-def three_races() -> pd.DataFrame:
-    return pd.DataFrame(
-        {"race_id": [1, 2, 3], "region": ["a", "a", "b"], "registered": [200, 150, 80], "voted": [150, 97, 52]}
+def test_largest_remainder_edges_by_hand() -> None:
+    assert simulate.largest_remainder(0, np.array([1.0, 2.0])).tolist() == [0, 0]
+    assert simulate.largest_remainder(3, np.array([0.0, 1.0])).tolist() == [0, 3]
+    assert simulate.largest_remainder(1, np.array([0.5, 0.5])).tolist() == [1, 0]  # a tie goes to the first
+    assert simulate.largest_remainder(7, np.array([1, 2, 4])).tolist() == [1, 2, 4]
+    # quotas 2.4, 1.6, 1.0 (sum 5): floors 2, 1, 1, the unit left goes to the largest fraction (0.6)
+    assert simulate.largest_remainder(5, np.array([2.4, 1.6, 1.0])).tolist() == [2, 2, 1]
+
+
+def test_capped_water_filling_by_hand() -> None:
+    caps = np.array([10, 10, 2])
+    # proportional quotas 6, 6, 6 exceed the third cap: it is fixed at 2 and 16 is spread over the others
+    np.testing.assert_allclose(
+        simulate._scale_to_total_with_caps(np.array([1.0, 1.0, 1.0]), caps, 18), [8.0, 8.0, 2.0], rtol=1e-15
+    )
+    # no weight at all: spread in proportion to the caps
+    np.testing.assert_allclose(simulate._scale_to_total_with_caps(np.zeros(3), caps, 11), [5.0, 5.0, 1.0], rtol=1e-15)
+    # weights only where the cap is reached: the rest goes by caps
+    np.testing.assert_allclose(
+        simulate._scale_to_total_with_caps(np.array([0.0, 0.0, 1.0]), caps, 12), [5.0, 5.0, 2.0], rtol=1e-15
+    )
+    # a quota exactly at its cap stays free and equal to it
+    np.testing.assert_allclose(
+        simulate._scale_to_total_with_caps(np.array([1.0, 1.0, 1.0]), np.array([2, 2, 2]), 6),
+        [2.0, 2.0, 2.0],
+        rtol=1e-15,
+    )
+    np.testing.assert_allclose(simulate._scale_to_total_with_caps(np.array([1.0, 1.0]), caps[:2], 20), [10.0, 10.0])
+    with pytest.raises(ValueError, match=r"^Target exceeds the sum of caps$"):
+        simulate._scale_to_total_with_caps(np.ones(3), caps, 23)
+
+
+def test_true_coefficients_series() -> None:
+    truth = simulate.true_coefficients(simulate.SimulationSettings.from_params())
+    assert truth.name == "true_value" and truth.to_dict() == {
+        "np.log(n_candidates)": 0.2,
+        "self_share": -0.3,
+        "any_woman": 0.1,
+    }
+
+
+@pytest.fixture(scope="module")
+def races_seed_5() -> pd.DataFrame:
+    return simulate.simulate_races(
+        real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=5
     )
 
 
-def integer_hits(votes: np.ndarray, registered: np.ndarray, tolerance: float = 0.05) -> np.ndarray:
-    """Turnout within ``tolerance`` pp of an integer, by integer arithmetic."""
-    remainder = (100 * votes) % registered
-    return np.minimum(remainder, registered - remainder) <= tolerance * registered * (1 + 1e-12)
-
-
-def test_integer_test_defaults_are_1000_simulations_from_seed_zero() -> None:
-    default = forensics.integer_percent_test(three_races())
-    explicit = forensics.integer_percent_test(three_races(), n_sim=1000, seed=0)
-    assert default.n_sim == 1000 and len(default.null_counts) == 1000
-    np.testing.assert_array_equal(default.null_counts, explicit.null_counts)
-
-
-def test_unsmoothed_null_is_binomial_at_the_observed_turnout() -> None:
-    races = three_races()
-    registered, voted = races["registered"].to_numpy(), races["voted"].to_numpy()
-    result = forensics.integer_percent_test(races, n_sim=50, seed=5, smooth_pp=0.0)
-    rng = np.random.default_rng(5)
-    draws = rng.binomial(registered, np.broadcast_to(voted / registered, (50, 3)))
-    hits = integer_hits(draws, registered)
-    np.testing.assert_array_equal(result.null_counts, hits.sum(axis=1))
-    np.testing.assert_allclose(result.races["null_hit_prob"], hits.mean(axis=0), rtol=0, atol=1e-15)
-
-
-def test_null_spread_and_z_with_two_simulations() -> None:
-    result = forensics.integer_percent_test(three_races(), n_sim=2, seed=2)
-    counts = result.null_counts.astype(float)
-    assert counts[0] != counts[1]
-    sd = abs(counts[0] - counts[1]) / np.sqrt(2)  # sample SD of two values
-    assert result.null_sd == pytest.approx(sd, abs=1e-12)
-    assert 0 < sd <= 1
-    assert result.z == pytest.approx((result.observed - counts.mean()) / sd, abs=1e-12)
-
-
-def test_integer_test_per_race_table_by_hand() -> None:
-    races = three_races()
-    table = forensics.integer_percent_test(races, n_sim=5).races
-    registered, voted = races["registered"].to_numpy(), races["voted"].to_numpy()
-    remainder = (100 * voted) % registered
-    expected = pd.DataFrame(
-        {
-            "race_id": [1, 2, 3],
-            "region": ["a", "a", "b"],
-            "registered": registered.astype(np.int64),
-            "voted": voted.astype(np.int64),
-            "turnout_pct": 100.0 * voted / registered,
-            "distance_pp": np.minimum(remainder, registered - remainder) / registered,
-            "is_integer": integer_hits(voted, registered),
-        }
+def test_simulated_race_columns_by_hand() -> None:
+    """One simulation built inside the test (not from a shared fixture): every derived column recomputed."""
+    margins = simulate.allocate_region_margins(real_2021_regions(), NATIONAL_2021)
+    races_seed_5 = simulate.simulate_from_margins(margins, simulate.SimulationSettings.from_params(), seed=12)
+    assert races_seed_5.attrs["seed"] == 12 and set(races_seed_5.attrs["alpha_region"]) == set(margins["region"])
+    assert all(round(a, 10) == a for a in races_seed_5.attrs["alpha_region"].values())
+    assert (races_seed_5["n_self"] == races_seed_5["n_candidates"] - races_seed_5["n_party"]).all()
+    np.testing.assert_allclose(
+        races_seed_5["self_share"], races_seed_5["n_self"] / races_seed_5["n_candidates"], rtol=1e-15
     )
-    pd.testing.assert_frame_equal(table[expected.columns], expected, check_dtype=True)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Planting round turnouts
-# --------------------------------------------------------------------------------------------------------------
-
-
-def one_race(voted: int, valid: int, winner: int) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"race_id": [1], "registered": [1000], "voted": [voted], "valid_votes": [valid], "winner_votes": [winner]}
+    np.testing.assert_allclose(
+        races_seed_5["women_share"], races_seed_5["n_women"] / races_seed_5["n_candidates"], rtol=1e-15
     )
+    assert (races_seed_5["any_self"] == (races_seed_5["n_self"] > 0).astype(int)).all()
+    assert (races_seed_5["any_woman"] == (races_seed_5["n_women"] > 0).astype(int)).all()
+    assert (races_seed_5["winner_votes"] <= races_seed_5["valid_votes"]).all() and (
+        races_seed_5["valid_votes"] == races_seed_5["voted"]
+    ).all()
+    assert (
+        races_seed_5["winner_votes"] * races_seed_5["n_candidates"] >= races_seed_5["voted"]
+    ).all() and races_seed_5["winner_votes"].dtype.kind == "i"
+    assert (races_seed_5["voted"] < races_seed_5["registered"]).all() and (races_seed_5["n_candidates"] >= 2).all()
+    by_region = races_seed_5.groupby("region")
+    assert by_region["n_party"].sum()[margins["region"]].tolist() == margins["cands_party"].tolist()
+    assert by_region["n_women"].sum()[margins["region"]].tolist() == margins["cands_women"].tolist()
+    assert by_region["n_candidates"].sum()[margins["region"]].tolist() == margins["cands"].tolist()
+    assert by_region["registered"].sum()[margins["region"]].tolist() == margins["voters_on_rolls"].tolist()
 
 
-def test_planting_picks_the_nearest_integer_even_with_a_wide_search() -> None:
-    # 45.3 %: every integer from 0 to 100 is exact with 1000 voters, so closeness alone decides.
-    planted = forensics.plant_round_turnout_anomaly(one_race(453, 453, 200), fraction=1.0, max_shift=60.0)
-    assert planted["voted"].tolist() == [450]
-
-
-def test_planting_an_exact_half_goes_to_the_lower_integer() -> None:
-    planted = forensics.plant_round_turnout_anomaly(one_race(455, 455, 200), fraction=1.0)
-    assert planted["voted"].tolist() == [450]
-    assert planted["valid_votes"].tolist() == [450] and planted["winner_votes"].tolist() == [195]
-
-
-def test_planting_clips_the_winner_votes_at_zero() -> None:
-    planted = forensics.plant_round_turnout_anomaly(one_race(503, 503, 2), fraction=1.0)
-    assert planted["voted"].tolist() == [500]
-    assert planted["valid_votes"].tolist() == [500]
-    assert planted["winner_votes"].tolist() == [0]
-
-
-def test_winner_votes_without_published_valid_votes_are_kept_or_moved_with_voted() -> None:
-    races = pd.DataFrame(
-        {
-            "race_id": [1, 2, 3],
-            "registered": [1000, 1000, 1000],
-            "voted": [453, 700, 503],
-            "valid_votes": [np.nan, np.nan, 503],
-            "winner_votes": [300, 452, 200],
-        }
+@pytest.fixture(scope="module")
+def races() -> pd.DataFrame:
+    return simulate.simulate_races(
+        real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=5
     )
-    untouched = forensics.plant_round_turnout_anomaly(races, fraction=0.0)
-    assert untouched["winner_votes"].tolist() == [300, 452, 200], "no race planted: nothing changes"
-    # 45.3 % -> 45 %: three ballots fewer, taken from the winner although valid votes are not published
-    planted = forensics.plant_round_turnout_anomaly(races.iloc[[0]], fraction=1.0)
-    assert planted["voted"].tolist() == [450] and planted["winner_votes"].tolist() == [297]
-
-
-def test_integer_column_that_gains_a_missing_value_becomes_float() -> None:
-    out = forensics._like(pd.Series([3, 4]), np.array([5.0, np.nan]))
-    assert out.dtype == np.float64
-    np.testing.assert_array_equal(out, [5.0, np.nan])
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Dtypes of validated counts, turnout tables and second digits
-# --------------------------------------------------------------------------------------------------------------
-
-
-def test_validated_counts_are_float64_arrays() -> None:
-    arrays = forensics.validate_races(three_races())
-    for column, values in (("registered", [200, 150, 80]), ("voted", [150, 97, 52])):
-        assert arrays[column].dtype == np.float64
-        assert arrays[column].tolist() == values
-
-
-def test_turnout_table_keeps_integer_counts_and_the_race_order_within_each_region() -> None:
-    region = np.tile([2, 1], 15)  # integer region codes, interleaved
-    registered = np.arange(100, 130)
-    races = pd.DataFrame({"race_id": np.arange(1, 31), "region": region, "registered": registered, "voted": 50})
-    tidy = forensics.turnout_distribution_by_region(races).races
-    assert tidy["race_id"].tolist() == list(range(2, 31, 2)) + list(range(1, 30, 2))
-    assert tidy["registered"].dtype == np.int64 and tidy["voted"].dtype == np.int64
-    assert tidy["registered"].tolist() == list(range(101, 130, 2)) + list(range(100, 129, 2))
-
-
-def test_second_digits_of_whole_numbers_stored_as_floats_are_integers() -> None:
-    digits = forensics.second_digits(np.array([10.0, 123.0, 9999.0, 47.0]))
-    assert np.issubdtype(digits.dtype, np.integer)
-    assert np.bincount(digits, minlength=10).tolist() == [1, 0, 1, 0, 0, 0, 0, 1, 0, 1]

@@ -1,18 +1,6 @@
-"""Behaviour that surviving mutants of the forensics, race and study code changed without a test noticing.
-
-Forensics (:mod:`models.forensics`): exact integer percentages of counts held as 32-bit integers; the simulated
-null counts of the integer-percentage test are whole numbers; a planted race's winner votes stay within the votes
-cast where valid votes are unpublished.
-
-Race fits (:mod:`models.race`): counts held as Python objects are fitted like numbers; beta regression prints
-nothing; the statsmodels results kept in a fit name the clustered covariance as requested.
-
-Study (:mod:`study.replications`): a bootstrap p-value equal to alpha at effect 0 is not a rejection; coverage at a
-target of 1 comes from the test at that target (fast and statsmodels paths); ``alpha`` read from a mapping is a
-plain float; ``sensitivity`` passes its run options and the design's alpha on; the dask backend maps the chunks on
-the given client, or on a client of its own cluster, with the progress bar asked for (checked with a stand-in for
-the ``distributed`` package, since real dask threads do not survive mutmut's fork).
-"""
+"""The Monte Carlo study (akim_turnout.study.replications) on bootstraps and fits made up by hand: coverage by
+the test at the target, the wild bootstrap row, the result frame, alpha read from a mapping, the sensitivity
+run, and the dask backend mapped over chunks."""
 
 from __future__ import annotations
 
@@ -24,101 +12,14 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from statsmodels.genmod import families
-from statsmodels.genmod.generalized_linear_model import GLM
+from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
 
-from akim_turnout.models import fastfit, forensics, race, resampling
+from akim_turnout.models import fastfit, resampling
 from akim_turnout.study import replications as study
+from akim_turnout.study import simulate
 from akim_turnout.study.simulate import SimulationSettings
 
 SETTINGS = SimulationSettings.from_params()
-
-# --------------------------------------------------------------------------------------------------------------------
-# Forensics
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def test_integer_percent_of_int32_counts_does_not_overflow() -> None:
-    """30,000,000 of 40,000,000 is exactly 75 %; 100 * 30,000,000 does not fit in 32 bits, so the counts must be
-    widened before multiplying (in int32 the product wraps round to -1,294,967,296 and the distance is not 0)."""
-    voted = np.array([30_000_000, 30_000_001], dtype=np.int32)
-    registered = np.array([40_000_000, 40_000_000], dtype=np.int32)
-    distance = forensics.distance_to_integer_percent(voted, registered)
-    # 100 * 30,000,001 = 75 * 40,000,000 + 100: the percentage is 75 + 100 / 40,000,000, 2.5e-6 pp from 75
-    np.testing.assert_array_equal(distance, [0.0, 100 / 40_000_000])
-
-
-def test_integer_percent_null_counts_are_whole_numbers() -> None:
-    """Races at exactly 0 % and 100 % turnout are integer percentages in every simulation without smoothing, so each
-    simulated count is the number of races (3), held as integers (the documented "simulated counts")."""
-    races = pd.DataFrame({"registered": [250, 400, 1000], "voted": [250, 0, 1000]})
-    result = forensics.integer_percent_test(races, n_sim=5, seed=1, smooth_pp=0.0)
-    assert np.issubdtype(result.null_counts.dtype, np.integer)
-    np.testing.assert_array_equal(result.null_counts, [3, 3, 3, 3, 3])
-
-
-def test_planting_with_valid_votes_unpublished_keeps_the_winner_within_the_votes_cast() -> None:
-    """801 of 1000 voted: the nearest integer turnout, 80 %, is exactly 800 votes, so one ballot is removed. A winner
-    with all 801 votes (valid votes unpublished, so only the votes cast bound them) loses that ballot: 800, the new
-    votes cast. A winner above the votes cast (850 of 801) is refused before anything is planted."""
-    races = pd.DataFrame({"registered": [1000], "voted": [801], "valid_votes": [np.nan], "winner_votes": [801.0]})
-    planted = forensics.plant_round_turnout_anomaly(races, fraction=1.0, seed=0)
-    assert planted["voted"].tolist() == [800]
-    assert math.isnan(planted["valid_votes"].iloc[0])
-    assert planted["winner_votes"].tolist() == [800.0]
-    with pytest.raises(ValueError, match=r"^'winner_votes' exceeds 'voted' in 1 row\(s\), index \[0\]$"):
-        forensics.plant_round_turnout_anomaly(races.assign(winner_votes=[850.0]), fraction=1.0, seed=0)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Race fits
-# --------------------------------------------------------------------------------------------------------------------
-
-
-def twelve_races() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "region": list("aaabbbcccddd"),
-            "x": [-1.0, 0.5, 1.2, 0.0, 1.5, -0.7, -0.5, 2.0, 0.9, 0.3, -1.2, 1.1],
-            "registered": [100, 80, 140, 120, 90, 70, 60, 150, 110, 95, 130, 85],
-            "voted": [40, 50, 95, 60, 70, 30, 30, 130, 75, 50, 45, 60],
-        }
-    )
-
-
-def test_counts_held_as_python_objects_are_fitted_like_numbers() -> None:
-    """An object column of Python ints passes the row checks (they convert with ``pd.to_numeric``); the fit must
-    convert it too and give statsmodels' clustered binomial GLM on the same numbers."""
-    df = twelve_races()
-    as_objects = df.astype({"voted": object, "registered": object})
-    fit = race.fit_race_glm(as_objects, "x")
-    voted, registered = df["voted"].to_numpy(float), df["registered"].to_numpy(float)
-    design = np.column_stack([np.ones(len(df)), df["x"].to_numpy(float)])
-    expected = GLM(np.column_stack([voted, registered - voted]), design, family=families.Binomial()).fit(
-        cov_type="cluster", cov_kwds={"groups": pd.factorize(df["region"])[0]}, use_t=True
-    )
-    np.testing.assert_allclose(fit.params.to_numpy(), expected.params, rtol=1e-9)
-    np.testing.assert_allclose(fit.bse.to_numpy(), expected.bse, rtol=1e-9)
-    beta = race.fit_race_beta(as_objects, "x")
-    assert beta.n_obs == 12 and np.all(np.isfinite(beta.params.to_numpy()))
-
-
-def test_beta_regression_prints_nothing_and_its_results_name_the_cluster_covariance(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """Both optimiser runs of the beta regression stay silent (a notebook or log shows no optimiser chatter), and
-    the statsmodels results kept in ``raw`` say what was requested: ``cluster`` covariance for both race fits and
-    the ``newton`` method for the GLM (the labels ``raw.summary()`` prints)."""
-    df = twelve_races()
-    beta = race.fit_race_beta(df, "x")
-    glm = race.fit_race_glm(df, "x")
-    assert capsys.readouterr() == ("", "")
-    assert (beta.raw.cov_type, glm.raw.cov_type, glm.raw.method) == ("cluster", "cluster", "newton")
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Study: coverage of the bootstrap at the edges
-# --------------------------------------------------------------------------------------------------------------------
 
 
 def _task(**kwargs) -> study.ReplicationTask:
@@ -169,11 +70,6 @@ def test_fast_bootstrap_coverage_at_a_target_of_one_uses_the_test_at_one(base_ma
     row = study._fit_fast("wild_bootstrap", races, task, 1.0, boot_seed, {})
     assert (row["p_value"], row["covered"]) == (0.01, True)
     assert nulls == [0.0, 1.0]
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Study: design, sensitivity and the dask backend
-# --------------------------------------------------------------------------------------------------------------------
 
 
 def test_alpha_from_a_mapping_is_a_plain_float() -> None:
@@ -308,3 +204,67 @@ def test_dask_backend_maps_every_chunk_and_shows_the_progress_asked_for(monkeypa
             "processes": True,
             "dashboard_address": ":0",
         }
+
+
+@pytest.fixture(scope="module")
+def races_seed_3() -> pd.DataFrame:
+    return simulate.simulate_races(
+        real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=3
+    )
+
+
+def _task_on_simulated_margins(effect: float, **kwargs) -> study.ReplicationTask:
+    margins = simulate.allocate_region_margins(real_2021_regions(), NATIONAL_2021)
+    settings = simulate.SimulationSettings.from_params(beta_self_share=effect)
+    return study.ReplicationTask(0, 14, 730, 1, effect, 0, margins, settings, ("wild_bootstrap",), seed=3, **kwargs)
+
+
+@pytest.mark.parametrize("weights", ["webb", "rademacher"])
+def test_fit_wild_row_equals_direct_bootstrap_calls(races_seed_3: pd.DataFrame, weights: str) -> None:
+    task = _task_on_simulated_margins(-0.3, n_boot=39, alpha=0.1, wild_weights=weights)
+    rhs = simulate.true_formula_rhs(task.settings)
+    common = {"n_boot": 39, "seed": 17, "weights": weights, "alpha": 0.1}
+    at_zero = resampling.wild_cluster_bootstrap(races_seed_3, rhs, "self_share", null_value=0.0, ci=False, **common)
+    for target in (-0.05, -0.3):
+        row = study._fit_wild(races_seed_3, task, target, boot_seed=17)
+        at_target = resampling.wild_cluster_bootstrap(
+            races_seed_3, rhs, "self_share", null_value=target, ci=False, **common
+        )
+        assert row["covered"] is (at_target.p_value >= 0.1)
+        assert row["p_value"] == at_zero.p_value and row["estimate"] == at_zero.estimate
+        assert math.isnan(row["se"]) and math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
+        assert row["converged"] is True and row["n_warnings"] == 0
+    at_zero_row = study._fit_wild(races_seed_3, task, 0.0, boot_seed=17)
+    assert at_zero_row["covered"] is (at_zero.p_value >= 0.1)
+
+
+def test_fit_wild_with_the_inverted_interval(races_seed_3: pd.DataFrame) -> None:
+    task = _task_on_simulated_margins(-0.3, n_boot=39, alpha=0.1, wild_ci=True)
+    rhs = simulate.true_formula_rhs(task.settings)
+    full = resampling.wild_cluster_bootstrap(races_seed_3, rhs, "self_share", n_boot=39, seed=17, alpha=0.1)
+    row = study._fit_wild(races_seed_3, task, -0.2, boot_seed=17)
+    assert (row["ci_low"], row["ci_high"]) == (full.ci_lower, full.ci_upper)
+    assert row["covered"] is (full.ci_lower <= -0.2 <= full.ci_upper)
+    assert study._fit_wild(races_seed_3, task, full.ci_upper, boot_seed=17)["covered"] is True
+    assert study._fit_wild(races_seed_3, task, full.ci_lower, boot_seed=17)["covered"] is True
+
+
+def test_results_frame_is_sorted_and_stated() -> None:
+    base = dict.fromkeys(study.RESULT_COLUMNS, 0)
+    rows = [
+        {**base, "replication": 1, "method": "mixedlm", "estimate": 1.0, "p_value": 0.123456789, "error": ""},
+        {**base, "replication": 1, "method": "cluster_t", "estimate": 2.5, "p_value": 0.5, "error": ""},
+        {**base, "replication": 0, "method": "naive_binomial", "estimate": 3.0, "p_value": 1e-12, "error": "x"},
+    ]
+    frame = study.results_frame(rows)
+    assert frame.columns.tolist() == list(study.RESULT_COLUMNS)
+    assert frame[["replication", "method"]].values.tolist() == [[0, "naive_binomial"], [1, "cluster_t"], [1, "mixedlm"]]
+    assert frame["p_value"].tolist() == [0.0, 0.5, 0.123457]
+    assert frame["estimate"].dtype == float and frame["estimate"].tolist() == [3.0, 2.5, 1.0]
+
+
+@pytest.fixture(scope="module")
+def races() -> pd.DataFrame:
+    return simulate.simulate_races(
+        real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=3
+    )

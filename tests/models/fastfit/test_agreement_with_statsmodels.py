@@ -19,12 +19,12 @@ from scipy import stats
 
 from akim_turnout.models import fastfit, race, resampling
 from akim_turnout.models.inference import mancl_derouen_cov
-from akim_turnout.models.regional import _regional_arrays
+from akim_turnout.models.regional import regional_arrays
 from akim_turnout.study import montecarlo, simulate
 from akim_turnout.study import replications as study
 
 RTOL = 1e-8
-REGIONAL_CSV = Path(__file__).parent / "reference" / "inputs" / "regional_2021.csv"
+REGIONAL_CSV = Path(__file__).parents[2] / "reference" / "inputs" / "regional_2021.csv"
 TRUE_RHS = simulate.true_formula_rhs(simulate.SimulationSettings.from_params())
 MIX_RHS = "np.log(n_candidates) + self_share + any_woman"
 CASES = [  # (seed, settings): several seeds, effects and noise levels of the real design
@@ -93,7 +93,7 @@ def test_race_arrays_equal_prepare_races(races: pd.DataFrame, rhs: str) -> None:
 def test_race_arrays_hand_irregular_data_to_prepare_races(races: pd.DataFrame) -> None:
     gaps = races.copy()
     gaps.loc[gaps.index[:3], "self_share"] = np.nan
-    arrays = fastfit.race_arrays(gaps, MIX_RHS)  # (C(region) with missing values trips design._drop_incomplete)
+    arrays = fastfit.race_arrays(gaps, MIX_RHS)  # (C(region) with missing values trips design.drop_incomplete)
     assert len(arrays.voted) == len(races) - 3
     data = fastfit.prepare_races(gaps, MIX_RHS, "region", "voted", "registered", "test")
     np.testing.assert_array_equal(arrays.exog, data.exog)
@@ -396,7 +396,7 @@ def regional() -> pd.DataFrame:
 
 
 def _regional(regional: pd.DataFrame, predictors: list[str], weight: str | None):
-    kept, _, exog, _ = _regional_arrays(regional, predictors, weight, "turnout_pct", "region")
+    kept, _, exog, _ = regional_arrays(regional, predictors, weight, "turnout_pct", "region")
     share = kept["turnout_pct"].to_numpy(dtype=float) / 100
     weights = None if weight is None else kept[weight].to_numpy(dtype=float)
     return share, exog, None if weights is None else weights / weights.mean()
