@@ -137,8 +137,11 @@ def test_stored_copy_record_rule_on_hand_made_rows() -> None:
     ])  # fmt: skip
     problems = stored_copy_record_problems(sources, check)
     assert [(p.file, p.line, p.column) for p in problems] == [
-        ("s.csv", 5, "source_id"), ("k.csv", 3, "stored_copy"), ("k.csv", 4, "found_by"), ("k.csv", 4, "stored_address"),
-    ]  # fmt: skip
+        ("s.csv", 5, "source_id"),
+        ("k.csv", 3, "stored_copy"),
+        ("k.csv", 4, "found_by"),
+        ("k.csv", 4, "stored_address"),
+    ]
     assert problems[0].message == "source 'D' has no row in k.csv"
 
 
