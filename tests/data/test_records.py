@@ -11,7 +11,13 @@ import pytest
 
 from akim_turnout.data import audit
 from akim_turnout.data.ingest import load_raw
-from akim_turnout.data.validation import DataValidationError, conflict_record_problems
+from akim_turnout.data.validation import (
+    DataValidationError,
+    Row,
+    Table,
+    conflict_record_problems,
+    stored_copy_record_problems,
+)
 from akim_turnout.pipeline.paths import project_path
 
 RAW = project_path("data/raw")
@@ -96,8 +102,70 @@ def test_the_audit_reports_both_verification_counts() -> None:
 
 def test_rechecked_stored_copy_flags() -> None:
     stored = {r["source_id"]: r["stored_copy"] for r in _rows(RAW / "sources.csv")}
-    # B23 and N13: no stored page found when rechecked; B33: its page and quote are stored.
-    assert (stored["B23"], stored["N13"], stored["B33"]) == ("excerpt only", "excerpt only", "found")
+    # B23: its page (gov.kz, Khobda district) and quote are stored after all; N13 was not located; B33 is stored.
+    assert (stored["B23"], stored["N13"], stored["B33"]) == ("found", "excerpt only", "found")
+    # Searched among the stored pages without finding the source's address: no longer 'found'.
+    not_found = ["B28", "B32", "B39", "B40", "C3", "C6", "C15", "C24", "C30", "C31", "C34d", "C43", "G5", "G6", "G9",
+                 "G12", "G14", "G15a", "H2"]  # fmt: skip
+    assert {stored[s] for s in not_found} == {"excerpt only"}
+    assert stored["G17c"] == "not needed"  # no quote, no figure row
+
+
+def test_stored_copy_record_agrees_with_sources() -> None:
+    flags = {r["source_id"]: r["stored_copy"] for r in _rows(RAW / "sources.csv")}
+    record = {r["source_id"]: r for r in _rows(RAW / "stored_copy_check.csv")}
+    assert set(record) == set(flags) and len(flags) == 147
+    assert all(record[s]["stored_copy"] == flags[s] for s in flags)
+    found = {s for s, r in record.items() if r["found_by"] in ("url", "quote")}
+    assert found == {s for s, f in flags.items() if f == "found"} and len(found) == 112
+    assert all(record[s]["stored_address"].startswith("http") for s in found)
+
+
+def _table(name: str, rows: list[dict[str, str]]) -> Table:
+    return Table(name, tuple(rows[0]), tuple(Row(line, row) for line, row in enumerate(rows, start=2)))
+
+
+def test_stored_copy_record_rule_on_hand_made_rows() -> None:
+    sources = _table("s.csv", [{"source_id": "A", "stored_copy": "found"}, {"source_id": "B", "stored_copy": "found"},
+                               {"source_id": "C", "stored_copy": "excerpt only"},
+                               {"source_id": "D", "stored_copy": "excerpt only"}])  # fmt: skip
+    page = {"found_by": "quote", "stored_address": "https://x"}
+    check = _table("k.csv", [
+        {"source_id": "A", "stored_copy": "found", **page},  # fine
+        {"source_id": "B", "stored_copy": "excerpt only", "found_by": "not found", "stored_address": ""},  # differs
+        {"source_id": "C", "stored_copy": "excerpt only", "found_by": "url", "stored_address": ""},  # page, no flag
+    ])  # fmt: skip
+    problems = stored_copy_record_problems(sources, check)
+    assert [(p.file, p.line, p.column) for p in problems] == [
+        ("s.csv", 5, "source_id"),
+        ("k.csv", 3, "stored_copy"),
+        ("k.csv", 4, "found_by"),
+        ("k.csv", 4, "stored_address"),
+    ]
+    assert problems[0].message == "source 'D' has no row in k.csv"
+
+
+def test_the_audit_counts_the_stored_copy_record() -> None:
+    text = audit.audit_report(load_raw(RAW), "data/raw")
+    rows = _rows(RAW / "stored_copy_check.csv")
+    url = sum(r["found_by"] == "url" for r in rows)
+    quote = sum(r["found_by"] == "quote" for r in rows)
+    missing = sum(r["found_by"] == "not found" for r in rows)
+    assert (url, quote, missing) == (11, 101, 20)
+    assert f"  stored page found: {url + quote} ({url} by its address or title, {quote} by its quote)" in text
+    assert f"  searched, no stored page at the source's address: {missing} " in text
+
+
+def test_flipping_a_flag_without_the_record_fails(tmp_path) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(RAW, raw)
+    rows = _rows(raw / "sources.csv")
+    for row in rows:
+        if row["source_id"] == "B28":
+            row["stored_copy"] = "found"
+    _write(raw / "sources.csv", rows)
+    with pytest.raises(DataValidationError, match=r"stored_copy_check.csv:\d+: column 'stored_copy'.*B28"):
+        load_raw(raw)
 
 
 def _figure(table: str, **match: str) -> dict[str, str]:
@@ -145,3 +213,23 @@ def test_observers_turkestan_and_later_races() -> None:
     assert not any(
         r["note"] == "" for r in _rows(RAW / "race_figures.csv") if r["race_id"] in units and "2025-kyz" in r["race_id"]
     )
+
+
+def test_bokeikhan_later_race() -> None:
+    unit = _figure("race_units", race_id="undated-atyrau-kurmangazy-bokeikhan")
+    assert unit["round_id"] == "undated_rural_bokeikhan" and "self-nominated" in unit["note"]
+    figures = {
+        r["variable"]: int(r["value"])
+        for r in _rows(RAW / "race_figures.csv")
+        if r["race_id"] == "undated-atyrau-kurmangazy-bokeikhan"
+    }
+    assert figures == {"voters_on_rolls": 1106, "votes_cast": 645, "voted_outside_premises": 18,
+                       "votes_against_all": 15, "cands_on_ballot": 3, "votes_winner": 391, "votes_candidate_2": 130,
+                       "votes_candidate_3": 102}  # fmt: skip
+    # 391 + 130 + 102 + 15 = 638 of 645 ballots: 7 are left for invalid ballots, none is over.
+    assert figures["votes_cast"] - sum(figures[v] for v in ("votes_winner", "votes_candidate_2", "votes_candidate_3",
+                                                              "votes_against_all")) == 7  # fmt: skip
+    source = next(r for r in _rows(RAW / "sources.csv") if r["source_id"] == "C53")
+    assert source["url"] == "https://azh.kz/kz/news/view/83290" and source["stored_copy"] == "found"
+    rounds = {r["round_id"]: r for r in _rows(RAW / "rounds.csv")}
+    assert rounds["undated_rural_bokeikhan"]["election_date"] == ""  # the page prints no year

@@ -35,6 +35,52 @@ def test_every_template_section_is_present_and_not_empty() -> None:
         assert len(words) >= 20, f"README section '{heading}' is (nearly) empty"
 
 
+def test_the_template_subsections_and_statements_are_present() -> None:
+    sections = replication.template_sections(README)
+    for section, subsections in replication.TEMPLATE_SUBSECTIONS.items():
+        headings = re.findall(r"^### (.+)$", sections[section], flags=re.MULTILINE)
+        assert list(subsections) == [h for h in headings if h in subsections], (section, headings)
+    rights = sections["Data Availability and Provenance Statements"]
+    assert "- [x] I certify that the author(s) of the manuscript have legitimate access" in rights
+    assert "- [x] All data **are** publicly available." in rights and "CC BY 4.0" in rights
+    assert "MIT license" in sections["Description of programs/code"]
+    reproduces = sections["List of tables and programs"]
+    assert "- [x] All numbers provided in text in the paper" in reproduces
+    assert "- [x] All tables and figures in the paper" in reproduces
+
+
+def test_controlled_randomness_names_every_seed_of_params_yaml_with_its_line() -> None:
+    lines = (ROOT / "params.yaml").read_text().splitlines()
+    params = yaml.safe_load("\n".join(lines))
+
+    def seed_keys(node, prefix=""):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from seed_keys(value, f"{prefix}{key}.")
+            elif "seed" in key:
+                yield f"{prefix}{key}", value
+
+    expected = list(seed_keys(params))
+    assert len(expected) == 5
+    found = replication.seeds(ROOT)
+    assert [key for key, _ in found] == [key for key, _ in expected]
+    for (key, line), (_, value) in zip(found, expected, strict=True):
+        assert re.match(rf"^\s*{key.rsplit('.', 1)[1]}:\s*{value}\b", lines[line - 1])
+    text = replication.requirements_text(ROOT, README)
+    randomness = text.split("### Controlled Randomness")[1].split("###")[0]
+    assert all(f"`{key}` (line {line})" in randomness for key, line in found)
+
+
+def test_runtime_and_storage_classes_tick_exactly_one_box() -> None:
+    assert replication.checkboxes(70.8, replication.RUNTIME_BOXES)[0] == "- [x] <10 minutes"
+    assert replication.checkboxes(600, replication.RUNTIME_BOXES)[1] == "- [x] 10-60 minutes"  # bounds exclusive
+    boxes = replication.checkboxes(1.01e9, replication.STORAGE_BOXES)
+    assert [b for b in boxes if b.startswith("- [x]")] == ["- [x] 250 MB - 2 GB"]
+    text = replication.requirements_text(ROOT, README)
+    summary = text.split("#### Summary")[1].split("#### Details")[0]
+    assert summary.count("- [x]") == 2 and summary.count("- [ ]") == 12
+
+
 def test_the_readme_keeps_its_two_commands_and_reproducibility_sections() -> None:
     sections = replication.template_sections(README)
     for heading in ("Two commands", "Same numbers on every machine", "Performance", "Stages", "Data"):
@@ -120,7 +166,7 @@ def test_data_citations_cover_every_source_that_backs_a_figure() -> None:
 
     with open(ROOT / "data/raw/sources.csv", newline="", encoding="utf-8") as handle:
         sources = list(csv.DictReader(handle))
-    cited = set(re.findall(r"^- \[([A-Z0-9a-z]+)\] ", README, re.MULTILINE))
+    cited = set(re.findall(r"^- \[([A-Z][A-Za-z0-9]*)\] ", README, re.MULTILINE))  # not the "- [x]" boxes
     backing = {s["source_id"] for s in sources if s["stored_copy"] != "not needed"}
     assert cited == backing
     n17 = next(s for s in sources if s["source_id"] == "N17")

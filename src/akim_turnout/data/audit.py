@@ -97,6 +97,36 @@ def _excerpt_only(raw: RawData) -> set[str]:
     return _sources_with(raw, "excerpt only")
 
 
+def _on_stored_page(raw: RawData) -> set[str]:
+    """Sources whose stored page the stored-copy check found (``stored_copy_check.csv``); without that record, the
+    sources flagged ``found``."""
+    if "stored_copy_check" not in raw.tables:
+        return _sources_with(raw, "found")
+    rows = raw.tables["stored_copy_check"].rows
+    return {_cell(row, "source_id") for row in rows if _cell(row, "found_by") in ("url", "quote")}
+
+
+def stored_copy_lines(raw: RawData) -> list[str]:
+    """Counts from the record of the stored-copy check: sources checked, found by address or by quote, searched
+    without result, not searched."""
+    if "stored_copy_check" not in raw.tables:
+        return ["  (no stored_copy_check table)"]
+    rows = raw.tables["stored_copy_check"].rows
+    by = {
+        how: sum(_cell(row, "found_by") == how for row in rows) for how in ("url", "quote", "not found", "not searched")
+    }
+    days = sorted({_cell(row, "checked_on") for row in rows})
+    searched = len(rows) - by["not searched"]
+    return [
+        f"  {len(rows)} sources recorded, checked on {', '.join(days)}; {searched} searched among the stored pages",
+        f"  stored page found: {by['url'] + by['quote']} ({by['url']} by its address or title, "
+        f"{by['quote']} by its quote)",
+        f"  searched, no stored page at the source's address: {by['not found']} (flag set to excerpt only, or not "
+        "needed where the source backs no figure)",
+        f"  not searched (flag kept as excerpt only or not needed): {by['not searched']}",
+    ]
+
+
 def count_lines(audits: Sequence[TableAudit]) -> list[str]:
     """The per-table count table, with a total line."""
     columns = (
@@ -173,9 +203,7 @@ def search_lines(raw: RawData) -> list[str]:
 
 def audit_report(raw: RawData, raw_dir: str | Path) -> str:
     """The full audit as text."""
-    audits = [
-        audit_table(name, raw.tables[name], _excerpt_only(raw), _sources_with(raw, "found")) for name in FIGURE_TABLES
-    ]
+    audits = [audit_table(name, raw.tables[name], _excerpt_only(raw), _on_stored_page(raw)) for name in FIGURE_TABLES]
     published, quoted = sum(a.published for a in audits), sum(a.quoted for a in audits)
     on_page, excerpt = sum(a.on_stored_page for a in audits), sum(a.from_excerpt for a in audits)
     exceptions = exception_lines(raw)
@@ -184,7 +212,8 @@ def audit_report(raw: RawData, raw_dir: str | Path) -> str:
         f"Provenance audit of {raw_dir}: {sum(a.rows for a in audits)} figure rows",
         "",
         "quoted = published figures whose own quote contains their number; of these, on_stored_page = the quote "
-        "was found on the stored copy of the source's page (sources.csv stored_copy = found), from_excerpt = the "
+        "was found on the stored copy of the source's page (stored_copy_check.csv: a stored page found by its "
+        "address or its quote; sources.csv stored_copy = found), from_excerpt = the "
         "page was not retrieved and the quote comes from the excerpt kept when the data were curated "
         "(stored_copy = excerpt only); "
         "exceptions = published figures without such a quote; "
@@ -196,6 +225,9 @@ def audit_report(raw: RawData, raw_dir: str | Path) -> str:
         f"({100 * quoted / published:.1f} %)",
         f"  quote found on a stored page: {on_page} of {published} ({100 * on_page / published:.1f} %)",
         f"  quote from an excerpt kept at curation: {excerpt} of {published} ({100 * excerpt / published:.1f} %)",
+        "",
+        "Stored-copy check (stored_copy_check.csv):",
+        *stored_copy_lines(raw),
         "",
         "Conflict search (conflict_search.csv):",
         *search_lines(raw),

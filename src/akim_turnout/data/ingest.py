@@ -33,6 +33,7 @@ from akim_turnout.data.validation import (
     check_unique,
     conflict_record_problems,
     read_table,
+    stored_copy_record_problems,
 )
 
 RAW_DIR = "data/raw"  # the published figures (never written by the pipeline)
@@ -374,6 +375,8 @@ def load_raw(raw_dir: str | Path) -> RawData:
     regions = build_region_index(row.values for row in tables["region_names"].rows)
     problems += check_references(tables, resources, regions)
     problems += check_figures(tables)
+    if "stored_copy_check" in tables and "sources" in tables:
+        problems += stored_copy_record_problems(tables["sources"], tables["stored_copy_check"])
     provenance = check_figure_provenance(tables)  # never blocks the checks below, so all problems come at once
     if problems:
         raise DataValidationError(problems + provenance)

@@ -642,3 +642,59 @@ def conflict_record_problems(
                 )
             )
     return problems
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The record of the stored-copy check: sources.csv's stored_copy must agree with it.
+
+FOUND_BY_PAGE = ("url", "quote")
+
+
+def stored_copy_record_problems(sources: Table, check: Table) -> list[Problem]:
+    """Every source has one row in the stored-copy check, with the same ``stored_copy``; ``found`` exactly when the
+    check found a stored page (``found_by`` url or quote, with its address); a source searched without result is not
+    ``found``."""
+    flags = {row.values.get("source_id", "").strip(): row for row in sources.rows}
+    checked = {row.values.get("source_id", "").strip(): row for row in check.rows}
+    problems = [
+        Problem(sources.name, row.line, "source_id", "stored-copy-record", f"source '{sid}' has no row in {check.name}")
+        for sid, row in flags.items()
+        if sid not in checked
+    ]
+    for sid, row in checked.items():
+        if sid not in flags:
+            continue  # reported by the foreign-key rule
+        flag = flags[sid].values.get("stored_copy", "").strip()
+        recorded = row.values.get("stored_copy", "").strip()
+        found_by = row.values.get("found_by", "").strip()
+        address = row.values.get("stored_address", "").strip()
+        where = (check.name, row.line)
+        if recorded != flag:
+            problems.append(
+                Problem(
+                    *where,
+                    "stored_copy",
+                    "stored-copy-record",
+                    f"source '{sid}': the check records '{recorded}' but sources.csv says '{flag}'",
+                )
+            )
+        if (found_by in FOUND_BY_PAGE) != (recorded == "found"):
+            problems.append(
+                Problem(
+                    *where,
+                    "found_by",
+                    "stored-copy-record",
+                    f"source '{sid}': found_by '{found_by}' does not fit stored_copy '{recorded}' (found exactly "
+                    "when a stored page was found by its url or quote)",
+                )
+            )
+        if (found_by in FOUND_BY_PAGE) != bool(address):
+            problems.append(
+                Problem(
+                    *where,
+                    "stored_address",
+                    "stored-copy-record",
+                    f"source '{sid}': a stored address is given exactly when a stored page was found",
+                )
+            )
+    return problems

@@ -51,7 +51,25 @@ TEMPLATE_SECTIONS = (
     "Instructions to Replicators",
     "List of tables and programs",
     "References",
+    "Acknowledgements",
 )
+# The template's subsections (``### `` headings) inside its sections, in the template's wording (the optional
+# licence subsections without their "(Optional, but recommended)" prefix).
+TEMPLATE_SUBSECTIONS = {
+    "Data Availability and Provenance Statements": (
+        "Statement about Rights",
+        "License for Data",
+        "Summary of Availability",
+        "Details on each Data Source",
+    ),
+    "Computational requirements": (
+        "Software Requirements",
+        "Controlled Randomness",
+        "Memory, Runtime, Storage Requirements",
+    ),
+    "Description of programs/code": ("License for Code",),
+    "Instructions to Replicators": ("Details",),
+}
 # Packages named in the computational requirements (all others are pinned in requirements.lock too).
 KEY_PACKAGES = ("dvc", "papermill", "numpy", "pandas", "scipy", "statsmodels", "matplotlib", "seaborn", "jinja2")
 # Rows of the bench table quoted as runtime, memory and storage.
@@ -136,7 +154,46 @@ def report_numbering() -> tuple[tuple[str, ...], tuple[str, ...], dict, dict]:
 # --- generated README parts -------------------------------------------------------------------------------------
 
 
+RUNTIME_BOXES = (  # the template's runtime classes: (upper bound in seconds, label)
+    (600, "<10 minutes"), (3600, "10-60 minutes"), (7200, "1-2 hours"), (28800, "2-8 hours"), (86400, "8-24 hours"),
+    (259200, "1-3 days"), (1209600, "3-14 days"), (float("inf"), "> 14 days"),
+)  # fmt: skip
+STORAGE_BOXES = (  # the template's storage classes: (upper bound in bytes, label)
+    (25e6, "< 25 MBytes"), (250e6, "25 MB - 250 MB"), (2e9, "250 MB - 2 GB"), (25e9, "2 GB - 25 GB"),
+    (250e9, "25 GB - 250 GB"), (float("inf"), "> 250 GB"),
+)  # fmt: skip
+ENVIRONMENT_BYTES = 1e9  # the environment (.venv) built from requirements.lock, about 1 GB
+
+
+def seeds(root: Path) -> list[tuple[str, int]]:
+    """Every key of ``params.yaml`` that sets a random seed, as (dotted key, line number), in file order."""
+    found, path = [], []
+    for number, line in enumerate((root / "params.yaml").read_text().splitlines(), start=1):
+        match = re.match(r"^( *)([A-Za-z_][\w-]*):(.*)$", line)
+        if not match:
+            continue
+        depth = len(match.group(1)) // 2
+        path[depth:] = [match.group(2)]
+        if "seed" in match.group(2) and match.group(3).split("#")[0].strip():
+            found.append((".".join(path), number))
+    return found
+
+
+def checkboxes(value: float, boxes: tuple[tuple[float, str], ...]) -> list[str]:
+    """The template's list of classes with the one holding ``value`` ticked."""
+    tick = next(label for bound, label in boxes if value < bound)
+    return [f"- [{'x' if label == tick else ' '}] {label}" for _, label in boxes]
+
+
+def _seconds(text: str) -> float:
+    match = re.match(r"([\d.,]+)\s*s\b", text)
+    if not match:
+        raise ReplicationError(f"the bench table's runtime {text!r} is not in seconds")
+    return float(match.group(1).replace(",", ""))
+
+
 def requirements_text(root: Path, readme: str) -> str:
+    """The template's computational requirements: software, controlled randomness, memory, runtime and storage."""
     bench = bench_block(readme)
     values = bench["values"]
     missing = [label for label in BENCH_ROWS.values() if label not in values]
@@ -150,20 +207,48 @@ def requirements_text(root: Path, readme: str) -> str:
         int(out.get("size", 0)) for stage in lock.get("stages", {}).values() for out in stage.get("outs", [])
     )
     packages = ", ".join(f"{name} {version}" for name, version in pins.items())
+    seed_list = ", ".join(f"`{key}` (line {line})" for key, line in seeds(root))
+    reproduce = values[BENCH_ROWS["reproduce"]]
     return "\n".join(
         [
-            f"- **Software**: Python {python.group(1) if python else '3.11'} and GNU make on Linux (tested on Debian"
-            " x86-64); every Python package pinned in `requirements.lock` (installed by `make env` with uv), among"
-            f" them {packages}. The browser test also needs Debian's `chromium`.",
-            "- **Randomness**: every simulation draws from seeds set in `params.yaml` (`common.seed` and the"
-            " stages' own), so reruns give the same numbers.",
-            f"- **Hardware and runtime** (measured by `make bench` on {bench['date']}, {bench['cores']} cores):"
-            f" a fresh `make reproduce`, environment included, took {values[BENCH_ROWS['reproduce']]};"
+            "### Software Requirements",
+            "",
+            "- [x] The replication package contains one or more programs to install all dependencies and set up the"
+            " necessary directory structure (`make env` builds `.venv` from `requirements.lock` with uv; the"
+            " pipeline creates every output folder).",
+            "",
+            f"- Python {python.group(1) if python else '3.11'} and GNU make on Linux (tested on Debian x86-64); every"
+            f" Python package pinned in `requirements.lock`, among them {packages}.",
+            "- The browser test also needs Debian's `chromium`.",
+            "",
+            "### Controlled Randomness",
+            "",
+            f"- [x] Random seeds are set in `params.yaml`: {seed_list}; each stage passes its section of"
+            " `params.yaml` to its notebook as papermill parameters (DVC records them in `dvc.lock`), so reruns"
+            " draw the same numbers.",
+            "- [ ] No Pseudo random generator is used in the analysis described here.",
+            "",
+            "### Memory, Runtime, Storage Requirements",
+            "",
+            "#### Summary",
+            "",
+            f"Approximate time needed to reproduce the analyses (a fresh `make reproduce`, environment included,"
+            f" measured by `make bench` on {bench['date']}: {reproduce}):",
+            "",
+            *checkboxes(_seconds(reproduce), RUNTIME_BOXES),
+            "",
+            "Approximate storage space needed (raw data, the pipeline's outputs and the environment):",
+            "",
+            *checkboxes(raw_bytes + out_bytes + ENVIRONMENT_BYTES, STORAGE_BOXES),
+            "",
+            "#### Details",
+            "",
+            f"The code was last run by `make bench` on {bench['date']}, {bench['cores']} cores (Linux, x86-64):"
+            f" a fresh `make reproduce`, environment included, took {reproduce};"
             f" a forced rerun of every stage (`dvc repro -f`) {values[BENCH_ROWS['repro_force']]};"
             f" a fresh `make test` {values[BENCH_ROWS['test']]}. Peak memory of the largest benchmark (a race"
             f" GLM on 1,000,000 simulated races) was {values[BENCH_ROWS['memory']]}; the pipeline itself needs"
-            " far less.",
-            f"- **Storage**: the raw data take {raw_bytes / 1e3:,.0f} kB; the pipeline's outputs recorded in"
+            f" far less. The raw data take {raw_bytes / 1e3:,.0f} kB; the pipeline's outputs recorded in"
             f" `dvc.lock` less than {_bound_mb(out_bytes)} MB; the environment (`.venv`) about 1 GB.",
         ]
     )
