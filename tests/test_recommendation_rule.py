@@ -148,7 +148,9 @@ def test_paired_rejections_count_the_discordant_data_sets() -> None:
     assert pair == {"pairs": 400, "both": 40 + 135, "only_first": 15, "only_second": 27, "neither": 400 - 175 - 42}
     # a failed fit removes its data set from the pairs
     failed = results.copy()
-    failed.loc[(failed["method"] == "cluster_t") & (failed["effect_index"] == 1) & (failed["replication"] == 0), "ok"] = False
+    failed.loc[
+        (failed["method"] == "cluster_t") & (failed["effect_index"] == 1) & (failed["replication"] == 0), "ok"
+    ] = False
     assert montecarlo.paired_rejections(failed, "cluster_t", "gee_bias_reduced")["pairs"] == 399
     assert montecarlo.paired_rejections(failed, "cluster_t", "gee_bias_reduced")["only_first"] == 14
     with pytest.raises(ValueError, match="missing column"):
@@ -254,9 +256,7 @@ def test_probit_power_curve_matches_statsmodels() -> None:
     k = np.array([92.0, 151.0, 331.0, 492.0])
     a, b = montecarlo.fit_probit_power(x, k, n)
     link = sm.families.links.Probit()
-    fit = sm.GLM(np.column_stack([k, n - k]), sm.add_constant(x), family=sm.families.Binomial(link=link)).fit(
-        tol=1e-14
-    )
+    fit = sm.GLM(np.column_stack([k, n - k]), sm.add_constant(x), family=sm.families.Binomial(link=link)).fit(tol=1e-14)
     assert (float(a), float(b)) == pytest.approx(tuple(fit.params), rel=1e-8)
     # many curves at once give each curve's own fit
     stacked = np.stack([k, np.array([100.0, 120.0, 300.0, 480.0])])
@@ -274,13 +274,24 @@ def test_mde_from_the_probit_curve_with_an_interval_that_includes_the_linear_one
     for e, (effect, (k, n)) in enumerate(counts.items()):
         low, high = montecarlo.clopper_pearson(k, n)
         rows.append(
-            {"design_index": 0, "effect_index": e, "effect": effect, "method": "cluster_t", "n_ok": n, "n": n,
-             "rejection": k / n, "rejection_low": low, "rejection_high": high, "mean_pq": 0.2}
+            {
+                "design_index": 0,
+                "effect_index": e,
+                "effect": effect,
+                "method": "cluster_t",
+                "n_ok": n,
+                "n": n,
+                "rejection": k / n,
+                "rejection_low": low,
+                "rejection_high": high,
+                "mean_pq": 0.2,
+            }
         )
     summary = pd.DataFrame(rows)
     mde = montecarlo.minimum_detectable_effect(summary, "cluster_t", power=0.8)
-    a, b = montecarlo.fit_probit_power(np.array([0, 0.15, 0.3, 0.6]), np.array([100, 151, 331, 492]),
-                                       np.array([2000, 500, 500, 500]))
+    a, b = montecarlo.fit_probit_power(
+        np.array([0, 0.15, 0.3, 0.6]), np.array([100, 151, 331, 492]), np.array([2000, 500, 500, 500])
+    )
     from statistics import NormalDist
 
     fitted = (NormalDist().inv_cdf(0.8) - float(a)) / float(b)
@@ -299,8 +310,10 @@ def test_mde_from_the_probit_curve_with_an_interval_that_includes_the_linear_one
     beyond = montecarlo.minimum_detectable_effect(summary, "cluster_t", power=0.999)
     assert math.isnan(beyond["mde_logit"]) and beyond["reached"] is False
     # a conservative test (size interval below 5 %) still has an MDE; a liberal one has none
-    conservative = summary.assign(rejection_low=np.where(summary["effect"] == 0, 0.03, summary["rejection_low"]),
-                                  rejection_high=np.where(summary["effect"] == 0, 0.045, summary["rejection_high"]))
+    conservative = summary.assign(
+        rejection_low=np.where(summary["effect"] == 0, 0.03, summary["rejection_low"]),
+        rejection_high=np.where(summary["effect"] == 0, 0.045, summary["rejection_high"]),
+    )
     assert montecarlo.minimum_detectable_effect(conservative, "cluster_t")["size_ok"] is True
     liberal = summary.assign(rejection_low=np.where(summary["effect"] == 0, 0.06, summary["rejection_low"]))
     assert math.isnan(montecarlo.minimum_detectable_effect(liberal, "cluster_t")["mde_logit"])

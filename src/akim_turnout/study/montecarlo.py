@@ -235,7 +235,9 @@ def minimum_detectable_effect(
     the 2.5 and 97.5 percentiles of the MDE over :data:`MDE_BOOTSTRAP_DRAWS` refits to counts redrawn from each
     effect's observed rejection rate (binomial, seed :data:`MDE_BOOTSTRAP_SEED`), widened where needed to include
     ``mde_logit_linear``, the MDE by linear interpolation of the observed power curve: the interval covers what the
-    choice between the two curves changes. A bound beyond the largest simulated effect is NaN, and so is an MDE
+    choice between the two curves changes. Where the probit has no maximum-likelihood fit (complete separation, e.g.
+    two effects with 0 % and 100 % power), that curve's MDE is the linear one (``mde_curve`` says so). A bound
+    beyond the largest simulated effect is NaN, and so is an MDE
     beyond it (not reached: the fit is not extrapolated).
 
     Returns ``mde_logit`` (absolute conditional ``beta_self_share``, the grid scale), ``mde_logit_low``,
@@ -243,7 +245,8 @@ def minimum_detectable_effect(
     widening); the same in percentage points (``mde_pp*`` = logit x ``mean_pq`` x 100: percentage points of turnout
     for a race moving from no to only self-nominated candidates); ``probit_intercept``, ``probit_slope``,
     ``mde_curve`` (``"probit (maximum likelihood on the replication counts)"``); ``mean_pq`` (mean ``s (1 - s)`` over
-    the design's simulated races); ``reached``; ``size`` at effect 0 with its exact interval; ``size_ok`` (that
+    the design's simulated races); ``reached`` (some simulated effect reached ``power``); ``size`` at effect 0 with
+    its exact interval; ``size_ok`` (that
     interval reaches down to ``alpha``: the power of a test shown to reject too often is not a detectable effect,
     while a conservative test's is); and
     ``enough_replications`` (:func:`enough_replications`). Without ``size_ok`` and enough replications every MDE is
@@ -270,6 +273,7 @@ def minimum_detectable_effect(
     )
     mde = dict.fromkeys(keys, math.nan)
     a = b = math.nan
+    curve_kind = MDE_CURVE
     usable = curve[curve["n_ok"] > 0]
     if size_ok and enough and usable["abs_effect"].nunique() >= 2:
         xs = usable["abs_effect"].to_numpy(dtype=float)
@@ -277,18 +281,22 @@ def minimum_detectable_effect(
         k = np.round(usable["power"].to_numpy(dtype=float) * n)
         a, b = (float(v) for v in fit_probit_power(xs, k, n))
         top = float(xs.max())
-        fitted = float(_probit_crossing(a, b, power))
+        fitted = max(float(_probit_crossing(a, b, power)), 0.0)  # a curve above ``power`` at 0 has an MDE of 0
+        if not math.isfinite(fitted):  # no maximum-likelihood probit (complete separation): linear interpolation
+            fitted, curve_kind = linear, MDE_CURVE_FALLBACK
         rng = np.random.default_rng(MDE_BOOTSTRAP_SEED)
         redrawn = rng.binomial(n.astype(np.int64), k / n, size=(MDE_BOOTSTRAP_DRAWS, len(n)))
-        draws = _probit_crossing(*fit_probit_power(xs, redrawn, n), power)
-        draws = np.where(np.isfinite(draws), draws, np.inf)  # a failed or flat refit: not reached
+        draws = np.maximum(_probit_crossing(*fit_probit_power(xs, redrawn, n), power), 0.0)
+        for i in np.flatnonzero(~np.isfinite(draws)):  # the same fallback for a redrawn curve
+            draws[i] = _crossing(xs, redrawn[i] / n, power)
+        draws = np.where(np.isfinite(draws), draws, np.inf)  # never reached: beyond every bound
         boot_low, boot_high = (float(q) for q in np.quantile(draws, [0.025, 0.975]))
         low = min(boot_low, linear) if math.isfinite(linear) else boot_low
         high = max(boot_high, linear) if math.isfinite(linear) else boot_high
         within = lambda value: value if math.isfinite(value) and 0 <= value <= top else math.nan  # noqa: E731
         mde = {
             "mde_logit": within(fitted),
-            "mde_logit_low": within(max(low, 0.0)),
+            "mde_logit_low": within(max(low, 0.0)),  # (bounds below 0: the power at 0 already reaches it)
             "mde_logit_high": within(high),
             "mde_logit_linear": linear,
             "mde_logit_boot_low": within(max(boot_low, 0.0)),
@@ -301,9 +309,9 @@ def minimum_detectable_effect(
         **{key.replace("logit", "pp"): value * mean_pq * 100 for key, value in mde.items()},
         "probit_intercept": a,
         "probit_slope": b,
-        "mde_curve": MDE_CURVE,
+        "mde_curve": curve_kind,
         "mean_pq": mean_pq,
-        "reached": bool(math.isfinite(mde["mde_logit"])),
+        "reached": bool(np.any(curve["power"].to_numpy() >= power)),
         "size": size,
         "size_low": size_low,
         "size_high": size_high,
@@ -313,6 +321,7 @@ def minimum_detectable_effect(
 
 
 MDE_CURVE = "probit (maximum likelihood on the replication counts)"
+MDE_CURVE_FALLBACK = "linear interpolation (no maximum-likelihood probit: complete separation)"
 
 
 # --- the recommendation --------------------------------------------------------------------------------------------
@@ -496,17 +505,18 @@ def recommend(
     criteria = (
         f"A method was acceptable when the exact 95 % interval of its size with no true effect ended at or below "
         f"{_pct(ceiling)} and that of its coverage at every non-zero true effect began at or above {_pct(floor)}: "
-        f"the bounds a method of exactly {alpha:.0%} size and {nominal:.0%} coverage clears with "
-        f"{ASSURANCE:.0%} probability in {n_null:,} and {n_effect:,} data sets, the numbers this study ran"
+        f"the bounds a method of exactly {_pct(alpha)} size and {_pct(nominal)} coverage clears with "
+        f"{_pct(ASSURANCE)} probability in {n_null:,} data sets with no true effect and {n_effect:,} at each non-zero "
+        f"effect, the numbers this study ran"
     )
-    listing = "; ".join(
+    listing = "Per method: " + "; ".join(
         f"{label(m)}: size {_pct(s['size'])} ({_pct(s['size_low'])} to {_pct(s['size_high'])}), lowest coverage "
         f"{_pct(s['coverage_min'])} ({_pct(s['coverage_min_low'])} to {_pct(s['coverage_min_high'])}), power "
         f"{_pct(s['power'])}, {'acceptable' if s['acceptable'] else _failure(s)}"
         for m, s in standing.items()
     )
     failed = int(zero["n"] - zero["n_ok"])
-    failures = f" ({failed} of {int(zero['n'])} fits of the chosen method failed at no true effect)" if failed else ""
+    failures = f"; {failed} of {int(zero['n'])} of its fits failed at no true effect" if failed else ""
     design = f"{int(zero['n_regions'])} regions, {int(zero['n_races'])} races"
     if group:
         among = (
@@ -517,7 +527,7 @@ def recommend(
         choice = (
             f"{len(acceptable)} of {len(standing)} methods were acceptable; among {among} the {label(best)} had the "
             f"highest power, pooled over the non-zero true effects ({_pct(chosen['power'])} of "
-            f"{chosen['n_effect_data_sets']:,} data sets){failures}."
+            f"{chosen['n_effect_data_sets']:,} data sets{failures})."
         )
         if results is None:
             pairs = " No per-data-set results were given, so no paired comparison was made."
@@ -539,7 +549,7 @@ def recommend(
     else:
         choice = (
             f"No method was acceptable; the {label(best)} is reported because its size came closest to "
-            f"{alpha:.0%} among the {'cluster-robust ' if best in CLUSTER_ROBUST else ''}methods{failures}."
+            f"{_pct(alpha)} among the {'cluster-robust ' if best in CLUSTER_ROBUST else ''}methods{failures}."
         )
         pairs = ""
     reason = f"{criteria} (the real design: {design}). {listing}. {choice}{pairs}"
@@ -577,7 +587,11 @@ def recommend(
 
 
 def _pct(value: float) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f} %"
+    """A rate as printed in the reason: one decimal, or none where it is whole ('5 %', '6.1 %'); '–' if missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    text = f"{100 * value:.1f}"
+    return f"{text.removesuffix('.0')} %"
 
 
 def _p(value: float) -> str:
