@@ -457,7 +457,10 @@ def test_race_headline_follows_the_recommended_method(races: pd.DataFrame) -> No
         "estimate": families["glm"].params["self_share"],
         "ci_lower": families["glm"].conf_int.at["self_share", "lower"],
         "ci_upper": families["glm"].conf_int.at["self_share", "upper"],
+        "p_value": families["glm"].to_frame().set_index("term").at["self_share", "p_value"],
+        "p_value_mc_se": None,
     }
+    assert (wild["p_value"], wild["p_value_mc_se"]) == (boot.p_value, (boot.p_value * (1 - boot.p_value) / 99) ** 0.5)
     assert gee["interval"].endswith(", t(13) quantiles")
     naive = race.fit_race_naive_binomial(races, MIX_RHS)  # model-based covariance, normal quantiles
     normal = race.race_headline("glm", None, {"glm": naive}, boot)
