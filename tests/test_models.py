@@ -474,6 +474,35 @@ def test_race_headline_follows_the_recommended_method(races: pd.DataFrame) -> No
     assert str(refused.value).startswith("headline must be one of recommended, ")
 
 
+def test_race_headlines_under_each_tied_method(races: pd.DataFrame) -> None:
+    families = {"glm": fit_race_glm(races, MIX_RHS), "gee": fit_race_gee(races, MIX_RHS)}
+    boot = resampling.wild_cluster_bootstrap(races, MIX_RHS, "self_share", n_boot=99, seed=1)
+    rows = race.race_headlines("recommended", ["gee_bias_reduced", "wild_bootstrap"], families, boot)
+    assert rows == [
+        {"method": "gee_bias_reduced", **race.race_headline("recommended", "gee_bias_reduced", families, boot)},
+        {"method": "wild_bootstrap", **race.race_headline("recommended", "wild_bootstrap", families, boot)},
+    ]
+    assert race.race_headlines("glm", ["gee_bias_reduced"], families, boot) == [
+        {"method": "glm", **race.race_headline("glm", None, families, boot)}
+    ]
+    # without the bootstrap, given the term
+    assert (
+        race.race_headlines("recommended", ["cluster_t"], families, None, term="self_share")[0]["estimate"]
+        == (families["glm"].params["self_share"])
+    )
+    with pytest.raises(ValueError, match="needs the wild cluster bootstrap"):
+        race.race_headlines("recommended", ["wild_bootstrap"], families, None, term="self_share")
+    assert race.headline_families("recommended", ["gee_bias_reduced", "wild_bootstrap"]) == {"gee", "wild_bootstrap"}
+    assert race.headline_families("beta", ["cluster_t"]) == {"beta"}
+    with pytest.raises(ValueError, match="no race-level fit"):
+        race.headline_families("recommended", ["naive_binomial"])
+    fits = race.fit_families(races, MIX_RHS, MIX_RHS.replace("C(region) + ", ""), {"gee", "glm"})
+    assert list(fits) == ["glm", "gee"]
+    assert fits["glm"].params.equals(families["glm"].params)
+    with pytest.raises(ValueError, match="families must be among"):
+        race.fit_families(races, MIX_RHS, MIX_RHS, ["ols"])
+
+
 def test_cluster_small_sample_factor_by_hand() -> None:
     assert race.cluster_small_sample_factor(730, 14, 17) == pytest.approx(14 / 13 * 729 / 713, rel=1e-15)
 

@@ -528,11 +528,26 @@ def draws_for_mc_se(p_value: float, target: float) -> int:
 
 
 def race_headlines(
-    methods: Sequence[str], fits: dict[str, FitResult], bootstrap: Any, term: str | None = None
+    choice: str, methods: Sequence[str], fits: dict[str, FitResult], bootstrap: Any, term: str | None = None
 ) -> list[dict[str, Any]]:
-    """The headline under each of ``methods`` (study methods, e.g. the recommended one and those the study cannot
-    tell from it), in that order, each :func:`race_headline` with its ``method``."""
-    return [{"method": m, **race_headline("recommended", m, fits, bootstrap, term=term)} for m in methods]
+    """The headline under each method the study does not tell apart, or under the chosen family.
+
+    ``choice == "recommended"``: one :func:`race_headline` per study method of ``methods`` (the recommended one first,
+    then those tied with it), each with its ``method``. Otherwise the single headline of the family ``choice``
+    (``method``: the family)."""
+    if choice != "recommended":
+        return [{"method": choice, **race_headline(choice, None, fits, bootstrap, term=term)}]
+    return [{"method": m, **race_headline(choice, m, fits, bootstrap, term=term)} for m in methods]
+
+
+def headline_families(choice: str, methods: Sequence[str]) -> set[str]:
+    """The families :func:`race_headlines` needs (``"wild_bootstrap"`` for the bootstrap)."""
+    if choice != "recommended":
+        return {choice}
+    unknown = [m for m in methods if m not in STUDY_METHOD_FAMILIES]
+    if unknown:
+        raise ValueError(f"no race-level fit for the study method(s) {unknown}")
+    return {STUDY_METHOD_FAMILIES[m] for m in methods}
 
 
 FAMILY_FITS = ("glm", "beta", "gee", "mixedlm")
