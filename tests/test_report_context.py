@@ -20,16 +20,19 @@ from akim_turnout.report.context import (
     glm_intervals,
     grid_text,
     headline_choice_text,
+    left_out_range,
     main_interval_text,
     mc_se_pp,
     mde_text,
     not_estimable_models,
     not_estimable_text,
+    p_value_text,
     pp,
     predictor_step_text,
     predictor_unit_text,
     real_fit_text,
     replication_text,
+    tie_text,
 )
 
 ROOT = project_root()
@@ -75,16 +78,42 @@ def test_evidence_text_counts_every_status_and_zero_for_absent_ones() -> None:
 
 
 def test_mde_text_with_interval_with_open_bound_and_without_mde() -> None:
-    metrics = {"mde_pp": 6.84, "mde_pp_low": 6.21, "mde_pp_high": 7.349}
+    metrics = {"mde_pp": 5.64, "mde_pp_low": 5.21, "mde_pp_high": 7.349, "mde_pp_linear": 6.84}
     assert mde_text(metrics, "") == (
-        "6.8 percentage points (Monte Carlo interval 6.2 to 7.3; interpolated linearly between the simulated effects)"
+        "5.6 percentage points (interval 5.2 to 7.3; from a probit power curve fitted by maximum likelihood to the "
+        "rejection counts, 6.8 by linear interpolation; the interval holds the Monte Carlo error of the fit and the "
+        "linear value)"
     )
-    assert mde_text({**metrics, "mde_pp_high": None}, "") == (
-        "6.8 percentage points (Monte Carlo interval 6.2 to beyond the simulated effects; interpolated linearly "
-        "between the simulated effects)"
+    assert mde_text({**metrics, "mde_pp_high": None, "mde_pp_linear": None}, "") == (
+        "5.6 percentage points (interval 5.2 to beyond the simulated effects; from a probit power curve fitted by "
+        "maximum likelihood to the rejection counts; the interval holds the Monte Carlo error of the fit and the "
+        "linear value)"
     )
     none = {"mde_pp": None, "mde_pp_low": None, "mde_pp_high": None}
     assert mde_text(none, "size above 5 %") == "not quoted (size above 5 %)"
+
+
+def test_tie_p_value_and_left_out_texts() -> None:
+    assert tie_text(["wild_bootstrap"]) == (
+        "the simulation study tells the wild cluster bootstrap apart from every other acceptable method"
+    )
+    assert tie_text(["gee_bias_reduced", "wild_bootstrap", "cluster_t"]) == (
+        "the simulation study cannot tell the GEE with bias-reduced covariance apart from the wild cluster bootstrap "
+        "and the cluster-robust GLM with t(G-1) on the same simulated data sets, so the headline is shown under each"
+    )
+    assert p_value_text(0.0069, 0.000828, 9999) == "0.0069 (Monte Carlo SE 0.0008 over 9,999 bootstrap draws)"
+    assert p_value_text(0.0123, None, 9999) == "0.012"
+    rows = [
+        {"method": "gee_bias_reduced", "left_out": "T", "estimate": -0.2, "ci_lower": -0.3, "ci_upper": -0.1},
+        {"method": "wild_bootstrap", "left_out": "T", "estimate": -0.25, "ci_lower": -0.4, "ci_upper": 0.1},
+        {"method": "wild_bootstrap", "left_out": "A", "estimate": -0.35, "ci_lower": -0.5, "ci_upper": -0.2},
+        {"method": "wild_bootstrap", "left_out": "B", "estimate": -0.3, "ci_lower": 0.1, "ci_upper": 0.4},
+    ]
+    wild = left_out_range(rows, "wild_bootstrap")
+    assert (wild["low"], wild["high"], wild["excluding_zero"], wild["count"]) == (-0.35, -0.25, 2, 3)
+    assert wild["largest"] == rows[1]
+    with pytest.raises(ValueError, match="no leave-one-region-out rows for 'mixedlm'"):
+        left_out_range(rows, "mixedlm")
 
 
 def test_main_interval_text_on_each_side_of_zero() -> None:
