@@ -514,3 +514,25 @@ def test_race_rows_missing_a_predictor_are_dropped_with_region_dummies_too(races
     fit = fit_race_glm(holes, "C(region) + " + MIX_RHS)
     assert fit.n_obs == len(races) - 3
     assert fit.notes[0].startswith("dropped 3 row(s) with missing values, e.g. row 0: missing self_share")
+
+
+def test_race_effective_clusters_from_the_glm_weights(races: pd.DataFrame) -> None:
+    rhs = "C(region) + " + MIX_RHS
+    fit = fit_race_glm(races, rhs)
+    result = race.race_effective_clusters(races, rhs, "self_share", fit)
+    # by hand: statsmodels' own design and fitted means, one cluster at a time
+    model = fit.raw.model
+    exog, mu = model.exog, np.asarray(fit.raw.mu)
+    w = races["registered"].to_numpy() * mu * (1 - mu)
+    k = list(fit.params.index).index("self_share")
+    a = np.linalg.inv(exog.T @ (exog * w[:, None]))[:, k]
+    gamma = {}
+    for region in sorted(races["region"].unique()):
+        rows = (races["region"] == region).to_numpy()
+        u = np.sqrt(w[rows]) * (exog[rows] @ a)
+        gamma[region] = float(u @ u)
+    values = np.array(list(gamma.values()))
+    g_star = len(values) / (1 + values.var() / values.mean() ** 2)
+    assert result["g_star"] == pytest.approx(g_star, rel=1e-6)
+    assert result["shares"] == pytest.approx({r: g / values.sum() for r, g in gamma.items()}, rel=1e-6)
+    assert result["n_clusters"] == races["region"].nunique() and result["g_star"] < result["n_clusters"]
