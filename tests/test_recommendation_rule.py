@@ -173,6 +173,7 @@ def test_the_most_powerful_acceptable_method_is_chosen_and_a_change_in_power_cha
     assert (gee_vs_t["only_first"], gee_vs_t["only_second"]) == (110, 0)
     assert gee_vs_t["mcnemar_p"] == pytest.approx(2 * 0.5**110, rel=1e-6)
     assert "the GEE with bias-reduced covariance had the highest power" in first["reason"]
+    assert [c["verdict"] for c in first["candidates"]] == ["acceptable, less powerful"] * 2 + ["chosen"]
     # the same sizes and coverages, the power moved to the wild bootstrap: the recommendation follows it
     second = _recommend({"cluster_t": weak, "wild_bootstrap": strong, "gee_bias_reduced": weak})
     assert second["method"] == "wild_bootstrap"
@@ -194,6 +195,7 @@ def test_a_tie_is_reported_as_a_tie() -> None:
     assert (row["pairs"], row["only_first"], row["only_second"]) == (400, 7, 5)
     assert row["mcnemar_p"] == pytest.approx(2 * _cdf(5, 12, 0.5), rel=1e-5)  # 0.774
     assert row["tied"] is True
+    assert row["verdict"] == "cannot be told apart from the chosen method"
     assert (
         "The study therefore does not choose between the GEE with bias-reduced covariance and the cluster-robust GLM "
         "with t(G-1): the headline is reported under each." in chosen["reason"]
@@ -235,6 +237,7 @@ def test_cluster_robust_methods_come_first_and_the_fallback() -> None:
     chosen = _recommend({"cluster_t": ok, "mixedlm": strong})
     assert chosen["method"] == "cluster_t"  # the mixed model is more powerful but not cluster-robust
     assert chosen["tied"] == []  # and it is not compared
+    assert [c["verdict"] for c in chosen["candidates"]] == ["chosen", "acceptable, not cluster-robust"]
     only_mixed = _recommend({"cluster_t": {**ok, "rejects": (span(0, 30), *ok["rejects"][1:])}, "mixedlm": strong})
     assert only_mixed["method"] == "mixedlm"
     assert "no cluster-robust method was acceptable" in only_mixed["reason"]

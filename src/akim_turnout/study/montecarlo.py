@@ -461,8 +461,8 @@ def recommend(
     Returns a dict: ``method`` (the chosen one), ``tied`` (methods not told apart from it), ``methods`` (``method``
     then ``tied``), ``reason`` (sentences built from the numbers), ``criteria`` (alpha, ceiling, floor, their data
     sets, assurance, tie test) and ``candidates`` (one dict per weighed method: size and lowest coverage with their
-    intervals and bounds, acceptability, pooled power, and against the chosen method the discordant counts and the
-    McNemar p-value).
+    intervals and bounds, acceptability, pooled power, against the chosen method the discordant counts and the
+    McNemar p-value, and a ``verdict`` in words).
     """
     real = summary[(summary["design_index"] == design_index) & (summary["n_ok"] > 0)]
     if real[real["effect"] == 0].empty:
@@ -557,8 +557,10 @@ def recommend(
         {
             "method": m,
             **{key: value for key, value in s.items() if key != "zero"},
+            "cluster_robust": m in CLUSTER_ROBUST,
             "chosen": m == best,
             "tied": m in tied,
+            "verdict": _verdict(m, best, tied, s["acceptable"], m in group),
             **{key: comparisons.get(m, {}).get(key) for key in ("pairs", "only_first", "only_second", "mcnemar_p")},
         }
         for m, s in standing.items()
@@ -584,6 +586,19 @@ def recommend(
             "candidates": candidates,
         }
     )
+
+
+def _verdict(method: str, best: str, tied: Sequence[str], acceptable: bool, compared: bool) -> str:
+    """One method's place in the rule, in words."""
+    if method == best:
+        return "chosen"
+    if method in tied:
+        return "cannot be told apart from the chosen method"
+    if not acceptable:
+        return "not acceptable"
+    if not compared:
+        return "acceptable, not cluster-robust"
+    return "acceptable, less powerful"
 
 
 def _pct(value: float) -> str:
