@@ -15,6 +15,7 @@ import pytest
 from akim_turnout.pipeline.paths import StageFiles, load_params, project_root
 from akim_turnout.report import context as report_context
 from akim_turnout.report import html as report
+from akim_turnout.report import labels
 from akim_turnout.report.context import (
     evidence_text,
     glm_intervals,
@@ -276,6 +277,33 @@ def test_every_section_renders_and_data_strings_show_as_text(real_context) -> No
     for key in report_context.TABLES:
         assert f'id="tab-{key}"' in html and f'href="#tab-{key}"' in html
     assert html.count("<figure") == len(report_context.FIGURES)
+
+
+def test_a_tie_shows_the_headline_under_each_tied_method(real_context) -> None:
+    context = copy.deepcopy(real_context)
+    race = context["race"]
+    first = race["headlines"][0]
+    other = "wild_bootstrap" if first["method"] != "wild_bootstrap" else "gee_bias_reduced"
+    race["headlines"] = [first, {**first, "method": other, "estimate": -0.1234}]
+    race["leave_one_region_out"] = [
+        *race["leave_one_region_out"],
+        *({**row, "method": other} for row in race["leave_one_region_out"] if row["method"] == first["method"]),
+    ]
+    race.update(
+        report_context.race_precision(
+            race, {"method": first["method"], "methods": [first["method"], other]}, "recommended"
+        )
+    )
+    table = context["tables"]["headlines"]
+    context["tables"]["headlines"] = pd.concat([table, table.assign(method=labels.method(other))], ignore_index=True)
+    numbering = report.Numbering.in_order(figures=report_context.FIGURES, tables=report_context.TABLES)
+    html = report.render_section("race_models", context, numbering)
+    assert race["tied"] is True
+    assert (
+        f"cannot tell the {labels.method(first['method'])} apart from the {labels.method(other)} on the same simulated "
+        "data sets, so the headline is shown under each"
+    ) in html
+    assert html.count(labels.method(other)) >= 2  # in the sentence and as a row of the headlines table
 
 
 def test_words_follow_the_parameters(real_context) -> None:
