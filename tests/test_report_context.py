@@ -96,7 +96,8 @@ def test_mde_text_with_interval_with_open_bound_and_without_mde() -> None:
 
 def test_tie_p_value_and_left_out_texts() -> None:
     assert tie_text(["wild_bootstrap"]) == (
-        "the simulation study tells the wild cluster bootstrap apart from every other acceptable method"
+        "on the same simulated data sets the wild cluster bootstrap is told apart from every method the rule compared "
+        "with it"
     )
     assert tie_text(["gee_bias_reduced", "wild_bootstrap", "cluster_t"]) == (
         "the simulation study cannot tell the GEE with bias-reduced covariance apart from the wild cluster bootstrap "

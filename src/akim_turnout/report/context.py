@@ -250,7 +250,10 @@ def grid_text(effects: Iterable[float]) -> str:
 def tie_text(methods: Sequence[str]) -> str:
     """Whether the study chose one method or could not tell several apart (the recommended one first)."""
     if len(methods) == 1:
-        return f"the simulation study tells the {labels.method(methods[0])} apart from every other acceptable method"
+        return (
+            f"on the same simulated data sets the {labels.method(methods[0])} is told apart from every method the "
+            "rule compared with it"
+        )
     others = " and the ".join(labels.method(m) for m in methods[1:])
     return (
         f"the simulation study cannot tell the {labels.method(methods[0])} apart from the {others} on the same "
