@@ -15,21 +15,25 @@ import pytest
 from akim_turnout.pipeline.paths import StageFiles, load_params, project_root
 from akim_turnout.report import context as report_context
 from akim_turnout.report import html as report
+from akim_turnout.report import labels
 from akim_turnout.report.context import (
     evidence_text,
     glm_intervals,
     grid_text,
     headline_choice_text,
+    left_out_range,
     main_interval_text,
     mc_se_pp,
     mde_text,
     not_estimable_models,
     not_estimable_text,
+    p_value_text,
     pp,
     predictor_step_text,
     predictor_unit_text,
     real_fit_text,
     replication_text,
+    tie_text,
 )
 
 ROOT = project_root()
@@ -75,16 +79,43 @@ def test_evidence_text_counts_every_status_and_zero_for_absent_ones() -> None:
 
 
 def test_mde_text_with_interval_with_open_bound_and_without_mde() -> None:
-    metrics = {"mde_pp": 6.84, "mde_pp_low": 6.21, "mde_pp_high": 7.349}
+    metrics = {"mde_pp": 5.64, "mde_pp_low": 5.21, "mde_pp_high": 7.349, "mde_pp_linear": 6.84}
     assert mde_text(metrics, "") == (
-        "6.8 percentage points (Monte Carlo interval 6.2 to 7.3; interpolated linearly between the simulated effects)"
+        "5.6 percentage points (interval 5.2 to 7.3; from a probit power curve fitted by maximum likelihood to the "
+        "rejection counts, 6.8 by linear interpolation; the interval holds the Monte Carlo error of the fit and the "
+        "linear value)"
     )
-    assert mde_text({**metrics, "mde_pp_high": None}, "") == (
-        "6.8 percentage points (Monte Carlo interval 6.2 to beyond the simulated effects; interpolated linearly "
-        "between the simulated effects)"
+    assert mde_text({**metrics, "mde_pp_high": None, "mde_pp_linear": None}, "") == (
+        "5.6 percentage points (interval 5.2 to beyond the simulated effects; from a probit power curve fitted by "
+        "maximum likelihood to the rejection counts; the interval holds the Monte Carlo error of the fit and the "
+        "linear value)"
     )
     none = {"mde_pp": None, "mde_pp_low": None, "mde_pp_high": None}
     assert mde_text(none, "size above 5 %") == "not quoted (size above 5 %)"
+
+
+def test_tie_p_value_and_left_out_texts() -> None:
+    assert tie_text(["wild_bootstrap"]) == (
+        "on the same simulated data sets the wild cluster bootstrap is told apart from every method the rule compared "
+        "with it"
+    )
+    assert tie_text(["gee_bias_reduced", "wild_bootstrap", "cluster_t"]) == (
+        "the simulation study cannot tell the GEE with bias-reduced covariance apart from the wild cluster bootstrap "
+        "and the cluster-robust GLM with t(G-1) on the same simulated data sets, so the headline is shown under each"
+    )
+    assert p_value_text(0.0069, 0.000828, 9999) == "0.0069 (Monte Carlo SE 0.0008 over 9,999 bootstrap draws)"
+    assert p_value_text(0.0123, None, 9999) == "0.012"
+    rows = [
+        {"method": "gee_bias_reduced", "left_out": "T", "estimate": -0.2, "ci_lower": -0.3, "ci_upper": -0.1},
+        {"method": "wild_bootstrap", "left_out": "T", "estimate": -0.25, "ci_lower": -0.4, "ci_upper": 0.1},
+        {"method": "wild_bootstrap", "left_out": "A", "estimate": -0.35, "ci_lower": -0.5, "ci_upper": -0.2},
+        {"method": "wild_bootstrap", "left_out": "B", "estimate": -0.3, "ci_lower": 0.1, "ci_upper": 0.4},
+    ]
+    wild = left_out_range(rows, "wild_bootstrap")
+    assert (wild["low"], wild["high"], wild["excluding_zero"], wild["count"]) == (-0.35, -0.25, 2, 3)
+    assert wild["largest"] == rows[1]
+    with pytest.raises(ValueError, match="no leave-one-region-out rows for 'mixedlm'"):
+        left_out_range(rows, "mixedlm")
 
 
 def test_main_interval_text_on_each_side_of_zero() -> None:
@@ -247,6 +278,33 @@ def test_every_section_renders_and_data_strings_show_as_text(real_context) -> No
     for key in report_context.TABLES:
         assert f'id="tab-{key}"' in html and f'href="#tab-{key}"' in html
     assert html.count("<figure") == len(report_context.FIGURES)
+
+
+def test_a_tie_shows_the_headline_under_each_tied_method(real_context) -> None:
+    context = copy.deepcopy(real_context)
+    race = context["race"]
+    first = race["headlines"][0]
+    other = "wild_bootstrap" if first["method"] != "wild_bootstrap" else "gee_bias_reduced"
+    race["headlines"] = [first, {**first, "method": other, "estimate": -0.1234}]
+    race["leave_one_region_out"] = [
+        *race["leave_one_region_out"],
+        *({**row, "method": other} for row in race["leave_one_region_out"] if row["method"] == first["method"]),
+    ]
+    race.update(
+        report_context.race_precision(
+            race, {"method": first["method"], "methods": [first["method"], other]}, "recommended"
+        )
+    )
+    table = context["tables"]["headlines"]
+    context["tables"]["headlines"] = pd.concat([table, table.assign(method=labels.method(other))], ignore_index=True)
+    numbering = report.Numbering.in_order(figures=report_context.FIGURES, tables=report_context.TABLES)
+    html = report.render_section("race_models", context, numbering)
+    assert race["tied"] is True
+    assert (
+        f"cannot tell the {labels.method(first['method'])} apart from the {labels.method(other)} on the same simulated "
+        "data sets, so the headline is shown under each"
+    ) in html
+    assert html.count(labels.method(other)) >= 2  # in the sentence and as a row of the headlines table
 
 
 def test_words_follow_the_parameters(real_context) -> None:

@@ -364,3 +364,56 @@ def _ame_table(
 def _strip_private(extra: dict[str, Any]) -> dict[str, Any]:
     """Drop keys starting with '_' (large arrays kept for internal use)."""
     return {k: v for k, v in extra.items() if not k.startswith("_")}
+
+
+def effective_clusters(
+    exog: np.ndarray,
+    clusters: np.ndarray,
+    k: int,
+    weights: np.ndarray | None = None,
+    rho: float = 0.0,
+) -> dict[str, Any]:
+    """The effective number of clusters G* of Carter, Schnepel & Steigerwald (2017) for coefficient ``k``.
+
+    With ``a = (X' W X)^-1 e_k`` and, per cluster g, ``u_g = W_g^(1/2) X_g a``, the cluster's contribution to the
+    variance of the coefficient is ``gamma_g = (1 - rho) u_g'u_g + rho (1'u_g)^2`` (errors with unit variance and an
+    equicorrelation ``rho`` within a cluster; ``W``: the weights of the fit, e.g. a GLM's working weights, none for
+    OLS). With ``Gamma = mean((gamma_g - mean gamma)^2) / mean(gamma)^2``, ``G* = G / (1 + Gamma)``: G for balanced
+    clusters (every ``gamma_g`` equal), fewer the more one cluster dominates. With a fixed effect per cluster the
+    ``rho`` part vanishes (``1'u_g = 0``: the dummies absorb what a cluster shares), so ``rho`` changes nothing.
+
+    Returns ``g_star``, ``n_clusters``, ``gamma_dispersion`` (Gamma), ``rho`` and ``shares``: each cluster's share
+    of ``sum(gamma_g)`` (in cluster-code order).
+    """
+    exog = np.asarray(exog, dtype=float)
+    clusters = np.asarray(clusters)
+    if exog.ndim != 2 or len(clusters) != exog.shape[0]:
+        raise ValueError("exog must be 2-D with one cluster label per row")
+    if not 0 <= k < exog.shape[1]:
+        raise ValueError(f"k must index a column of exog (0 to {exog.shape[1] - 1}), got {k}")
+    if not 0 <= rho <= 1:
+        raise ValueError(f"rho must be in [0, 1], got {rho}")
+    w = np.ones(len(exog)) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != (len(exog),) or np.any(w < 0) or not np.all(np.isfinite(w)):
+        raise ValueError("weights must be finite, non-negative and one per row")
+    codes, inverse = np.unique(clusters, return_inverse=True)
+    if len(codes) < 2:
+        raise ValueError("at least two clusters are needed")
+    a = np.linalg.solve(exog.T @ (exog * w[:, None]), np.eye(exog.shape[1])[k])
+    u = np.sqrt(w) * (exog @ a)
+    squares = np.bincount(inverse, weights=u * u, minlength=len(codes))
+    sums = np.bincount(inverse, weights=u, minlength=len(codes))
+    gamma = (1 - rho) * squares + rho * sums**2
+    mean = gamma.mean()
+    if not mean > 1e-14 * squares.mean():
+        raise ValueError(
+            "no cluster contributes to the coefficient's variance (rho = 1 with a fixed effect per cluster?)"
+        )
+    dispersion = float(((gamma - mean) ** 2).mean() / mean**2)
+    return {
+        "g_star": len(codes) / (1 + dispersion),
+        "n_clusters": len(codes),
+        "gamma_dispersion": dispersion,
+        "rho": rho,
+        "shares": gamma / gamma.sum(),
+    }

@@ -22,7 +22,7 @@ statsmodels (0.15) behaviour this works around:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,7 @@ from akim_turnout.models.inference import (
     FitResult,
     average_marginal_effects,
     captured_warnings,
+    effective_clusters,
     make_result,
     mancl_derouen_cov,
 )
@@ -461,13 +462,18 @@ def cluster_small_sample_factor(n_obs: int, n_clusters: int, n_params: int) -> f
     return n_clusters / (n_clusters - 1) * (n_obs - 1) / (n_obs - n_params)
 
 
-def race_headline(choice: str, recommended: str | None, fits: dict[str, FitResult], bootstrap: Any) -> dict[str, Any]:
+def race_headline(
+    choice: str, recommended: str | None, fits: dict[str, FitResult], bootstrap: Any, term: str | None = None
+) -> dict[str, Any]:
     """The race-level headline: the estimate and 95 % interval of the bootstrap's term from one family.
 
     ``choice`` is one of :data:`HEADLINE_CHOICES`; ``"recommended"`` takes the family of the method the
     simulation study recommends (``recommended``, a key of :data:`STUDY_METHOD_FAMILIES`). ``fits`` maps families
     (glm, beta, gee, mixedlm) to their fits; ``"wild_bootstrap"`` reports the GLM estimate with the bootstrap's
-    test-inversion interval. Returns the family, its interval's description, estimate and bounds.
+    test-inversion interval. Returns the family, its interval's description, estimate, bounds and the p-value for
+    no effect; for the bootstrap also ``p_value_mc_se``, the Monte Carlo standard error of that p-value
+    (``sqrt(p (1 - p) / B)`` over its ``B`` draws; None for the other families). ``term`` (the bootstrap's by
+    default) is needed only when ``bootstrap`` is None.
     """
     if choice not in HEADLINE_CHOICES:
         raise ValueError(f"headline must be one of {', '.join(HEADLINE_CHOICES)}, got {choice!r}")
@@ -477,7 +483,9 @@ def race_headline(choice: str, recommended: str | None, fits: dict[str, FitResul
         family = STUDY_METHOD_FAMILIES[recommended]
     else:
         family = choice
-    term = bootstrap.term
+    if bootstrap is None and (family == "wild_bootstrap" or term is None):
+        raise ValueError(f"the {family} headline needs the wild cluster bootstrap (or a term)")
+    term = bootstrap.term if bootstrap is not None else term
     if family == "wild_bootstrap":
         return {
             "family": family,
@@ -486,6 +494,8 @@ def race_headline(choice: str, recommended: str | None, fits: dict[str, FitResul
             "estimate": bootstrap.estimate,
             "ci_lower": bootstrap.ci_lower,
             "ci_upper": bootstrap.ci_upper,
+            "p_value": bootstrap.p_value,
+            "p_value_mc_se": p_value_mc_se(bootstrap.p_value, bootstrap.n_boot),
         }
     row = fits[family].to_frame().set_index("term").loc[term]
     fit = fits[family]
@@ -496,4 +506,126 @@ def race_headline(choice: str, recommended: str | None, fits: dict[str, FitResul
         "estimate": row["estimate"],
         "ci_lower": row["ci_lower"],
         "ci_upper": row["ci_upper"],
+        "p_value": row["p_value"],
+        "p_value_mc_se": None,
     }
+
+
+def p_value_mc_se(p_value: float, n_draws: int) -> float:
+    """Monte Carlo standard error of a resampling p-value estimated from ``n_draws`` draws: ``sqrt(p (1 - p) / B)``."""
+    if n_draws < 1:
+        raise ValueError(f"n_draws must be at least 1, got {n_draws}")
+    if not 0 <= p_value <= 1:
+        raise ValueError(f"p_value must be in [0, 1], got {p_value}")
+    return float(np.sqrt(p_value * (1 - p_value) / n_draws))
+
+
+def draws_for_mc_se(p_value: float, target: float) -> int:
+    """The fewest draws that bring the Monte Carlo SE of a p-value near ``p_value`` to at most ``target``."""
+    if target <= 0:
+        raise ValueError(f"target must be positive, got {target}")
+    return max(1, int(np.ceil(p_value * (1 - p_value) / target**2)))
+
+
+def race_headlines(
+    choice: str, methods: Sequence[str], fits: dict[str, FitResult], bootstrap: Any, term: str | None = None
+) -> list[dict[str, Any]]:
+    """The headline under each method the study does not tell apart, or under the chosen family.
+
+    ``choice == "recommended"``: one :func:`race_headline` per study method of ``methods`` (the recommended one first,
+    then those tied with it), each with its ``method``. Otherwise the single headline of the family ``choice``
+    (``method``: the family)."""
+    if choice != "recommended":
+        return [{"method": choice, **race_headline(choice, None, fits, bootstrap, term=term)}]
+    return [{"method": m, **race_headline(choice, m, fits, bootstrap, term=term)} for m in methods]
+
+
+def headline_families(choice: str, methods: Sequence[str]) -> set[str]:
+    """The families :func:`race_headlines` needs (``"wild_bootstrap"`` for the bootstrap)."""
+    if choice != "recommended":
+        return {choice}
+    unknown = [m for m in methods if m not in STUDY_METHOD_FAMILIES]
+    if unknown:
+        raise ValueError(f"no race-level fit for the study method(s) {unknown}")
+    return {STUDY_METHOD_FAMILIES[m] for m in methods}
+
+
+FAMILY_FITS = ("glm", "beta", "gee", "mixedlm")
+
+
+def fit_families(
+    races: pd.DataFrame, formula_rhs: str, mixed_rhs: str, families: Sequence[str] = FAMILY_FITS
+) -> dict[str, FitResult]:
+    """The race-level fits of ``families`` (of :data:`FAMILY_FITS`; the mixed model on ``mixed_rhs``, its random
+    intercept replacing the region dummies)."""
+    unknown = sorted(set(families) - set(FAMILY_FITS))
+    if unknown:
+        raise ValueError(f"families must be among {', '.join(FAMILY_FITS)}, got {unknown}")
+    makers = {
+        "glm": lambda: fit_race_glm(races, formula_rhs),
+        "beta": lambda: fit_race_beta(races, formula_rhs),
+        "gee": lambda: fit_race_gee(races, formula_rhs),
+        "mixedlm": lambda: fit_race_mixedlm(races, mixed_rhs),
+    }
+    return {family: makers[family]() for family in FAMILY_FITS if family in families}
+
+
+def leave_one_cluster_out(
+    races: pd.DataFrame,
+    refit: Callable[[pd.DataFrame], Sequence[Mapping[str, Any]]],
+    cluster: str = "region",
+    registered: str = "registered",
+    left_out: Sequence[Any] | None = None,
+) -> pd.DataFrame:
+    """``refit`` on the races without each cluster in turn (the largest electorate first, or ``left_out``).
+
+    ``refit`` takes the remaining races and returns rows (e.g. :func:`race_headlines`); each row gets ``left_out``
+    (the cluster), ``n_races`` (races used) and ``voters_share_left_out`` (the left-out cluster's share of
+    ``registered``).
+    """
+    if cluster not in races.columns or registered not in races.columns:
+        raise ValueError(f"races needs the columns {cluster!r} and {registered!r}")
+    voters = races.groupby(cluster, sort=True)[registered].sum()
+    order = list(voters.sort_values(ascending=False, kind="stable").index) if left_out is None else list(left_out)
+    unknown = [c for c in order if c not in voters.index]
+    if unknown:
+        raise ValueError(f"no races in cluster(s) {unknown}")
+    rows = []
+    for label in order:
+        kept = races[races[cluster] != label]
+        for row in refit(kept):
+            rows.append(
+                {
+                    "left_out": label,
+                    "n_races": len(kept),
+                    "voters_share_left_out": float(voters[label] / voters.sum()),
+                    **row,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def race_effective_clusters(
+    races: pd.DataFrame,
+    formula_rhs: str,
+    term: str,
+    fit: FitResult,
+    cluster: str = "region",
+    voted: str = "voted",
+    registered: str = "registered",
+    rho: float = 0.0,
+) -> dict[str, Any]:
+    """The effective number of clusters (:func:`akim_turnout.models.inference.effective_clusters`) of ``term`` in
+    the race GLM ``fit``, weighted by the GLM's working weights ``registered x mu (1 - mu)`` at its estimate.
+    ``shares`` maps each cluster to its share of the variance contributions."""
+    data = prepare_races(races, formula_rhs, cluster, voted, registered, "race_effective_clusters")
+    params = fit.params.reindex(data.names).to_numpy(dtype=float)
+    if np.isnan(params).any():
+        raise ValueError("the fit's parameters do not match the formula's design")
+    mu = 1 / (1 + np.exp(-(data.exog @ params)))
+    weights = data.registered * mu * (1 - mu)
+    result = effective_clusters(data.exog, data.clusters, data.names.index(term), weights=weights, rho=rho)
+    labels = sorted(races.dropna(subset=[cluster])[cluster].unique())
+    if len(labels) != data.n_clusters:
+        raise ValueError("rows with missing predictors remove whole clusters; pass complete rows")
+    return {**result, "shares": dict(zip(labels, (float(x) for x in result["shares"]), strict=True))}

@@ -10,7 +10,7 @@ predictor, the weighting, an inference method or model) come from :mod:`akim_tur
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +82,12 @@ TABLES = (
     "regional_models",
     "regional_ames",
     "race_comparison",
+    "headlines",
+    "leave_one_region_out",
     "race_ames",
     "real_readiness",
     "study",
+    "recommendation",
     "mde_sensitivity",
     "forensics",
     "later_rounds",
@@ -122,7 +125,10 @@ TABLE_FILES = {
     "race_comparison": ("race_models", "comparison"),
     "race_ames": ("race_models", "marginal_effects"),
     "real_readiness": ("race_models", "real_readiness"),
+    "headlines": ("race_models", "headlines"),
+    "leave_one_region_out": ("race_models", "leave_one_region_out"),
     "study": ("simulation_study", "methods"),
+    "recommendation": ("simulation_study", "recommendation"),
     "mde_sensitivity": ("simulation_study", "mde_sensitivity"),
     "forensics": ("forensics", "summary"),
 }
@@ -169,9 +175,12 @@ def mde_text(method_metrics: Mapping[str, Any], note: str) -> str:
         return f"not quoted ({note})"
     high = method_metrics["mde_pp_high"]
     high_text = "beyond the simulated effects" if high is None else f"{high:.1f}"
+    linear = method_metrics.get("mde_pp_linear")
+    linear_text = "" if linear is None else f", {linear:.1f} by linear interpolation"
     return (
-        f"{method_metrics['mde_pp']:.1f} percentage points (Monte Carlo interval {method_metrics['mde_pp_low']:.1f} "
-        f"to {high_text}; interpolated linearly between the simulated effects)"
+        f"{method_metrics['mde_pp']:.1f} percentage points (interval {method_metrics['mde_pp_low']:.1f} to "
+        f"{high_text}; from a probit power curve fitted by maximum likelihood to the rejection counts{linear_text}; "
+        "the interval holds the Monte Carlo error of the fit and the linear value)"
     )
 
 
@@ -303,6 +312,44 @@ def curve_context(regional_stage: Mapping[str, Any], regional_params: Mapping[st
 def grid_text(effects: Iterable[float]) -> str:
     """The non-zero true effects of the simulation study, as listed in the text."""
     return ", ".join(f"{effect:g}" for effect in effects if effect != 0)
+
+
+def tie_text(methods: Sequence[str]) -> str:
+    """Whether the study chose one method or could not tell several apart (the recommended one first)."""
+    if len(methods) == 1:
+        return (
+            f"on the same simulated data sets the {labels.method(methods[0])} is told apart from every method the "
+            "rule compared with it"
+        )
+    others = " and the ".join(labels.method(m) for m in methods[1:])
+    return (
+        f"the simulation study cannot tell the {labels.method(methods[0])} apart from the {others} on the same "
+        "simulated data sets, so the headline is shown under each"
+    )
+
+
+def p_value_text(p_value: float, mc_se: float | None, n_boot: int) -> str:
+    """A bootstrap p-value with its Monte Carlo standard error and the draws behind it."""
+    if mc_se is None:
+        return f"{p_value:.3f}"
+    return f"{p_value:.4f} (Monte Carlo SE {mc_se:.4f} over {n_boot:,} bootstrap draws)"
+
+
+def left_out_range(rows: Sequence[Mapping[str, Any]], method: str) -> dict[str, Any]:
+    """The headline of ``method`` with each region left out: its lowest and highest estimate, how many of the
+    intervals exclude zero, and the row of the largest region (the first, :func:`akim_turnout.models.race.
+    leave_one_cluster_out` puts the largest electorate first)."""
+    own = [r for r in rows if r["method"] == method]
+    if not own:
+        raise ValueError(f"no leave-one-region-out rows for {method!r}")
+    excluding = sum(1 for r in own if r["ci_upper"] is not None and (r["ci_upper"] < 0 or r["ci_lower"] > 0))
+    return {
+        "low": min(r["estimate"] for r in own),
+        "high": max(r["estimate"] for r in own),
+        "excluding_zero": excluding,
+        "count": len(own),
+        "largest": own[0],
+    }
 
 
 # --- reading ------------------------------------------------------------------------------------------------------
@@ -469,6 +516,7 @@ def build(
             "glm_intervals": glm_intervals(glm_study["size_low"], glm_study["size_high"], real["alpha"]),
             "glm_study": glm_study,
             "real_fit": real_fit_text(race["real_fitted"]),
+            **race_precision(race, recommendation, race_params["headline_model"]),
             "rounds": len(tables["real_readiness"]),
             "races_2021": str(readiness["races (count)"]),
             "usable_2021": str(readiness["usable (count)"]),
@@ -489,4 +537,19 @@ def build(
         },
         "forensics": forensics,
         "later_rounds": later_rounds,
+    }
+
+
+def race_precision(race: Mapping[str, Any], recommendation: Mapping[str, Any], headline_model: str) -> dict[str, Any]:
+    """The report's words on the race-level headline's precision: the tie (or not) of the study's recommendation,
+    the bootstrap p-value with its Monte Carlo SE, and the leave-one-region-out range of each headline method."""
+    methods = list(recommendation.get("methods", [recommendation["method"]]))
+    shown = [row["method"] for row in race["headlines"]]
+    boot = race["wild_bootstrap"]
+    return {
+        "tie": tie_text(methods),
+        "tied": len(methods) > 1 and headline_model == "recommended",
+        "p_text": p_value_text(boot["p_value"], boot["p_value_mc_se"], boot["n_boot"]),
+        "left_out": {m: left_out_range(race["leave_one_region_out"], m) for m in shown},
+        "shown_methods": [labels.method(m) for m in shown],
     }

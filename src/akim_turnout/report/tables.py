@@ -186,7 +186,45 @@ STUDY_METHODS = {
     "mde_pp": Column("MDE at 80 % power (pp)", 1),
     "mde_pp_low": Column("MDE: MC low (pp)", 1),
     "mde_pp_high": Column("MDE: MC high (pp)", 1),
+    "mde_pp_linear": Column("MDE, linear interpolation (pp)", 1),
     "mde_note": Column("MDE note"),
+}
+
+# The recommendation rule, one row per weighed method (akim_turnout.study.montecarlo.recommend).
+RECOMMENDATION = {
+    "method": Column("method", text=labels.method),
+    "size": Column("size (%)", 1, 100),
+    "size_high": Column("size: 95 % MC high (%)", 1, 100),
+    "size_ceiling": Column("size ceiling (%)", 1, 100),
+    "coverage_min_low": Column("lowest coverage: 95 % MC low (%)", 1, 100),
+    "coverage_floor": Column("coverage floor (%)", 1, 100),
+    "acceptable": Column("acceptable"),
+    "power": Column("power, non-zero effects pooled (%)", 1, 100),
+    "only_first": Column("rejected by the chosen method alone (count)", 0),
+    "only_second": Column("rejected by this method alone (count)", 0),
+    "mcnemar_p": Column("exact McNemar p", 3, smallest=0.001),
+    "verdict": Column("verdict"),
+}
+
+# The race-level headline under each method the study does not tell apart, and with one region left out.
+HEADLINES = {
+    "method": Column("method", text=labels.method),
+    "estimate": Column("estimate (logit)", 3),
+    "ci_lower": Column("95 % CI low", 3),
+    "ci_upper": Column("95 % CI high", 3),
+    "p_value": P_VALUE,
+    "p_value_mc_se": Column("p: Monte Carlo SE", 4),
+    "interval": Column("interval"),
+}
+LEAVE_ONE_REGION_OUT = {
+    "left_out": Column("region left out"),
+    "method": Column("method", text=labels.method),
+    "n_races": Column("races used (count)", 0),
+    "voters_share_left_out": Column("registered voters left out (%)", 1, 100),
+    "estimate": Column("estimate (logit)", 3),
+    "ci_lower": Column("95 % CI low", 3),
+    "ci_upper": Column("95 % CI high", 3),
+    "p_value": P_VALUE,
 }
 
 OPERATING_CHARACTERISTICS = {

@@ -244,7 +244,10 @@ def test_race_headline_follows_the_recommended_method(races: pd.DataFrame) -> No
         "estimate": families["glm"].params["self_share"],
         "ci_lower": families["glm"].conf_int.at["self_share", "lower"],
         "ci_upper": families["glm"].conf_int.at["self_share", "upper"],
+        "p_value": families["glm"].to_frame().set_index("term").at["self_share", "p_value"],
+        "p_value_mc_se": None,
     }
+    assert (wild["p_value"], wild["p_value_mc_se"]) == (boot.p_value, (boot.p_value * (1 - boot.p_value) / 99) ** 0.5)
     assert gee["interval"].endswith(", t(13) quantiles")
     naive = race.fit_race_naive_binomial(races, MIX_RHS)  # model-based covariance, normal quantiles
     normal = race.race_headline("glm", None, {"glm": naive}, boot)
@@ -256,6 +259,35 @@ def test_race_headline_follows_the_recommended_method(races: pd.DataFrame) -> No
         race.race_headline("ols", "cluster_t", families, boot)
     assert str(refused.value) == f"headline must be one of {', '.join(race.HEADLINE_CHOICES)}, got 'ols'"
     assert str(refused.value).startswith("headline must be one of recommended, ")
+
+
+def test_race_headlines_under_each_tied_method(races: pd.DataFrame) -> None:
+    families = {"glm": fit_race_glm(races, MIX_RHS), "gee": fit_race_gee(races, MIX_RHS)}
+    boot = resampling.wild_cluster_bootstrap(races, MIX_RHS, "self_share", n_boot=99, seed=1)
+    rows = race.race_headlines("recommended", ["gee_bias_reduced", "wild_bootstrap"], families, boot)
+    assert rows == [
+        {"method": "gee_bias_reduced", **race.race_headline("recommended", "gee_bias_reduced", families, boot)},
+        {"method": "wild_bootstrap", **race.race_headline("recommended", "wild_bootstrap", families, boot)},
+    ]
+    assert race.race_headlines("glm", ["gee_bias_reduced"], families, boot) == [
+        {"method": "glm", **race.race_headline("glm", None, families, boot)}
+    ]
+    # without the bootstrap, given the term
+    assert (
+        race.race_headlines("recommended", ["cluster_t"], families, None, term="self_share")[0]["estimate"]
+        == (families["glm"].params["self_share"])
+    )
+    with pytest.raises(ValueError, match="needs the wild cluster bootstrap"):
+        race.race_headlines("recommended", ["wild_bootstrap"], families, None, term="self_share")
+    assert race.headline_families("recommended", ["gee_bias_reduced", "wild_bootstrap"]) == {"gee", "wild_bootstrap"}
+    assert race.headline_families("beta", ["cluster_t"]) == {"beta"}
+    with pytest.raises(ValueError, match="no race-level fit"):
+        race.headline_families("recommended", ["naive_binomial"])
+    fits = race.fit_families(races, MIX_RHS, MIX_RHS.replace("C(region) + ", ""), {"gee", "glm"})
+    assert list(fits) == ["glm", "gee"]
+    assert fits["glm"].params.equals(families["glm"].params)
+    with pytest.raises(ValueError, match="families must be among"):
+        race.fit_families(races, MIX_RHS, MIX_RHS, ["ols"])
 
 
 def test_cluster_small_sample_factor_by_hand() -> None:
@@ -310,3 +342,25 @@ def test_beta_regression_prints_nothing_and_its_results_name_the_cluster_covaria
     glm = race.fit_race_glm(df, "x")
     assert capsys.readouterr() == ("", "")
     assert (beta.raw.cov_type, glm.raw.cov_type, glm.raw.method) == ("cluster", "cluster", "newton")
+
+
+def test_race_effective_clusters_from_the_glm_weights(races: pd.DataFrame) -> None:
+    rhs = "C(region) + " + MIX_RHS
+    fit = fit_race_glm(races, rhs)
+    result = race.race_effective_clusters(races, rhs, "self_share", fit)
+    # by hand: statsmodels' own design and fitted means, one cluster at a time
+    model = fit.raw.model
+    exog, mu = model.exog, np.asarray(fit.raw.mu)
+    w = races["registered"].to_numpy() * mu * (1 - mu)
+    k = list(fit.params.index).index("self_share")
+    a = np.linalg.inv(exog.T @ (exog * w[:, None]))[:, k]
+    gamma = {}
+    for region in sorted(races["region"].unique()):
+        rows = (races["region"] == region).to_numpy()
+        u = np.sqrt(w[rows]) * (exog[rows] @ a)
+        gamma[region] = float(u @ u)
+    values = np.array(list(gamma.values()))
+    g_star = len(values) / (1 + values.var() / values.mean() ** 2)
+    assert result["g_star"] == pytest.approx(g_star, rel=1e-6)
+    assert result["shares"] == pytest.approx({r: g / values.sum() for r, g in gamma.items()}, rel=1e-6)
+    assert result["n_clusters"] == races["region"].nunique() and result["g_star"] < result["n_clusters"]

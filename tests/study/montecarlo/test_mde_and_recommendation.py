@@ -142,11 +142,13 @@ def test_mde_when_the_power_reaches_the_target_exactly_at_the_last_grid_effect()
     summary = summary_rows("cluster_t", [5, 50, 80], [95, 95, 95], 100)
     mde = montecarlo.minimum_detectable_effect(summary, "cluster_t", power=0.8)
     assert mde["reached"] is True
-    assert mde["mde_logit"] == pytest.approx(0.2, rel=1e-12)
-    assert mde["mde_pp"] == pytest.approx(0.2 * 0.15 * 100, rel=1e-12)
-    high_1, high_2 = exact(50, 100)[1], exact(80, 100)[1]
-    assert mde["mde_logit_low"] == pytest.approx(0.1 + (0.8 - high_1) / (high_2 - high_1) * 0.1, rel=1e-9)
-    assert math.isnan(mde["mde_logit_high"])  # the lower bound at 80 of 100 (0.708) stays below 80 %
+    assert mde["mde_logit_linear"] == pytest.approx(0.2, rel=1e-12)
+    assert mde["mde_pp_linear"] == pytest.approx(0.2 * 0.15 * 100, rel=1e-12)
+    # the probit curve through 5, 50 and 80 % reaches 80 % a little before the last effect
+    assert 0.1 < mde["mde_logit"] < 0.2
+    assert mde["mde_pp"] == pytest.approx(mde["mde_logit"] * 0.15 * 100, rel=1e-12)
+    assert mde["mde_logit_low"] <= mde["mde_logit"]
+    assert math.isnan(mde["mde_logit_high"])  # redrawn curves that reach 80 % only beyond the grid
 
 
 def test_mde_of_a_design_other_than_the_first() -> None:
@@ -164,8 +166,9 @@ def test_mde_of_a_design_other_than_the_first() -> None:
     mean_pq = (100 * 0.1 + 60 * 0.2 + 50 * 0.3) / 210  # weighted by usable fits
     assert mde["mean_pq"] == pytest.approx(mean_pq, rel=1e-12)
     assert mde["enough_replications"] is True and mde["size_ok"] is True
-    assert mde["mde_logit"] == pytest.approx(0.1 + (0.8 - 0.5) / (0.9 - 0.5) * 0.1, rel=1e-12)
-    assert mde["mde_pp"] == pytest.approx(0.175 * mean_pq * 100, rel=1e-12)
+    assert mde["mde_logit_linear"] == pytest.approx(0.1 + (0.8 - 0.5) / (0.9 - 0.5) * 0.1, rel=1e-12)
+    assert mde["mde_pp_linear"] == pytest.approx(0.175 * mean_pq * 100, rel=1e-12)
+    assert mde["mde_pp"] == pytest.approx(mde["mde_logit"] * mean_pq * 100, rel=1e-12)
     assert mde["size"] == 0.05
 
 
@@ -184,30 +187,28 @@ def test_mde_without_effect_zero_has_no_size() -> None:
     assert math.isnan(mde["mde_logit"]) and mde["reached"] is True
 
 
-@pytest.mark.parametrize("bounds, size_ok", [((0.05, 0.2), True), ((0.0, 0.05), True), ((0.0500001, 0.2), False)])
+@pytest.mark.parametrize(
+    "bounds, size_ok", [((0.05, 0.2), True), ((0.0, 0.05), True), ((0.0, 0.04), True), ((0.0500001, 0.2), False)]
+)
 def test_mde_size_interval_ending_exactly_at_alpha_contains_it(bounds: tuple[float, float], size_ok: bool) -> None:
     summary = summary_rows("cluster_t", [5, 50, 90], [95, 95, 95], 100)
     summary.loc[0, ["rejection_low", "rejection_high"]] = bounds
     mde = montecarlo.minimum_detectable_effect(summary, "cluster_t", power=0.8)
     assert mde["size_ok"] is size_ok
-    if size_ok:
-        assert mde["mde_logit"] == pytest.approx(0.1 + (0.8 - 0.5) / (0.9 - 0.5) * 0.1, rel=1e-12)
+    if size_ok:  # a conservative size (interval below alpha) keeps its MDE
+        assert mde["mde_logit_linear"] == pytest.approx(0.1 + (0.8 - 0.5) / (0.9 - 0.5) * 0.1, rel=1e-12)
+        assert 0.1 < mde["mde_logit"] < 0.2
     else:
         assert math.isnan(mde["mde_logit"])
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+# --------------------------------------------------------------------------
+# Recommended method
+# --------------------------------------------------------------------------
 
 
-QUALIFIED_TAIL = (
-    "of their coverage at every true effect containing 95% (sizes: {sizes}); {among} this one's size was closest to 5%."
-)
-
-
-ROBUST_FIRST = (
-    "cluster-robust methods (they assume nothing about the correlation within a region) come first, and among them"
-)
+# The rule itself (acceptability, power, ties) is tested on per-replication results in test_recommendation_rule.py;
+# here, on summary rows alone (no paired test, so nothing is tied), which methods it weighs and how it falls back.
 
 
 def test_recommend_method_weighs_only_methods_with_usable_fits() -> None:
@@ -219,18 +220,16 @@ def test_recommend_method_weighs_only_methods_with_usable_fits() -> None:
         ],
         ignore_index=True,
     )
-    name, reason = montecarlo.recommend_method(summary)
-    low, high = exact(3, 60)
-    assert name == "cluster_t"
-    assert reason == (
-        f"In 60 simulated data sets of the real design (14 regions, 730 races) with no true effect, the "
-        f"{label('cluster_t')} rejected the true null in 5.0% (exact 95 % interval {_pct(low)} to {_pct(high)}); "
-        "2 of 2 methods had an exact interval of their size containing 5% and "
-        + QUALIFIED_TAIL.format(
-            sizes=f"{label('cluster_t')} 5.0%, {label('mixedlm')} 0.0%",
-            among=ROBUST_FIRST,
-        )
-    )
+    chosen = montecarlo.recommend(summary)
+    assert chosen["method"] == "cluster_t" and chosen["tied"] == []
+    # no method has 100 data sets at 0, so every method with usable fits is weighed, the naive one has none
+    assert [c["method"] for c in chosen["candidates"]] == ["cluster_t", "mixedlm"]
+    assert label("naive_binomial") not in chosen["reason"]
+    # one data set resolves nothing: the ceiling for 1 data set is the upper end of 0 of 1 (97.5 %), so the mixed
+    # model is acceptable and more powerful (2 of 2), but it is not cluster-robust
+    assert montecarlo.resolvable_bound(1, 0.05, "upper") == pytest.approx(0.975, rel=1e-12)
+    assert {c["method"]: c["acceptable"] for c in chosen["candidates"]} == {"cluster_t": True, "mixedlm": True}
+    assert montecarlo.recommend_method(summary) == ("cluster_t", chosen["reason"])
 
 
 def test_recommend_method_when_only_a_method_that_is_not_cluster_robust_qualifies() -> None:
@@ -241,18 +240,12 @@ def test_recommend_method_when_only_a_method_that_is_not_cluster_robust_qualifie
         ],
         ignore_index=True,
     )
-    name, reason = montecarlo.recommend_method(summary)
-    low, high = exact(10, 200)
-    assert name == "mixedlm"
-    assert reason == (
-        f"In 200 simulated data sets of the real design (14 regions, 730 races) with no true effect, the "
-        f"{label('mixedlm')} rejected the true null in 5.0% (exact 95 % interval {_pct(low)} to {_pct(high)}); "
-        "1 of 2 methods had an exact interval of their size containing 5% and "
-        + QUALIFIED_TAIL.format(
-            sizes=f"{label('mixedlm')} 5.0%",
-            among="no cluster-robust method qualified, and among the others",
-        )
-    )
+    chosen = montecarlo.recommend(summary)
+    # 20 of 200: the upper end of the size interval (15.0 %) is above the ceiling for 200 data sets (12.0 %)
+    assert exact(20, 200)[1] > chosen["criteria"]["size_ceiling"] >= exact(10, 200)[1]
+    assert chosen["method"] == "mixedlm"
+    assert "1 of 2 methods were acceptable; among them (no cluster-robust method was acceptable)" in chosen["reason"]
+    assert "(3 of 203 fits of the chosen method" not in chosen["reason"]
 
 
 def test_recommend_method_falls_back_to_the_closest_cluster_robust_size() -> None:
@@ -264,21 +257,19 @@ def test_recommend_method_falls_back_to_the_closest_cluster_robust_size() -> Non
         ],
         ignore_index=True,
     )
-    name, reason = montecarlo.recommend_method(summary)
-    low, high = exact(20, 200)
-    assert name == "wild_bootstrap"
-    assert reason == (
-        f"In 200 simulated data sets of the real design (14 regions, 730 races) with no true effect, the "
-        f"{label('wild_bootstrap')} rejected the true null in 10.0% (exact 95 % interval {_pct(low)} to "
-        f"{_pct(high)}); no method had an exact interval of its size containing 5% and of its coverage at every "
-        "true effect containing 95%; this one's size came closest to 5% among the cluster-robust methods."
+    chosen = montecarlo.recommend(summary)
+    assert chosen["method"] == "wild_bootstrap" and chosen["tied"] == []
+    assert chosen["reason"].endswith(
+        f"No method was acceptable; the {label('wild_bootstrap')} is reported because its size came closest to 5 % "
+        "among the cluster-robust methods."
     )
 
 
 def test_recommend_method_needs_effect_zero_but_no_other_effect() -> None:
     only_null = summary_rows("cluster_t", [6], [114], 120, effects=(0.0,))
-    name, reason = montecarlo.recommend_method(only_null)
-    assert name == "cluster_t" and "; 1 of 1 methods had an exact interval" in reason
+    chosen = montecarlo.recommend(only_null)
+    assert chosen["method"] == "cluster_t" and "1 of 1 methods were acceptable" in chosen["reason"]
+    assert chosen["candidates"][0]["power"] is None  # no non-zero effect: no power
     with pytest.raises(ValueError) as error:
         montecarlo.recommend_method(summary_rows("cluster_t", [50], [95], 100, effects=(-0.1,)))
     assert str(error.value) == "no effect-0 rows in design 0"
@@ -294,39 +285,39 @@ def test_recommend_method_counts_enough_data_sets_in_the_requested_design() -> N
         ],
         ignore_index=True,
     )
-    name, reason = montecarlo.recommend_method(summary, design_index=1)
-    assert name == "gee_bias_reduced"
-    assert reason.startswith(
-        "In 200 simulated data sets of the real design (28 regions, 1460 races) with no true effect, the "
-        f"{label('gee_bias_reduced')} rejected the true null in 6.0% "
-    )
-    assert "; 1 of 1 methods had an exact interval" in reason
+    chosen = montecarlo.recommend(summary, design_index=1)
+    assert chosen["method"] == "gee_bias_reduced"
+    assert [c["method"] for c in chosen["candidates"]] == ["gee_bias_reduced"]
+    assert "(the real design: 28 regions, 1460 races)" in chosen["reason"]
+    assert montecarlo.recommend(summary)["method"] == "cluster_t"
 
 
 def test_recommend_method_checks_the_coverage_at_every_non_zero_effect() -> None:
     effects = (0.0, 0.5, 1.0)
     summary = pd.concat(
         [
-            summary_rows("cluster_t", [10, 60, 90], [190, 95, 80], [200, 100, 100], effects=effects),
+            summary_rows("cluster_t", [10, 60, 95], [190, 95, 80], [200, 100, 100], effects=effects),
             summary_rows("wild_bootstrap", [14, 60, 90], [186, 95, 95], [200, 100, 100], effects=effects),
         ],
         ignore_index=True,
     )
-    name, reason = montecarlo.recommend_method(summary)
-    assert name == "wild_bootstrap" and "; 1 of 2 methods had an exact interval" in reason
+    chosen = montecarlo.recommend(summary)
+    # cluster_t is more powerful, but its coverage of 80 of 100 at the last effect begins at 70.8 % < floor
+    assert chosen["method"] == "wild_bootstrap"
+    assert {c["method"]: c["coverage_ok"] for c in chosen["candidates"]} == {"cluster_t": False, "wild_bootstrap": True}
 
 
-@pytest.mark.parametrize(
-    "column, value",
-    [("rejection_low", 0.05), ("rejection_high", 0.05), ("coverage_low", 1 - 0.05), ("coverage_high", 1 - 0.05)],
-)
-def test_recommend_method_intervals_are_closed(column: str, value: float) -> None:
+@pytest.mark.parametrize("column", ["rejection_high", "coverage_low"])
+def test_recommend_method_bounds_are_closed(column: str) -> None:
     summary = summary_rows("cluster_t", [10, 60, 90], [190, 95, 95], [200, 100, 100])
-    summary[["rejection_low", "rejection_high", "coverage_low", "coverage_high"]] = [0.0, 1.0, 0.0, 1.0]
-    rows = [0] if column.startswith("rejection") else [1, 2]
-    summary.loc[rows, column] = value
-    _, reason = montecarlo.recommend_method(summary)
-    assert "; 1 of 1 methods had an exact interval of their size containing 5%" in reason
+    summary[["rejection_low", "rejection_high", "coverage_low", "coverage_high"]] = [0.0, 0.0, 1.0, 1.0]
+    if column == "rejection_high":
+        summary.loc[0, column] = montecarlo.resolvable_bound(200, 0.05, "upper")
+    else:
+        summary.loc[[1, 2], column] = montecarlo.resolvable_bound(100, 0.95, "lower")
+    assert montecarlo.recommend(summary)["candidates"][0]["acceptable"] is True
+    summary.loc[0 if column == "rejection_high" else 1, column] += 1e-9 if column == "rejection_high" else -1e-9
+    assert montecarlo.recommend(summary)["candidates"][0]["acceptable"] is False
 
 
 def test_study_metrics_of_a_study_with_no_non_zero_effect() -> None:

@@ -183,10 +183,31 @@ def test_summarise_se_ratio_nan_without_se() -> None:
     assert table["mean_se"].isna().all() and table["se_ratio"].isna().all()
 
 
-def _mde_bounds() -> tuple[float, float]:
-    """Where the upper and the lower exact power bounds of cluster_t reach 80 %, between |effect| 0.2 and 0.4."""
-    (low50, high50), (low90, high90) = hand_interval(50, 100), hand_interval(90, 100)
-    return 0.2 + (0.8 - high50) * 0.2 / (high90 - high50), 0.2 + (0.8 - low50) * 0.2 / (low90 - low50)
+def probit_params() -> tuple[float, float]:
+    """statsmodels' probit GLM on cluster_t's counts (6, 50, 90 of 100 at |effect| 0, 0.2, 0.4)."""
+    import numpy as np
+    import statsmodels.api as sm
+
+    k, n = np.array([6.0, 50.0, 90.0]), 100.0
+    link = sm.families.links.Probit()
+    exog = sm.add_constant(np.array([0.0, 0.2, 0.4]))
+    a, b = sm.GLM(np.column_stack([k, n - k]), exog, family=sm.families.Binomial(link=link)).fit(tol=1e-14).params
+    return float(a), float(b)
+
+
+def probit_mde(power: float = 0.8) -> float:
+    from statistics import NormalDist
+
+    a, b = probit_params()
+    return (NormalDist().inv_cdf(power) - a) / b
+
+
+def _check_interval(mde: dict) -> None:
+    """The MDE's interval holds the probit and the linear MDE and is the bootstrap interval widened to them."""
+    assert mde["mde_logit_low"] <= min(mde["mde_logit"], mde["mde_logit_linear"])
+    assert mde["mde_logit_high"] >= max(mde["mde_logit"], mde["mde_logit_linear"])
+    assert mde["mde_logit_low"] == pytest.approx(min(mde["mde_logit_boot_low"], mde["mde_logit_linear"]), rel=1e-5)
+    assert mde["mde_logit_high"] == pytest.approx(max(mde["mde_logit_boot_high"], mde["mde_logit_linear"]), rel=1e-5)
 
 
 def test_power_curve_and_minimum_detectable_effect(summary: pd.DataFrame) -> None:
@@ -195,17 +216,21 @@ def test_power_curve_and_minimum_detectable_effect(summary: pd.DataFrame) -> Non
     assert curve["abs_effect"].tolist() == [0.0, 0.2, 0.4] and curve["power"].tolist() == [0.06, 0.5, 0.9]
     assert curve["n_ok"].tolist() == [100, 100, 100]
     mde = montecarlo.minimum_detectable_effect(summary, "cluster_t")
-    mde_low, mde_high = _mde_bounds()
+    _check_interval(mde)
     size_low, size_high = hand_interval(6, 100)
-    assert mde == {
+    bounds = {key: mde[key] for key in mde if key.endswith(("_low", "_high")) and key.startswith("mde")}
+    assert bounds["mde_pp_low"] == pytest.approx(bounds["mde_logit_low"] * 16, rel=1e-12)
+    assert bounds["mde_pp_high"] == pytest.approx(bounds["mde_logit_high"] * 16, rel=1e-12)
+    assert {key: value for key, value in mde.items() if key not in bounds} == {
         "method": "cluster_t",
         "power": 0.8,
-        "mde_logit": pytest.approx(0.35, abs=1e-12),
-        "mde_logit_low": pytest.approx(mde_low, rel=1e-10),
-        "mde_logit_high": pytest.approx(mde_high, rel=1e-10),
-        "mde_pp": pytest.approx(0.35 * 0.16 * 100, rel=1e-12),
-        "mde_pp_low": pytest.approx(mde_low * 16, rel=1e-10),
-        "mde_pp_high": pytest.approx(mde_high * 16, rel=1e-10),
+        "mde_logit": pytest.approx(probit_mde(), rel=1e-8),
+        "mde_logit_linear": pytest.approx(0.35, abs=1e-12),
+        "mde_pp": pytest.approx(probit_mde() * 16, rel=1e-8),
+        "mde_pp_linear": pytest.approx(0.35 * 0.16 * 100, rel=1e-12),
+        "probit_intercept": pytest.approx(probit_params()[0], rel=1e-8),
+        "probit_slope": pytest.approx(probit_params()[1], rel=1e-8),
+        "mde_curve": "probit (maximum likelihood on the replication counts)",
         "mean_pq": pytest.approx(0.16, rel=1e-12),
         "reached": True,
         "size": 0.06,
@@ -217,9 +242,10 @@ def test_power_curve_and_minimum_detectable_effect(summary: pd.DataFrame) -> Non
     # 0.05 lies inside the exact size interval [0.0223, 0.1260]; 0.01 does not: no MDE then
     strict = montecarlo.minimum_detectable_effect(summary, "cluster_t", alpha=0.01)
     assert not strict["size_ok"] and math.isnan(strict["mde_logit"]) and math.isnan(strict["mde_pp_high"])
-    assert montecarlo.minimum_detectable_effect(summary, "cluster_t", power=0.5)["mde_logit"] == pytest.approx(0.2)
+    half = montecarlo.minimum_detectable_effect(summary, "cluster_t", power=0.5)
+    assert half["mde_logit_linear"] == pytest.approx(0.2) and half["mde_logit"] == pytest.approx(probit_mde(0.5))
     low = montecarlo.minimum_detectable_effect(summary, "cluster_t", power=0.05)
-    assert low["mde_logit"] == 0.0 and low["reached"]
+    assert low["mde_logit"] == 0.0 and low["mde_logit_linear"] == 0.0 and low["reached"]
     with pytest.raises(ValueError, match=r"^no summary rows for method 'gee_bias_reduced' in design 0$"):
         montecarlo.power_curve(summary, "gee_bias_reduced")
     with pytest.raises(ValueError, match=r"^no summary rows for method 'cluster_t' in design 1$"):
@@ -245,18 +271,30 @@ def test_enough_replications_at_the_thresholds(summary: pd.DataFrame) -> None:
 
 
 def test_recommendation_sentence(summary: pd.DataFrame) -> None:
-    # cluster_t: size 6/100 in [2.2 %, 12.6 %] contains 5 %; coverage 95/100 and 93/100 intervals contain 95 %.
-    # mixedlm: size 12/100 in [6.4 %, 20.0 %] misses 5 %.
-    name, reason = montecarlo.recommend_method(summary)
-    assert name == "cluster_t"
-    assert reason == (
-        "In 100 simulated data sets of the real design (14 regions, 730 races) with no true effect, the "
-        "cluster-robust GLM with t(G-1) rejected the true null in 6.0% (exact 95 % interval 2.2% to 12.6%); 1 of "
-        "101 fits failed; 1 of 2 methods had an exact interval of their size containing 5% and of their coverage at "
-        "every true effect containing 95% (sizes: cluster-robust GLM with t(G-1) 6.0%); cluster-robust methods (they "
-        "assume nothing about the correlation within a region) come first, and among them this one's size was "
-        "closest to 5%."
+    # ceiling and floor for 100 data sets: the upper exact bound of 9 of 100 (the 95 % quantile of Bin(100, 5 %)) and
+    # the lower exact bound of 91 of 100 (the 5 % quantile of Bin(100, 95 %))
+    ceiling, floor = hand_interval(9, 100)[1], hand_interval(91, 100)[0]
+    # cluster_t: size 6/100 in [2.2 %, 12.6 %], below the ceiling; lowest coverage 93/100 from 86.1 %, above the floor.
+    # mixedlm: size 12/100 up to 20.0 % and coverage 90/100 from 82.4 %: neither.
+    assert hand_interval(6, 100)[1] <= ceiling < hand_interval(12, 100)[1]
+    assert hand_interval(90, 100)[0] < floor <= hand_interval(93, 100)[0]
+    chosen = montecarlo.recommend(summary, hand_results())
+    assert chosen["criteria"]["size_ceiling"] == pytest.approx(ceiling, rel=1e-5)
+    assert chosen["criteria"]["coverage_floor"] == pytest.approx(floor, rel=1e-5)
+    assert chosen["method"] == "cluster_t" and chosen["tied"] == []
+    assert chosen["reason"] == (
+        "A method was acceptable when the exact 95 % interval of its size with no true effect ended at or below "
+        "16.4 % and that of its coverage at every non-zero true effect began at or above 83.6 %: the bounds a method "
+        "of exactly 5 % size and 95 % coverage clears with 95 % probability in 100 data sets with no true effect and "
+        "100 at each non-zero effect, the numbers this study ran (the real design: 14 regions, 730 races). Per "
+        "method: cluster-robust GLM with t(G-1): size 6 % (2.2 % to 12.6 %), lowest coverage 93 % (86.1 % to "
+        "97.1 %), power 70 %, acceptable; mixed model on the empirical logit: size 12 % (6.4 % to 20 %), lowest "
+        "coverage 90 % (82.4 % to 95.1 %), power 72.5 %, not acceptable (size interval above 16.4 % and coverage "
+        "interval below 83.6 %). 1 of 2 methods were acceptable; among the cluster-robust ones (they assume nothing "
+        "about the correlation within a region) the cluster-robust GLM with t(G-1) had the highest power, pooled "
+        "over the non-zero true effects (70 % of 200 data sets; 1 of 101 of its fits failed at no true effect)."
     )
+    assert montecarlo.recommend_method(summary, results=hand_results()) == ("cluster_t", chosen["reason"])
     with pytest.raises(ValueError, match=r"^no effect-0 rows in design 3$"):
         montecarlo.recommend_method(summary, design_index=3)
 
@@ -266,27 +304,27 @@ def test_recommendation_of_a_non_robust_method_and_fallback(summary: pd.DataFram
     calibrated = mixed.assign(
         rejection=[0.05, 0.6, 0.85], rejection_low=0.02, rejection_high=0.11, coverage_low=0.9, coverage_high=0.99
     )
-    name, reason = montecarlo.recommend_method(calibrated)
-    assert name == "mixedlm"
-    assert reason == (
-        "In 100 simulated data sets of the real design (14 regions, 730 races) with no true effect, the mixed "
-        "model on the empirical logit rejected the true null in 5.0% (exact 95 % interval 2.0% to 11.0%); 1 of 1 "
-        "methods had an exact interval of their size containing 5% and of their coverage at every true effect "
-        "containing 95% (sizes: mixed model on the empirical logit 5.0%); no cluster-robust method qualified, and "
-        "among the others this one's size was closest to 5%."
+    chosen = montecarlo.recommend(calibrated)
+    assert chosen["method"] == "mixedlm"
+    assert (
+        "1 of 1 methods were acceptable; among them (no cluster-robust method was acceptable) the mixed model"
+        in (chosen["reason"])
     )
-    # at alpha 0.2 neither size interval contains 20 % (cluster_t's ends at 12.6 %, mixedlm's at 20.02 % but its
-    # coverage intervals then miss 80 %): the fallback is the cluster-robust method
-    name, reason = montecarlo.recommend_method(summary, alpha=0.2)
-    assert name == "cluster_t"
-    assert reason.endswith(
-        "; no method had an exact interval of its size containing 20% and of its coverage at every true effect "
-        "containing 80%; this one's size came closest to 20% among the cluster-robust methods."
+    # at alpha 0.2 the ceiling for 100 data sets is far above both sizes but the coverage floor (for 80 %) is
+    # the lower bound of 72 of 100 (65.0 %): mixedlm's coverage begins at 82.4 %, cluster_t's at 86.1 %: both pass,
+    # cluster_t is the cluster-robust one
+    assert montecarlo.recommend(summary, alpha=0.2)["method"] == "cluster_t"
+    # nothing acceptable: the cluster-robust method whose size is closest to alpha
+    fallback = montecarlo.recommend(summary.assign(rejection_high=0.5))
+    assert fallback["method"] == "cluster_t"
+    assert fallback["reason"].endswith(
+        "No method was acceptable; the cluster-robust GLM with t(G-1) is reported because its size came closest to "
+        "5 % among the cluster-robust methods; 1 of 101 of its fits failed at no true effect."
     )
 
 
-def _ranking_rows(spec: dict[str, tuple[float, int]]) -> pd.DataFrame:
-    """Calibrated summary rows (effect 0 and -0.3) per method: (size at 0, data sets per effect)."""
+def _ranking_rows(spec: dict[str, tuple[float, float, int]]) -> pd.DataFrame:
+    """Calibrated summary rows (effect 0 and -0.3) per method: (size at 0, power at -0.3, data sets per effect)."""
     return pd.DataFrame(
         [
             {
@@ -298,37 +336,38 @@ def _ranking_rows(spec: dict[str, tuple[float, int]]) -> pd.DataFrame:
                 "method": m,
                 "n": n,
                 "n_ok": n,
-                "rejection": size if e == 0 else 0.9,
+                "rejection": size if e == 0 else power,
                 "rejection_low": 0.02,
                 "rejection_high": 0.1,
                 "coverage": 0.95,
-                "coverage_low": 0.9,
+                "coverage_low": 0.92,
                 "coverage_high": 0.99,
                 "mean_pq": 0.16,
             }
-            for m, (size, n) in spec.items()
+            for m, (size, power, n) in spec.items()
             for e, effect in enumerate((0.0, -0.3))
         ]
     )
 
 
-def test_recommendation_ranks_by_robustness_size_then_order() -> None:
+def test_recommendation_ranks_by_robustness_then_power_then_order() -> None:
     rows = _ranking_rows(
         {
-            "cluster_t": (0.03, 200),
-            "wild_bootstrap": (0.06, 200),
-            "gee_bias_reduced": (0.06, 200),
-            "mixedlm": (0.05, 200),
+            "cluster_t": (0.05, 0.70, 200),
+            "wild_bootstrap": (0.04, 0.61, 200),
+            "gee_bias_reduced": (0.034, 0.73, 200),
+            "mixedlm": (0.05, 0.84, 200),
         }
     )
-    # mixedlm's size is exactly 5 % but it is not cluster-robust; |0.06 - 0.05| < |0.03 - 0.05|; wild comes first
-    assert montecarlo.recommend_method(rows)[0] == "wild_bootstrap"
-    assert montecarlo.recommend_method(rows.assign(rejection_low=0.01), alpha=0.03)[0] == "cluster_t"
+    # the mixed model is the most powerful but not cluster-robust; the size closest to 5 % no longer decides
+    assert montecarlo.recommend_method(rows)[0] == "gee_bias_reduced"
+    equal = _ranking_rows({"cluster_t": (0.05, 0.7, 200), "wild_bootstrap": (0.05, 0.7, 200)})
+    assert montecarlo.recommend_method(equal)[0] == "cluster_t"  # equal power: METHODS order
     few = _ranking_rows(
-        {"cluster_t": (0.03, 200), "wild_bootstrap": (0.06, 99), "gee_bias_reduced": (0.06, 99), "mixedlm": (0.05, 99)}
+        {"cluster_t": (0.03, 0.5, 200), "wild_bootstrap": (0.06, 0.9, 99), "gee_bias_reduced": (0.06, 0.9, 99)}
     )
     assert montecarlo.recommend_method(few)[0] == "cluster_t"  # the others have fewer than 100 data sets at 0
-    none_enough = _ranking_rows({"cluster_t": (0.03, 99), "wild_bootstrap": (0.06, 99)})
+    none_enough = _ranking_rows({"cluster_t": (0.03, 0.5, 99), "wild_bootstrap": (0.06, 0.9, 99)})
     assert montecarlo.recommend_method(none_enough)[0] == "wild_bootstrap"  # then every method is considered
 
 
@@ -336,7 +375,14 @@ def test_study_metrics_by_hand(summary: pd.DataFrame) -> None:
     metrics = montecarlo.study_metrics(summary)
     cluster_sd = 0.1 * math.sqrt(100 / 99)
     mixed_sd = 0.2 * math.sqrt(100 / 99)
-    mde_low, mde_high = _mde_bounds()
+    mde = montecarlo.minimum_detectable_effect(summary, "cluster_t")
+    mde_low, mde_high = mde["mde_logit_low"], mde["mde_logit_high"]
+
+    def power_rows(counts: tuple[int, ...]) -> list[dict]:
+        return [
+            {"effect": effect, "power": k / 100, "power_low": interval(k)[0], "power_high": interval(k)[1], "n": 100}
+            for effect, k in zip(EFFECTS[1:], counts[1:], strict=True)
+        ]
 
     def interval(k: int) -> tuple:
         low, high = hand_interval(k, 100)
@@ -349,6 +395,7 @@ def test_study_metrics_by_hand(summary: pd.DataFrame) -> None:
             "n_races": 730,
             "alpha": 0.05,
             "mde_power": 0.8,
+            "mde_curve": "probit (maximum likelihood on the replication counts)",
             "methods": {
                 "cluster_t": {
                     "n_replications": 100,
@@ -362,14 +409,17 @@ def test_study_metrics_by_hand(summary: pd.DataFrame) -> None:
                     "coverage_min_low": c_cov[0],
                     "coverage_min_high": c_cov[1],
                     "coverage_min_effect": -0.4,
+                    "power_by_effect": power_rows(PLAN["cluster_t"]["rejected"]),
                     "bias_at_zero": 0.02,
                     "se_ratio_at_zero": pytest.approx(0.1 / cluster_sd, rel=1e-5),
-                    "mde_logit": 0.35,
+                    "mde_logit": pytest.approx(probit_mde(), rel=1e-5),
                     "mde_logit_low": pytest.approx(mde_low, rel=1e-5),
                     "mde_logit_high": pytest.approx(mde_high, rel=1e-5),
-                    "mde_pp": 5.6,
+                    "mde_pp": pytest.approx(probit_mde() * 16, rel=1e-5),
                     "mde_pp_low": pytest.approx(mde_low * 16, rel=1e-5),
                     "mde_pp_high": pytest.approx(mde_high * 16, rel=1e-5),
+                    "mde_logit_linear": 0.35,
+                    "mde_pp_linear": 5.6,
                     "size_ok": True,
                 },
                 "mixedlm": {
@@ -384,6 +434,7 @@ def test_study_metrics_by_hand(summary: pd.DataFrame) -> None:
                     "coverage_min_low": m_cov[0],
                     "coverage_min_high": m_cov[1],
                     "coverage_min_effect": -0.2,
+                    "power_by_effect": power_rows(PLAN["mixedlm"]["rejected"]),
                     "bias_at_zero": 0.05,
                     "se_ratio_at_zero": pytest.approx(0.15 / mixed_sd, rel=1e-5),
                     "mde_logit": None,
@@ -392,12 +443,15 @@ def test_study_metrics_by_hand(summary: pd.DataFrame) -> None:
                     "mde_pp": None,
                     "mde_pp_low": None,
                     "mde_pp_high": None,
+                    "mde_logit_linear": None,
+                    "mde_pp_linear": None,
                     "size_ok": False,
                 },
             },
         },
         "designs": [{"n_regions": 14, "n_races": 730, "size": {"cluster_t": 0.06, "mixedlm": 0.12}}],
         "recommended_method": "cluster_t",
+        "tied_methods": [],
     }
     strict = montecarlo.study_metrics(summary, alpha=0.01, power=0.9)
     assert strict["real_design"]["alpha"] == 0.01 and strict["real_design"]["mde_power"] == 0.9

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from real_2021 import NATIONAL_2021, real_2021_regions  # tests/ is on sys.path, see tests/conftest.py
+from scipy import stats
 
 from akim_turnout.models import fastfit, resampling
 from akim_turnout.study import replications as study
@@ -81,7 +82,8 @@ def test_alpha_from_a_mapping_is_a_plain_float() -> None:
 
 def test_sensitivity_passes_run_options_and_the_designs_alpha(monkeypatch) -> None:
     """15 rejections in 100 at effect 0: the exact 95 % interval (0.087 to 0.235) holds the design's alpha 0.1 but not
-    0.05, so the MDE exists only at alpha 0.1: 0.2 + (0.8 - 0.5) / (0.9 - 0.5) * 0.2 = 0.35 on the logit scale."""
+    0.05 (its lower end is above it), so the MDE exists only at alpha 0.1: the probit power curve's, 0.35 by linear
+    interpolation."""
     options_seen = []
 
     def made_up_run(design, settings, regions, national, **options):
@@ -128,7 +130,13 @@ def test_sensitivity_passes_run_options_and_the_designs_alpha(monkeypatch) -> No
         backend="dask",
     )
     assert options_seen == [{"n_jobs": 2, "backend": "dask"}]
-    assert table["mde_logit"].iloc[0] == pytest.approx(0.35, rel=1e-12)
+    import statsmodels.api as sm
+
+    k = np.array([15.0, 50.0, 90.0])
+    link = sm.families.links.Probit()
+    exog = sm.add_constant(np.array([0.0, 0.2, 0.4]))
+    a, b = sm.GLM(np.column_stack([k, 100 - k]), exog, family=sm.families.Binomial(link=link)).fit(tol=1e-14).params
+    assert table["mde_logit"].iloc[0] == pytest.approx((stats.norm.ppf(0.8) - a) / b, rel=1e-8)
 
 
 class _Future:
