@@ -166,13 +166,26 @@ OPERATING_CHARACTERISTICS = {
 }
 
 MDE_SENSITIVITY = {
-    "overdispersion_sd": Column("noise SD (logit)", 2),
-    "party_placement": Column("party placement"),
+    "dimension": Column("setting moved"),
+    "value": Column("its value"),
+    "method": Column("method"),
     "n_replications": Column("data sets per effect (count)", 0),
     "size": Column("size (%)", 1, 100),
+    "size_low": Column("size: MC low (%)", 1, 100),
+    "size_high": Column("size: MC high (%)", 1, 100),
+    "coverage_min": Column("lowest coverage (%)", 1, 100),
+    "coverage_min_low": Column("coverage: MC low (%)", 1, 100),
     "mde_pp": Column("MDE (pp)", 1),
     "mde_pp_low": Column("MDE: MC low (pp)", 1),
     "mde_pp_high": Column("MDE: MC high (pp)", 1),
+}
+
+PUBLISHED_COMPARISON = {
+    "quantity": Column("published distribution"),
+    "region": Column("region"),
+    "published": Column("published", 3),
+    "simulated": Column("simulated", 3),
+    "kind": Column("kind of match"),
 }
 
 FORENSICS_SUMMARY = {
