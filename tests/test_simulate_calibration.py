@@ -64,8 +64,9 @@ def test_distribution_stage_matches_the_regional_candidate_total(margins):
 
 
 def test_incomplete_distribution_is_not_used():
-    regions = pd.DataFrame({"posts": [10, 10], "cands": [25, 25], "posts_with_2_cands": [5, 4],
-                            "posts_with_3_cands": [5, 5]})
+    regions = pd.DataFrame(
+        {"posts": [10, 10], "cands": [25, 25], "posts_with_2_cands": [5, 4], "posts_with_3_cands": [5, 5]}
+    )
     out = simulate.published_distributions(regions)
     assert out.loc[0, "posts_with_3_cands"] == 5 and out.loc[0, "posts_with_6_cands"] == 0
     assert out.loc[1].isna().all()  # 4 + 5 posts do not account for 10: never completed by guessing
@@ -115,8 +116,15 @@ def test_noise_estimate_by_hand_and_params_default(tables):
 
 
 def test_noise_estimate_refuses_data_without_usable_units():
-    frame = pd.DataFrame({"round_id": ["2021-07-25_rural"], "region": ["A"], "scope": ["race"], "posts": [np.nan],
-                          "turnout_interim_pct": [50.0]})
+    frame = pd.DataFrame(
+        {
+            "round_id": ["2021-07-25_rural"],
+            "region": ["A"],
+            "scope": ["race"],
+            "posts": [np.nan],
+            "turnout_interim_pct": [50.0],
+        }
+    )
     with pytest.raises(ValueError, match="two or more units"):
         simulate.interim_noise_estimate(frame)
 
@@ -171,22 +179,80 @@ def test_sensitivity_scenarios_one_at_a_time():
     base = simulate.SimulationSettings.from_params()
     grid = {"slope_sd": [0.0, 0.15, 0.3], "party_placement": ["spread", "random"]}
     scenarios = replications.sensitivity_scenarios(base, grid)
-    assert [(d, v) for d, v, _ in scenarios] == [("base", ""), ("slope_sd", 0.15), ("slope_sd", 0.3),
-                                                 ("party_placement", "random")]
+    assert [(d, v) for d, v, _ in scenarios] == [
+        ("base", ""),
+        ("slope_sd", 0.15),
+        ("slope_sd", 0.3),
+        ("party_placement", "random"),
+    ]
     assert scenarios[3][2].slope_sd == base.slope_sd and scenarios[1][2].party_placement == base.party_placement
     with pytest.raises(ValueError, match="unknown"):
         replications.sensitivity_scenarios(base, {"nope": [1]})
 
 
 def test_holds_under():
-    table = pd.DataFrame({"dimension": ["base", "slope_sd", "district_share"], "value": ["", "0.3", "0.5"],
-                          "method": ["wild_bootstrap"] * 3, "size_ok": [True, True, False],
-                          "coverage_min_high": [0.97, 0.90, 0.99]})
+    table = pd.DataFrame(
+        {
+            "dimension": ["base", "slope_sd", "district_share"],
+            "value": ["", "0.3", "0.5"],
+            "method": ["wild_bootstrap"] * 3,
+            "size_ok": [True, True, False],
+            "coverage_min_high": [0.97, 0.90, 0.99],
+        }
+    )
     assert replications.holds_under(table, "wild_bootstrap") == {
-        "holds": ["base"], "fails": ["slope_sd=0.3", "district_share=0.5"]}
+        "holds": ["base"],
+        "fails": ["slope_sd=0.3", "district_share=0.5"],
+    }
 
 
 def test_sensitivity_defaults_include_zero_dependence():
     grid = default("simulation_study", "sensitivity")
     for key in ("slope_sd", "district_share", "mix_endogeneity"):
         assert 0.0 in grid[key] and len(grid[key]) >= 2
+
+
+def test_calibration_context_table_and_kinds():
+    from akim_turnout.report import context
+
+    records = [
+        {
+            "quantity": "posts with 3 candidates",
+            "region": "Akmola",
+            "published": 80.0,
+            "simulated": 80.0,
+            "kind": simulate.IDENTITY,
+        },
+        {"quantity": "noise", "region": "all", "published": 0.5616, "simulated": 0.58131, "kind": simulate.CHECK},
+    ]
+    table = context.calibration_table(records)
+    assert list(table.columns) == ["published distribution", "region", "published", "simulated", "kind of match"]
+    assert table.iloc[1]["simulated"] == "0.581"
+    assert context.kinds_text(pd.DataFrame(records)) == {simulate.IDENTITY: 1, simulate.CHECK: 1}
+    assert context.calibration_table([]).empty
+    assert "calibration" in context.TEMPLATES and "calibration" in context.TABLES
+    assert "candidate_distributions" in context.FIGURES
+
+
+def test_candidate_distribution_figure_draws_each_published_region():
+    from akim_turnout.report import figures
+
+    rows = pd.DataFrame(
+        [
+            {
+                "quantity": f"posts with {k} candidates",
+                "region": r,
+                "published": float(n),
+                "simulated": float(n),
+                "kind": simulate.IDENTITY,
+            }
+            for r, counts in PUBLISHED.items()
+            for k, n in counts.items()
+        ]
+        + [{"quantity": "other", "region": "x", "published": 1.0, "simulated": 1.0, "kind": simulate.CHECK}]
+    )
+    fig = figures.plot_candidate_distributions(rows, simulated=False)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == list(PUBLISHED)
+    heights = [sorted(p.get_height() for p in ax.patches) for ax in fig.axes]
+    assert heights == [sorted(float(n) for n in counts.values()) for counts in PUBLISHED.values()]

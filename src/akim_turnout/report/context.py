@@ -30,6 +30,7 @@ SECTIONS = {
     "data": "Data and coverage",
     "descriptive": "Turnout by region and candidate mix",
     "regional-model": "Regional model (real data)",
+    "calibration": "Calibration of the simulated races",
     "race-models": "Race-level models (simulated races)",
     "validation": "Method validation (simulation study)",
     "diagnostics": "Diagnostics (election forensics)",
@@ -44,6 +45,7 @@ TEMPLATES = (
     "data",
     "descriptive",
     "regional_model",
+    "calibration",
     "race_models",
     "validation",
     "diagnostics",
@@ -60,6 +62,7 @@ FIGURES = (
     "turnout_vs_mix",
     "leave_one_out",
     "permutation",
+    "candidate_distributions",
     "simulated_turnout",
     "race_coefficients",
     "size_coverage",
@@ -76,6 +79,7 @@ TABLES = (
     "specification_curve",
     "regional_models",
     "regional_ames",
+    "calibration",
     "race_comparison",
     "race_ames",
     "real_readiness",
@@ -94,6 +98,7 @@ FIGURE_FILES = {
     "turnout_vs_mix": ("regional_model", "turnout_vs_mix.png"),
     "leave_one_out": ("regional_model", "leave_one_out.png"),
     "permutation": ("regional_model", "permutation_null.png"),
+    "candidate_distributions": ("simulate", "candidate_distributions.png"),
     "simulated_turnout": ("simulate", "simulated_turnout.png"),
     "race_coefficients": ("race_models", "coefficients.png"),
     "size_coverage": ("simulation_study", "size_coverage.png"),
@@ -238,6 +243,18 @@ def grid_text(effects: Iterable[float]) -> str:
     return ", ".join(f"{effect:g}" for effect in effects if effect != 0)
 
 
+def calibration_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The simulate stage's comparison of SIMULATED races with every published race-level distribution (rows of
+    :func:`akim_turnout.study.simulate.published_comparison`, kept in its numbers file), as the report prints it."""
+    frame = pd.DataFrame(list(records), columns=list(specs.PUBLISHED_COMPARISON))
+    return outputs.publication_table(frame, specs.PUBLISHED_COMPARISON)
+
+
+def kinds_text(table: pd.DataFrame) -> dict[str, int]:
+    """How many rows of the calibration table are identities, fitted matches and checks."""
+    return {str(k): int(v) for k, v in table["kind"].value_counts().items()} if len(table) else {}
+
+
 # --- reading ------------------------------------------------------------------------------------------------------
 
 
@@ -310,6 +327,7 @@ def build(
     figures = {key: str(files.get(stage, "figures") / name) for key, (stage, name) in FIGURE_FILES.items()}
     titles = data.regional_cell_sources(all_figures, sources, regional)
     tables["regional_titles"] = titles.rename(columns={name: s.label for name, s in specs.REGIONAL_2021.items()})
+    tables["calibration"] = calibration_table(simulate.get("published_comparison", []))
     tables["inputs"] = report.stage_input_hashes(root, "report")
     tables["versions"] = report.package_versions()
 
@@ -393,6 +411,14 @@ def build(
             "max_leverage": inference.MAX_LEVERAGE,
         },
         "simulate": simulate,
+        "calibration": {
+            "kinds": kinds_text(pd.DataFrame(simulate.get("published_comparison", []), columns=["kind"])),
+            "noise": simulate.get("noise_estimate", {}),
+            "noise_regions": simulate.get("noise_regions", []),
+            "noise_checks": simulate.get("noise_checks", []),
+            "spread": simulate.get("cands_spread_fit", {}),
+            "distribution_regions": simulate.get("distribution_regions", []),
+        },
         "race": {
             **race,
             "headline_fit": headline,

@@ -810,7 +810,14 @@ def sensitivity(
                     "coverage_min_high": float(worst["coverage_high"]) if worst is not None else math.nan,
                     **{
                         key: mde[key]
-                        for key in ("mde_logit", "mde_logit_low", "mde_logit_high", "mde_pp", "mde_pp_low", "mde_pp_high")
+                        for key in (
+                            "mde_logit",
+                            "mde_logit_low",
+                            "mde_logit_high",
+                            "mde_pp",
+                            "mde_pp_low",
+                            "mde_pp_high",
+                        )
                     },
                 }
             )

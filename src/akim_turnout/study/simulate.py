@@ -101,7 +101,10 @@ class SimulationSettings:
         beta_self_share: effect of the share of self-nominated candidates.
         beta_women: effect of at least one woman standing (``any_woman``).
         overdispersion_sd: SD of the race-level normal noise on the logit
-            scale (extra-binomial variation between races).
+            scale (extra-binomial variation between races); its default is
+            the estimate from the published interim within-region turnouts
+            (:func:`interim_noise_estimate`; a test keeps params.yaml equal
+            to it at two decimals).
         voters_sd_log: SD of log race electorate sizes (log-normal spread).
         min_candidates: candidates every race has at least.
         min_registered: voters every race has at least.
@@ -240,7 +243,9 @@ def stage_settings(simulate_data: Any) -> tuple[int, SimulationSettings]:
     return int(saved["seed"]), SimulationSettings.from_mapping(saved["settings"])
 
 
-def interim_noise_estimate(races: pd.DataFrame, round_prefix: str = "2021-07-25", level: float = 0.95) -> dict[str, Any]:
+def interim_noise_estimate(
+    races: pd.DataFrame, round_prefix: str = "2021-07-25", level: float = 0.95
+) -> dict[str, Any]:
     """Between-race SD of logit turnout within a region, from the published *interim* turnouts (a stated estimator).
 
     Units: the race and aggregate rows of the round with ``turnout_interim_pct`` (ingest's ``races`` table). A
@@ -270,8 +275,12 @@ def interim_noise_estimate(races: pd.DataFrame, round_prefix: str = "2021-07-25"
             part = float((group["n"] * (group["x"] - mean) ** 2).sum())
             ss, df = ss + part, df + len(group) - 1
             used.append(
-                {"region": str(region), "units": len(group), "posts": int(group["n"].sum()),
-                 "sd": float(np.sqrt(part / (len(group) - 1)))}
+                {
+                    "region": str(region),
+                    "units": len(group),
+                    "posts": int(group["n"].sum()),
+                    "sd": float(np.sqrt(part / (len(group) - 1))),
+                }
             )
         else:
             checks.append({"region": str(region), "units": len(group), "unit_sd": float(group["x"].std(ddof=1))})
@@ -658,9 +667,14 @@ def fit_candidate_spread(
     def pooled(spread: float) -> float:
         out = 0.0
         for (_, row), z in zip(published.iterrows(), zs, strict=True):
-            for d in range(draws):
-                c = candidate_counts_rule(int(row["posts"]), int(row["cands"]), min_candidates, spread, z[d])
-                out += c.var() * len(c) / draws
+            posts, extra = int(row["posts"]), int(row["cands"]) - min_candidates * int(row["posts"])
+            # candidate_counts_rule for every draw at once (one group per draw)
+            quotas = np.maximum(extra / posts + spread * z, 0.0)
+            quotas[quotas.sum(axis=1) <= 0] = 1.0  # as candidate_counts_rule: an all-zero draw spreads evenly
+            quotas = quotas * extra / quotas.sum(axis=1, keepdims=True)
+            group = np.repeat(np.arange(draws), posts)
+            counts = grouped_largest_remainder(quotas.ravel(), group, np.full(draws, extra)).reshape(draws, posts)
+            out += float(counts.var(axis=1).sum()) * posts / draws
         return out / total_posts
 
     at_zero = pooled(0.0)
@@ -819,7 +833,11 @@ def _race_noise(
 
 
 def _endogenous_order(
-    race_region: np.ndarray, posts: np.ndarray, noise: np.ndarray, self_share: np.ndarray, s: SimulationSettings,
+    race_region: np.ndarray,
+    posts: np.ndarray,
+    noise: np.ndarray,
+    self_share: np.ndarray,
+    s: SimulationSettings,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """A permutation of races within each region that matches candidate mixes to races (``mix_endogeneity``).
@@ -1035,13 +1053,18 @@ def _party_split_races(published_races: pd.DataFrame) -> pd.DataFrame:
         both = published_races[
             (published_races["scope"] == "race") & published_races[party].notna() & published_races[self_].notna()
         ]
-        rows += [{"race_id": r.race_id, "party": float(getattr(r, party)), "self": float(getattr(r, self_))}
-                 for r in both.itertuples()]
+        rows += [
+            {"race_id": r.race_id, "party": float(getattr(r, party)), "self": float(getattr(r, self_))}
+            for r in both.itertuples()
+        ]
     return pd.DataFrame(rows, columns=["race_id", "party", "self"]).drop_duplicates("race_id")
 
 
 def published_comparison(
-    races: pd.DataFrame, margins: pd.DataFrame, published_races: pd.DataFrame, noise: Mapping[str, Any],
+    races: pd.DataFrame,
+    margins: pd.DataFrame,
+    published_races: pd.DataFrame,
+    noise: Mapping[str, Any],
     spread: Mapping[str, Any],
 ) -> pd.DataFrame:
     """Every published race-level distribution against the SIMULATED races, with what kind of match each is.
@@ -1058,29 +1081,68 @@ def published_comparison(
             continue
         simulated = races.loc[races["region"] == m["region"], "n_candidates"].value_counts()
         for k, column in zip(DISTRIBUTION_SIZES, DISTRIBUTION_COLUMNS, strict=True):
-            rows.append({"quantity": f"posts with {k} candidates", "region": m["region"],
-                         "published": float(m[column]), "simulated": float(simulated.get(k, 0)), "kind": IDENTITY})
-    rows.append({"quantity": "variance of candidates per post, pooled (rule applied to these regions)",
-                 "region": ", ".join(spread["regions"]), "published": float(spread["target_variance"]),
-                 "simulated": float(spread.get("fitted_variance", math.nan)), "kind": FITTED})
+            rows.append(
+                {
+                    "quantity": f"posts with {k} candidates",
+                    "region": m["region"],
+                    "published": float(m[column]),
+                    "simulated": float(simulated.get(k, 0)),
+                    "kind": IDENTITY,
+                }
+            )
+    rows.append(
+        {
+            "quantity": "variance of candidates per post, pooled (rule applied to these regions)",
+            "region": ", ".join(spread["regions"]),
+            "published": float(spread["target_variance"]),
+            "simulated": float(spread.get("fitted_variance", math.nan)),
+            "kind": FITTED,
+        }
+    )
     for _, m in margins.iterrows():
         if m.get("cands_party_source") == PUBLISHED:
             party = float(races.loc[races["region"] == m["region"], "n_party"].sum())
-            rows.append({"quantity": "party-nominated candidates", "region": m["region"],
-                         "published": float(m["cands_party"]), "simulated": party, "kind": IDENTITY})
+            rows.append(
+                {
+                    "quantity": "party-nominated candidates",
+                    "region": m["region"],
+                    "published": float(m["cands_party"]),
+                    "simulated": party,
+                    "kind": IDENTITY,
+                }
+            )
     split = _party_split_races(published_races)
     if len(split):
-        rows.append({"quantity": f"share of races with only self-nominated candidates ({len(split)} races of any round)",
-                     "region": "all", "published": float((split["party"] == 0).mean()),
-                     "simulated": float((races["n_party"] == 0).mean()), "kind": CHECK})
+        rows.append(
+            {
+                "quantity": f"share of races with only self-nominated candidates ({len(split)} races of any round)",
+                "region": "all",
+                "published": float((split["party"] == 0).mean()),
+                "simulated": float((races["n_party"] == 0).mean()),
+                "kind": CHECK,
+            }
+        )
     x = np.log(races["voted"] / (races["registered"] - races["voted"]).clip(lower=0.5))
     within = x - x.groupby(races["region"]).transform("mean")
     pooled = float(np.sqrt((within**2).sum() / (len(races) - races["region"].nunique())))
-    rows.append({"quantity": f"between-race SD of logit turnout within region (published: interim, {noise['df']} df)",
-                 "region": ", ".join(r["region"] for r in noise["regions"]),
-                 "published": float(noise["estimate"]), "simulated": pooled, "kind": CHECK})
+    rows.append(
+        {
+            "quantity": f"between-race SD of logit turnout within region (published: interim, {noise['df']} df)",
+            "region": ", ".join(r["region"] for r in noise["regions"]),
+            "published": float(noise["estimate"]),
+            "simulated": pooled,
+            "kind": CHECK,
+        }
+    )
     turnout = races.groupby("region")[["voted", "registered"]].sum()
     gap = (100 * turnout["voted"] / turnout["registered"] - margins.set_index("region")["turnout_pct"]).abs().max()
-    rows.append({"quantity": "largest gap of regional turnout (pp)", "region": "all 14", "published": 0.0,
-                 "simulated": float(gap), "kind": IDENTITY})
+    rows.append(
+        {
+            "quantity": "largest gap of regional turnout (pp)",
+            "region": "all 14",
+            "published": 0.0,
+            "simulated": float(gap),
+            "kind": IDENTITY,
+        }
+    )
     return pd.DataFrame(rows, columns=["quantity", "region", "published", "simulated", "kind"])
