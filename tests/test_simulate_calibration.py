@@ -256,3 +256,14 @@ def test_candidate_distribution_figure_draws_each_published_region():
     assert titles == list(PUBLISHED)
     heights = [sorted(p.get_height() for p in ax.patches) for ax in fig.axes]
     assert heights == [sorted(float(n) for n in counts.values()) for counts in PUBLISHED.values()]
+
+
+def test_scenarios_in_words():
+    from akim_turnout.report import context, tables
+
+    assert tables.setting("base") == "none (the defaults)"
+    assert tables.setting("slope_sd") == "SD over regions of the self-nominated share's effect (random slope, logit)"
+    assert context.scenarios_text(["base", "district_share=0.5"]) == (
+        "none (the defaults); share of the race noise variance common to a district 0.5"
+    )
+    assert context.scenarios_text([]) == "none"

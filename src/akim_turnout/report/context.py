@@ -250,6 +250,15 @@ def calibration_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return outputs.publication_table(frame, specs.PUBLISHED_COMPARISON)
 
 
+def scenarios_text(names: Iterable[str]) -> str:
+    """Sensitivity scenarios (``"base"`` or ``"setting=value"``) as readers see them, joined by semicolons."""
+    words = []
+    for name in names:
+        key, _, value = str(name).partition("=")
+        words.append(specs.setting(key) + (f" {value}" if value else ""))
+    return "; ".join(words) if words else "none"
+
+
 def kinds_text(table: pd.DataFrame) -> dict[str, int]:
     """How many rows of the calibration table are identities, fitted matches and checks."""
     return {str(k): int(v) for k, v in table["kind"].value_counts().items()} if len(table) else {}
@@ -441,6 +450,8 @@ def build(
             "mc_se_size": mc_se_pp(0.05, study["n_replications_null"]),
             "mc_se_coverage": mc_se_pp(0.95, study["n_replications"]),
             "sensitivity_rows": len(sensitivity),
+            "holds_text": scenarios_text(study.get("sensitivity", {}).get("holds", [])),
+            "fails_text": scenarios_text(study.get("sensitivity", {}).get("fails", [])),
             "sensitivity_data_sets": str(sensitivity["data sets per effect (count)"].iloc[0]),
         },
         "forensics": forensics,
