@@ -43,6 +43,16 @@ def test_notebook_is_stored_without_outputs(notebook) -> None:
     assert not dirty, f"{notebook.name}: cells {dirty} have outputs; strip them before committing"
 
 
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_a_fixed_unique_id(notebook) -> None:
+    """A cell without an id gets a random one when the notebook is executed (nbformat), which would change the
+    executed notebook on every run."""
+    ids = [cell.get("id") for cell in json.loads(notebook.read_text())["cells"]]
+    missing = [i for i, cell_id in enumerate(ids) if not cell_id]
+    assert not missing, f"{notebook.name}: cells {missing} have no id"
+    assert len(set(ids)) == len(ids), f"{notebook.name}: repeated cell ids"
+
+
 @pytest.mark.parametrize("stage", sorted(NOTEBOOK_STAGES))
 def test_stage_declares_notebook_params_and_executed_copy(stage: str) -> None:
     notebook, executed = NOTEBOOK_STAGES[stage]

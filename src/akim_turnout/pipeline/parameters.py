@@ -216,7 +216,14 @@ SIMULATION_SETTINGS = {
     "binomial_sampling": boolean("votes drawn as binomial counts"),
     "dirichlet_concentration": number(0, 1000, open_minimum=True, label="Dirichlet concentration of vote splits"),
     "party_placement": choice("spread", "random", label="placement of party nominees over a region's races"),
+    "cands_spread_sd": number(0, 5, label="spread of candidates per race where no distribution is published"),
+    "slope_sd": number(0, 5, label="SD over regions of the self-nominated share's effect (random slope, logit)"),
+    "district_share": number(0, 1, label="share of the race noise variance common to a district"),
+    "district_races": integer(1, 1000, label="races per district"),
+    "mix_endogeneity": number(-1, 1, label="correlation of the candidate mix with the race's turnout noise"),
 }
+# The simulator settings the sensitivity analysis varies one at a time (each list holds the base value), in order.
+SENSITIVITY_DIMENSIONS = ("overdispersion_sd", "party_placement", "slope_sd", "district_share", "mix_endogeneity")
 
 STUDY_DESIGN = {
     "n_replications": integer(2, 100_000, label="data sets per non-zero effect"),
@@ -294,10 +301,16 @@ SCHEMA: dict[str, dict[str, Rule]] = {
             "mapping",
             fields={
                 "n_replications": integer(100, 100_000, label="data sets per effect and setting"),
-                "overdispersion_sd": Rule(
-                    "list", item=SIMULATION_SETTINGS["overdispersion_sd"], min_items=1, unique=True
-                ),
-                "party_placement": Rule("list", item=SIMULATION_SETTINGS["party_placement"], min_items=1, unique=True),
+                **{
+                    key: Rule(
+                        "list",
+                        item=SIMULATION_SETTINGS[key],
+                        min_items=1,
+                        unique=True,
+                        label=SIMULATION_SETTINGS[key].label,
+                    )
+                    for key in SENSITIVITY_DIMENSIONS
+                },
             },
             label="simulator settings of the sensitivity analysis",
         ),

@@ -31,6 +31,7 @@ SECTIONS = {
     "data": "Data and coverage",
     "descriptive": "Turnout by region and candidate mix",
     "regional-model": "Regional model (real data)",
+    "calibration": "Calibration of the simulated races",
     "race-models": "Race-level models (simulated races)",
     "validation": "Method validation (simulation study)",
     "diagnostics": "Diagnostics (election forensics)",
@@ -46,6 +47,7 @@ TEMPLATES = (
     "data",
     "descriptive",
     "regional_model",
+    "calibration",
     "race_models",
     "validation",
     "diagnostics",
@@ -63,6 +65,7 @@ FIGURES = (
     "turnout_vs_mix",
     "leave_one_out",
     "permutation",
+    "candidate_distributions",
     "simulated_turnout",
     "race_coefficients",
     "size_coverage",
@@ -81,6 +84,7 @@ TABLES = (
     "bounds_sensitivity",
     "regional_models",
     "regional_ames",
+    "calibration",
     "race_comparison",
     "headlines",
     "leave_one_region_out",
@@ -103,6 +107,7 @@ FIGURE_FILES = {
     "turnout_vs_mix": ("regional_model", "turnout_vs_mix.png"),
     "leave_one_out": ("regional_model", "leave_one_out.png"),
     "permutation": ("regional_model", "permutation_null.png"),
+    "candidate_distributions": ("simulate", "candidate_distributions.png"),
     "simulated_turnout": ("simulate", "simulated_turnout.png"),
     "race_coefficients": ("race_models", "coefficients.png"),
     "size_coverage": ("simulation_study", "size_coverage.png"),
@@ -352,6 +357,27 @@ def left_out_range(rows: Sequence[Mapping[str, Any]], method: str) -> dict[str, 
     }
 
 
+def calibration_table(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The simulate stage's comparison of SIMULATED races with every published race-level distribution (rows of
+    :func:`akim_turnout.study.simulate.published_comparison`, kept in its numbers file), as the report prints it."""
+    frame = pd.DataFrame(list(records), columns=list(specs.PUBLISHED_COMPARISON))
+    return outputs.publication_table(frame, specs.PUBLISHED_COMPARISON)
+
+
+def scenarios_text(names: Iterable[str]) -> str:
+    """Sensitivity scenarios (``"base"`` or ``"setting=value"``) as readers see them, joined by semicolons."""
+    words = []
+    for name in names:
+        key, _, value = str(name).partition("=")
+        words.append(specs.setting(key) + (f" {value}" if value else ""))
+    return "; ".join(words) if words else "none"
+
+
+def kinds_text(table: pd.DataFrame) -> dict[str, int]:
+    """How many rows of the calibration table are identities, fitted matches and checks."""
+    return {str(k): int(v) for k, v in table["kind"].value_counts().items()} if len(table) else {}
+
+
 # --- reading ------------------------------------------------------------------------------------------------------
 
 
@@ -424,6 +450,7 @@ def build(
     figures = {key: str(files.get(stage, "figures") / name) for key, (stage, name) in FIGURE_FILES.items()}
     titles = data.regional_cell_sources(all_figures, sources, regional)
     tables["regional_titles"] = titles.rename(columns={name: s.label for name, s in specs.REGIONAL_2021.items()})
+    tables["calibration"] = calibration_table(simulate.get("published_comparison", []))
     tables["inputs"] = report.stage_input_hashes(root, "report")
     tables["versions"] = report.package_versions()
     later_rounds = later.context(files.processed("races"), all_figures)
@@ -510,6 +537,14 @@ def build(
         },
         "curve": curve_context(regional_stage, regional_params),
         "simulate": simulate,
+        "calibration": {
+            "kinds": kinds_text(pd.DataFrame(simulate.get("published_comparison", []), columns=["kind"])),
+            "noise": simulate.get("noise_estimate", {}),
+            "noise_regions": simulate.get("noise_regions", []),
+            "noise_checks": simulate.get("noise_checks", []),
+            "spread": simulate.get("cands_spread_fit", {}),
+            "distribution_regions": simulate.get("distribution_regions", []),
+        },
         "race": {
             **race,
             "headline_fit": headline,
@@ -533,6 +568,8 @@ def build(
             "mc_se_size": mc_se_pp(0.05, study["n_replications_null"]),
             "mc_se_coverage": mc_se_pp(0.95, study["n_replications"]),
             "sensitivity_rows": len(sensitivity),
+            "holds_text": scenarios_text(study.get("sensitivity", {}).get("holds", [])),
+            "fails_text": scenarios_text(study.get("sensitivity", {}).get("fails", [])),
             "sensitivity_data_sets": str(sensitivity["data sets per effect (count)"].iloc[0]),
         },
         "forensics": forensics,

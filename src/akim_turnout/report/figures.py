@@ -459,3 +459,26 @@ def plot_integer_null(result, *, title: str, simulated: bool = True) -> plt.Figu
     if simulated:
         mark_simulated(fig)
     return fig
+
+
+def plot_candidate_distributions(comparison, *, simulated: bool = True) -> plt.Figure:
+    """Posts by number of candidates, published (bars) against SIMULATED (points), for each region that publishes
+    its distribution (rows of :func:`akim_turnout.study.simulate.published_comparison` named 'posts with k
+    candidates'). The match is an identity: the simulator imposes these counts."""
+    rows = _stated(comparison)
+    rows = rows[rows["quantity"].str.startswith("posts with ")].assign(
+        k=lambda f: f["quantity"].str.extract(r"posts with (\d+)", expand=False).astype(int)
+    )
+    regions = list(dict.fromkeys(rows["region"]))
+    fig, axes = plt.subplots(1, max(1, len(regions)), figsize=(7.0, 2.8), sharey=False, squeeze=False)
+    for ax, region in zip(axes[0], regions, strict=False):
+        part = rows[rows["region"] == region]
+        ax.bar(part["k"], part["published"], color=OKABE_ITO[1], alpha=0.7, label="published")
+        ax.scatter(part["k"], part["simulated"], color=OKABE_ITO[3], marker="D", zorder=3, label="simulated")
+        ax.set_title(region, fontsize=9)
+        ax.set_xlabel("candidates per post")
+    axes[0][0].set_ylabel("posts (count)")
+    axes[0][0].legend(frameon=False, fontsize=7)
+    if simulated:
+        mark_simulated(fig)
+    return fig

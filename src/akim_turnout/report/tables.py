@@ -8,6 +8,7 @@ each stage's data folder.
 from __future__ import annotations
 
 from akim_turnout.pipeline.outputs import Column
+from akim_turnout.pipeline.parameters import SIMULATION_SETTINGS
 from akim_turnout.report import labels
 
 P_VALUE = Column("p", 3, smallest=0.001)
@@ -244,14 +245,40 @@ OPERATING_CHARACTERISTICS = {
     "se_ratio": Column("mean SE / SD", 2),
 }
 
+
+def setting(name: str) -> str:
+    """A simulator setting as readers see it (its label in :mod:`akim_turnout.pipeline.parameters`); ``base``: the
+    defaults."""
+    return (
+        "none (the defaults)"
+        if name == "base"
+        else SIMULATION_SETTINGS[name].label
+        if name in SIMULATION_SETTINGS
+        else name
+    )
+
+
 MDE_SENSITIVITY = {
-    "overdispersion_sd": Column("noise SD (logit)", 2),
-    "party_placement": Column("party placement"),
+    "dimension": Column("setting moved", text=setting),
+    "value": Column("its value"),
+    "method": Column("method", text=labels.method),
     "n_replications": Column("data sets per effect (count)", 0),
     "size": Column("size (%)", 1, 100),
+    "size_low": Column("size: MC low (%)", 1, 100),
+    "size_high": Column("size: MC high (%)", 1, 100),
+    "coverage_min": Column("lowest coverage (%)", 1, 100),
+    "coverage_min_low": Column("coverage: MC low (%)", 1, 100),
     "mde_pp": Column("MDE (pp)", 1),
     "mde_pp_low": Column("MDE: MC low (pp)", 1),
     "mde_pp_high": Column("MDE: MC high (pp)", 1),
+}
+
+PUBLISHED_COMPARISON = {
+    "quantity": Column("published distribution"),
+    "region": Column("region"),
+    "published": Column("published", 3),
+    "simulated": Column("simulated", 3),
+    "kind": Column("kind of match"),
 }
 
 FORENSICS_SUMMARY = {

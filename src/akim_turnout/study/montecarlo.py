@@ -396,7 +396,7 @@ def paired_rejections(results: pd.DataFrame, first: str, second: str, design_ind
     }
 
 
-def _method_standing(own: pd.DataFrame, alpha: float) -> dict[str, Any]:
+def method_standing(own: pd.DataFrame, alpha: float) -> dict[str, Any]:
     """Size, lowest coverage and pooled power of one method's summary rows in one design, judged against the
     resolvable bounds."""
     zero, other = own[own["effect"] == 0].iloc[0], own[own["effect"] != 0]
@@ -471,7 +471,7 @@ def recommend(
         m for m in METHODS if m in set(real["method"]) and not real[(real["method"] == m) & (real["effect"] == 0)].empty
     ]
     eligible = [m for m in methods if enough_replications(summary, m, design_index)] or methods
-    standing = {m: _method_standing(real[real["method"] == m], alpha) for m in eligible}
+    standing = {m: method_standing(real[real["method"] == m], alpha) for m in eligible}
     acceptable = [m for m in eligible if standing[m]["acceptable"]]
     robust = [m for m in acceptable if m in CLUSTER_ROBUST]
     group = robust or acceptable

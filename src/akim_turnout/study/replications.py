@@ -102,7 +102,6 @@ its parallel run are one unit; the results' summaries live in :mod:`akim_turnout
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -121,6 +120,7 @@ from akim_turnout.study.montecarlo import (
     METHODS,
     RESULT_COLUMNS,
     SIZE_KEYS,
+    method_standing,
     minimum_detectable_effect,
     summarise,
 )
@@ -753,45 +753,79 @@ def run_study(
     return results_frame(rows)
 
 
+def sensitivity_scenarios(
+    base_settings: simulate.SimulationSettings, grid: Mapping[str, Sequence[Any]]
+) -> list[tuple[str, Any, simulate.SimulationSettings]]:
+    """One-at-a-time scenarios: ``("base", "", base)`` first, then for each setting of ``grid`` (in order) each of
+    its values other than the base value, with every other setting at the base. Returns
+    ``(dimension, value, settings)`` triples."""
+    unknown = [key for key in grid if not hasattr(base_settings, key)]
+    if unknown:
+        raise ValueError(f"unknown simulator setting(s) in the sensitivity grid: {unknown}")
+    scenarios: list[tuple[str, Any, simulate.SimulationSettings]] = [("base", "", base_settings)]
+    for key, values in grid.items():
+        for value in values:
+            if value != getattr(base_settings, key):
+                scenarios.append((key, value, replace(base_settings, **{key: value})))
+    return scenarios
+
+
 def sensitivity(
     design: StudyDesign,
     base_settings: simulate.SimulationSettings,
     regions: pd.DataFrame,
     national: Mapping[str, float],
     grid: Mapping[str, Sequence[Any]],
-    method: str,
+    methods: Sequence[str],
     n_replications: int,
     power: float = 0.8,
     **run_options: Any,
 ) -> pd.DataFrame:
-    """The MDE of ``method`` at the real design under each combination of simulator settings in ``grid``.
+    """Size, lowest coverage and MDE of ``methods`` at the real design, one simulator setting moved at a time.
 
-    The simulator's settings were chosen, not estimated (e.g. ``overdispersion_sd``, ``party_placement``), and the
-    MDE depends on them. Each combination reruns the study for ``method`` alone on the first design with
-    ``n_replications`` data sets per effect, the same effect grid and the same seeds (so settings are compared on
-    common random numbers). One row per combination: the settings, size at effect 0 with its exact interval, and
-    the MDE (logit and percentage points) with its Monte Carlo interval (:func:`minimum_detectable_effect`).
-    ``run_options`` go to :func:`run_study` (``n_jobs``, ``backend``, ``formula_rhs``).
+    The scenarios are :func:`sensitivity_scenarios` of ``grid`` (the noise SD over its estimate's interval, the
+    placement of party nominees, and the within-region dependence: ``slope_sd``, ``district_share``,
+    ``mix_endogeneity``). Each reruns the study for ``methods`` on the first design with ``n_replications`` data sets
+    per effect, the same effect grid and the same seeds (settings compared on common random numbers). One row per
+    scenario and method: ``dimension``, ``value``, size with its exact interval and ``size_ok``, the lowest coverage
+    over the non-zero effects with its interval, and the MDE (logit and percentage points) with its Monte Carlo
+    interval (:func:`minimum_detectable_effect`). ``run_options`` go to :func:`run_study`.
     """
     rows = []
-    for values in itertools.product(*grid.values()):
-        settings = replace(base_settings, **dict(zip(grid, values, strict=True)))
-        reduced = replace(
-            design,
-            designs=design.designs[:1],
-            methods=(method,),
-            n_replications=n_replications,
-            n_replications_null=n_replications,
-            method_replications=(),
-        )
+    reduced = replace(
+        design,
+        designs=design.designs[:1],
+        methods=tuple(m for m in METHODS if m in methods),
+        n_replications=n_replications,
+        n_replications_null=n_replications,
+        method_replications=(),
+    )
+    for dimension, value, settings in sensitivity_scenarios(base_settings, grid):
         summary = summarise(run_study(reduced, settings, regions, national, **run_options))
-        mde = minimum_detectable_effect(summary, method, power=power, alpha=design.alpha)
-        rows.append(
-            {
-                **dict(zip(grid, values, strict=True)),
-                "method": method,
-                "n_replications": n_replications,
-                **{key: mde[key] for key in (*SIZE_KEYS, *MDE_KEYS)},
-            }
-        )
+        for method in reduced.methods:
+            mde = minimum_detectable_effect(summary, method, power=power, alpha=design.alpha)
+            standing = method_standing(summary[summary["method"] == method], design.alpha)
+            rows.append(
+                {
+                    "dimension": dimension,
+                    "value": str(value),
+                    "method": method,
+                    "n_replications": n_replications,
+                    **{key: standing[key] for key in (*SIZE_KEYS, "size_ok")},
+                    **{key: standing[key] for key in ("coverage_min", "coverage_min_low", "coverage_min_high")},
+                    "acceptable": standing["acceptable"],
+                    **{key: mde[key] for key in MDE_KEYS},
+                }
+            )
     return pd.DataFrame(rows)
+
+
+def holds_under(table: pd.DataFrame, method: str) -> dict[str, list[str]]:
+    """Where the recommended ``method`` stays acceptable in a :func:`sensitivity` table: scenarios
+    (``"dimension=value"``) in which it meets the recommendation rule's size and coverage criteria
+    (:func:`akim_turnout.study.montecarlo.method_standing` at that scenario's numbers of data sets: ``holds``), and
+    the others (``fails``)."""
+    rows = table[table["method"] == method]
+    ok = rows["acceptable"].astype(bool)
+    name = rows["dimension"].where(rows["dimension"] == "base", rows["dimension"] + "=" + rows["value"].astype(str))
+    return {"holds": name[ok].tolist(), "fails": name[~ok].tolist()}

@@ -2,8 +2,19 @@
 
 The published record is regional (14 regions) and incomplete. This module
 turns it into a synthetic data set with one row per contested post ("race")
-whose regional margins reproduce every published figure exactly, and whose
-race-level turnout follows a known logit model. Fitting the models of
+and a known logit model of race-level turnout. What is reproduced exactly (by
+construction): every region's posts, candidates, party/self-nominated and
+women candidates and voters where published (the rest allocated by stated
+rules), its turnout to within half a vote, and the published numbers of posts
+with k candidates of Akmola (registered), Kyzylorda and Mangystau (on the
+ballot). What is fitted: the spread of candidates per post elsewhere
+(:func:`fit_candidate_spread`) and the race noise SD (from the published
+*interim* turnouts, :func:`interim_noise_estimate`). What is assumed: the
+placement of party nominees and women on races (only checked against the
+few races of other rounds that publish a split), the electorates' spread, the
+true effects, and the within-region dependence (none at the defaults: region
+slopes, district effects and an endogenous mix are sensitivity settings).
+:func:`published_comparison` lists each match with its kind. Fitting the models of
 :mod:`akim_turnout.models.race` to such data shows whether they recover the
 effects that were put in.
 
@@ -25,6 +36,7 @@ in two each half would reach into the other's internals.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -64,6 +76,9 @@ RACE_COLUMNS = (
     "valid_votes",
 )
 UNKNOWN_POSTS_RULES = SIMULATION_SETTINGS["unknown_posts_rule"].choices
+# Published posts by number of candidates (data/raw: posts_with_<k>_cands), the counts a region's races must have.
+DISTRIBUTION_SIZES = (2, 3, 4, 5, 6)
+DISTRIBUTION_COLUMNS = tuple(f"posts_with_{k}_cands" for k in DISTRIBUTION_SIZES)
 # Logit-scale search interval for the regional intercepts; wide enough for any
 # published turnout strictly between 0 and 100 %.
 _ALPHA_BRACKET = (-50.0, 50.0)
@@ -86,7 +101,10 @@ class SimulationSettings:
         beta_self_share: effect of the share of self-nominated candidates.
         beta_women: effect of at least one woman standing (``any_woman``).
         overdispersion_sd: SD of the race-level normal noise on the logit
-            scale (extra-binomial variation between races).
+            scale (extra-binomial variation between races); its default is
+            the estimate from the published interim within-region turnouts
+            (:func:`interim_noise_estimate`; a test keeps params.yaml equal
+            to it at two decimals).
         voters_sd_log: SD of log race electorate sizes (log-normal spread).
         min_candidates: candidates every race has at least.
         min_registered: voters every race has at least.
@@ -103,6 +121,17 @@ class SimulationSettings:
             races had a party nominee, which ``"random"`` placement, about
             75 %, falls short of) or ``"random"`` (any candidate slot of the
             region, independently).
+        cands_spread_sd: spread of the candidate counts of a region without a published distribution (see
+            :func:`candidate_counts_rule`); fitted to the published distributions by
+            :func:`fit_candidate_spread` (a test keeps params.yaml equal to the fit).
+        slope_sd: SD over regions of the effect of the self-nominated share (a random slope: region ``r`` has
+            ``beta_self_share + slope_sd * u_r``, ``u_r ~ N(0, 1)``); 0 = one slope for all regions.
+        district_share: share of the race noise variance common to a district inside the region (the
+            intra-district correlation of the noise; the total noise SD stays ``overdispersion_sd``).
+        district_races: races per district (consecutive races of a region form a district).
+        mix_endogeneity: correlation (Gaussian copula) between a race's noise and its self-nominated share within
+            its region: the region's candidate mixes are matched to its races by the ranks of
+            ``rho * e / sd + sqrt(1 - rho^2) * xi``; 0 = mix independent of the noise.
     """
 
     # No defaults here: the default of every setting is its value in params.yaml (simulate.settings), the only
@@ -119,6 +148,11 @@ class SimulationSettings:
     binomial_sampling: bool
     dirichlet_concentration: float
     party_placement: str
+    cands_spread_sd: float
+    slope_sd: float
+    district_share: float
+    district_races: int
+    mix_endogeneity: float
 
     def __post_init__(self) -> None:
         problems = mapping_problems(asdict(self), SIMULATION_SETTINGS, "settings")
@@ -207,6 +241,61 @@ def stage_settings(simulate_data: Any) -> tuple[int, SimulationSettings]:
     with open(Path(simulate_data) / SETTINGS_FILE, encoding="utf-8") as handle:
         saved = json.load(handle)
     return int(saved["seed"]), SimulationSettings.from_mapping(saved["settings"])
+
+
+def interim_noise_estimate(
+    races: pd.DataFrame, round_prefix: str = "2021-07-25", level: float = 0.95
+) -> dict[str, Any]:
+    """Between-race SD of logit turnout within a region, from the published *interim* turnouts (a stated estimator).
+
+    Units: the race and aggregate rows of the round with ``turnout_interim_pct`` (ingest's ``races`` table). A
+    region contributes when every one of its units has a known number of posts (1 for a race, ``posts`` for an
+    aggregate): Mangystau's 10 villages at 14:00 and Kyzylorda's 6 districts and 1 okrug at 13:00 (its 40 posts).
+    With ``x_u`` the logit of unit ``u``'s interim turnout and ``n_u`` its posts, a region's sum of squares is
+    ``sum n_u (x_u - xbar)^2`` (``xbar`` the posts-weighted mean), on ``units - 1`` degrees of freedom: the mean
+    of ``n`` races has variance ``sigma^2 / n`` if races are independent with equal electorates. The estimate is
+    the pooled ``sqrt(SS / df)``, with the chi-square interval ``sqrt(SS / chi2_{1-a/2, df})``,
+    ``sqrt(SS / chi2_{a/2, df})``. Regions whose aggregates lack posts (Kostanay's 19 districts at 14:00) are
+    returned as checks only: their unit SD times ``sqrt(posts / units)``. Interim figures measure turnout by
+    midday, not the final turnout; a district effect would inflate the aggregate part.
+    """
+    from scipy.stats import chi2  # lazy: the simulator itself does not need it
+
+    rows = races[races["round_id"].astype(str).str.startswith(round_prefix) & races["turnout_interim_pct"].notna()]
+    rows = rows.assign(
+        n=np.where(rows["scope"] == "race", 1.0, rows["posts"].astype(float)),
+        x=np.log(rows["turnout_interim_pct"] / (100 - rows["turnout_interim_pct"])),
+    )
+    used, checks, ss, df = [], [], 0.0, 0
+    for region, group in rows.groupby("region", sort=True):
+        if len(group) < 2:
+            continue
+        if group["n"].notna().all():
+            mean = float((group["n"] * group["x"]).sum() / group["n"].sum())
+            part = float((group["n"] * (group["x"] - mean) ** 2).sum())
+            ss, df = ss + part, df + len(group) - 1
+            used.append(
+                {
+                    "region": str(region),
+                    "units": len(group),
+                    "posts": int(group["n"].sum()),
+                    "sd": float(np.sqrt(part / (len(group) - 1))),
+                }
+            )
+        else:
+            checks.append({"region": str(region), "units": len(group), "unit_sd": float(group["x"].std(ddof=1))})
+    if df == 0:
+        raise ValueError("no region publishes interim turnout for two or more units of known posts")
+    a = 1 - level
+    return {
+        "estimate": float(np.sqrt(ss / df)),
+        "low": float(np.sqrt(ss / chi2.ppf(1 - a / 2, df))),
+        "high": float(np.sqrt(ss / chi2.ppf(a / 2, df))),
+        "df": int(df),
+        "level": level,
+        "regions": used,
+        "checks": checks,
+    }
 
 
 def true_formula_rhs(settings: SimulationSettings) -> str:
@@ -418,8 +507,36 @@ def allocate_region_margins(
             "voters_on_rolls_source": voters_src,
         }
     )
+    distributions = published_distributions(regions.assign(posts=posts, cands=cands))
+    margins = margins.join(distributions)
+    margins["cands_distribution_source"] = np.where(distributions.notna().all(axis=1), PUBLISHED, ASSUMED)
     _check_margins_feasible(margins, min_candidates, min_registered=1)
     return margins
+
+
+def published_distributions(regions: pd.DataFrame) -> pd.DataFrame:
+    """Per region, the published numbers of posts with k candidates (:data:`DISTRIBUTION_COLUMNS`), where complete.
+
+    A region's distribution is used only when its published cells account for all its posts and all its
+    candidates (``sum(n_k) == posts`` and ``sum(k n_k) == cands``, the simulator's regional total, whose counting
+    stage is the distribution's: registered for Akmola, on the ballot for Kyzylorda and Mangystau); its cells left
+    empty are then 0 by these two identities, not estimated. Any other region's row is NaN (the rule of
+    :func:`candidate_counts_rule` applies). Input without the columns gives an all-NaN frame.
+    """
+    out = pd.DataFrame(np.nan, index=regions.index, columns=list(DISTRIBUTION_COLUMNS))
+    present = [c for c in DISTRIBUTION_COLUMNS if c in regions.columns]
+    if not present:
+        return out
+    cells = regions[present].astype(float)
+    published = cells.notna().any(axis=1)
+    filled = cells.fillna(0.0)
+    sizes = np.array([int(c.split("_")[2]) for c in present], dtype=float)
+    posts_ok = filled.sum(axis=1).to_numpy() == regions["posts"].to_numpy(dtype=float)
+    cands_ok = filled.to_numpy() @ sizes == regions["cands"].to_numpy(dtype=float)
+    complete = published.to_numpy() & posts_ok & cands_ok
+    out.loc[complete, present] = filled.loc[complete].to_numpy()
+    out.loc[complete] = out.loc[complete].fillna(0.0)
+    return out
 
 
 MARGIN_COUNTS = ("posts", "cands", "cands_party", "cands_women", "voters_on_rolls")  # whole numbers in any dtype
@@ -456,6 +573,12 @@ def scale_margins(margins: pd.DataFrame, n_races: int) -> pd.DataFrame:
         total = int(round(margins[column].sum() * factor))
         scaled[column] = largest_remainder(total, margins[column].to_numpy())
     scaled["cands_self"] = scaled["cands"] - scaled["cands_party"]
+    if factor != 1:  # a published distribution counts the real posts: scaled regions follow the rule
+        for column in DISTRIBUTION_COLUMNS:
+            if column in scaled:
+                scaled[column] = np.nan
+        if "cands_distribution_source" in scaled:
+            scaled["cands_distribution_source"] = ASSUMED
     return scaled
 
 
@@ -469,15 +592,108 @@ def _group_starts(counts: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
 
 
+def candidate_counts_rule(posts: int, cands: int, min_candidates: int, spread_sd: float, z: np.ndarray) -> np.ndarray:
+    """Candidates per race of a region without a published distribution (the fitted rule).
+
+    Each race's quota of candidates beyond ``min_candidates`` is ``max(m + spread_sd * z_i, 0)``, ``m`` the
+    region's mean (``cands / posts - min_candidates``) and ``z_i`` standard normal; the quotas are rescaled to the
+    region's extra candidates and rounded by largest remainder. So every race has at least ``min_candidates``, the
+    region's total is exact, the counts follow the region's mean (the rule scales by shifting), and
+    ``spread_sd = 0`` gives the most even counts (each race the floor or the ceiling of the mean).
+    """
+    extra = int(cands - min_candidates * posts)
+    if extra < 0:
+        raise ValueError("fewer candidates than min_candidates per post")
+    if extra == 0:
+        return np.full(posts, min_candidates, dtype=np.int64)
+    quotas = np.maximum(extra / posts + spread_sd * np.asarray(z, dtype=float), 0.0)
+    if quotas.sum() <= 0:
+        quotas = np.ones(posts)
+    quotas = quotas * extra / quotas.sum()
+    return min_candidates + grouped_largest_remainder(quotas, np.zeros(posts, dtype=np.int64), np.array([extra]))
+
+
 def _draw_candidate_counts(
-    posts: np.ndarray, cands: np.ndarray, min_candidates: int, rng: np.random.Generator
+    margins: pd.DataFrame, min_candidates: int, spread_sd: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Give each race ``min_candidates``; spread the region's extra candidates uniformly."""
-    extra = cands - min_candidates * posts
-    extra_region = np.repeat(np.arange(len(posts)), extra)
-    offset = np.floor(rng.random(len(extra_region)) * posts[extra_region]).astype(np.int64)
-    race = _group_starts(posts)[extra_region] + np.minimum(offset, posts[extra_region] - 1)
-    return min_candidates + np.bincount(race, minlength=int(posts.sum()))
+    """Candidates per race, region by region: the published distribution in a random order of the region's races
+    where one is published (:func:`published_distributions`), else :func:`candidate_counts_rule`."""
+    posts = margins["posts"].to_numpy(dtype=np.int64)
+    cands = margins["cands"].to_numpy(dtype=np.int64)
+    z = rng.standard_normal(int(posts.sum()))
+    order = rng.random(int(posts.sum()))
+    counts = np.empty(int(posts.sum()), dtype=np.int64)
+    dists = margins.reindex(columns=list(DISTRIBUTION_COLUMNS)).to_numpy(dtype=float)
+    for r, start in enumerate(_group_starts(posts)):
+        block = slice(start, start + posts[r])
+        if np.all(np.isfinite(dists[r])):
+            values = np.repeat(np.array(DISTRIBUTION_SIZES, dtype=np.int64), dists[r].astype(np.int64))
+            counts[block] = values[np.argsort(order[block], kind="stable")]
+        else:
+            counts[block] = candidate_counts_rule(int(posts[r]), int(cands[r]), min_candidates, spread_sd, z[block])
+    return counts
+
+
+def distribution_variance(counts: Mapping[int, float]) -> tuple[float, float]:
+    """Posts and the (population) variance of candidates per post of one distribution ``{k: posts with k}``."""
+    k = np.array(list(counts), dtype=float)
+    n = np.array(list(counts.values()), dtype=float)
+    mean = (k * n).sum() / n.sum()
+    return float(n.sum()), float((n * (k - mean) ** 2).sum() / n.sum())
+
+
+def fit_candidate_spread(
+    margins: pd.DataFrame, min_candidates: int, draws: int = 200, seed: int = 0, digits: int = 2
+) -> dict[str, Any]:
+    """Fit ``cands_spread_sd`` of :func:`candidate_counts_rule` to the published distributions (method of moments).
+
+    Target: the posts-weighted mean over the regions with a published distribution of the within-region variance
+    of candidates per post. The rule is applied to those regions' posts and candidates with ``draws`` sets of
+    normal draws (fixed ``seed``, common to every trial value); bisection finds the spread whose mean pooled
+    variance equals the target. Returns the fit (rounded to ``digits``), the target and the variance at 0.
+    """
+    published = margins[margins.reindex(columns=list(DISTRIBUTION_COLUMNS)).notna().all(axis=1)]
+    if published.empty:
+        raise ValueError("no region publishes a complete distribution of candidates per post")
+    parts = [
+        distribution_variance({k: float(row[c]) for k, c in zip(DISTRIBUTION_SIZES, DISTRIBUTION_COLUMNS, strict=True)})
+        for _, row in published.iterrows()
+    ]
+    total_posts = sum(p for p, _ in parts)
+    target = sum(p * v for p, v in parts) / total_posts
+    rng = np.random.default_rng(seed)
+    zs = [rng.standard_normal((draws, int(p))) for p, _ in parts]
+
+    def pooled(spread: float) -> float:
+        out = 0.0
+        for (_, row), z in zip(published.iterrows(), zs, strict=True):
+            posts, extra = int(row["posts"]), int(row["cands"]) - min_candidates * int(row["posts"])
+            # candidate_counts_rule for every draw at once (one group per draw)
+            quotas = np.maximum(extra / posts + spread * z, 0.0)
+            quotas[quotas.sum(axis=1) <= 0] = 1.0  # as candidate_counts_rule: an all-zero draw spreads evenly
+            quotas = quotas * extra / quotas.sum(axis=1, keepdims=True)
+            group = np.repeat(np.arange(draws), posts)
+            counts = grouped_largest_remainder(quotas.ravel(), group, np.full(draws, extra)).reshape(draws, posts)
+            out += float(counts.var(axis=1).sum()) * posts / draws
+        return out / total_posts
+
+    at_zero = pooled(0.0)
+    low, high = 0.0, 5.0
+    if at_zero >= target:
+        fitted = 0.0
+    else:
+        for _ in range(30):
+            mid = (low + high) / 2
+            low, high = (mid, high) if pooled(mid) < target else (low, mid)
+        fitted = (low + high) / 2
+    return {
+        "cands_spread_sd": round(fitted, digits),
+        "target_variance": target,
+        "fitted_variance": pooled(round(fitted, digits)),
+        "variance_at_zero": at_zero,
+        "regions": published["region"].tolist(),
+        "posts": int(total_posts),
+    }
 
 
 def _mark_slots(per_region: np.ndarray, region_slots: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -601,6 +817,48 @@ def _winner_votes(
     return np.maximum.reduceat(votes, starts)
 
 
+def _race_noise(
+    race_region: np.ndarray, posts: np.ndarray, s: SimulationSettings, rng: np.random.Generator
+) -> np.ndarray:
+    """Race noise on the logit scale: ``sd * (sqrt(1 - d) * eps_i + sqrt(d) * eta_district)``, ``d`` =
+    ``district_share``; districts are runs of ``district_races`` consecutive races of a region. Both normal draws
+    are made whatever the settings (common random numbers across settings)."""
+    eps = rng.standard_normal(len(race_region))
+    within = np.arange(len(race_region)) - _group_starts(posts)[race_region]
+    per_region = -(-posts // s.district_races)  # ceiling
+    district = _group_starts(per_region)[race_region] + within // s.district_races
+    eta = rng.standard_normal(int(per_region.sum()))
+    d = s.district_share
+    return s.overdispersion_sd * (np.sqrt(1 - d) * eps + np.sqrt(d) * eta[district])
+
+
+def _endogenous_order(
+    race_region: np.ndarray,
+    posts: np.ndarray,
+    noise: np.ndarray,
+    self_share: np.ndarray,
+    s: SimulationSettings,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A permutation of races within each region that matches candidate mixes to races (``mix_endogeneity``).
+
+    Race ``i`` gets the mix of the race at ``perm[i]``: within a region the mixes sorted by self-nominated share
+    (ties in random order) go to the races sorted by ``rho * noise / sd + sqrt(1 - rho^2) * xi`` (Gaussian
+    copula); with ``rho = 0`` this is a random reshuffle, equal in law to the mixes as drawn."""
+    xi = rng.standard_normal(len(race_region))
+    tie = rng.random(len(race_region))
+    rho = s.mix_endogeneity
+    scaled = noise / s.overdispersion_sd if s.overdispersion_sd > 0 else np.zeros_like(noise)
+    score = rho * scaled + np.sqrt(1 - rho**2) * xi
+    perm = np.empty(len(race_region), dtype=np.int64)
+    for start, size in zip(_group_starts(posts), posts, strict=True):
+        idx = np.arange(start, start + size)
+        races_by_score = idx[np.argsort(score[idx], kind="stable")]
+        mixes_by_share = idx[np.lexsort((tie[idx], self_share[idx]))]
+        perm[races_by_score] = mixes_by_share
+    return perm
+
+
 def simulate_from_margins(margins: pd.DataFrame, settings: SimulationSettings, seed: int) -> pd.DataFrame:
     """Draw one row per post from completed regional margins (see :func:`simulate_races`)."""
     _check_margins_feasible(margins, settings.min_candidates, settings.min_registered)
@@ -608,7 +866,9 @@ def simulate_from_margins(margins: pd.DataFrame, settings: SimulationSettings, s
     posts = margins["posts"].to_numpy(dtype=np.int64)
     cands = margins["cands"].to_numpy(dtype=np.int64)
     race_region = np.repeat(np.arange(len(posts)), posts)
-    n_cands = _draw_candidate_counts(posts, cands, settings.min_candidates, rng)
+    n_cands = _draw_candidate_counts(margins, settings.min_candidates, settings.cands_spread_sd, rng)
+    if not np.array_equal(np.bincount(race_region, weights=n_cands, minlength=len(posts)).astype(np.int64), cands):
+        raise ValueError("candidates per race do not add up to the regional candidates")
     slot_race = np.repeat(np.arange(len(n_cands)), n_cands)
     if settings.party_placement == "spread":
         n_party = _spread_party(margins["cands_party"].to_numpy(dtype=np.int64), posts, n_cands, rng)
@@ -619,9 +879,14 @@ def simulate_from_margins(margins: pd.DataFrame, settings: SimulationSettings, s
     n_women = np.bincount(slot_race, weights=is_woman, minlength=len(n_cands)).astype(np.int64)
     voters = margins["voters_on_rolls"].to_numpy(dtype=np.int64)
     registered = _draw_electorates(race_region, posts, voters, settings, rng)
+    noise = _race_noise(race_region, posts, settings, rng)
+    slopes = settings.beta_self_share + settings.slope_sd * rng.standard_normal(len(posts))
+    perm = _endogenous_order(race_region, posts, noise, (n_cands - n_party) / n_cands, settings, rng)
+    n_cands, n_party, n_women = n_cands[perm], n_party[perm], n_women[perm]
+    slot_race = np.repeat(np.arange(len(n_cands)), n_cands)
     n_self = n_cands - n_party
     offset = _mix_predictor(n_cands, n_self / n_cands, (n_women > 0).astype(float), settings)
-    offset = offset + rng.normal(0.0, settings.overdispersion_sd, len(n_cands))
+    offset = offset + (slopes[race_region] - settings.beta_self_share) * (n_self / n_cands) + noise
     targets = np.rint(margins["turnout_pct"].to_numpy() / 100 * voters).astype(np.int64)
     alphas = _calibrate_alphas(race_region, registered, offset, targets / voters)
     p = expit(alphas[race_region] + offset)
@@ -629,6 +894,7 @@ def simulate_from_margins(margins: pd.DataFrame, settings: SimulationSettings, s
     winner = _winner_votes(slot_race, voted, settings.dirichlet_concentration, rng)
     races = _race_frame(margins["region"].to_numpy(), race_region, registered, voted, n_cands, n_party, n_women, winner)
     races.attrs["alpha_region"] = dict(zip(margins["region"], alphas.round(10).tolist(), strict=True))
+    races.attrs["slope_region"] = dict(zip(margins["region"], slopes.round(10).tolist(), strict=True))
     races.attrs["seed"] = seed
     return races
 
@@ -678,15 +944,24 @@ def simulate_races(
         * Each region's posts, candidates (party, self-nominated, women) and
           voters on the rolls are the margins of
           :func:`allocate_region_margins`.
-        * Every race has ``min_candidates``; each region's extra candidates
-          go to its races uniformly at random. Party nominees and women are
-          exactly the regional counts, assigned to randomly chosen candidate
-          slots of the region (independently of each other).
+        * Candidates per race: where a region publishes its posts by number
+          of candidates (Akmola, Kyzylorda, Mangystau) exactly those numbers,
+          in a random order of its races; elsewhere
+          :func:`candidate_counts_rule` (at least ``min_candidates``, the
+          smallest count published, 2: no stored source states a legal
+          minimum; spread ``cands_spread_sd`` fitted to the three published
+          distributions). Party nominees are exactly the regional counts,
+          placed by ``party_placement``; women are exactly the regional
+          counts on randomly chosen candidate slots.
         * Electorates are log-normal (``voters_sd_log``), at least
           ``min_registered``, and sum exactly to the regional voters.
         * ``logit p = alpha_region + beta_cands * f(n_candidates)
           + beta_self_share * self_share + beta_women * any_woman + e``,
-          ``e ~ N(0, overdispersion_sd)``. ``alpha_region`` is solved
+          ``e ~ N(0, overdispersion_sd)`` (a share ``district_share`` of its
+          variance common to a district of ``district_races`` races), the
+          self-nominated effect varying by region with SD ``slope_sd``, and
+          the candidate mixes matched to the noise with copula correlation
+          ``mix_endogeneity``. ``alpha_region`` is solved
           numerically so that the electorate-weighted mean of ``p`` equals
           the published turnout (rounded to whole votes).
         * Votes are Binomial(registered, p) draws (or expected values),
@@ -744,7 +1019,8 @@ def inputs_from_published(
     if missing:
         raise ValueError(f"regional table lacks {missing}")
     national = {key: float(national_row[column]) for key, column in NATIONAL_INPUTS.items()}
-    return regional[REGIONAL_INPUTS].copy(), national
+    distributions = [column for column in DISTRIBUTION_COLUMNS if column in regional]
+    return regional[REGIONAL_INPUTS + distributions].copy(), national
 
 
 def calibration_check(races: pd.DataFrame, margins: pd.DataFrame) -> pd.DataFrame:
@@ -760,3 +1036,113 @@ def calibration_check(races: pd.DataFrame, margins: pd.DataFrame) -> pd.DataFram
     )
     sums["turnout_sim_pct"] = 100 * sums["voted_sim"] / sums["registered_sim"]
     return margins.set_index("region").join(sums).reset_index()
+
+
+IDENTITY = "identity (by construction)"
+FITTED = "fitted (method of moments)"
+CHECK = "check"
+
+
+def _party_split_races(published_races: pd.DataFrame) -> pd.DataFrame:
+    """Races (any round) that publish both their party and self-nominated candidates at one stage."""
+    rows = []
+    for stage in ("cands_on_ballot", "cands_registered", "cands_nominated"):
+        party, self_ = f"{stage}_party", f"{stage}_self"
+        if party not in published_races or self_ not in published_races:
+            continue
+        both = published_races[
+            (published_races["scope"] == "race") & published_races[party].notna() & published_races[self_].notna()
+        ]
+        rows += [
+            {"race_id": r.race_id, "party": float(getattr(r, party)), "self": float(getattr(r, self_))}
+            for r in both.itertuples()
+        ]
+    return pd.DataFrame(rows, columns=["race_id", "party", "self"]).drop_duplicates("race_id")
+
+
+def published_comparison(
+    races: pd.DataFrame,
+    margins: pd.DataFrame,
+    published_races: pd.DataFrame,
+    noise: Mapping[str, Any],
+    spread: Mapping[str, Any],
+) -> pd.DataFrame:
+    """Every published race-level distribution against the SIMULATED races, with what kind of match each is.
+
+    ``kind``: :data:`IDENTITY` (the simulator imposes the published figure: posts with k candidates where
+    published, regional candidates, party nominees and turnout), :data:`FITTED` (a parameter was chosen to match
+    it: the pooled variance of candidates per post under the rule, ``spread``; the noise SD, ``noise``) or
+    :data:`CHECK` (not imposed: races with only self-nominated candidates, against races of any round that publish
+    their split; the within-region SD of simulated logit turnout against the interim estimate).
+    """
+    rows: list[dict[str, Any]] = []
+    for _, m in margins.iterrows():
+        if m.get("cands_distribution_source") != PUBLISHED:
+            continue
+        simulated = races.loc[races["region"] == m["region"], "n_candidates"].value_counts()
+        for k, column in zip(DISTRIBUTION_SIZES, DISTRIBUTION_COLUMNS, strict=True):
+            rows.append(
+                {
+                    "quantity": f"posts with {k} candidates",
+                    "region": m["region"],
+                    "published": float(m[column]),
+                    "simulated": float(simulated.get(k, 0)),
+                    "kind": IDENTITY,
+                }
+            )
+    rows.append(
+        {
+            "quantity": "variance of candidates per post, pooled (rule applied to these regions)",
+            "region": ", ".join(spread["regions"]),
+            "published": float(spread["target_variance"]),
+            "simulated": float(spread.get("fitted_variance", math.nan)),
+            "kind": FITTED,
+        }
+    )
+    for _, m in margins.iterrows():
+        if m.get("cands_party_source") == PUBLISHED:
+            party = float(races.loc[races["region"] == m["region"], "n_party"].sum())
+            rows.append(
+                {
+                    "quantity": "party-nominated candidates",
+                    "region": m["region"],
+                    "published": float(m["cands_party"]),
+                    "simulated": party,
+                    "kind": IDENTITY,
+                }
+            )
+    split = _party_split_races(published_races)
+    if len(split):
+        rows.append(
+            {
+                "quantity": f"share of races with only self-nominated candidates ({len(split)} races of any round)",
+                "region": "all",
+                "published": float((split["party"] == 0).mean()),
+                "simulated": float((races["n_party"] == 0).mean()),
+                "kind": CHECK,
+            }
+        )
+    x = np.log(races["voted"] / (races["registered"] - races["voted"]).clip(lower=0.5))
+    within = x - x.groupby(races["region"]).transform("mean")
+    pooled = float(np.sqrt((within**2).sum() / (len(races) - races["region"].nunique())))
+    rows.append(
+        {
+            "quantity": f"between-race SD of logit turnout within region (published: interim, {noise['df']} df)",
+            "region": ", ".join(r["region"] for r in noise["regions"]),
+            "published": float(noise["estimate"]),
+            "simulated": pooled,
+            "kind": CHECK,
+        }
+    )
+    turnout = races.groupby("region")[["voted", "registered"]].sum()
+    gap = (100 * turnout["voted"] / turnout["registered"] - margins.set_index("region")["turnout_pct"]).abs().max()
+    rows.append(
+        {
+            "quantity": "largest gap of regional turnout (pp)",
+            "region": "all 14",
+            "published": 0.0,
+            "simulated": float(gap),
+            "kind": IDENTITY,
+        }
+    )
+    return pd.DataFrame(rows, columns=["quantity", "region", "published", "simulated", "kind"])

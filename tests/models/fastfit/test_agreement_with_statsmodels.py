@@ -379,8 +379,10 @@ def test_random_intercept_reml_declines_at_the_boundary(regions: pd.DataFrame) -
     )
     assert race.fit_race_mixedlm(races, MIX_RHS).warnings
     arrays = _arrays(races, MIX_RHS)
-    with pytest.raises(
-        fastfit.FastPathDeclined, match="^group variance near the boundary or Hessian not negative definite$"
+    with pytest.raises(  # which check stops it depends on the draw; both are the boundary
+        fastfit.FastPathDeclined,
+        match="^(group variance near the boundary or Hessian not negative definite"
+        "|BFGS did not converge or reached a singular random-effects variance)$",
     ):
         fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
 
@@ -514,7 +516,7 @@ def _assert_rows_agree(fast: pd.DataFrame, slow: pd.DataFrame) -> None:
 
 
 def test_study_results_do_not_depend_on_the_engine(regions: pd.DataFrame) -> None:
-    """30 replications (12 at effect 0, 6 at each other effect), every method."""
+    """36 replications (12 at effect 0, 6 at each of the four other effects), every method."""
     design = study.StudyDesign.from_mapping(
         {
             "n_replications": 6,
@@ -524,7 +526,7 @@ def test_study_results_do_not_depend_on_the_engine(regions: pd.DataFrame) -> Non
         }
     )
     fast, slow = _study_rows(regions, "fast", design), _study_rows(regions, "statsmodels", design)
-    assert len(fast) == (12 + 3 * 6) * 3 + 4 * 4 + 4 * 6
+    assert len(fast) == (12 + 4 * 6) * 3 + 5 * 4 + (6 + 4 * 6)
     assert set(fast["method"]) == set(montecarlo.METHODS)
     _assert_rows_agree(fast, slow)
     # the published frame, at 6 significant digits

@@ -123,8 +123,8 @@ def test_sensitivity_passes_run_options_and_the_designs_alpha(monkeypatch) -> No
         SETTINGS,
         "regions",
         "national",
-        {"overdispersion_sd": [0.2]},
-        "cluster_t",
+        {"overdispersion_sd": [SETTINGS.overdispersion_sd]},  # the base value only: one scenario
+        ["cluster_t"],
         100,
         n_jobs=2,
         backend="dask",

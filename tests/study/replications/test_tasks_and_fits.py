@@ -527,9 +527,10 @@ def test_sensitivity_reruns_the_reduced_study_and_reports_its_mde(monkeypatch) -
         designs=(study.DesignPoint(14, 730), study.DesignPoint(28, 1460)),
         methods=("cluster_t", "mixedlm"),
     )
-    table = study.sensitivity(design, SETTINGS, "regions", "national", {"overdispersion_sd": [0.2]}, "cluster_t", 100)
-    (reduced, settings, regions, national, options), *_ = calls
-    assert len(calls) == 1 and (regions, national, options) == ("regions", "national", {})
+    table = study.sensitivity(design, SETTINGS, "regions", "national", {"overdispersion_sd": [0.2]}, ["cluster_t"], 100)
+    assert len(calls) == 2 and calls[0][1] == SETTINGS  # the defaults first, then the one setting moved
+    (reduced, settings, regions, national, options) = calls[1]
+    assert (regions, national, options) == ("regions", "national", {}) and calls[0][0] == reduced
     assert reduced == replace(
         design,
         designs=(study.DesignPoint(14, 730),),
@@ -539,7 +540,8 @@ def test_sensitivity_reruns_the_reduced_study_and_reports_its_mde(monkeypatch) -
         method_replications=(),
     )
     assert settings == replace(SETTINGS, overdispersion_sd=0.2)
-    row = table.iloc[0]
+    assert table[["dimension", "value"]].values.tolist() == [["base", ""], ["overdispersion_sd", "0.2"]]
+    row = table.iloc[1]
     low, high = stats.binomtest(5, 100).proportion_ci(method="exact")
     assert (row["size"], row["size_low"], row["size_high"]) == pytest.approx((0.05, low, high), rel=1e-9)
     mde = _probit_mde((5, 50, 90))  # the probit power curve at the default power of 80 %

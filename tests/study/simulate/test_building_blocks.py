@@ -74,11 +74,11 @@ def test_grouped_rounding_refuses_quotas_that_fall_short_of_their_total() -> Non
 
 
 def test_extra_candidates_are_spread_over_the_region_races() -> None:
-    rng = np.random.default_rng(3)
-    counts = simulate._draw_candidate_counts(np.array([3, 2]), np.array([36, 4]), 2, rng)
-    assert counts.sum() == 40
-    assert counts[3:].tolist() == [2, 2]
-    assert (counts[:3] > 2).all()  # 30 extra candidates over 3 races: each race gets some
+    margins = pd.DataFrame({"posts": [3, 2], "cands": [36, 4]})
+    counts = simulate._draw_candidate_counts(margins, 2, 0.0, np.random.default_rng(3))
+    assert counts.tolist() == [12, 12, 12, 2, 2]  # 30 extra candidates over 3 races, most even at spread 0
+    counts = simulate._draw_candidate_counts(margins, 2, 3.0, np.random.default_rng(3))
+    assert counts.sum() == 40 and counts[3:].tolist() == [2, 2] and counts.min() >= 2
 
 
 def test_marked_slots_stay_inside_their_region() -> None:
