@@ -85,6 +85,8 @@ REPORT_TABLES = {
     "inputs": "hashes of the report's inputs, from dvc.lock",
     "versions": "package versions of the environment that ran the report",
     "later_rounds": "later real races, from data/processed/ingest (races.parquet, figures.parquet)",
+    "calibration": "SIMULATED against published distributions, from reports/numbers/simulate.json (as in "
+    "reports/tables/simulate/published_comparison.csv)",
 }
 ARCHIVE_EXTRA = ("reports/report.html",)  # besides the executed notebooks (reports/notebooks/*.ipynb)
 ARCHIVE_MTIME = 946684800  # 2000-01-01T00:00:00Z: every entry's time, so the archive does not depend on checkout times
