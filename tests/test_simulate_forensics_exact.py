@@ -251,16 +251,18 @@ def test_default_seed_is_zero() -> None:
     )
 
 
-@pytest.mark.parametrize("entry", ["simulate_races", "simulate_scaled"])
-def test_allocation_uses_the_settings_minimum_of_candidates(entry: str) -> None:
-    # With at least 3 candidates per post the allocation itself refuses three regions (and nothing else).
-    settings = SimulationSettings.from_params(min_candidates=3, min_registered=5000)
+def test_allocation_uses_the_minimum_of_candidates_and_the_settings_allow_only_what_it_can_meet() -> None:
+    # With at least 3 candidates per post the allocation itself refuses three regions (and nothing else) ...
     with pytest.raises(
         ValueError,
         match=r"^Infeasible regional margins: fewer candidates than min_candidates per post: "
         r"\['Atyrau', 'Kostanay', 'Mangystau'\]$",
     ):
-        getattr(simulate, entry)(real_2021_regions(), NATIONAL_2021, settings)
+        simulate.allocate_region_margins(real_2021_regions(), NATIONAL_2021, "equal", 3)
+    # ... so the declared range stops at 2, which every region meets
+    assert not simulate.allocate_region_margins(real_2021_regions(), NATIONAL_2021, "equal", 2).empty
+    with pytest.raises(ValueError, match=r"parameter 'settings.min_candidates' must be an integer from 1 to 2, got 3$"):
+        SimulationSettings.from_params(min_candidates=3, min_registered=5000)
 
 
 def test_settings_mapping_lists_every_problem_in_one_message() -> None:
@@ -268,7 +270,7 @@ def test_settings_mapping_lists_every_problem_in_one_message() -> None:
         SimulationSettings.from_mapping({"beta_cand": 1, "min_candidates": 3.0})
     message = str(caught.value)
     assert message.startswith("Invalid simulation settings: unknown parameter 'settings.beta_cand' (known: ")
-    assert message.endswith("); parameter 'settings.min_candidates' must be an integer from 1 to 10, got 3.0")
+    assert message.endswith("); parameter 'settings.min_candidates' must be an integer from 1 to 2, got 3.0")
 
 
 # --------------------------------------------------------------------------------------------------------------

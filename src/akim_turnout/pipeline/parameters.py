@@ -202,7 +202,8 @@ SIMULATION_SETTINGS = {
     "beta_women": number(-5, 5, label="true effect of a woman on the ballot (logit)"),
     "overdispersion_sd": number(0, 5, label="SD of race-level noise (logit)"),
     "voters_sd_log": number(0, 5, label="spread of race electorates (log-normal SD)"),
-    "min_candidates": integer(1, 10, label="least candidates per race"),
+    # at most 2: the published 2021 margins have fewer than 3 candidates per post in Atyrau, Kostanay and Mangystau
+    "min_candidates": integer(1, 2, label="least candidates per race"),
     "min_registered": integer(1, 100_000, label="least voters per race"),
     "unknown_posts_rule": choice("equal", label="how regions without published posts share the remainder"),
     "binomial_sampling": boolean("votes drawn as binomial counts"),
