@@ -156,7 +156,7 @@ RUNS: dict[str, dict[str, Any]] = {
         "simulate.settings.overdispersion_sd": 5.0,
         "simulate.settings.voters_sd_log": 5.0,
         "simulate.settings.min_candidates": 2,
-        "simulate.settings.min_registered": 100_000,
+        "simulate.settings.min_registered": 900,
         "simulate.settings.binomial_sampling": True,
         "simulate.settings.dirichlet_concentration": 1000.0,
         "simulate.settings.party_placement": "spread",

@@ -262,7 +262,7 @@ def test_allocation_uses_the_minimum_of_candidates_and_the_settings_allow_only_w
     # ... so the declared range stops at 2, which every region meets
     assert not simulate.allocate_region_margins(real_2021_regions(), NATIONAL_2021, "equal", 2).empty
     with pytest.raises(ValueError, match=r"parameter 'settings.min_candidates' must be an integer from 1 to 2, got 3$"):
-        SimulationSettings.from_params(min_candidates=3, min_registered=5000)
+        SimulationSettings.from_params(min_candidates=3)
 
 
 def test_settings_mapping_lists_every_problem_in_one_message() -> None:
@@ -416,3 +416,23 @@ def test_second_digits_of_whole_numbers_stored_as_floats_are_integers() -> None:
     digits = forensics.second_digits(np.array([10.0, 123.0, 9999.0, 47.0]))
     assert np.issubdtype(digits.dtype, np.integer)
     assert np.bincount(digits, minlength=10).tolist() == [1, 0, 1, 0, 0, 0, 0, 1, 0, 1]
+
+
+def test_the_largest_allowed_min_registered_fits_the_published_margins() -> None:
+    """900 voters per race fit the margins; on the pipeline's own regional table (where built) the region with the
+    fewest voters per post has 901.8 of them, so 902 would not."""
+    from akim_turnout.data import processed as data
+    from akim_turnout.pipeline.paths import project_root
+
+    races = simulate.simulate_races(
+        real_2021_regions(), NATIONAL_2021, SimulationSettings.from_params(min_registered=900), seed=0
+    )
+    assert races["registered"].min() >= 900
+    with pytest.raises(ValueError, match=r"must be an integer from 1 to 900, got 902$"):
+        SimulationSettings.from_params(min_registered=902)
+    folder = project_root() / "data/processed/ingest"
+    if folder.is_dir():
+        regional = data.read_processed("regional_2021", folder)
+        national = data.read_processed("national", folder).set_index("round_id").loc[data.ROUND_2021]
+        margins = simulate.allocate_region_margins(*simulate.inputs_from_published(regional, national), "equal", 2)
+        assert 900 < (margins["voters_on_rolls"] / margins["posts"]).min() < 902

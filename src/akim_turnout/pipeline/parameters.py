@@ -204,7 +204,8 @@ SIMULATION_SETTINGS = {
     "voters_sd_log": number(0, 5, label="spread of race electorates (log-normal SD)"),
     # at most 2: the published 2021 margins have fewer than 3 candidates per post in Atyrau, Kostanay and Mangystau
     "min_candidates": integer(1, 2, label="least candidates per race"),
-    "min_registered": integer(1, 100_000, label="least voters per race"),
+    # at most 900: the 2021 regional margins have 901.8 voters per post in the region with the fewest
+    "min_registered": integer(1, 900, label="least voters per race"),
     "unknown_posts_rule": choice("equal", label="how regions without published posts share the remainder"),
     "binomial_sampling": boolean("votes drawn as binomial counts"),
     "dirichlet_concentration": number(0, 1000, open_minimum=True, label="Dirichlet concentration of vote splits"),
