@@ -303,3 +303,24 @@ def test_wild_bootstrap_bound_is_nan_when_no_null_is_rejected() -> None:
     result = resampling.wild_cluster_bootstrap(df, "x", "x", draws=vectors)
     assert math.isnan(result.ci_lower) and math.isnan(result.ci_upper)
     assert result.p_value >= 0.25
+
+
+def test_a_race_family_that_cannot_be_fitted_is_not_estimable_with_its_reason() -> None:
+    rows = pd.DataFrame({"region": ["a", "a", "b"], "voted": [1, 2, 3], "registered": [5, 5, 5]})
+
+    def singular(df, rhs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    def no_convergence(df, rhs):
+        raise RuntimeError("GEE failed to converge")
+
+    fit = race.fit_or_not_estimable(singular, rows, "C(region) + np.log(n_candidates) + self_share", name="race_gee")
+    assert fit.name == "race_gee" and fit.not_estimable == "LinAlgError: Singular matrix"
+    assert (fit.n_obs, fit.n_clusters) == (3, 2)
+    table = fit.to_frame()
+    assert table["term"].tolist() == ["Intercept", "np.log(n_candidates)", "self_share"]
+    assert table["estimate"].isna().all() and set(table["status"]) == {"not estimable: LinAlgError: Singular matrix"}
+    other = race.fit_or_not_estimable(no_convergence, rows, "self_share", name="race_mixedlm")
+    assert other.not_estimable == "GEE failed to converge" and list(other.params.index) == ["Intercept", "self_share"]
+    sentinel = object()
+    assert race.fit_or_not_estimable(lambda df, rhs, **kw: sentinel, rows, "self_share", name="x") is sentinel

@@ -373,6 +373,13 @@ def stage_problems(stage: str, params: Mapping[str, Any]) -> list[str]:
     problems = mapping_problems(params, stage_rules(stage))
     if stage == "simulation_study" and params.get("n_jobs") == 0:
         problems.append("parameter 'n_jobs' must not be 0 (1 = in this process, -1 = all cores)")
+    methods = (params.get("design") or {}).get("methods") if stage == "simulation_study" else None
+    if isinstance(methods, (list, tuple)) and methods and not set(methods) & set(CLUSTER_ROBUST_METHODS):
+        # the study recommends a method for the race models' headline among the cluster-robust ones
+        problems.append(
+            f"parameter 'design.methods' must include a cluster-robust method ({', '.join(CLUSTER_ROBUST_METHODS)}), "
+            f"among which the study recommends the headline's; got {list(methods)!r}"
+        )
     rhs = params.get("formula_rhs")
     formula_bad = formula_problems(rhs)
     problems += formula_bad
@@ -381,9 +388,11 @@ def stage_problems(stage: str, params: Mapping[str, Any]) -> list[str]:
         if stage == "race_models" and isinstance(params.get("main_term"), str):
             main = params["main_term"]
             canonical = parse_formula(main).names[0] if not formula_problems(main) else main
-            if canonical not in terms:
+            single = parse_formula(rhs).mix_terms  # a C(...) term has one coefficient per level: no one estimate
+            if canonical not in single:
                 problems.append(
-                    f"parameter 'main_term' must be one of the terms of formula_rhs ({', '.join(terms)}), got {main!r}"
+                    f"parameter 'main_term' must be one of the terms of formula_rhs with one coefficient "
+                    f"({', '.join(single)}), got {main!r}"
                 )
         if stage == "simulation_study" and STUDY_EFFECT_TERM not in terms:
             problems.append(
