@@ -30,7 +30,7 @@ def test_bad_numeric_value_gives_one_line_naming_stage_and_parameter(key: str, k
 def test_rules_in_words() -> None:
     rules = SCHEMA["forensics"]
     assert rules["n_sim"].describe() == "an integer from 100 to 1000000"
-    assert rules["tolerance_pp"].describe() == "a number above 0 and at most 0.5"
+    assert rules["tolerance_pp"].describe() == "a number above 0 and at most 0.49"
     assert SCHEMA["race_models"]["headline_model"].describe() == (
         "one of recommended, glm, wild_bootstrap, gee, mixedlm, beta"
     )

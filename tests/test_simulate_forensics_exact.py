@@ -69,12 +69,13 @@ def test_intercept_is_the_root_of_the_weighted_mean_equation(offset: np.ndarray,
     assert alpha[0] == pytest.approx(root, abs=1e-8)
 
 
-def test_an_intercept_out_of_reach_is_refused() -> None:
-    # The root is near 101.6, beyond the [-50, 50] interval searched when the offsets differ.
-    with pytest.raises(RuntimeError, match=r"^Regional intercept calibration did not converge$"):
-        simulate._calibrate_alphas(
-            np.array([0, 0]), np.array([100.0, 300.0]), np.array([-100.0, -102.0]), np.array([0.5])
-        )
+def test_an_intercept_beyond_fifty_is_found_when_the_offsets_reach_past_it() -> None:
+    # The root is near 101.6: the interval searched, [-50, 50] widened by the largest |offset| (102), holds it
+    # (a true model of -5 per candidate with 10 candidates gives offsets of -50 and beyond).
+    registered, offset = np.array([100.0, 300.0]), np.array([-100.0, -102.0])
+    alpha = simulate._calibrate_alphas(np.array([0, 0]), registered, offset, np.array([0.5]))
+    root = brentq(lambda a: weighted_turnout(a, registered, offset) - 0.5, 50, 152, xtol=1e-14, rtol=1e-15)
+    assert 101 < root < 102 and alpha[0] == pytest.approx(root, abs=1e-8)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -452,10 +452,16 @@ def fit_race_mixedlm(
 
 
 def fit_or_not_estimable(
-    fit: Callable[..., FitResult], df: pd.DataFrame, formula_rhs: str, *, name: str, cluster: str = "region", **kwargs: Any
+    fit: Callable[..., FitResult],
+    df: pd.DataFrame,
+    formula_rhs: str,
+    *,
+    name: str,
+    cluster: str = "region",
+    **kwargs: Any,
 ) -> FitResult:
-    """``fit(df, formula_rhs, **kwargs)`` (one of the race-level families), or, where the data cannot be fitted by it
-    (a singular covariance, no convergence, a boundary the family cannot take), a fit named ``name`` whose
+    """``fit(df, formula_rhs, **kwargs)`` (one of the race-level families), or, where the data cannot be fitted
+    by it (a singular covariance, no convergence, a boundary the family cannot take), a fit named ``name`` whose
     ``not_estimable`` gives the reason and whose estimates, over the formula's terms, are empty."""
     try:
         return fit(df, formula_rhs, **kwargs)

@@ -298,7 +298,8 @@ SCHEMA: dict[str, dict[str, Rule]] = {
     "forensics": {
         "n_sim": integer(100, 1_000_000, label="Monte Carlo draws of the binomial null"),
         "seed": seed(),
-        "tolerance_pp": number(0, 0.5, open_minimum=True, label="tolerance of an integer turnout (pp)"),
+        # below 0.5: at 0.5 pp every turnout is within the tolerance of an integer (the test refuses it)
+        "tolerance_pp": number(0, 0.49, open_minimum=True, label="tolerance of an integer turnout (pp)"),
         "smooth_pp": number(0, 10, open_minimum=True, label="smoothing of the turnout histogram (pp)"),
         "bins": integer(5, 500, label="histogram bins"),
         "planted_fraction": number(0, 0.5, label="share of simulated races pushed to integer turnout"),
