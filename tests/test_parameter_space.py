@@ -14,15 +14,24 @@ first), each run from those outputs afresh. Each stage is started as DVC starts 
 (``python -m akim_turnout.run_notebook STAGE NOTEBOOK EXECUTED``), from the copy's root with the copy's ``src`` on
 ``PYTHONPATH``; its outputs are removed first, as DVC removes them.
 
-Test-only study size: a run that changes a section starts from :data:`SMALL` for it (simulation study: 3 data sets
-per non-zero effect and 6 at effect 0, 19 wild bootstrap draws, one sensitivity setting with 100 data sets; race
+Test-only study size: a run that reruns a stage starts from :data:`SMALL` for its section (simulation study: 3 data
+sets per non-zero effect and 6 at effect 0, 19 wild bootstrap draws, one sensitivity setting with 100 data sets; race
 models: 99 bootstrap draws; regional model: 99 permutations; forensics: 200 Monte Carlo draws), then applies the run's
-values. The upper ends of the parameters that only count work (draws, replications, permutations, workers) are run
-at a feasible value instead, listed in :data:`FEASIBLE` with the value used: the code path is the same at any count,
-only the time grows with it. For these the declared maxima stay what they are (a study of 100,000 data sets is slow,
-not wrong); ``n_jobs: 64`` is run as 2 workers on this 2-core machine for the same reason.
+values. The upper ends of the parameters that only count work (draws, replications, permutations, workers, races of
+a design) are run at a feasible value instead, listed in :data:`FEASIBLE`: the code path is the same at any count,
+only the time grows with it, so those declared maxima stay (a study of 100,000 data sets is slow, not wrong);
+``n_jobs: 64`` is run as 2 workers on this 2-core machine for the same reason. Maxima that could not run at all were
+lowered in :mod:`akim_turnout.pipeline.parameters` instead, each with its reason: ``settings.min_candidates`` (2) and
+``settings.min_registered`` (900), the most the published 2021 margins allow; ``forensics.tolerance_pp`` (below 0.5,
+where every turnout is within the tolerance of an integer); ``design.designs[].n_regions`` (100: a design copies the
+14 regions, and beyond about 100 copies the smallest keep a post each only with some 10,000 races). Not declared and
+not checked before a run: a design whose races are too few for its regions (e.g. 14 regions and 28 races leave a
+region without a post; at ``min_registered: 900`` only the real design holds) stops the simulation study with the
+simulator's one-line error; the runs below keep clear of it.
 
-Wall time (2 cores shared with other work, one stage at a time): about 170 s for the whole file.
+Wall time: 2 to 3 minutes on an idle machine (the runs' stages take 3 to 5 s each beyond their work); measured at
+about 8 minutes while the 2 cores were shared with other work (load average 7 to 9): the low and high runs rerun all
+seven stages, the other three only the race models and the report (and the study, for a new formula).
 """
 
 from __future__ import annotations
@@ -62,7 +71,7 @@ FEASIBLE = {
     "simulation_study.design.n_replications": 4,
     "simulation_study.design.n_replications_null": 4,
     "simulation_study.design.designs[].n_replications": 4,
-    "simulation_study.design.designs[].n_races": 10_000,
+    "simulation_study.design.designs[].n_races": 2000,
     "simulation_study.design.n_boot": 199,
     "simulation_study.design.method_replications.*": 4,
     "simulation_study.sensitivity.n_replications": 150,
@@ -121,8 +130,8 @@ RUNS: dict[str, dict[str, Any]] = {
         "simulation_study.design.designs": [
             {"n_regions": 14, "n_races": 730},
             {"n_regions": 2, "n_races": 4, "n_replications": None},
-            # the most regions; fewer races leave a copy of a small region without a post (see the docstring)
-            {"n_regions": 1000, "n_races": FEASIBLE["simulation_study.design.designs[].n_races"], "n_replications": 2},
+            # the most regions, with the real design's races (each copy of a region keeps a post)
+            {"n_regions": 100, "n_races": 730, "n_replications": 2},
         ],
         "simulation_study.design.n_boot": 19,
         "simulation_study.design.seed": 0,
@@ -179,7 +188,7 @@ RUNS: dict[str, dict[str, Any]] = {
             {"n_regions": 14, "n_races": 730},
             {
                 "n_regions": 3,
-                "n_races": 40,
+                "n_races": FEASIBLE["simulation_study.design.designs[].n_races"],
                 "n_replications": FEASIBLE["simulation_study.design.designs[].n_replications"],
             },
         ],

@@ -225,7 +225,9 @@ STUDY_DESIGN = {
             "mapping",
             partial=True,
             fields={
-                "n_regions": integer(2, 1000, label="regions (clusters)"),
+                # at most 100: a design copies the 14 regions, and beyond about 100 copies the smallest keep a
+                # post each only with some 10,000 races or more (see tests/test_parameter_space.py)
+                "n_regions": integer(2, 100, label="regions (clusters)"),
                 "n_races": integer(4, 1_000_000, label="races"),
                 "n_replications": Rule("integer", 2, 100_000, nullable=True, label="data sets of this design"),
             },
