@@ -325,3 +325,19 @@ def test_main_predictor_drives_the_specification_curve_and_its_words() -> None:
     assert summary["step"] == 0.1 and summary["step_candidates_per_post"] is None
     assert specification.curve_labels("cands_per_seat")["step"] == "+0.5 candidates per post"
     assert len(specification.specifications("cands_per_seat")) == 18
+
+
+def test_the_plot_titles_of_dvc_yaml_hold_for_every_main_predictor() -> None:
+    """`dvc plots show` draws the specification curve of whatever main_predictor ran: its title names none."""
+    import yaml
+
+    from akim_turnout.pipeline.parameters import REGIONAL_PREDICTORS
+    from akim_turnout.pipeline.paths import project_root
+
+    plots = yaml.safe_load((project_root() / "dvc.yaml").read_text())["plots"]
+    titles = {path: spec["title"] for plot in plots for path, spec in plot.items()}
+    curve = titles["data/processed/regional_model/specification_curve.csv"]
+    assert (
+        curve == "REAL DATA: regional slope per specification (pp of turnout per step of regional_model.main_predictor)"
+    )
+    assert not any(words in title for title in titles.values() for words in REGIONAL_PREDICTORS.values())

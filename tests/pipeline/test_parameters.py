@@ -29,7 +29,7 @@ def test_bad_numeric_value_gives_one_line_naming_stage_and_parameter(key: str, k
 def test_rules_in_words() -> None:
     rules = SCHEMA["forensics"]
     assert rules["n_sim"].describe() == "an integer from 100 to 1000000"
-    assert rules["tolerance_pp"].describe() == "a number above 0 and at most 0.5"
+    assert rules["tolerance_pp"].describe() == "a number above 0 and at most 0.49"
     assert SCHEMA["race_models"]["headline_model"].describe() == (
         "one of recommended, glm, wild_bootstrap, gee, mixedlm, beta"
     )
@@ -41,9 +41,21 @@ def test_unknown_choice_and_cross_parameter_rules() -> None:
         "parameter 'headline_model' must be one of recommended, glm, wild_bootstrap, gee, mixedlm, beta, got 'ols'"
     ]
     assert stage_problems("race_models", {**race, "main_term": "women_share"}) == [
-        "parameter 'main_term' must be one of the terms of formula_rhs (C(region), np.log(n_candidates), self_share, "
-        "any_woman), got 'women_share'"
+        "parameter 'main_term' must be one of the terms of formula_rhs with one coefficient (np.log(n_candidates), "
+        "self_share, any_woman), got 'women_share'"
     ]
+    assert stage_problems("race_models", {**race, "main_term": "C( region )"}) == [
+        "parameter 'main_term' must be one of the terms of formula_rhs with one coefficient (np.log(n_candidates), "
+        "self_share, any_woman), got 'C( region )'"
+    ]
+    study = stage_params("simulation_study")
+    for methods in (["naive_binomial"], ["mixedlm", "naive_binomial"]):
+        assert stage_problems("simulation_study", {**study, "design": {**study["design"], "methods": methods}}) == [
+            "parameter 'design.methods' must include a cluster-robust method (cluster_t, wild_bootstrap, "
+            f"gee_bias_reduced), among which the study recommends the headline's; got {methods!r}"
+        ]
+    for methods in (["gee_bias_reduced"], ["naive_binomial", "cluster_t"]):
+        assert stage_problems("simulation_study", {**study, "design": {**study["design"], "methods": methods}}) == []
     study = stage_params("simulation_study")
     assert stage_problems("simulation_study", {**study, "n_jobs": 0}) == [
         "parameter 'n_jobs' must not be 0 (1 = in this process, -1 = all cores)"

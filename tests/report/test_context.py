@@ -324,3 +324,86 @@ def test_words_follow_the_parameters(real_context) -> None:
     assert "as set in params.yaml (race_models.headline_model)" in html
     default = report.render_section("regional_model", real_context, numbering)
     assert "fit turnout on candidates per post under each combination" in default
+
+
+def test_units_and_counts_follow_the_terms() -> None:
+    from akim_turnout.report.context import count_text, race_units_text, regional_units_text
+
+    assert regional_units_text(["cands_per_seat", "cands_per_seat", "self_share"]) == (
+        "one candidate more per post; a share from 0 to 1 for self-nominated share"
+    )
+    assert regional_units_text(["self_share", "women_share"]) == "each a share from 0 to 1"
+    assert race_units_text(["any_woman", "np.log(n_candidates)", "self_share"]) == (
+        "a change from 0 to 1 of woman on the ballot and self-nominated share; "
+        "one unit of log candidates for log(candidates)"
+    )
+    assert race_units_text(["n_candidates", "self_share"]) == (
+        "a change from 0 to 1 of self-nominated share; one candidate more for candidates"
+    )
+    assert race_units_text(["self_share"]) == "a change from 0 to 1 of self-nominated share"
+    assert count_text(1, "inference method") == "one inference method"
+    assert count_text(5, "inference method") == "five inference methods"
+    assert count_text(12, "panel") == "12 panels"
+
+
+def test_a_main_fit_that_is_not_estimable_is_said_so_without_its_refits(real_context) -> None:
+    context = copy.deepcopy(real_context)
+    reason = "2 observations for 2 parameters; cannot fit"
+    regional = context["regional"]
+    regional["main"] = {**regional["main"], "estimable": False, "estimate": None, "ci_lower": None, "ci_upper": None}
+    regional["leave_one_out"] = {"not_estimable": reason}
+    regional["permutation"] = {"not_estimable": reason, "n_permutations": 99}
+    regional["main_reason"], regional["main_interval"] = reason, "is not estimable"
+    context["words"].update(predictor="self-nominated share", candidate_count=False)
+    numbering = report.Numbering.in_order(figures=report_context.FIGURES, tables=report_context.TABLES)
+    html = report.render_section("regional_model", context, numbering)
+    text = re.sub(r"\s+", " ", html)
+    assert f"Its coefficient of self-nominated share is not estimable ({reason};" in text
+    assert "and so are the leave-one-region-out refits" in text
+    assert (
+        "Leave-one-region-out influence: not computed, as the main fit of self-nominated share is not estimable "
+        f"({reason})."
+    ) in text
+    assert "Permutation test of one specification: not computed" in text
+    assert "Leaving out one region at a time moves it" not in text and "permutations gives p =" not in text
+    assert "each combination of two choices: weighting" in text and "the candidate count (registered only" not in text
+    assert "either count" not in text
+
+
+def test_race_words_follow_the_formula_and_a_term_the_simulator_lacks(real_context) -> None:
+    context = copy.deepcopy(real_context)
+    context["race"]["headline"] = {**context["race"]["headline"], "true": None, "population_averaged": None}
+    context["words"].update(main_term="candidates", race_units="one candidate more for candidates")
+    numbering = report.Numbering.in_order(figures=report_context.FIGURES, tables=report_context.TABLES)
+    text = re.sub(r"\s+", " ", report.render_section("race_models", context, numbering))
+    assert "The simulator's true model has no candidates term (its terms: " in text
+    assert "one unit of log candidates" not in text and "one candidate more for candidates" in text
+    default = re.sub(r"\s+", " ", report.render_section("race_models", real_context, numbering))
+    assert "races were simulated with a conditional coefficient of" in default
+    assert "one unit of log candidates for log(candidates)" in default
+    assert "Three panels of dot-and-whisker" in default
+
+
+def test_the_not_estimable_figure_states_what_and_why() -> None:
+    from akim_turnout.report import figures
+
+    figure = figures.plot_not_estimable("Permutation test: main model (women's share)", "2 observations; cannot fit")
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert texts == ["Permutation test: main model (women's share)\nnot estimable: 2 observations; cannot fit"]
+    assert not figure.axes[0].axison
+
+
+def test_diagnostics_say_whether_the_real_races_were_examined(real_context) -> None:
+    numbering = report.Numbering.in_order(figures=report_context.FIGURES, tables=report_context.TABLES)
+    default = re.sub(r"\s+", " ", report.render_section("diagnostics", real_context, numbering))
+    assert "too few to run the diagnostics. They are therefore shown on one simulated data set (" in default
+    context = copy.deepcopy(real_context)
+    context["forensics"]["real"] = {**context["forensics"]["simulated_clean"], "integer_p_value": 0.25}
+    context["params"] = {**context["params"], "forensics": {**context["params"]["forensics"], "min_real_races": 2}}
+    text = re.sub(r"\s+", " ", report.render_section("diagnostics", context, numbering))
+    assert "too few to run" not in text
+    assert (
+        "at least 2 (<code>forensics.min_real_races</code>), so the diagnostics were run on them too "
+        "(integer-percentage test p = 0.250), but so few races can show little. The diagnostics are therefore also "
+        "shown on one simulated data set ("
+    ) in text

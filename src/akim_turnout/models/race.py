@@ -408,6 +408,37 @@ def fit_race_mixedlm(
     )
 
 
+def fit_or_not_estimable(
+    fit: Callable[..., FitResult],
+    df: pd.DataFrame,
+    formula_rhs: str,
+    *,
+    name: str,
+    cluster: str = "region",
+    **kwargs: Any,
+) -> FitResult:
+    """``fit(df, formula_rhs, **kwargs)`` (one of the race-level families), or, where the data cannot be fitted
+    by it (a singular covariance, no convergence, a boundary the family cannot take), a fit named ``name`` whose
+    ``not_estimable`` gives the reason and whose estimates, over the formula's terms, are empty."""
+    try:
+        return fit(df, formula_rhs, **kwargs)
+    except (ValueError, RuntimeError, np.linalg.LinAlgError) as error:
+        reason = f"{type(error).__name__}: {error}" if isinstance(error, np.linalg.LinAlgError) else str(error)
+    names = ["Intercept", *parse_formula(formula_rhs).mix_terms]
+    return make_result(
+        name,
+        "not fitted",
+        f"voted/registered ~ {formula_rhs}",
+        pd.Series(np.nan, index=names),
+        pd.DataFrame(np.nan, index=names, columns=names),
+        None,
+        n_obs=len(df),
+        n_clusters=int(df[cluster].nunique()),
+        cov_type="",
+        extra={"not_estimable": reason},
+    )
+
+
 def comparison_table(results: Sequence[FitResult], terms: Sequence[str]) -> pd.DataFrame:
     """One long table of ``terms`` across fits (NaN where a fit lacks a term)."""
     rows = []

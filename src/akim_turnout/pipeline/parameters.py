@@ -210,8 +210,10 @@ SIMULATION_SETTINGS = {
     "beta_women": number(-5, 5, label="true effect of a woman on the ballot (logit)"),
     "overdispersion_sd": number(0, 5, label="SD of race-level noise (logit)"),
     "voters_sd_log": number(0, 5, label="spread of race electorates (log-normal SD)"),
-    "min_candidates": integer(1, 10, label="least candidates per race"),
-    "min_registered": integer(1, 100_000, label="least voters per race"),
+    # at most 2: the published 2021 margins have fewer than 3 candidates per post in Atyrau, Kostanay and Mangystau
+    "min_candidates": integer(1, 2, label="least candidates per race"),
+    # at most 900: the 2021 regional margins have 901.8 voters per post in the region with the fewest
+    "min_registered": integer(1, 900, label="least voters per race"),
     "unknown_posts_rule": choice("equal", label="how regions without published posts share the remainder"),
     "binomial_sampling": boolean("votes drawn as binomial counts"),
     "dirichlet_concentration": number(0, 1000, open_minimum=True, label="Dirichlet concentration of vote splits"),
@@ -238,7 +240,9 @@ STUDY_DESIGN = {
             "mapping",
             partial=True,
             fields={
-                "n_regions": integer(2, 1000, label="regions (clusters)"),
+                # at most 100: a design copies the 14 regions, and beyond about 100 copies the smallest keep a
+                # post each only with some 10,000 races or more (see tests/test_parameter_space.py)
+                "n_regions": integer(2, 100, label="regions (clusters)"),
                 "n_races": integer(4, 1_000_000, label="races"),
                 "n_replications": Rule("integer", 2, 100_000, nullable=True, label="data sets of this design"),
             },
@@ -320,7 +324,8 @@ SCHEMA: dict[str, dict[str, Rule]] = {
     "forensics": {
         "n_sim": integer(100, 1_000_000, label="Monte Carlo draws of the binomial null"),
         "seed": seed(),
-        "tolerance_pp": number(0, 0.5, open_minimum=True, label="tolerance of an integer turnout (pp)"),
+        # below 0.5: at 0.5 pp every turnout is within the tolerance of an integer (the test refuses it)
+        "tolerance_pp": number(0, 0.49, open_minimum=True, label="tolerance of an integer turnout (pp)"),
         "smooth_pp": number(0, 10, open_minimum=True, label="smoothing of the turnout histogram (pp)"),
         "bins": integer(5, 500, label="histogram bins"),
         "planted_fraction": number(0, 0.5, label="share of simulated races pushed to integer turnout"),
@@ -395,6 +400,13 @@ def stage_problems(stage: str, params: Mapping[str, Any]) -> list[str]:
     problems = mapping_problems(params, stage_rules(stage))
     if stage == "simulation_study" and params.get("n_jobs") == 0:
         problems.append("parameter 'n_jobs' must not be 0 (1 = in this process, -1 = all cores)")
+    methods = (params.get("design") or {}).get("methods") if stage == "simulation_study" else None
+    if isinstance(methods, (list, tuple)) and methods and not set(methods) & set(CLUSTER_ROBUST_METHODS):
+        # the study recommends a method for the race models' headline among the cluster-robust ones
+        problems.append(
+            f"parameter 'design.methods' must include a cluster-robust method ({', '.join(CLUSTER_ROBUST_METHODS)}), "
+            f"among which the study recommends the headline's; got {list(methods)!r}"
+        )
     rhs = params.get("formula_rhs")
     formula_bad = formula_problems(rhs)
     problems += formula_bad
@@ -403,9 +415,11 @@ def stage_problems(stage: str, params: Mapping[str, Any]) -> list[str]:
         if stage == "race_models" and isinstance(params.get("main_term"), str):
             main = params["main_term"]
             canonical = parse_formula(main).names[0] if not formula_problems(main) else main
-            if canonical not in terms:
+            single = parse_formula(rhs).mix_terms  # a C(...) term has one coefficient per level: no one estimate
+            if canonical not in single:
                 problems.append(
-                    f"parameter 'main_term' must be one of the terms of formula_rhs ({', '.join(terms)}), got {main!r}"
+                    f"parameter 'main_term' must be one of the terms of formula_rhs with one coefficient "
+                    f"({', '.join(single)}), got {main!r}"
                 )
         if stage == "simulation_study" and STUDY_EFFECT_TERM not in terms:
             problems.append(

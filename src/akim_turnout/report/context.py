@@ -245,6 +245,41 @@ def predictor_unit_text(predictor: str) -> str:
     return f"a {labels.term(predictor)} one unit higher"
 
 
+def regional_units_text(predictors: Iterable[str]) -> str:
+    """What one unit of each regional predictor is, for the caption of the regional marginal effects: 'one
+    candidate more per post; a share from 0 to 1 for the shares', or 'each a share from 0 to 1'."""
+    predictors = list(dict.fromkeys(predictors))
+    counts = [p for p in predictors if p in CANDIDATES_PER_POST]
+    shares = [p for p in predictors if p not in CANDIDATES_PER_POST]
+    parts = [predictor_unit_text(counts[0])] if counts else []
+    if shares:
+        parts.append(("a share from 0 to 1 for " + labels.terms(shares)) if counts else "each a share from 0 to 1")
+    return "; ".join(parts)
+
+
+COUNT_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def count_text(n: int, noun: str, plural: str | None = None) -> str:
+    """'one inference method', 'five inference methods', '12 panels'."""
+    number = COUNT_WORDS[n] if 0 <= n < len(COUNT_WORDS) else f"{n:,}"
+    return f"{number} {noun if n == 1 else plural or noun + 's'}"
+
+
+def race_units_text(terms: Iterable[str]) -> str:
+    """What 'one unit more' of each race-level term is, for the caption of the race marginal effects:
+    'a change from 0 to 1 of self-nominated share and woman on the ballot; one unit of log candidates for
+    log(candidates)'."""
+    terms = list(terms)
+    logged = [t for t in terms if t.startswith("np.log(")]
+    counts = [t for t in terms if t == "n_candidates"]
+    rest = [t for t in terms if t not in logged and t not in counts]
+    parts = [f"a change from 0 to 1 of {labels.terms(rest)}"] if rest else []
+    parts += [f"one unit of log candidates for {labels.term(t)}" for t in logged]
+    parts += [f"one candidate more for {labels.term(t)}" for t in counts]
+    return "; ".join(parts)
+
+
 def headline_choice_text(headline_model: str, headline_method: str, recommended: str) -> str:
     """Which method the headline uses and why: the study's recommendation, or the parameter's choice."""
     if headline_model == "recommended":
@@ -458,6 +493,8 @@ def build(
 
     spec = regional_stage["specification_curve"]
     main = regional_stage["main_unweighted"]
+    # why the main fit is not estimable ('' if it is); its refits and permutation test are then not computed
+    main_reason = "" if main.get("estimable", True) else regional_stage["leave_one_out"].get("not_estimable", "")
     predictor = regional_params["main_predictor"]
     step = spec.get("step", spec.get("step_candidates_per_post"))
     recommended = recommendation["method"]
@@ -487,11 +524,18 @@ def build(
             "predictor_title": labels.term(predictor)[:1].upper() + labels.term(predictor)[1:],
             "predictor_step": predictor_step_text(predictor, step),
             "predictor_unit": predictor_unit_text(predictor),
+            "regional_units": regional_units_text([predictor, *regional_params["mix_predictors"]]),
+            "candidate_count": predictor in CANDIDATES_PER_POST,  # the curve then crosses candidate counts
             "weighting": labels.weighting(regional_params["weight"]),
             "main_term": labels.term(race_params["main_term"]),
             "recommended": labels.method(recommended),
             "headline_choice": headline_choice_text(race_params["headline_model"], headline["family"], recommended),
             "unweighted_main": unweighted_main,
+            "race_terms": labels.terms(list(race["labels"]["mix_terms"])),
+            "race_units": race_units_text(race["labels"]["mix_terms"]),
+            "race_panels": count_text(len(race["labels"]["mix_terms"]), "panel").capitalize(),
+            "true_terms": "its terms: " + labels.terms(list(simulate["labels"]["true_terms"])),
+            "study_methods": count_text(len(study["labels"]["methods"]), "inference method"),
         },
         "national": n2021,
         "national_shares": {
@@ -527,9 +571,10 @@ def build(
             "step": step,
             "main": main,
             "dropped": str(samples.at[unweighted_main, "regions dropped (why)"]),
-            "main_interval": main_interval_text(
-                main["ci_lower"], main["ci_upper"], spec["excluding_zero"], spec["estimable"]
-            ),
+            "main_reason": main_reason,
+            "main_interval": "is not estimable"
+            if main_reason
+            else main_interval_text(main["ci_lower"], main["ci_upper"], spec["excluding_zero"], spec["estimable"]),
             "not_estimable": not_estimable_text(tables["regional_models"]),
             "not_estimable_models": not_estimable_models(tables["regional_models"]),
             "min_df_resid": inference.MIN_DF_RESID,

@@ -178,6 +178,14 @@ def plot_candidate_mix(regional, *, region="region") -> plt.Figure:
     return fig
 
 
+def plot_not_estimable(what: str, reason: str) -> plt.Figure:
+    """A figure that says, in its place, that ``what`` is not estimable and why (a run whose fit cannot be made)."""
+    fig, ax = plt.subplots(figsize=(6.6, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{what}\nnot estimable: {reason}", ha="center", va="center", fontsize=9, wrap=True)
+    return fig
+
+
 def plot_turnout_vs_mix(
     regional, fit_curve=None, *, x="cands_per_seat", x_label="candidates per post (count)"
 ) -> plt.Figure:
@@ -355,6 +363,8 @@ def plot_size_and_coverage(summary, *, labels, alpha: float = 0.05) -> plt.Figur
     with its exact (Clopper-Pearson) 95 % Monte Carlo interval. At effect 0 coverage is 1 - size for the Wald
     methods (the same event), so coverage is shown at the non-zero effects."""
     data = _stated(summary).reset_index(drop=True)
+    rates = [c for c in data if c.startswith(("rejection", "coverage"))]
+    data[rates] = data[rates].astype(float)  # a rate no data set gave (pd.NA) is not drawn
     methods = list(dict.fromkeys(data["method"]))
     names = [labels.get(m, m) for m in methods]
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), sharey=True)

@@ -673,7 +673,8 @@ def study_metrics(
     for m in methods:
         own = real[real["method"] == m]
         zero, other = own[own["effect"] == 0].iloc[0], own[own["effect"] != 0]
-        worst = other.loc[other["coverage"].idxmin()] if len(other) else None
+        covered = other.dropna(subset=["coverage"])  # an effect where no data set gave an interval has no coverage
+        worst = covered.loc[covered["coverage"].idxmin()] if len(covered) else None
         mde = minimum_detectable_effect(summary, m, power=power, alpha=alpha)
         per_method[m] = {
             "n_replications": int(zero["n_ok"]),

@@ -762,8 +762,9 @@ def _calibrate_alphas(
     """
     n_regions = len(target_share)
     weights = registered / np.bincount(race_region, weights=registered, minlength=n_regions)[race_region]
-    lower = np.full(n_regions, _ALPHA_BRACKET[0])
-    upper = np.full(n_regions, _ALPHA_BRACKET[1])
+    reach = float(np.max(np.abs(offset), initial=0.0))  # offsets beyond the bracket (e.g. -5 x 10 candidates) widen it
+    lower = np.full(n_regions, _ALPHA_BRACKET[0] - reach)
+    upper = np.full(n_regions, _ALPHA_BRACKET[1] + reach)
     mean_offset = np.bincount(race_region, weights=weights * offset, minlength=n_regions)
     alphas = np.log(target_share / (1 - target_share)) - mean_offset
     for _ in range(200):

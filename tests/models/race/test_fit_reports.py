@@ -195,3 +195,24 @@ def test_comparison_table_by_hand(races: pd.DataFrame) -> None:
     assert missing["model"] == "race_mixedlm" and missing[["estimate", "std_error", "p_value"]].isna().all()
     assert (missing["cov_type"], missing["use_t"], missing["n_clusters"]) == ("model-based", False, 14)
     assert table.iloc[3]["estimate"] == mixed.params["self_share"]
+
+
+def test_a_race_family_that_cannot_be_fitted_is_not_estimable_with_its_reason() -> None:
+    rows = pd.DataFrame({"region": ["a", "a", "b"], "voted": [1, 2, 3], "registered": [5, 5, 5]})
+
+    def singular(df, rhs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    def no_convergence(df, rhs):
+        raise RuntimeError("GEE failed to converge")
+
+    fit = race.fit_or_not_estimable(singular, rows, "C(region) + np.log(n_candidates) + self_share", name="race_gee")
+    assert fit.name == "race_gee" and fit.not_estimable == "LinAlgError: Singular matrix"
+    assert (fit.n_obs, fit.n_clusters) == (3, 2)
+    table = fit.to_frame()
+    assert table["term"].tolist() == ["Intercept", "np.log(n_candidates)", "self_share"]
+    assert table["estimate"].isna().all() and set(table["status"]) == {"not estimable: LinAlgError: Singular matrix"}
+    other = race.fit_or_not_estimable(no_convergence, rows, "self_share", name="race_mixedlm")
+    assert other.not_estimable == "GEE failed to converge" and list(other.params.index) == ["Intercept", "self_share"]
+    sentinel = object()
+    assert race.fit_or_not_estimable(lambda df, rhs, **kw: sentinel, rows, "self_share", name="x") is sentinel

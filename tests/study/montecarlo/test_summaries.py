@@ -487,3 +487,23 @@ def test_study_metrics_lists_every_design() -> None:
 def test_method_labels() -> None:
     assert montecarlo.method_label("gee_bias_reduced") == "GEE with bias-reduced covariance"
     assert montecarlo.method_label("cluster_t") == "cluster-robust GLM with t(G-1)"
+
+
+def test_an_effect_where_no_fit_succeeded_has_no_coverage_and_is_not_drawn() -> None:
+    """Every mixedlm fit at the non-zero effects failed: its lowest coverage is None (not an error), cluster_t's is
+    unchanged, and the size-and-coverage figure draws the rest (the frame as written, with nullable floats)."""
+    from akim_turnout.report import figures
+
+    results = hand_results()
+    failed = (results["method"] == "mixedlm") & (results["effect"] != 0)
+    results.loc[failed, "ok"] = False
+    summary = montecarlo.summarise(results).convert_dtypes()  # as read back: a missing rate is pd.NA
+    assert summary.loc[summary["method"].eq("mixedlm") & summary["effect"].ne(0), "coverage"].isna().all()
+    methods = montecarlo.study_metrics(summary)["real_design"]["methods"]
+    assert methods["mixedlm"]["coverage_min"] is None and methods["mixedlm"]["coverage_min_effect"] is None
+    assert methods["cluster_t"]["coverage_min"] == 0.93 and methods["cluster_t"]["coverage_min_effect"] == -0.4
+    figure = figures.plot_size_and_coverage(summary, labels={}, alpha=0.05)
+    points = [[float(x) for x in line.get_xdata()] for line in figure.axes[1].lines if line.get_marker() == "o"]
+    assert len(points) == 2  # one per non-zero effect: cluster_t drawn, mixedlm missing
+    assert points[0][0] == pytest.approx(95) and points[1][0] == pytest.approx(93)
+    assert all(math.isnan(x[1]) for x in points)

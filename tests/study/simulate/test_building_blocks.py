@@ -46,12 +46,13 @@ def test_intercept_is_the_root_of_the_weighted_mean_equation(offset: np.ndarray,
     assert alpha[0] == pytest.approx(root, abs=1e-8)
 
 
-def test_an_intercept_out_of_reach_is_refused() -> None:
-    # The root is near 101.6, beyond the [-50, 50] interval searched when the offsets differ.
-    with pytest.raises(RuntimeError, match=r"^Regional intercept calibration did not converge$"):
-        simulate._calibrate_alphas(
-            np.array([0, 0]), np.array([100.0, 300.0]), np.array([-100.0, -102.0]), np.array([0.5])
-        )
+def test_an_intercept_beyond_fifty_is_found_when_the_offsets_reach_past_it() -> None:
+    # The root is near 101.6: the interval searched, [-50, 50] widened by the largest |offset| (102), holds it
+    # (a true model of -5 per candidate with 10 candidates gives offsets of -50 and beyond).
+    registered, offset = np.array([100.0, 300.0]), np.array([-100.0, -102.0])
+    alpha = simulate._calibrate_alphas(np.array([0, 0]), registered, offset, np.array([0.5]))
+    root = brentq(lambda a: weighted_turnout(a, registered, offset) - 0.5, 50, 152, xtol=1e-14, rtol=1e-15)
+    assert 101 < root < 102 and alpha[0] == pytest.approx(root, abs=1e-8)
 
 
 def test_grouped_rounding_breaks_ties_towards_the_earlier_quota_in_long_groups() -> None:
@@ -213,16 +214,18 @@ def test_default_seed_is_zero() -> None:
     )
 
 
-@pytest.mark.parametrize("entry", ["simulate_races", "simulate_scaled"])
-def test_allocation_uses_the_settings_minimum_of_candidates(entry: str) -> None:
-    # With at least 3 candidates per post the allocation itself refuses three regions (and nothing else).
-    settings = SimulationSettings.from_params(min_candidates=3, min_registered=5000)
+def test_allocation_uses_the_minimum_of_candidates_and_the_settings_allow_only_what_it_can_meet() -> None:
+    # With at least 3 candidates per post the allocation itself refuses three regions (and nothing else) ...
     with pytest.raises(
         ValueError,
         match=r"^Infeasible regional margins: fewer candidates than min_candidates per post: "
         r"\['Atyrau', 'Kostanay', 'Mangystau'\]$",
     ):
-        getattr(simulate, entry)(real_2021_regions(), NATIONAL_2021, settings)
+        simulate.allocate_region_margins(real_2021_regions(), NATIONAL_2021, "equal", 3)
+    # ... so the declared range stops at 2, which every region meets
+    assert not simulate.allocate_region_margins(real_2021_regions(), NATIONAL_2021, "equal", 2).empty
+    with pytest.raises(ValueError, match=r"parameter 'settings.min_candidates' must be an integer from 1 to 2, got 3$"):
+        SimulationSettings.from_params(min_candidates=3)
 
 
 def test_settings_mapping_lists_every_problem_in_one_message() -> None:
@@ -230,7 +233,7 @@ def test_settings_mapping_lists_every_problem_in_one_message() -> None:
         SimulationSettings.from_mapping({"beta_cand": 1, "min_candidates": 3.0})
     message = str(caught.value)
     assert message.startswith("Invalid simulation settings: unknown parameter 'settings.beta_cand' (known: ")
-    assert message.endswith("); parameter 'settings.min_candidates' must be an integer from 1 to 10, got 3.0")
+    assert message.endswith("); parameter 'settings.min_candidates' must be an integer from 1 to 2, got 3.0")
 
 
 @pytest.mark.parametrize(("total", "basis"), [(-1, [1.0, 1.0]), (5, [0.0, 0.0]), (5, [2.0, -1.0])])
@@ -321,3 +324,23 @@ def races() -> pd.DataFrame:
     return simulate.simulate_races(
         real_2021_regions(), NATIONAL_2021, simulate.SimulationSettings.from_params(), seed=5
     )
+
+
+def test_the_largest_allowed_min_registered_fits_the_published_margins() -> None:
+    """900 voters per race fit the margins; on the pipeline's own regional table (where built) the region with the
+    fewest voters per post has 901.8 of them, so 902 would not."""
+    from akim_turnout.data import processed as data
+    from akim_turnout.pipeline.paths import project_root
+
+    races = simulate.simulate_races(
+        real_2021_regions(), NATIONAL_2021, SimulationSettings.from_params(min_registered=900), seed=0
+    )
+    assert races["registered"].min() >= 900
+    with pytest.raises(ValueError, match=r"must be an integer from 1 to 900, got 902$"):
+        SimulationSettings.from_params(min_registered=902)
+    folder = project_root() / "data/processed/ingest"
+    if folder.is_dir():
+        regional = data.read_processed("regional_2021", folder)
+        national = data.read_processed("national", folder).set_index("round_id").loc[data.ROUND_2021]
+        margins = simulate.allocate_region_margins(*simulate.inputs_from_published(regional, national), "equal", 2)
+        assert 900 < (margins["voters_on_rolls"] / margins["posts"]).min() < 902

@@ -125,9 +125,9 @@ def test_settings_from_mapping_refuses_unknown_keys() -> None:
 
 
 def test_settings_from_mapping_coerces_yaml_numbers() -> None:
-    settings = SimulationSettings.from_mapping({"beta_cands": 1, "min_candidates": 3, "cands_scale": "count"})
+    settings = SimulationSettings.from_mapping({"beta_cands": 1, "min_candidates": 1, "cands_scale": "count"})
     assert settings.beta_cands == 1.0 and isinstance(settings.beta_cands, float)
-    assert settings.min_candidates == 3 and isinstance(settings.min_candidates, int)
+    assert settings.min_candidates == 1 and isinstance(settings.min_candidates, int)
     assert true_coefficients(settings).index[0] == "n_candidates"
 
 
@@ -143,7 +143,7 @@ def test_settings_refuse_bad_values() -> None:
     ):
         SimulationSettings.from_mapping({"unknown_posts_rule": "by_voters"})
     with pytest.raises(
-        ValueError, match=r"parameter 'settings.min_candidates' must be an integer from 1 to 10, got 3.0$"
+        ValueError, match=r"parameter 'settings.min_candidates' must be an integer from 1 to 2, got 3.0$"
     ):
         SimulationSettings.from_mapping({"min_candidates": 3.0})
 

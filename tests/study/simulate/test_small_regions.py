@@ -357,5 +357,5 @@ def test_settings_refused_at_construction_list_every_problem() -> None:
         SimulationSettings.from_params(overdispersion_sd=-1.0, min_candidates=0)
     assert str(caught.value) == (
         "Invalid simulation settings: parameter 'settings.overdispersion_sd' must be a number from 0 to 5, got -1.0; "
-        "parameter 'settings.min_candidates' must be an integer from 1 to 10, got 0"
+        "parameter 'settings.min_candidates' must be an integer from 1 to 2, got 0"
     )
