@@ -114,7 +114,13 @@ import pandas as pd
 from akim_turnout.models import fastfit, inference, race, resampling
 from akim_turnout.models.formula import parse_formula
 from akim_turnout.pipeline.outputs import stated_frame
-from akim_turnout.pipeline.parameters import STUDY_DESIGN, STUDY_EFFECT_TERM, default, mapping_problems
+from akim_turnout.pipeline.parameters import (
+    STUDY_DESIGN,
+    STUDY_DESIGN_SHARED,
+    STUDY_EFFECT_TERM,
+    default,
+    mapping_problems,
+)
 from akim_turnout.study import simulate
 from akim_turnout.study.montecarlo import (
     MDE_KEYS,
@@ -169,7 +175,9 @@ class StudyDesign:
         designs: design points; the first is the reference (real) design
             used by :func:`power_curve`, :func:`recommend_method` and
             :func:`study_metrics`.
-        n_boot: wild bootstrap replicates per test.
+        n_boot: wild bootstrap replicates per test. Not in params.yaml's ``simulation_study.design``: the
+            stage passes the headline's ``race_models.n_boot`` (:data:`parameters.STUDY_DESIGN_SHARED`), so the
+            study tests the procedure the headline uses; a missing ``n_boot`` takes that value.
         seed: root seed (non-negative integer).
         alpha: test level; CIs are ``1 - alpha``.
         methods: subset of :data:`METHODS`, in reporting order.
@@ -210,7 +218,7 @@ class StudyDesign:
         """
         problems = mapping_problems(mapping, STUDY_DESIGN, "design", partial=True)
         if not problems and any(key not in mapping for key in STUDY_DESIGN):
-            mapping = {**default("simulation_study", "design"), **mapping}
+            mapping = {**design_defaults(), **mapping}
         if problems:
             raise ValueError("Invalid study design: " + "; ".join(problems))
         converters: dict[str, Callable[[Any], Any]] = {
@@ -229,7 +237,7 @@ class StudyDesign:
         unknown = sorted(set(overrides) - set(STUDY_DESIGN))
         if unknown:
             raise ValueError(f"Invalid study design: unknown key(s) {', '.join(unknown)}")
-        return replace(cls.from_mapping(default("simulation_study", "design", path)), **overrides)
+        return replace(cls.from_mapping(design_defaults(path)), **overrides)
 
     def as_mapping(self) -> dict[str, Any]:
         """The design as params.yaml spells it (the inverse of :meth:`from_mapping`)."""
@@ -264,6 +272,13 @@ class StudyDesign:
         """Methods fitted on replication ``replication`` (caps of ``method_replications`` applied)."""
         caps = dict(self.method_replications)
         return tuple(m for m in self.methods if replication < caps.get(m, replication + 1))
+
+
+def design_defaults(path: Any = None) -> dict[str, Any]:
+    """The default design: params.yaml's ``simulation_study.design`` with the keys it takes from other sections
+    (:data:`parameters.STUDY_DESIGN_SHARED`: ``n_boot`` is ``race_models.n_boot``); ``path``: another params file."""
+    shared = {key: default(section, name, path) for key, (section, name) in STUDY_DESIGN_SHARED.items()}
+    return {**default("simulation_study", "design", path), **shared}
 
 
 def _design_problems(d: StudyDesign) -> list[str]:
