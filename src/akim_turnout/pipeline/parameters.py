@@ -20,9 +20,9 @@ them take their rules from this module and add only the checks that involve seve
 (``race_models.formula_rhs``) is parsed by :func:`akim_turnout.models.formula.parse_formula`, the parser the fits use.
 
 A stage may read a parameter of another stage's section (:data:`SHARED`): the simulation study fits the race
-models' ``formula_rhs`` and runs their wild bootstrap with the same number of draws (``n_boot``); the runner passes it with the stage's own keys, and ``dvc.yaml`` lists it in the stage's
-``params``. This module imports nothing heavy (``params.yaml`` is read only when :func:`default` is called), so the
-runner stays quick.
+models' ``formula_rhs`` and runs their wild bootstrap with the same number of draws (``n_boot``); the runner
+passes them with the stage's own keys, and ``dvc.yaml`` lists them in the stage's ``params``. This module imports
+nothing heavy (``params.yaml`` is read only when :func:`default` is called), so the runner stays quick.
 """
 
 from __future__ import annotations

@@ -137,6 +137,8 @@ EFFECT_SETTING = "beta_self_share"
 # rows to about 1e-12 (tests/test_fastfit.py); "fast" fits the methods of FAST_METHODS in numpy (wild_bootstrap
 # without wild_bootstrap_ci) and hands any case it declines to statsmodels.
 ENGINES = ("fast", "statsmodels")
+# replications fitted together by the fast engine (run_batch); results do not depend on it
+DEFAULT_BATCH_SIZE = 50
 FAST_METHODS = METHODS  # every method of the study has a numpy path
 
 
@@ -497,7 +499,7 @@ def _fit_fast(
             "bootstrap CI by test inversion is computed by resampling.wild_cluster_bootstrap"
         )
     if method == "mixedlm":  # fixed effects without C(region): the random intercept takes its place
-        arrays = fastfit.race_arrays(races, task.fixed_rhs)
+        arrays = _fixed_arrays(races, task, cache)
         mixed = fastfit.fit_random_intercept_reml(arrays, fastfit.empirical_logit(arrays.voted, arrays.registered))
         params, cov, df = mixed.params, mixed.cov_params, None
     else:
@@ -511,6 +513,8 @@ def _fit_fast(
             if "glm" not in cache:
                 cache["glm"] = fastfit.fit_counts_glm(arrays)
             glm = cache["glm"]
+            if isinstance(glm, fastfit.FastPathDeclined):  # declined in the batch (_fit_batch)
+                raise fastfit.FastPathDeclined(str(glm))
             params = glm.params
             cov = glm.cov_naive if method == "naive_binomial" else glm.cov_cluster
             df = None if method == "naive_binomial" else glm.df_resid_inference
@@ -520,9 +524,18 @@ def _fit_fast(
         raise fastfit.FastPathDeclined("non-positive or non-finite variance")
     if method != "wild_bootstrap":
         return _fast_wald(params[k], cov[k, k], df, target, task.alpha)
-    draws = fastfit.wild_weight_draws(boot_seed, task.n_boot, arrays.n_clusters, task.wild_weights)
-    _, p_value = fastfit.score_bootstrap(arrays, k, 0.0, draws, params)
-    at_target = p_value if target == 0.0 else fastfit.score_bootstrap(arrays, k, target, draws, params)[1]
+    done = cache.get("bootstrap", {})  # tests already run in the batch (_fit_batch), by null value
+
+    def p_at(null_value: float) -> float:
+        if null_value not in done:
+            draws = fastfit.wild_weight_draws(boot_seed, task.n_boot, arrays.n_clusters, task.wild_weights)
+            done[null_value] = fastfit.score_bootstrap(arrays, k, null_value, draws, params)
+        if isinstance(done[null_value], fastfit.FastPathDeclined):
+            raise fastfit.FastPathDeclined(str(done[null_value]))
+        return done[null_value][1]
+
+    p_value = p_at(0.0)
+    at_target = p_value if target == 0.0 else p_at(target)
     return {
         "estimate": float(params[k]),
         "se": math.nan,
@@ -533,6 +546,85 @@ def _fit_fast(
         "converged": True,
         "n_warnings": 0,
     }
+
+
+def _fixed_arrays(races: pd.DataFrame, task: ReplicationTask, cache: dict[str, Any]) -> fastfit.RaceArrays:
+    """The mixed model's design (:attr:`ReplicationTask.fixed_rhs`): the replication's arrays of
+    :attr:`~ReplicationTask.rhs` without the columns of the region term. These are the columns
+    ``race_arrays(races, fixed_rhs)`` builds, in its order, on the same rows (the region is the cluster either
+    way); built directly where those arrays are not at hand."""
+    arrays = cache.get("arrays")
+    if arrays is None:
+        return fastfit.race_arrays(races, task.fixed_rhs)
+    formula = parse_formula(task.rhs)
+    prefixes = tuple(f"{term.name}[" for term in formula.categorical if term.column == "region")
+    keep = [i for i, name in enumerate(arrays.names) if not (prefixes and name.startswith(prefixes))]
+    return fastfit.RaceArrays(
+        arrays.exog[:, keep],
+        [arrays.names[i] for i in keep],
+        arrays.voted,
+        arrays.registered,
+        arrays.clusters,
+        arrays.n_clusters,
+    )
+
+
+# methods whose fast path starts from the replication's binomial GLM (fitted for a whole batch at once)
+_GLM_METHODS = frozenset({"cluster_t", "naive_binomial", "wild_bootstrap"})
+
+
+def _fit_batch(
+    tasks: Sequence[ReplicationTask],
+    simulated: Sequence[tuple[pd.DataFrame, int, int]],
+    caches: Sequence[dict[str, Any]],
+) -> None:
+    """Fit what the fast engine can fit for many replications at once, into each replication's ``cache``.
+
+    Replications whose design arrays have one shape and the same columns (one design point) are stacked: their
+    binomial GLMs run as one batched Newton iteration (:func:`fastfit.fit_counts_glm_batch`) and their wild
+    bootstrap tests (of 0 and, at a non-zero effect, of the target, each with the replication's own weight draws)
+    as one batch of restricted fits (:func:`fastfit.score_bootstrap_batch`). Each replication's numbers are those
+    of its own fits, whatever the batch (each data set stops its iteration on its own), so the results do not depend
+    on the batch size. Declined fits are stored as :class:`fastfit.FastPathDeclined` and handed on to statsmodels
+    by :func:`_fit_fast`; anything that raises here is left to the replication's own fits, which record it.
+    """
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, task in enumerate(tasks):
+        if task.engine != "fast" or not _GLM_METHODS & set(task.methods):
+            continue
+        try:
+            arrays = caches[i]["arrays"] = fastfit.race_arrays(simulated[i][0], task.rhs)
+        except Exception:  # noqa: BLE001 - the replication's own fit raises it again and records it
+            continue
+        groups.setdefault((arrays.exog.shape, tuple(arrays.names)), []).append(i)
+    with inference.captured_warnings():  # the regular case warns nothing; a declined one is refitted and counted
+        for members in groups.values():
+            fits = fastfit.fit_counts_glm_batch([caches[i]["arrays"] for i in members])
+            requests = []  # (replication, null value) of every bootstrap test
+            for i, fit in zip(members, fits, strict=True):
+                caches[i]["glm"] = fit
+                task = tasks[i]
+                if "wild_bootstrap" in task.methods and not task.wild_ci and isinstance(fit, fastfit.CountsGLM):
+                    target = method_target("wild_bootstrap", task.settings)
+                    requests += [(i, 0.0)] + ([(i, target)] if target != 0.0 else [])
+            if not requests:
+                continue
+            k = caches[members[0]]["arrays"].names.index(EFFECT_TERM)
+            draws = {
+                i: fastfit.wild_weight_draws(
+                    simulated[i][2], tasks[i].n_boot, caches[i]["arrays"].n_clusters, tasks[i].wild_weights
+                )
+                for i in dict.fromkeys(i for i, _ in requests)
+            }
+            results = fastfit.score_bootstrap_batch(
+                [caches[i]["arrays"] for i, _ in requests],
+                k,
+                [null for _, null in requests],
+                [draws[i] for i, _ in requests],
+                np.stack([caches[i]["glm"].params for i, _ in requests]),
+            )
+            for (i, null), result in zip(requests, results, strict=True):
+                caches[i].setdefault("bootstrap", {})[null] = result
 
 
 def _fit_method(
@@ -584,8 +676,16 @@ def simulate_replication(task: ReplicationTask) -> tuple[pd.DataFrame, int, int]
     return simulate.simulate_from_margins(task.margins, task.settings, sim_seed), sim_seed, boot_seed
 
 
-def run_replication(task: ReplicationTask) -> list[dict[str, Any]]:
+def run_replication(
+    task: ReplicationTask,
+    simulated: tuple[pd.DataFrame, int, int] | None = None,
+    cache: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Simulate one data set and fit every method of the task: one result row per method.
+
+    ``simulated`` (the task's :func:`simulate_replication`) and ``cache`` (fits already made for it by
+    :func:`_fit_batch`) come from :func:`run_batch`; without them the replication does everything itself, with
+    the same results.
 
     Row columns are :data:`RESULT_COLUMNS`. ``covered``: the method's target
     lies in its ``1 - alpha`` CI; ``rejected``: ``p_value < alpha`` for the
@@ -595,7 +695,7 @@ def run_replication(task: ReplicationTask) -> list[dict[str, Any]]:
     warnings during the fit. A fit that raises gives a row with ``ok=False``
     and the exception in ``error``.
     """
-    races, sim_seed, boot_seed = simulate_replication(task)
+    races, sim_seed, boot_seed = simulate_replication(task) if simulated is None else simulated
     races.attrs = {}  # no fit reads the simulator's notes, and pandas deep-copies them on every column access
     share = races["voted"].to_numpy(dtype=float) / races["registered"].to_numpy(dtype=float)
     base = {
@@ -610,7 +710,7 @@ def run_replication(task: ReplicationTask) -> list[dict[str, Any]]:
         "mean_pq": float(np.mean(share * (1 - share))),
     }
     rows = []
-    cache: dict[str, Any] = {}
+    cache = {} if cache is None else cache
     for method in task.methods:
         target = method_target(method, task.settings)
         try:
@@ -650,9 +750,27 @@ def run_replication(task: ReplicationTask) -> list[dict[str, Any]]:
     return [{column: row[column] for column in RESULT_COLUMNS} for row in rows]
 
 
-def run_chunk(tasks: Sequence[ReplicationTask]) -> list[dict[str, Any]]:
-    """Result rows of several replications (the unit of work sent to a worker)."""
-    return [row for task in tasks for row in run_replication(task)]
+def run_batch(tasks: Sequence[ReplicationTask]) -> list[dict[str, Any]]:
+    """Result rows of several replications, simulated first and then fitted together where the fast engine can
+    (:func:`_fit_batch`); each replication's rows are those :func:`run_replication` gives it alone."""
+    simulated = [simulate_replication(task) for task in tasks]
+    for races, _, _ in simulated:
+        races.attrs = {}
+    caches: list[dict[str, Any]] = [{} for _ in tasks]
+    _fit_batch(tasks, simulated, caches)
+    return [
+        row
+        for task, data, cache in zip(tasks, simulated, caches, strict=True)
+        for row in run_replication(task, data, cache)
+    ]
+
+
+def run_chunk(tasks: Sequence[ReplicationTask], batch_size: int = DEFAULT_BATCH_SIZE) -> list[dict[str, Any]]:
+    """Result rows of several replications (the unit of work sent to a worker), in batches of ``batch_size``
+    (:func:`run_batch`)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    return [row for start in range(0, len(tasks), batch_size) for row in run_batch(tasks[start : start + batch_size])]
 
 
 # --------------------------------------------------------------------------
@@ -693,22 +811,27 @@ def _progress(iterable: Iterable[Any], total: int, enabled: bool) -> Iterable[An
     return tqdm(iterable, total=total, disable=not enabled, desc="replication chunks")
 
 
-def _run_joblib(chunks: list[list[ReplicationTask]], n_jobs: int, progress: bool) -> list[dict[str, Any]]:
+def _run_joblib(
+    chunks: list[list[ReplicationTask]], n_jobs: int, progress: bool, batch_size: int
+) -> list[dict[str, Any]]:
     from joblib import Parallel, delayed
 
+    work = functools.partial(run_chunk, batch_size=batch_size)
     if n_jobs == 1:
-        results = (run_chunk(chunk) for chunk in chunks)
+        results = (work(chunk) for chunk in chunks)
     else:
         parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")
-        results = parallel(delayed(run_chunk)(chunk) for chunk in chunks)
+        results = parallel(delayed(work)(chunk) for chunk in chunks)
     return [row for rows in _progress(results, len(chunks), progress) for row in rows]
 
 
-def _run_dask(chunks: list[list[ReplicationTask]], n_workers: int, progress: bool, client: Any) -> list[dict[str, Any]]:
+def _run_dask(
+    chunks: list[list[ReplicationTask]], n_workers: int, progress: bool, client: Any, batch_size: int
+) -> list[dict[str, Any]]:
     from distributed import Client, LocalCluster, as_completed
 
     def gather(active: Any) -> list[dict[str, Any]]:
-        futures = active.map(run_chunk, chunks, pure=False)
+        futures = active.map(functools.partial(run_chunk, batch_size=batch_size), chunks, pure=False)
         return [row for future in _progress(as_completed(futures), len(futures), progress) for row in future.result()]
 
     if client is not None:
@@ -732,6 +855,7 @@ def run_study(
     chunks_per_worker: int = 4,
     engine: str = "fast",
     formula_rhs: str | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> pd.DataFrame:
     """Run every replication of the study; one row per design x effect x replication x method.
 
@@ -744,7 +868,8 @@ def run_study(
     single-threaded worker processes created and closed here). Tasks go in
     ``chunks_per_worker`` chunks per worker. Seeds depend only on the
     design, so the frame (sorted by :func:`results_frame`) is identical
-    whatever the backend, ``n_jobs`` or chunking. ``engine``: see :data:`ENGINES`.
+    whatever the backend, ``n_jobs``, chunking or ``batch_size`` (replications a worker fits together with the
+    fast engine, :func:`run_batch`). ``engine``: see :data:`ENGINES`.
 
     Notes: loky and dask worker processes run BLAS single-threaded (both set
     ``OPENBLAS_NUM_THREADS=1`` etc. in their workers); with ``n_jobs=1`` the
@@ -758,13 +883,15 @@ def run_study(
     """
     if backend not in ("joblib", "dask"):
         raise ValueError("backend must be 'joblib' or 'dask'")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     tasks = build_tasks(design, base_settings, regions, national, engine, formula_rhs)
     workers = _n_workers(n_jobs)
     chunks = chunk_tasks(tasks, workers * max(1, chunks_per_worker))
     if backend == "joblib":
-        rows = _run_joblib(chunks, n_jobs, progress)
+        rows = _run_joblib(chunks, n_jobs, progress, batch_size)
     else:
-        rows = _run_dask(chunks, workers, progress, client)
+        rows = _run_dask(chunks, workers, progress, client, batch_size)
     return results_frame(rows)
 
 
