@@ -13,6 +13,7 @@ import pytest
 from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest.py
 from scipy import stats
 
+from akim_turnout.models import race
 from akim_turnout.study import montecarlo
 from akim_turnout.study import replications as study
 from akim_turnout.study.simulate import (
@@ -185,10 +186,10 @@ def test_run_replication_rows_and_targets(base_margins: pd.DataFrame) -> None:
     assert rows["sim_seed"].iloc[0] == sim_seed
     assert rows["mean_pq"].iloc[0] == pytest.approx(float(np.mean(share * (1 - share))), rel=1e-12)
     direct = {
-        "cluster_t": study.race.fit_race_glm(races, study.simulate.true_formula_rhs(settings)),
-        "gee_bias_reduced": study.race.fit_race_gee(races, study.simulate.true_formula_rhs(settings)),
-        "mixedlm": study.race.fit_race_mixedlm(races, "np.log(n_candidates) + self_share + any_woman"),
-        "naive_binomial": study.race.fit_race_naive_binomial(races, study.simulate.true_formula_rhs(settings)),
+        "cluster_t": race.fit_race_glm(races, study.simulate.true_formula_rhs(settings)),
+        "gee_bias_reduced": race.fit_race_gee(races, study.simulate.true_formula_rhs(settings)),
+        "mixedlm": race.fit_race_mixedlm(races, "np.log(n_candidates) + self_share + any_woman"),
+        "naive_binomial": race.fit_race_naive_binomial(races, study.simulate.true_formula_rhs(settings)),
     }
     for method, fit in direct.items():
         row = rows.set_index("method").loc[method]
@@ -223,7 +224,7 @@ def test_failed_fit_is_recorded_not_raised(base_margins: pd.DataFrame, monkeypat
     def broken(*args, **kwargs):
         raise np.linalg.LinAlgError("Singular matrix")
 
-    monkeypatch.setattr(study.race, "fit_race_gee", broken)
+    monkeypatch.setattr(race, "fit_race_gee", broken)
     rows = study.run_replication(_task(base_margins, 0.0, ("cluster_t", "gee_bias_reduced"), engine="statsmodels"))
     assert rows[0]["ok"] and rows[0]["error"] == ""
     assert not rows[1]["ok"] and rows[1]["error"] == "LinAlgError: Singular matrix"

@@ -111,7 +111,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from akim_turnout.models import fastfit, inference, race, resampling
+from akim_turnout.models import fastfit, inference
 from akim_turnout.models.formula import parse_formula
 from akim_turnout.pipeline.outputs import stated_frame
 from akim_turnout.pipeline.parameters import (
@@ -442,6 +442,8 @@ def _wald(fit: inference.FitResult, target: float, alpha: float) -> dict[str, An
 
 def _fit_wild(races: pd.DataFrame, task: ReplicationTask, target: float, boot_seed: int) -> dict[str, Any]:
     """Bootstrap test of 0 (p-value) and, with the same weight draws, coverage of the target."""
+    from akim_turnout.models import resampling  # statsmodels: see _fit_method
+
     rhs = task.rhs
     common = {"n_boot": task.n_boot, "seed": boot_seed, "weights": task.wild_weights, "alpha": task.alpha}
     with inference.captured_warnings() as caught:
@@ -645,6 +647,9 @@ def _fit_method(
             return _fit_fast(method, races, task, target, boot_seed, {} if cache is None else cache)
         except fastfit.FastPathDeclined:
             pass
+    # statsmodels only here and in _fit_wild: worker processes of the fast engine never import it
+    from akim_turnout.models import race
+
     rhs = task.rhs
     if method == "cluster_t":
         return _wald(race.fit_race_glm(races, rhs), target, task.alpha)
