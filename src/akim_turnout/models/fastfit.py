@@ -429,15 +429,17 @@ def newton_counts_batch(
         active = active[~mask]
 
     for step_number in range(1, max_steps + 1):
-        x = exog[active]
+        everyone = len(active) == n_sets  # no copies of the stack while every data set is still iterating
+        x = exog if everyone else exog[active]
         eta = (x @ params[active][:, :, None])[:, :, 0]
         if offset is not None:
-            eta = eta + offset[active]
+            eta = eta + (offset if everyone else offset[active])
         inside = np.all(np.abs(eta) < 30, axis=1)
         drop(~inside, "linear predictor beyond +-30 (near-separation)")
         if not len(active):
             break
-        x, eta = x[inside], eta[inside]
+        if not inside.all():
+            x, eta = x[inside], eta[inside]
         mu = special.expit(eta)
         n_trials = trials[active]
         weight = n_trials * mu * (1 - mu)
