@@ -55,7 +55,7 @@ def test_runner_check_uses_the_parser() -> None:
     problems = parameters.stage_problems("race_models", {**race, "formula_rhs": "C(region) + x ** 2"})
     assert problems and "not a formula the models can fit" in problems[0]
     # the study fits the race formula: it needs the term whose effect it varies
-    study_params = {**load_params()["common"], **load_params()["simulation_study"]}
+    study_params = parameters.stage_params("simulation_study")  # common, its section, race_models' shared keys
     assert parameters.stage_problems("simulation_study", {**study_params, "formula_rhs": DEFAULT_RHS}) == []
     assert (
         "must contain self_share"
@@ -115,7 +115,10 @@ def test_dataclass_defaults_are_params_yaml() -> None:
         params["simulate"]["settings"]
     )
     design_ = study.StudyDesign.from_params()
-    assert design_.as_mapping() == params["simulation_study"]["design"]
+    # the study's bootstrap draws are the headline's (race_models.n_boot), written once
+    assert design_.as_mapping() == {**params["simulation_study"]["design"], "n_boot": params["race_models"]["n_boot"]}
+    assert "n_boot" not in params["simulation_study"]["design"]
+    assert study.StudyDesign.from_mapping({"seed": 1}).n_boot == params["race_models"]["n_boot"]
     # a mapping with a missing key takes params.yaml's value, never another
     assert (
         study.StudyDesign.from_mapping({"n_boot": 199}).n_replications

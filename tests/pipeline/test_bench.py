@@ -42,3 +42,32 @@ def test_readme_table_is_replaced_between_markers(tmp_path) -> None:
     assert "old" not in text and "| new |" in text and text.endswith(f"{bench.README_END}\nafter\n")
     with pytest.raises(ValueError, match="has no <!-- bench:start -->"):
         bench.update_readme(plain, "| t |", "2026-11-30")
+
+
+def test_the_two_speed_targets_of_the_full_study() -> None:
+    """The simulation study's stage at most 4 x its floor, a forced full rebuild at most 1.5 x (stages x floor)."""
+    assert bench.TARGETS["study_stage_ratio"] == 4.0 and bench.TARGETS["full_repro_ratio"] == 1.5
+    assert bench.stage_target("simulation_study") == 4.0
+    assert bench.stage_target("ingest") is None and bench.stage_target("report") is None
+    slow = bench.row("stage simulation_study", 21.7, 3.26, "runner + kernel + its imports", 4.0)
+    assert slow["ratio"] == 6.66 and slow["met"] is False  # 21.7 / 3.26 = 6.656...
+    quick = bench.row("stage simulation_study", 13.0, 3.25, "runner + kernel + its imports", 4.0)
+    assert quick["ratio"] == 4.0 and quick["met"] is True  # at the target exactly: met
+    full = bench.row("full dvc repro -f", 36.0, 25.0, "stages x stack floor", bench.TARGETS["full_repro_ratio"])
+    assert full["ratio"] == 1.44 and full["met"] is True
+    table = bench.format_table([slow, full]).splitlines()
+    assert table[2] == (
+        "| stage simulation_study | 21.7 s | 3.26 (runner + kernel + its imports) | 6.66 | ≤ 4.0 | **not met** |"
+    )
+    assert table[3] == "| full dvc repro -f | 36.0 s | 25.0 (stages x stack floor) | 1.44 | ≤ 1.5 | met |"
+
+
+def test_table_direction_of_a_target_follows_the_row() -> None:
+    """'≥' where higher is better (throughput), whatever the measure is called; '≤' otherwise."""
+    rows = [
+        bench.row("throughput", 90.0, 15.0, "statsmodels engine", 4.0, unit="rep/s", higher_is_better=True),
+        bench.row("time", 90.0, 15.0, "floor", 4.0),
+    ]
+    table = bench.format_table(rows).splitlines()
+    assert table[2] == "| throughput | 90.0 rep/s | 15.0 (statsmodels engine) | 6.0 | ≥ 4.0 | met |"
+    assert table[3] == "| time | 90.0 s | 15.0 (floor) | 6.0 | ≤ 4.0 | **not met** |"

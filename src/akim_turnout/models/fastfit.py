@@ -81,6 +81,7 @@ statsmodels.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -394,6 +395,196 @@ def fit_counts_glm(arrays: RaceArrays, start: np.ndarray | None = None) -> Count
 
 
 # --------------------------------------------------------------------------
+# Many data sets of one design at once (the simulation study's replications)
+# --------------------------------------------------------------------------
+
+
+def newton_counts_batch(
+    exog: np.ndarray,
+    voted: np.ndarray,
+    trials: np.ndarray,
+    start: np.ndarray,
+    offset: np.ndarray | None = None,
+    tol: float = NEWTON_TOL,
+    max_steps: int = MAX_NEWTON_STEPS,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """:func:`newton_counts` for a stack of data sets (``exog`` R x n x k, ``voted``/``trials``/``offset`` R x n,
+    ``start`` R x k) at once: the same steps with the same stopping rule, each data set stopping on its own.
+
+    Each Newton step of the whole stack is one batched product ``X' W X`` (R x k x k) and one batched solve. Returns
+    the estimates (R x k; NaN where declined), the number of steps, and for each data set the reason
+    :func:`newton_counts` would decline it ("" where it converged): those rows are the caller's to hand on.
+    """
+    exog = np.asarray(exog, dtype=float)
+    n_sets = exog.shape[0]
+    params = np.array(start, dtype=float, copy=True)
+    steps = np.zeros(n_sets, dtype=int)
+    reasons = [""] * n_sets
+    active = np.arange(n_sets)
+
+    def drop(mask: np.ndarray, reason: str) -> None:
+        nonlocal active
+        for i in active[mask]:
+            reasons[i] = reason
+            params[i] = np.nan
+        active = active[~mask]
+
+    for step_number in range(1, max_steps + 1):
+        everyone = len(active) == n_sets  # no copies of the stack while every data set is still iterating
+        x = exog if everyone else exog[active]
+        eta = (x @ params[active][:, :, None])[:, :, 0]
+        if offset is not None:
+            eta = eta + (offset if everyone else offset[active])
+        inside = np.all(np.abs(eta) < 30, axis=1)
+        drop(~inside, "linear predictor beyond +-30 (near-separation)")
+        if not len(active):
+            break
+        if not inside.all():
+            x, eta = x[inside], eta[inside]
+        mu = special.expit(eta)
+        n_trials = trials[active]
+        weight = n_trials * mu * (1 - mu)
+        xt = x.transpose(0, 2, 1)
+        hessian = xt @ (x * weight[:, :, None])
+        gradient = xt @ (voted[active] - n_trials * mu)[:, :, None]
+        step = np.full(params[active].shape, np.nan)
+        try:
+            step[:] = np.linalg.solve(hessian, gradient)[:, :, 0]
+        except np.linalg.LinAlgError:  # somewhere in the stack: solve one by one, decline the singular ones
+            singular = np.zeros(len(active), dtype=bool)
+            for j in range(len(active)):
+                try:
+                    step[j] = np.linalg.solve(hessian[j], gradient[j, :, 0])
+                except np.linalg.LinAlgError:
+                    singular[j] = True
+            step = step[~singular]
+            drop(singular, "singular information")
+        params[active] = params[active] + step
+        steps[active] = step_number
+        finite = np.all(np.isfinite(params[active]), axis=1)
+        done = np.all(np.abs(step) <= tol, axis=1) & finite
+        drop(~finite, "non-finite Newton step")
+        active = active[~done[finite]]
+        if not len(active):
+            break
+    for i in active:
+        reasons[i] = f"Newton did not converge in {max_steps} steps"
+        params[i] = np.nan
+    return params, steps, reasons
+
+
+def _stacked(arrays_list: Sequence[RaceArrays]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Design, votes and electorates of data sets of one shape, stacked (R x n x k, R x n, R x n)."""
+    shapes = {a.exog.shape for a in arrays_list}
+    if len(shapes) != 1:
+        raise ValueError(f"data sets of one design shape are needed, got shapes {sorted(shapes)}")
+    return (
+        np.stack([a.exog for a in arrays_list]),
+        np.stack([a.voted for a in arrays_list]),
+        np.stack([a.registered for a in arrays_list]),
+    )
+
+
+def fit_counts_glm_batch(arrays_list: Sequence[RaceArrays]) -> list[CountsGLM | FastPathDeclined]:
+    """:func:`fit_counts_glm` of each data set (all of one shape): the Newton fits run as one batch
+    (:func:`newton_counts_batch`), the covariances as batched products. A data set the single path would decline
+    gets the :class:`FastPathDeclined` it would raise instead of a fit."""
+    if not arrays_list:
+        return []
+    exog, voted, trials = _stacked(arrays_list)
+    start = np.stack([logit_start(a.voted, a.registered, exog.shape[2]) for a in arrays_list])
+    params, steps, reasons = newton_counts_batch(exog, voted, trials, start)
+    out: list[CountsGLM | FastPathDeclined] = [FastPathDeclined(reason) for reason in reasons]
+    fitted = [i for i, reason in enumerate(reasons) if not reason]
+    if not fitted:
+        return out
+    x = exog[fitted]
+    mu = special.expit((x @ params[fitted][:, :, None])[:, :, 0])
+    information = x.transpose(0, 2, 1) @ (x * (trials[fitted] * mu * (1 - mu))[:, :, None])
+    scores = x * (voted[fitted] - trials[fitted] * mu)[:, :, None]
+    n, k = exog.shape[1:]
+    for j, i in enumerate(fitted):
+        arrays = arrays_list[i]
+        g = arrays.n_clusters
+        if g < 2:
+            out[i] = FastPathDeclined("one cluster")
+            continue
+        try:
+            bread = np.linalg.inv(information[j])
+        except np.linalg.LinAlgError as error:
+            out[i] = FastPathDeclined(f"singular information: {error}")
+            continue
+        sums = arrays.cluster_sums(scores[j])
+        correction = g / (g - 1.0) * ((n - 1.0) / float(n - k))
+        out[i] = CountsGLM(params[i], bread, bread @ (sums.T @ sums) @ bread * correction, g, int(steps[i]))
+    return out
+
+
+def score_bootstrap_batch(
+    arrays_list: Sequence[RaceArrays],
+    k: int,
+    null_values: Sequence[float] | np.ndarray,
+    draws: Sequence[np.ndarray],
+    starts: np.ndarray,
+) -> list[tuple[float, float] | FastPathDeclined]:
+    """:func:`score_bootstrap` of each data set (all of one shape) under its own null value and weight draws.
+
+    The restricted fits (coefficient ``k`` fixed at the null, as an offset) run as one Newton batch; then, per
+    data set, the cluster influences ``psi_g = e_k' H^-1 S_g`` are computed once, and every bootstrap statistic is
+    a row of one small product: the B x G weight matrix times ``psi`` (and its square times ``psi^2`` for the
+    restudentisation), the "fast and wild" form of Roodman, MacKinnon, Nielsen & Webb (2019) for one coefficient
+    (``psi`` is the G x k cluster score matrix already multiplied by ``H^-1 e_k``). Returns (statistic, p-value),
+    or the :class:`FastPathDeclined` the single path would raise.
+    """
+    if not arrays_list:
+        return []
+    exog, voted, trials = _stacked(arrays_list)
+    null_values = np.asarray(null_values, dtype=float)
+    others = np.delete(np.arange(exog.shape[2]), k)
+    restricted, _, reasons = newton_counts_batch(
+        exog[:, :, others],
+        voted,
+        trials,
+        np.asarray(starts, dtype=float)[:, others],
+        null_values[:, None] * exog[:, :, k],
+    )
+    out: list[tuple[float, float] | FastPathDeclined] = [FastPathDeclined(reason) for reason in reasons]
+    fitted = [i for i, reason in enumerate(reasons) if not reason]
+    if not fitted:
+        return out
+    x = exog[fitted]
+    params = np.insert(restricted[fitted], k, null_values[fitted], axis=1)
+    mu = special.expit((x @ params[:, :, None])[:, :, 0])
+    resid = voted[fitted] - trials[fitted] * mu
+    info = x.transpose(0, 2, 1) @ (x * (trials[fitted] * mu * (1 - mu))[:, :, None])
+    unit = np.broadcast_to(np.eye(exog.shape[2])[k], (len(fitted), exog.shape[2]))
+    try:
+        direction = np.linalg.solve(info, unit[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        direction = np.full(unit.shape, np.nan)
+        for j in range(len(fitted)):
+            with contextlib.suppress(np.linalg.LinAlgError):  # left NaN: declined below
+                direction[j] = np.linalg.solve(info[j], unit[j])
+    projected = resid * (x @ direction[:, :, None])[:, :, 0]
+    for j, i in enumerate(fitted):
+        if not np.all(np.isfinite(direction[j])):
+            out[i] = FastPathDeclined("singular information at the restricted estimate")
+            continue
+        arrays = arrays_list[i]
+        psi = np.bincount(arrays.clusters, weights=projected[j], minlength=arrays.n_clusters)
+        out[i] = _bootstrap_p(psi, draws[i])
+    return out
+
+
+def _bootstrap_p(psi: np.ndarray, draws: np.ndarray) -> tuple[float, float]:
+    """Studentised score statistic of the cluster influences ``psi`` and its symmetric bootstrap p-value with the
+    weight ``draws`` (B x G), ties within a relative 1e-12 counted (``resampling._score_bootstrap_p``)."""
+    observed = psi.sum() / math.sqrt(psi @ psi)
+    boot_stats = (draws @ psi) / np.sqrt((draws**2) @ (psi**2))
+    return float(observed), float(np.mean(np.abs(boot_stats) >= abs(observed) * (1 - TIE_TOLERANCE)))
+
+
+# --------------------------------------------------------------------------
 # Restricted wild cluster score bootstrap
 # --------------------------------------------------------------------------
 
@@ -432,10 +623,7 @@ def score_bootstrap(
     start: np.ndarray,
 ) -> tuple[float, float]:
     """Studentised score statistic and its symmetric bootstrap p-value (``resampling._score_bootstrap_p``)."""
-    psi = restricted_cluster_influence(arrays, k, null_value, start)
-    observed = psi.sum() / math.sqrt(psi @ psi)
-    boot_stats = (draws @ psi) / np.sqrt((draws**2) @ (psi**2))
-    return float(observed), float(np.mean(np.abs(boot_stats) >= abs(observed) * (1 - TIE_TOLERANCE)))
+    return _bootstrap_p(restricted_cluster_influence(arrays, k, null_value, start), draws)
 
 
 # --------------------------------------------------------------------------
@@ -657,10 +845,19 @@ class _RandomInterceptREML:
         self.fac = self.nobs - self.k  # REML
         self.constant = -self.fac * np.log(2 * np.pi) / 2 + self.fac * np.log(self.fac) / 2 - self.fac / 2
         self.smallest_gamma = np.inf
+        self._last: tuple[float, Any] | None = None
 
     def parts(self, gamma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-        """``d``, ``X'V^-1X``, the GLS estimate, cluster sums of its residuals, ``r'V^-1r``."""
+        """``d``, ``X'V^-1X``, the GLS estimate, cluster sums of its residuals, ``r'V^-1r``.
+
+        The last result is kept: the optimiser asks for the objective and its gradient at the same point."""
         self.smallest_gamma = min(self.smallest_gamma, gamma)
+        if self._last is not None and self._last[0] == gamma:
+            return self._last[1]
+        self._last = (gamma, self._parts(gamma))
+        return self._last[1]
+
+    def _parts(self, gamma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
         d = 1.0 / (1.0 + gamma * self.n)
         w = gamma * d
         xtvix = self.xtx - self.x_sums.T @ (self.x_sums * w[:, None])

@@ -21,9 +21,9 @@ them take their rules from this module and add only the checks that involve seve
 (``race_models.formula_rhs``) is parsed by :func:`akim_turnout.models.formula.parse_formula`, the parser the fits use.
 
 A stage may read a parameter of another stage's section (:data:`SHARED`): the simulation study fits the race
-models' ``formula_rhs``; the runner passes it with the stage's own keys, and ``dvc.yaml`` lists it in the stage's
-``params``. This module imports nothing heavy (``params.yaml`` is read only when :func:`default` is called), so the
-runner stays quick.
+models' ``formula_rhs`` and runs their wild bootstrap with the same number of draws (``n_boot``); the runner
+passes them with the stage's own keys, and ``dvc.yaml`` lists them in the stage's ``params``. This module imports
+nothing heavy (``params.yaml`` is read only when :func:`default` is called), so the runner stays quick.
 """
 
 from __future__ import annotations
@@ -227,6 +227,10 @@ SIMULATION_SETTINGS = {
 # The simulator settings the sensitivity analysis varies one at a time (each list holds the base value), in order.
 SENSITIVITY_DIMENSIONS = ("overdispersion_sd", "party_placement", "slope_sd", "district_share", "mix_endogeneity")
 
+# keys of the study's design that params.yaml does not hold in simulation_study.design: the stage takes them from
+# another section (SHARED), so the study runs the headline's procedure; design key -> (section, key)
+STUDY_DESIGN_SHARED = {"n_boot": ("race_models", "n_boot")}
+
 STUDY_DESIGN = {
     "n_replications": integer(2, 100_000, label="data sets per non-zero effect"),
     "n_replications_null": Rule("integer", 2, 100_000, nullable=True, label="data sets at effect 0"),
@@ -249,6 +253,8 @@ STUDY_DESIGN = {
         ),
         label="design points (the real design first)",
     ),
+    # not in params.yaml's design: the stage passes race_models.n_boot (SHARED), so the study tests the headline's
+    # procedure; this rule checks a design built in code (fewer draws for a quick study)
     "n_boot": integer(19, 100_000, label="wild bootstrap draws per test"),
     "seed": seed(),
     "alpha": number(0, 0.5, open_minimum=True, label="test level"),
@@ -300,7 +306,11 @@ SCHEMA: dict[str, dict[str, Rule]] = {
         "min_real_clusters": integer(2, 1000, label="least regions among the real races to fit"),
     },
     "simulation_study": {
-        "design": Rule("mapping", fields=STUDY_DESIGN, label="design of the simulation study"),
+        "design": Rule(
+            "mapping",
+            fields={key: value for key, value in STUDY_DESIGN.items() if key not in STUDY_DESIGN_SHARED},
+            label="design of the simulation study",
+        ),
         "sensitivity": Rule(
             "mapping",
             fields={
@@ -339,7 +349,7 @@ SCHEMA: dict[str, dict[str, Rule]] = {
 # Parameters a stage reads from another stage's section: stage -> ((section, key), ...). The runner passes them with
 # the stage's own keys (akim_turnout.pipeline.runner), dvc.yaml lists them as ``section.key`` in the stage's params.
 SHARED: dict[str, tuple[tuple[str, str], ...]] = {
-    "simulation_study": (("race_models", "formula_rhs"),),
+    "simulation_study": (("race_models", "formula_rhs"), ("race_models", "n_boot")),
 }
 
 # the term whose effect the simulation study varies (its true value is the setting beta_self_share)

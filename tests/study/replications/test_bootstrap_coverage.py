@@ -189,7 +189,9 @@ def test_dask_backend_maps_every_chunk_and_shows_the_progress_asked_for(monkeypa
     processes); rows come back chunk by chunk as the futures complete; the bar counts the chunks."""
     made: dict = {}
     monkeypatch.setitem(sys.modules, "distributed", _fake_distributed(made))
-    monkeypatch.setattr(study, "run_chunk", lambda chunk: [f"row of {task}" for task in chunk])
+    monkeypatch.setattr(
+        study, "run_chunk", lambda chunk, batch_size: [f"row of {task} in {batch_size}" for task in chunk]
+    )
     bars = []
 
     def progress(iterable, total, enabled):
@@ -199,8 +201,8 @@ def test_dask_backend_maps_every_chunk_and_shows_the_progress_asked_for(monkeypa
     monkeypatch.setattr(study, "_progress", progress)
     chunks = [["t0", "t3"], ["t1"], ["t2"]]
     given = None if own_cluster else _Client()
-    rows = study._run_dask(chunks, 3, True, given)
-    assert rows == ["row of t2", "row of t1", "row of t0", "row of t3"]
+    rows = study._run_dask(chunks, 3, True, given, 7)
+    assert rows == ["row of t2 in 7", "row of t1 in 7", "row of t0 in 7", "row of t3 in 7"]
     assert bars == [(3, True)]
     client = made["client"] if own_cluster else given
     assert client.mapped == [chunks]

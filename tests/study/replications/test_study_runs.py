@@ -13,6 +13,7 @@ import pytest
 from real_2021 import NATIONAL_2021  # tests/ is on sys.path, see tests/conftest.py
 from scipy import stats
 
+from akim_turnout.models import race
 from akim_turnout.study import montecarlo
 from akim_turnout.study import replications as study
 from akim_turnout.study.simulate import (
@@ -185,10 +186,10 @@ def test_run_replication_rows_and_targets(base_margins: pd.DataFrame) -> None:
     assert rows["sim_seed"].iloc[0] == sim_seed
     assert rows["mean_pq"].iloc[0] == pytest.approx(float(np.mean(share * (1 - share))), rel=1e-12)
     direct = {
-        "cluster_t": study.race.fit_race_glm(races, study.simulate.true_formula_rhs(settings)),
-        "gee_bias_reduced": study.race.fit_race_gee(races, study.simulate.true_formula_rhs(settings)),
-        "mixedlm": study.race.fit_race_mixedlm(races, "np.log(n_candidates) + self_share + any_woman"),
-        "naive_binomial": study.race.fit_race_naive_binomial(races, study.simulate.true_formula_rhs(settings)),
+        "cluster_t": race.fit_race_glm(races, study.simulate.true_formula_rhs(settings)),
+        "gee_bias_reduced": race.fit_race_gee(races, study.simulate.true_formula_rhs(settings)),
+        "mixedlm": race.fit_race_mixedlm(races, "np.log(n_candidates) + self_share + any_woman"),
+        "naive_binomial": race.fit_race_naive_binomial(races, study.simulate.true_formula_rhs(settings)),
     }
     for method, fit in direct.items():
         row = rows.set_index("method").loc[method]
@@ -224,7 +225,7 @@ def test_failed_fit_is_recorded_not_raised(base_margins: pd.DataFrame, monkeypat
     def broken(*args, **kwargs):
         raise np.linalg.LinAlgError("Singular matrix")
 
-    monkeypatch.setattr(study.race, "fit_race_gee", broken)
+    monkeypatch.setattr(race, "fit_race_gee", broken)
     rows = study.run_replication(_task(base_margins, 0.0, ("cluster_t", "gee_bias_reduced"), engine="statsmodels"))
     assert rows[0]["ok"] and rows[0]["error"] == ""
     assert not rows[1]["ok"] and rows[1]["error"] == "LinAlgError: Singular matrix"
@@ -665,3 +666,42 @@ def test_progress_bar_names_the_chunks_and_counts_them(capsys: pytest.CaptureFix
     assert "replication chunks" in shown and "3/3" in shown
     assert list(study._progress(iter("abc"), 3, False)) == ["a", "b", "c"]
     assert capsys.readouterr().err == ""
+
+
+def test_sensitivity_reruns_the_cluster_robust_and_the_recommended_methods() -> None:
+    methods = ("cluster_t", "wild_bootstrap", "gee_bias_reduced", "mixedlm", "naive_binomial")
+    assert study.sensitivity_methods(methods, ["mixedlm"]) == [
+        "cluster_t",
+        "wild_bootstrap",
+        "gee_bias_reduced",
+        "mixedlm",
+    ]
+    assert study.sensitivity_methods(methods, ["gee_bias_reduced"]) == [
+        "cluster_t",
+        "wild_bootstrap",
+        "gee_bias_reduced",
+    ]
+
+
+def test_sensitivity_summary_of_the_recommended_method() -> None:
+    table = pd.DataFrame(
+        {
+            "dimension": ["base", "base", "slope_sd", "slope_sd"],
+            "value": ["", "", "0.3", "0.3"],
+            "method": ["gee_bias_reduced", "mixedlm"] * 2,
+            "size": [0.05, 0.04, 0.06, 0.2],
+            "size_low": [0.04, 0.03, 0.05, 0.15],
+            "size_high": [0.06, 0.05, 0.07, 0.25],
+            "coverage_min": [0.95, 0.96, 0.94, 0.7],
+            "coverage_min_low": [0.93, 0.94, 0.92, 0.65],
+            "mde_pp": [5.0, 4.0, 6.5, 3.0],
+            "acceptable": [True, True, True, False],
+        }
+    )
+    summary = study.sensitivity_summary(table, "mixedlm", 100)
+    assert summary["holds"] == ["base"] and summary["fails"] == ["slope_sd=0.3"]
+    assert (summary["mde_pp_min"], summary["mde_pp_max"], summary["mde_pp_chosen"]) == (3.0, 4.0, 4.0)
+    assert summary["settings"] == 2 and summary["methods"] == ["gee_bias_reduced", "mixedlm"]
+    assert [row["mde_pp"] for row in summary["recommended"]] == [4.0, 3.0]
+    with pytest.raises(ValueError, match="no rows of the recommended method 'cluster_t'"):
+        study.sensitivity_summary(table, "cluster_t", 100)

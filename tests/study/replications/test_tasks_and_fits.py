@@ -462,16 +462,16 @@ def test_run_study_statsmodels_engine_never_uses_the_fast_fits(regions, monkeypa
 def test_run_study_dask_backend_gets_the_chunks(regions, monkeypatch) -> None:
     seen = []
 
-    def local(chunks, n_workers, progress, client):
-        seen.append((len(chunks), n_workers, progress, client))
-        return [row for chunk in chunks for row in study.run_chunk(chunk)]
+    def local(chunks, n_workers, progress, client, batch_size):
+        seen.append((len(chunks), n_workers, progress, client, batch_size))
+        return [row for chunk in chunks for row in study.run_chunk(chunk, batch_size)]
 
     monkeypatch.setattr(study, "_run_dask", local)
     design = study.StudyDesign.from_params(
         n_replications=2, n_replications_null=None, methods=("cluster_t",), effect_grid=(0, -1)
     )
-    by_dask = study.run_study(design, SETTINGS, regions, NATIONAL_2021, backend="dask", client="client")
-    assert seen == [(4, 1, False, "client")]
+    by_dask = study.run_study(design, SETTINGS, regions, NATIONAL_2021, backend="dask", client="client", batch_size=3)
+    assert seen == [(4, 1, False, "client", 3)]
     pd.testing.assert_frame_equal(by_dask, study.run_study(design, SETTINGS, regions, NATIONAL_2021))
     with pytest.raises(ValueError) as error:
         study.run_study(design, SETTINGS, regions, NATIONAL_2021, backend="ray")
