@@ -33,7 +33,7 @@ def _frictionless(path: Path) -> dict:
 def test_data_package_passes_the_standard_validator() -> None:
     report = _frictionless(ROOT / "data/raw/datapackage.json")
     assert report["valid"] is True, [task["errors"] for task in report["tasks"] if task["errors"]]
-    assert len(report["tasks"]) == 9
+    assert len(report["tasks"]) == 10
 
 
 def test_the_standard_validator_catches_a_wrong_type(tmp_path) -> None:

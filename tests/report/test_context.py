@@ -355,6 +355,7 @@ def test_a_main_fit_that_is_not_estimable_is_said_so_without_its_refits(real_con
     regional["permutation"] = {"not_estimable": reason, "n_permutations": 99}
     regional["main_reason"], regional["main_interval"] = reason, "is not estimable"
     context["words"].update(predictor="self-nominated share", candidate_count=False)
+    context["curve"]["stage_applies"] = False  # a share has no counting stage
     numbering = report.Numbering.in_order(figures=report_context.FIGURES, tables=report_context.TABLES)
     html = report.render_section("regional_model", context, numbering)
     text = re.sub(r"\s+", " ", html)
@@ -366,8 +367,8 @@ def test_a_main_fit_that_is_not_estimable_is_said_so_without_its_refits(real_con
     ) in text
     assert "Permutation test of one specification: not computed" in text
     assert "Leaving out one region at a time moves it" not in text and "permutations gives p =" not in text
-    assert "each combination of two choices: weighting" in text and "the candidate count (registered only" not in text
-    assert "either count" not in text
+    assert "under each combination of the choices that can each be built: weighting" in text
+    assert "the counting stage" not in text and "either count" not in text
 
 
 def test_race_words_follow_the_formula_and_a_term_the_simulator_lacks(real_context) -> None:

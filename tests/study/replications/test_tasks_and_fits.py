@@ -127,12 +127,11 @@ def test_build_tasks_carries_effect_and_engine_and_checks_minimum_candidates(reg
     tasks = study.build_tasks(design, SETTINGS, regions, NATIONAL_2021, engine="statsmodels")
     assert [t.effect for t in tasks] == [0.0, 0.0, -0.25, -0.25]
     assert {t.engine for t in tasks} == {"statsmodels"}
-    # three regions have fewer than three candidates per post, so three per race cannot be simulated
+    # three regions have fewer than three candidates per post, so the rule allows at most two per race
     with pytest.raises(ValueError) as error:
         study.build_tasks(design, replace(SETTINGS, min_candidates=3), regions, NATIONAL_2021)
     assert str(error.value) == (
-        "Infeasible regional margins: fewer candidates than min_candidates per post: "
-        "['Atyrau', 'Kostanay', 'Mangystau']"
+        "Invalid simulation settings: parameter 'settings.min_candidates' must be an integer from 1 to 2, got 3"
     )
 
 
