@@ -325,3 +325,29 @@ def test_the_test_fixture_is_made_of_published_figures() -> None:
         ("Turkestan", "voters_on_rolls", "voters_expected"),
     }
     assert published["turnout_pct"].to_dict() == TURNOUT_2021
+
+
+def test_race_readiness_orders_rounds_with_as_many_races_by_id_on_every_cpu() -> None:
+    """Rounds with most races first; rounds with as many races in order of their id. Run with numpy's SIMD dispatch
+    switched off as well: the quicksort kernels order ties differently (with dispatch off, an unstable sort of these
+    rounds puts r16 to r03 in reverse), so only a stable sort gives the same table on every CPU."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from pipeline_copy import numpy_dispatch_off
+
+    code = (
+        "import json, pandas as pd\n"
+        "from akim_turnout.data.processed import race_readiness\n"
+        "ids = ['big', 'mid', 'two'] + [f'r{i:02d}' for i in range(14)]\n"
+        "rows = ['big'] * 30 + ['mid'] * 27 + ['two'] * 2 + ids[3:]\n"
+        "frame = pd.DataFrame({'round_id': rows, 'region': 'A', 'registered': 100.0})\n"
+        "print(json.dumps(race_readiness(frame, ['registered'])['round_id'].tolist()))\n"
+    )
+    for env in ({}, numpy_dispatch_off()):
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, **env}
+        )
+        assert json.loads(result.stdout) == ["big", "mid", "two", *[f"r{i:02d}" for i in range(14)]], env

@@ -129,7 +129,9 @@ def race_model_frame(races: pd.DataFrame) -> pd.DataFrame:
 
 
 def race_readiness(frame: pd.DataFrame, needed: list[str]) -> pd.DataFrame:
-    """Per round: how many real races have each input a race-level fit needs, and how many have all of them."""
+    """Per round: how many real races have each input a race-level fit needs, and how many have all of them; the
+    rounds with most races first, rounds with as many races in order of their id (a stable sort: numpy's default
+    quicksort orders ties differently on different CPUs)."""
     rows = []
     for round_id, group in frame.groupby("round_id"):
         counts = {f"with {column}": int(group[column].notna().sum()) for column in needed}
@@ -143,4 +145,4 @@ def race_readiness(frame: pd.DataFrame, needed: list[str]) -> pd.DataFrame:
                 "regions among usable": usable["region"].nunique(),
             }
         )
-    return pd.DataFrame(rows).sort_values("races", ascending=False, ignore_index=True)
+    return pd.DataFrame(rows).sort_values("races", ascending=False, ignore_index=True, kind="stable")

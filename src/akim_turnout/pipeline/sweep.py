@@ -135,9 +135,9 @@ def headline_table(names: list[str], cwd: Path) -> list[dict]:
                         "name": revision["name"],
                         "true_effect": float(params["simulate"]["settings"]["beta_self_share"]),
                         "family": params["race_models"]["headline_model"],
-                        "estimate": headline["simulated_headline_estimate"],
-                        "ci_lower": headline["simulated_headline_ci_low"],
-                        "ci_upper": headline["simulated_headline_ci_high"],
+                        "estimate": headline["sim_headline"],
+                        "ci_lower": headline["sim_ci_low"],
+                        "ci_upper": headline["sim_ci_high"],
                     }
                 )
     return sorted(rows, key=lambda r: (FAMILIES.index(r["family"]), -r["true_effect"]))

@@ -96,7 +96,7 @@ def plot_turnout_by_region(
     regional, *, turnout="turnout_pct", region="region", highlight_missing_posts=True
 ) -> plt.Figure:
     """Horizontal bars of final turnout by region, sorted, with the electorate-unweighted median marked."""
-    data = _stated(regional).sort_values(turnout)
+    data = _stated(regional).sort_values(turnout, kind="stable")
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
     ax.barh(data[region], data[turnout], color=OKABE_ITO[0])
     for y, value in enumerate(data[turnout]):
@@ -165,7 +165,7 @@ def plot_candidate_mix(regional, *, region="region") -> plt.Figure:
         ("women_share", "women (% of candidates)", 100.0),
     ]
     regional = _stated(regional)
-    order = regional.sort_values("turnout_pct")[region]
+    order = regional.sort_values("turnout_pct", kind="stable")[region]
     fig, axes = plt.subplots(1, 3, figsize=(9.0, 4.6), sharey=True)
     for ax, (column, label, scale) in zip(axes, panels, strict=True):
         values = regional.set_index(region).loc[order, column] * scale
@@ -213,7 +213,7 @@ def plot_turnout_vs_mix(
 
 def plot_leave_one_out(loo, full_estimate: float, *, term_label: str) -> plt.Figure:
     """Coefficient and 95 % CI when each region is left out, against the full-sample estimate."""
-    data, full_estimate = _stated(loo).sort_values("estimate"), _stated(full_estimate)
+    data, full_estimate = _stated(loo).sort_values("estimate", kind="stable"), _stated(full_estimate)
     fig, ax = plt.subplots(figsize=(6.6, 4.2))
     y = range(len(data))
     ax.errorbar(
@@ -337,7 +337,7 @@ def plot_coefficients(comparison, *, terms, labels=None, simulated: bool = False
 def plot_simulated_turnout(races, published, *, simulated: bool = True) -> plt.Figure:
     """Race turnout by region (box plots) with each region's published turnout marked."""
     published = _stated(published)
-    order = published.sort_values("turnout_pct")["region"].tolist()
+    order = published.sort_values("turnout_pct", kind="stable")["region"].tolist()
     turnout = races.assign(turnout_pct=100 * races["voted"] / races["registered"])
     fig, ax = plt.subplots(figsize=(7.0, 4.8))
     groups = [turnout.loc[turnout["region"] == r, "turnout_pct"] for r in order]
@@ -412,7 +412,7 @@ def plot_power_curves(curves, *, labels, alpha: float = 0.05, mde=None) -> plt.F
     curves, mde = _stated(curves), _stated(mde)
     fig, ax = plt.subplots(figsize=(6.6, 4.0))
     for i, (method, curve) in enumerate(curves.groupby("method", sort=False)):
-        curve = curve.assign(abs_effect=curve["effect"].abs()).sort_values("abs_effect")
+        curve = curve.assign(abs_effect=curve["effect"].abs()).sort_values("abs_effect", kind="stable")
         colour = OKABE_ITO[i % len(OKABE_ITO)]
         ax.plot(
             curve["abs_effect"], 100 * curve["rejection"], marker="o", color=colour, label=labels.get(method, method)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from akim_turnout.pipeline import outputs
 from akim_turnout.report.labels import method as label
 from akim_turnout.study import montecarlo
 
@@ -307,17 +308,34 @@ def test_recommend_method_checks_the_coverage_at_every_non_zero_effect() -> None
     assert {c["method"]: c["coverage_ok"] for c in chosen["candidates"]} == {"cluster_t": False, "wild_bootstrap": True}
 
 
-@pytest.mark.parametrize("column", ["rejection_high", "coverage_low"])
+@pytest.mark.parametrize("column", ["rejection", "coverage"])
 def test_recommend_method_bounds_are_closed(column: str) -> None:
-    summary = summary_rows("cluster_t", [10, 60, 90], [190, 95, 95], [200, 100, 100])
-    summary[["rejection_low", "rejection_high", "coverage_low", "coverage_high"]] = [0.0, 0.0, 1.0, 1.0]
-    if column == "rejection_high":
-        summary.loc[0, column] = montecarlo.resolvable_bound(200, 0.05, "upper")
-    else:
-        summary.loc[[1, 2], column] = montecarlo.resolvable_bound(100, 0.95, "lower")
-    assert montecarlo.recommend(summary)["candidates"][0]["acceptable"] is True
-    summary.loc[0 if column == "rejection_high" else 1, column] += 1e-9 if column == "rejection_high" else -1e-9
-    assert montecarlo.recommend(summary)["candidates"][0]["acceptable"] is False
+    """The bounds are closed and judged on whole counts: a count equal to the count behind a bound clears it, one
+    rejection more (or one covering interval fewer) does not."""
+    ceiling = montecarlo.resolvable_count(200, 0.05, "upper")
+    floor = montecarlo.resolvable_count(100, 0.95, "lower")
+    assert (ceiling, floor) == (int(stats.binom.ppf(0.95, 200, 0.05)), int(stats.binom.ppf(0.05, 100, 0.95)))
+    at_bound = summary_rows("cluster_t", [ceiling, 60, 90], [190, floor, floor], [200, 100, 100])
+    assert montecarlo.recommend(at_bound)["candidates"][0]["acceptable"] is True
+    beyond = (
+        summary_rows("cluster_t", [ceiling + 1, 60, 90], [190, floor, floor], [200, 100, 100])
+        if column == "rejection"
+        else summary_rows("cluster_t", [ceiling, 60, 90], [190, floor - 1, floor], [200, 100, 100])
+    )
+    assert montecarlo.recommend(beyond)["candidates"][0]["acceptable"] is False
+
+
+def test_a_count_at_the_floor_is_acceptable_though_its_stated_interval_prints_like_the_bound() -> None:
+    """467 of 500 intervals covering is exactly the floor's count at 500 data sets: acceptable, although the
+    interval's lower end, stated to 6 significant digits (0.908557) as the summary holds it, lies a hair below the
+    unrounded bound. Judging the rounded interval against the bound would flip this on the last digit."""
+    floor = montecarlo.resolvable_count(500, 0.95, "lower")
+    assert floor == 467
+    rows = summary_rows("gee_bias_reduced", [100, 300, 400], [1900, floor, 480], [2000, 500, 500])
+    rows["coverage_low"] = outputs.stated_array(rows["coverage_low"].to_numpy())
+    assert rows.loc[1, "coverage_low"] < montecarlo.resolvable_bound(500, 0.95, "lower")
+    standing = montecarlo.method_standing(rows, 0.05)
+    assert standing["coverage_ok"] is True and standing["coverage_min"] == 0.934
 
 
 def test_study_metrics_of_a_study_with_no_non_zero_effect() -> None:

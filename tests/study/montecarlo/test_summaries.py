@@ -301,8 +301,14 @@ def test_recommendation_sentence(summary: pd.DataFrame) -> None:
 
 def test_recommendation_of_a_non_robust_method_and_fallback(summary: pd.DataFrame) -> None:
     mixed = summary[summary["method"] == "mixedlm"]
+    # acceptability is judged on the counts behind the rates (rate x usable fits): 5 % size, 95 % coverage
     calibrated = mixed.assign(
-        rejection=[0.05, 0.6, 0.85], rejection_low=0.02, rejection_high=0.11, coverage_low=0.9, coverage_high=0.99
+        rejection=[0.05, 0.6, 0.85],
+        rejection_low=0.02,
+        rejection_high=0.11,
+        coverage=0.95,
+        coverage_low=0.9,
+        coverage_high=0.99,
     )
     chosen = montecarlo.recommend(calibrated)
     assert chosen["method"] == "mixedlm"
@@ -315,7 +321,7 @@ def test_recommendation_of_a_non_robust_method_and_fallback(summary: pd.DataFram
     # cluster_t is the cluster-robust one
     assert montecarlo.recommend(summary, alpha=0.2)["method"] == "cluster_t"
     # nothing acceptable: the cluster-robust method whose size is closest to alpha
-    fallback = montecarlo.recommend(summary.assign(rejection_high=0.5))
+    fallback = montecarlo.recommend(summary.assign(rejection=0.5, rejection_high=0.6))
     assert fallback["method"] == "cluster_t"
     assert fallback["reason"].endswith(
         "No method was acceptable; the cluster-robust GLM with t(G-1) is reported because its size came closest to "
