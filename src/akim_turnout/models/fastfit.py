@@ -62,7 +62,8 @@ rules are statsmodels' own and are evaluated on the same quantities, so the same
 criterion lies within rounding of its threshold, where statsmodels itself would stop at another iteration on another
 machine (a difference of about 1e-9 (GEE) or 1e-8 (IRLS) relative in the estimates, far below the stated 6
 digits). The pseudo-inverse of the bias-reduced covariance cuts the same singular values by the same rule as the
-reference; on the simulated designs checked they sit near 1e-14 and near 0.8, far from the cut at 1.5e-8. Leverages
+reference (relative to the larger of 1 and the largest singular value); on the simulated designs checked they sit
+near 1e-14 and near 0.8, far from the cut at 1.5e-8. Leverages
 within 1e-6 of the HC3 cut-off and ill-conditioned regional designs are handed to statsmodels.
 
 * :func:`fit_random_intercept_reml`: the linear mixed model with random region intercepts of
@@ -100,6 +101,7 @@ GEE_MAXITER = 60  # statsmodels GEE.fit defaults
 GEE_CTOL = 1e-6
 IRLS_MAXITER = 100  # statsmodels GLM.fit defaults (IRLS)
 IRLS_TOL = 1e-8
+MAX_GEE_CONDITION = 1e10  # mancl_derouen declines a GEE information B less well conditioned (regular fits: about 3e3)
 TIE_TOLERANCE = 1e-12  # relative tie tolerance of resampling._score_bootstrap_p and resampling.permutation_test
 DEFAULT_RCOND = float(np.sqrt(np.finfo(float).eps))  # as akim_turnout.models.inference.DEFAULT_RCOND
 WILD_WEIGHTS = {  # as resampling.WILD_WEIGHTS (a test checks they are equal)
@@ -731,7 +733,8 @@ def mancl_derouen(arrays: RaceArrays, params: np.ndarray, dep: float, rcond: flo
       that contains the columns of ``D_g`` and of ``V_g^-1 D_g``, ``A_g`` is the identity, and it maps ``S`` into
       itself. So with ``Q`` an orthonormal basis of ``S``, the singular values of ``A_g`` are those of
       ``T = Q' A_g Q`` and ones, and ``A_g^+ r = Q T^+ Q' r + (r - Q Q' r)``, with ``T^+`` cut at
-      ``rcond * max(1, largest singular value of T)`` (the largest singular value of ``A_g``: the reference's rule).
+      ``rcond * max(1, largest singular value of T)`` (``max(1, largest singular value of A_g)``: the
+      reference's rule, :func:`models.inference.generalized_inverse`).
     * With the exchangeable inverse, ``V_g^-1 D_g = (X_g sd - c_g 1 z_g') / ((1 - a) sd)`` lies in the span of
       ``X_g`` and ``1 / sd``, and ``D_g = v X_g``. Columns of ``X_g`` that are constant within the cluster (other
       regions' dummies, the region's own dummy) are multiples of the intercept. ``S`` is spanned by
@@ -739,7 +742,9 @@ def mancl_derouen(arrays: RaceArrays, params: np.ndarray, dep: float, rcond: flo
       ``T`` is 9 x 9 instead of up to 95 x 95. ``Q`` comes from Householder QR (orthonormal whatever the rank).
     * All clusters are handled at once, rows padded with zeros to the largest cluster (padding rows carry zero
       residuals and derivatives, on which ``A_g`` acts as the identity). A cluster with no more rows than basis
-      columns is computed as the reference does.
+      columns is computed as the reference does. A cluster its own parameters fit exactly (one race and its own
+      dummy: ``A_g = 0`` up to rounding) is cut to zero by the floor 1 of that rule and adds nothing.
+    * Declines (:class:`FastPathDeclined`) when ``B`` has a condition number above :data:`MAX_GEE_CONDITION`.
 
     Returns ``B^-1 (sum_g u_g u_g') B^-1`` with ``u_g = D_g' V_g^-1 A_g^+ r_g``, scale 1 as the reference.
     """
@@ -766,10 +771,10 @@ def mancl_derouen(arrays: RaceArrays, params: np.ndarray, dep: float, rcond: flo
     z = x * s[:, :, None]  # D_g / sd
     w = (z * inv_one_minus - c[:, None, None] * z.sum(axis=1)[:, None, :]) / s[:, :, None] * inside[:, :, None]
     bmat = d.reshape(-1, k).T @ w.reshape(-1, k)  # sum_g D_g' V_g^-1 D_g (padding rows are zero)
-    try:
-        bread = np.linalg.inv(bmat)
-    except np.linalg.LinAlgError as error:
-        raise FastPathDeclined(f"singular GEE information: {error}") from error
+    condition = np.linalg.cond(bmat)
+    if not condition < MAX_GEE_CONDITION:  # LU does not reliably raise on a singular matrix: its pivots are rounded
+        raise FastPathDeclined(f"singular GEE information: condition number {condition:.3g}")
+    bread = np.linalg.inv(bmat)
     basis, direct = _span_bases(arrays, x, v, s, inside)
     basis_t = basis.transpose(0, 2, 1)
     small = np.eye(basis.shape[2]) - (basis_t @ d) @ (bread @ (w.transpose(0, 2, 1) @ basis))  # T = Q' A_g Q
@@ -783,9 +788,18 @@ def mancl_derouen(arrays: RaceArrays, params: np.ndarray, dep: float, rcond: flo
     for g in np.flatnonzero(direct):
         block = slice(0, sizes[g])
         leverage = d[g, block] @ bread @ w[g, block].T
-        exact = np.linalg.pinv(np.eye(sizes[g]) - leverage, rtol=rcond) @ r[g, block]
+        exact = _generalized_inverse(np.eye(sizes[g]) - leverage, rcond) @ r[g, block]
         scores[g] = w[g, block].T @ exact
     return bread @ (scores.T @ scores) @ bread
+
+
+def _generalized_inverse(matrix: np.ndarray, rcond: float) -> np.ndarray:
+    """Moore-Penrose inverse cutting singular values ``<= rcond * max(1, largest)``, as
+    :func:`models.inference.generalized_inverse` (the rule of the reduced path above)."""
+    u, singular, vt = np.linalg.svd(matrix)
+    cut = rcond * max(1.0, float(singular[0])) if singular.size else 0.0
+    inverse = np.divide(1.0, singular, out=np.zeros_like(singular), where=singular > cut)
+    return (vt.T * inverse) @ u.T
 
 
 def _span_bases(

@@ -32,10 +32,15 @@ intercept and dummy entries follow the minimum-norm convention (as R's ``MASS::g
 own dummy ``I - H_gg`` is invertible and the result equals the plain inverse (and statsmodels' own
 ``bias_reduced`` covariance).
 
-The relative tolerance ``rcond`` cuts singular values below ``rcond`` times the largest one of each
-``I - H_gg``; its default ``sqrt(machine epsilon)`` is that of ``MASS::ginv``. The null singular value sits near
-1e-16 and the others near 1 (their values are in the reference results), so any cut between about 1e-12 and
-1e-2 gives the same matrix.
+The tolerance ``rcond`` cuts singular values of each ``I - H_gg`` up to ``rcond`` times the larger of 1 and its
+largest singular value (:func:`generalized_inverse`); its default ``sqrt(machine epsilon)`` is that of
+``MASS::ginv``. The null singular value sits near 1e-16 and the others near 1 (their values are in the reference
+results), so any cut between about 1e-12 and 1e-2 gives the same matrix. The floor 1 (the scale of the identity
+``I - H_gg`` departs from) matters for a cluster whose rows its own parameters fit exactly, e.g. a region with one
+race and its own dummy: there ``H_gg = I``, every singular value of ``I - H_gg`` is rounding noise, and a cut
+relative to the largest one alone would keep them and divide a zero residual by a zero singular value (a
+rounding-dependent result, about 1e-16 / 4e-16). With the floor the block is cut to zero and the cluster adds
+nothing to the meat, its exact value.
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ def mancl_derouen_cov(gee_result: Any, rcond: float = DEFAULT_RCOND) -> np.ndarr
 
     ``gee_result`` is the results object of ``statsmodels.api.GEE(...).fit()`` (``FitResult.raw`` of
     :func:`akim_turnout.models.race.fit_race_gee`), fitted without weights. ``(I - H_gg)`` is inverted with
-    ``numpy.linalg.pinv(..., rtol=rcond)`` (see the module docstring for why). The working covariance is
+    :func:`generalized_inverse` (see the module docstring for why). The working covariance is
     taken with scale 1: the scale cancels between ``B^-1`` and ``s_g``. Returns a k x k array in the order of
     ``gee_result.params``.
     """
@@ -109,10 +114,22 @@ def mancl_derouen_cov(gee_result: Any, rcond: float = DEFAULT_RCOND) -> np.ndarr
     meat = np.zeros((k, k))
     for deriv, vinv_deriv, resid in clusters:
         leverage = deriv @ bread @ vinv_deriv.T  # H_gg = D_g B^-1 D_g' V_g^-1 (V_g symmetric)
-        adjusted = np.linalg.pinv(np.eye(len(resid)) - leverage, rtol=rcond) @ resid
+        adjusted = generalized_inverse(np.eye(len(resid)) - leverage, rcond) @ resid
         score = vinv_deriv.T @ adjusted  # s_g = D_g' V_g^-1 (I - H_gg)^+ r_g
         meat += np.outer(score, score)
     return bread @ meat @ bread
+
+
+def generalized_inverse(matrix: np.ndarray, rcond: float = DEFAULT_RCOND) -> np.ndarray:
+    """Moore-Penrose inverse of ``matrix`` cutting singular values ``<= rcond * max(1, largest singular value)``.
+
+    For ``I - H_gg`` of :func:`mancl_derouen_cov`, whose scale is that of the identity: a block that is zero up to
+    rounding (``H_gg = I``) is inverted to zero instead of to the inverse of its rounding noise.
+    """
+    u, singular, vt = np.linalg.svd(np.asarray(matrix, dtype=float))
+    cut = rcond * max(1.0, float(singular[0])) if singular.size else 0.0
+    inverse = np.divide(1.0, singular, out=np.zeros_like(singular), where=singular > cut)
+    return (vt.T * inverse) @ u.T
 
 
 @contextmanager

@@ -582,7 +582,10 @@ def test_mancl_derouen_takes_a_regular_working_correlation(
 
 
 def test_mancl_derouen_declines_a_singular_information(gee_arrays: fastfit.RaceArrays, gee_fit) -> None:
-    """A repeated design column: B is singular."""
+    """A repeated design column: B is singular. LU need not meet an exact zero pivot (on these data sets
+    ``numpy.linalg.inv`` returns a matrix, and with it a covariance with zero variances), so the condition number
+    decides: here 1e16 and more against about 3e3 without the repeated column."""
+    assert np.linalg.cond(fastfit._gee_system(gee_arrays, gee_fit.params, gee_fit.dep_param)[0]) < 1e5
     doubled = fastfit.RaceArrays(
         np.column_stack([gee_arrays.exog, gee_arrays.exog[:, -1]]),
         [*gee_arrays.names, "again"],
@@ -593,7 +596,9 @@ def test_mancl_derouen_declines_a_singular_information(gee_arrays: fastfit.RaceA
     )
     with pytest.raises(fastfit.FastPathDeclined) as declined:
         fastfit.mancl_derouen(doubled, np.append(gee_fit.params, 0.0), gee_fit.dep_param)
-    assert str(declined.value) == "singular GEE information: Singular matrix"
+    message = str(declined.value)
+    assert message.startswith("singular GEE information: condition number ")
+    assert float(message.rsplit(" ", 1)[1]) > 1e15
 
 
 def test_mancl_derouen_rows_sorted_by_cluster_or_not(races: pd.DataFrame) -> None:
@@ -839,3 +844,26 @@ def test_counts_glm_with_two_clusters() -> None:
     np.testing.assert_allclose(fit.params, raw.params, rtol=1e-10)
     np.testing.assert_allclose(fit.cov_cluster, raw.cov_params(), rtol=1e-8)
     assert fit.df_resid_inference == 1
+
+
+@pytest.mark.parametrize(
+    ("matrix", "expected"),
+    [
+        ([[4.4e-16]], [[0.0]]),  # a one-race cluster with its own dummy: I - H_gg is rounding noise
+        ([[0.5]], [[2.0]]),
+        ([[0.5, 0.0], [0.0, 1e-9]], [[2.0, 0.0], [0.0, 0.0]]),  # 1e-9 <= 1.5e-8 * max(1, 0.5): cut
+        ([[0.5, 0.0], [0.0, 2e-8]], [[2.0, 0.0], [0.0, 5e7]]),  # 2e-8 > 1.5e-8 * max(1, 0.5): kept
+        ([[4.0, 0.0], [0.0, 5e-8]], [[0.25, 0.0], [0.0, 0.0]]),  # 5e-8 <= 1.5e-8 * 4: cut
+        ([[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]),
+    ],
+)
+def test_generalized_inverse_cuts_relative_to_at_least_one(matrix: list, expected: list) -> None:
+    """Singular values up to sqrt(eps) * max(1, largest) are cut, in the reference and in the fast path alike."""
+    from akim_turnout.models.inference import DEFAULT_RCOND, generalized_inverse
+
+    rotation = np.array([[0.6, -0.8], [0.8, 0.6]])[: len(matrix), : len(matrix)] if len(matrix) == 2 else np.eye(1)
+    rotated = rotation @ np.asarray(matrix) @ rotation.T
+    want = rotation @ np.asarray(expected) @ rotation.T
+    for inverse in (generalized_inverse(rotated), fastfit._generalized_inverse(rotated, DEFAULT_RCOND)):
+        # the rotated input carries rounding of 1e-16, which its condition number (up to 2.5e7) magnifies
+        np.testing.assert_allclose(inverse, want, rtol=0, atol=1e-8 * np.abs(want).max(initial=1.0))
