@@ -346,7 +346,7 @@ def test_queued_sweep_reports_progress_and_can_be_run_again(built: Path) -> None
     changed = json.loads(run(["dvc", "metrics", "diff", "HEAD", name, "--json"], built).stdout)
     headline = changed["reports/metrics/race_models.json"]
     assert headline["sim_headline"]["new"] == pytest.approx(float(row[3]), abs=5e-4), "table = metric"
-    low, high = headline["sim_ci_low"]["new"], headline["sim_ci_high"]["new"]
+    low, high = headline["sim_lo"]["new"], headline["sim_hi"]["new"]
     assert low < effect < high, "GEE's interval covers the true effect"
     assert run(["git", "status", "--porcelain"], built).stdout == "", "queued experiments leave the workspace alone"
 

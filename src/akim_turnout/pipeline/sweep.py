@@ -136,8 +136,8 @@ def headline_table(names: list[str], cwd: Path) -> list[dict]:
                         "true_effect": float(params["simulate"]["settings"]["beta_self_share"]),
                         "family": params["race_models"]["headline_model"],
                         "estimate": headline["sim_headline"],
-                        "ci_lower": headline["sim_ci_low"],
-                        "ci_upper": headline["sim_ci_high"],
+                        "ci_lower": headline["sim_lo"],
+                        "ci_upper": headline["sim_hi"],
                     }
                 )
     return sorted(rows, key=lambda r: (FAMILIES.index(r["family"]), -r["true_effect"]))
