@@ -103,7 +103,14 @@ def test_tie_p_value_and_left_out_texts() -> None:
         "the simulation study cannot tell the GEE with bias-reduced covariance apart from the wild cluster bootstrap "
         "and the cluster-robust GLM with t(G-1) on the same simulated data sets, so the headline is shown under each"
     )
-    assert p_value_text(0.0069, 0.000828, 9999) == "0.0069 (Monte Carlo SE 0.0008 over 9,999 bootstrap draws)"
+    assert p_value_text(0.0069, 0.000828, 9999) == (
+        "0.0069 (Monte Carlo SE 0.0008 over 9,999 bootstrap draws, within 0.001)"
+    )
+    # sqrt(0.4 * 0.6 / 9999) = 0.0049: above the target, with the draws that would meet it (0.24 / 1e-6)
+    assert p_value_text(0.4, 0.004899, 9999, 240000) == (
+        "0.4000 (Monte Carlo SE 0.0049 over 9,999 bootstrap draws, above 0.001 at this p-value; about 240,000 draws "
+        "would bring it to 0.001)"
+    )
     assert p_value_text(0.0123, None, 9999) == "0.012"
     rows = [
         {"method": "gee_bias_reduced", "left_out": "T", "estimate": -0.2, "ci_lower": -0.3, "ci_upper": -0.1},

@@ -368,11 +368,16 @@ def tie_text(methods: Sequence[str]) -> str:
     )
 
 
-def p_value_text(p_value: float, mc_se: float | None, n_boot: int) -> str:
-    """A bootstrap p-value with its Monte Carlo standard error and the draws behind it."""
+def p_value_text(p_value: float, mc_se: float | None, n_boot: int, draws_for_target: int | None = None) -> str:
+    """A bootstrap p-value with its Monte Carlo standard error and the draws behind it; whether that SE is within
+    the target of 0.001, and if not, about how many draws would bring it there."""
     if mc_se is None:
         return f"{p_value:.3f}"
-    return f"{p_value:.4f} (Monte Carlo SE {mc_se:.4f} over {n_boot:,} bootstrap draws)"
+    text = f"{p_value:.4f} (Monte Carlo SE {mc_se:.4f} over {n_boot:,} bootstrap draws"
+    if mc_se <= 0.001:
+        return text + ", within 0.001)"
+    more = f"; about {draws_for_target:,} draws would bring it to 0.001" if draws_for_target else ""
+    return text + f", above 0.001 at this p-value{more})"
 
 
 def left_out_range(rows: Sequence[Mapping[str, Any]], method: str) -> dict[str, Any]:
@@ -631,7 +636,9 @@ def race_precision(race: Mapping[str, Any], recommendation: Mapping[str, Any], h
     return {
         "tie": tie_text(methods),
         "tied": len(methods) > 1 and headline_model == "recommended",
-        "p_text": p_value_text(boot["p_value"], boot["p_value_mc_se"], boot["n_boot"]),
+        "p_text": p_value_text(
+            boot["p_value"], boot["p_value_mc_se"], boot["n_boot"], boot.get("draws_for_mc_se_0_001")
+        ),
         "left_out": {m: left_out_range(race["leave_one_region_out"], m) for m in shown},
         "shown_methods": [labels.method(m) for m in shown],
     }
