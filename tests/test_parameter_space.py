@@ -49,6 +49,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import markupsafe
 import pytest
 import yaml
 from pipeline_copy import ROOT, copy_repository, shell_without_environment
@@ -544,7 +545,8 @@ def runs(space: Path) -> dict[str, tuple[list[str], dict[str, Any], str, float]]
                     check_study(space, params, report)
                 check_not_estimable_reasons(space)
                 check_figures(space, params, stages)
-                assert params["report"]["title"].replace("&", "&amp;").replace("<", "&lt;") in report
+                title = str(markupsafe.escape(params["report"]["title"]))  # as the report's template escapes it
+                assert title in report, f"the report does not carry its title {title!r}"
             except AssertionError as error:
                 outcome = f"wrong words: {error}"
         results[run] = (stages, params, failure or outcome, time.perf_counter() - start)
