@@ -234,6 +234,13 @@ def replication_text(few: Iterable[str]) -> str:
     return "Every method ran on the same data sets."
 
 
+def null_data_sets(study: Mapping[str, Any]) -> int:
+    """Data sets at effect 0 of the study's numbers: ``n_replications_null``, or, where it is null (the design's
+    ``n_replications_null: null``), ``n_replications``, as the study runs it (StudyDesign.replications_for)."""
+    null = study.get("n_replications_null")
+    return int(study["n_replications"] if null is None else null)
+
+
 def mc_se_pp(rate: float, n: int) -> float:
     """The Monte Carlo standard error, in percentage points, of a rate near ``rate`` estimated from ``n`` data sets."""
     return 100 * (rate * (1 - rate) / n) ** 0.5
@@ -612,6 +619,7 @@ def build(
         },
         "study": {
             **study,
+            "n_replications_null": null_data_sets(study),
             "recommendation": recommendation,
             "best": best,
             "mde": mde_text(best, note),
@@ -619,7 +627,7 @@ def build(
             "replications": replication_text(
                 labels.method(n) for n, m in real["methods"].items() if not m["enough_replications"]
             ),
-            "mc_se_size": mc_se_pp(0.05, study["n_replications_null"]),
+            "mc_se_size": mc_se_pp(0.05, null_data_sets(study)),
             "mc_se_coverage": mc_se_pp(0.95, study["n_replications"]),
             "sensitivity_rows": len(sensitivity),
             "holds_text": scenarios_text(study.get("sensitivity", {}).get("holds", [])),
