@@ -30,11 +30,12 @@ declared and not checked before a run: a design whose races are too few for its 
 races leave a region without a post; at ``min_registered: 900`` only the real design holds) stops the simulation
 study with the simulator's one-line error; the runs below keep clear of it.
 
-Wall time, measured while the 2 cores were shared with other work (load average 7 to 9): about 6.3 minutes (376 s)
-for the file (runs: low 102 s, stopped at its sixth stage; high 194 s; gee 20 s; mixedlm 18 s; beta 37 s); the low
-and high runs rerun all seven stages, the other three only the race models and the report (and the study, for a new
-formula). That is above the 2-3 minutes aimed at; on an idle machine the stages' floors alone (3-5 s each, 24 stage
-runs) come to about 1.5 minutes.
+Wall time, measured with the 2 cores shared with other work (load average about 1 to 4): about 4.3 minutes (258 s)
+for the file (runs: low 129 s, high 95 s, gee 7 s, mixedlm 7 s, beta 19 s); the low and high runs rerun all seven
+stages, the other three only the race models and the report (and the study, for a new formula). The simulator's
+within-region dependence settings run at both ends in the low run (slope_sd 5, district_share 1, district_races 1,
+mix_endogeneity -1, cands_spread_sd 0) and the high run (district_races 1000, mix_endogeneity 1, cands_spread_sd 5),
+their sensitivity items at the other ends.
 """
 
 from __future__ import annotations
