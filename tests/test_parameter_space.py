@@ -15,32 +15,36 @@ first), each run from those outputs afresh. Each stage is started as DVC starts 
 ``PYTHONPATH``; its outputs are removed first, as DVC removes them.
 
 Test-only study size: a run that reruns a stage starts from :data:`SMALL` for its section (simulation study: 3 data
-sets per non-zero effect and 6 at effect 0, 19 wild bootstrap draws, one sensitivity setting with 100 data sets; race
-models: 99 bootstrap draws; regional model: 99 permutations; forensics: 200 Monte Carlo draws), then applies the run's
-values. The upper ends of the parameters that only count work (draws, replications, permutations, workers, races of
-a design) are run at a feasible value instead, listed in :data:`FEASIBLE`: the code path is the same at any count,
-only the time grows with it, so those declared maxima stay (a study of 100,000 data sets is slow, not wrong);
+sets per non-zero effect and 6 at effect 0, the base sensitivity setting only with 100 data sets; race models: 99
+wild bootstrap draws, which the simulation study shares (``race_models.n_boot``, :data:`SHARED`: a run that reruns
+the study starts from them too); regional model: 99 permutations; forensics: 200 Monte Carlo draws), then applies the
+run's values. The upper ends of the parameters that only count work (draws, replications, permutations, workers,
+races of a design) are run at a feasible value instead, listed in :data:`FEASIBLE`: the code path is the same at any
+count, only the time grows with it, so those declared maxima stay (a study of 100,000 data sets is slow, not wrong);
 ``n_jobs: 64`` is run as 2 workers on this 2-core machine for the same reason. Maxima that could not run at all were
-lowered in :mod:`akim_turnout.pipeline.parameters` instead, each with its reason: ``settings.min_candidates`` (2) and
-``settings.min_registered`` (900), the most the published 2021 margins allow; ``forensics.tolerance_pp`` (below 0.5,
-where every turnout is within the tolerance of an integer); ``design.designs[].n_regions`` (100: a design copies the
-14 regions, and beyond about 100 copies the smallest keep a post each only with some 10,000 races). Not declared and
-not checked before a run: a design whose races are too few for its regions (e.g. 14 regions and 28 races leave a
-region without a post; at ``min_registered: 900`` only the real design holds) stops the simulation study with the
-simulator's one-line error; the runs below keep clear of it.
+lowered in :mod:`akim_turnout.pipeline.parameters` instead, each with its reason: ``settings.min_candidates`` (2)
+and ``settings.min_registered`` (900), the most the published 2021 margins allow; ``forensics.tolerance_pp`` (below
+0.5, where every turnout is within the tolerance of an integer); ``design.designs[].n_regions`` (100: a design
+copies the 14 regions, and beyond about 100 copies the smallest keep a post each only with some 10,000 races). Not
+declared and not checked before a run: a design whose races are too few for its regions (e.g. 14 regions and 28
+races leave a region without a post; at ``min_registered: 900`` only the real design holds) stops the simulation
+study with the simulator's one-line error; the runs below keep clear of it.
 
-Wall time, measured while the 2 cores were shared with other work (load average 7 to 9): about 6.3 minutes (376 s)
-for the file (runs: low 102 s, stopped at its sixth stage; high 194 s; gee 20 s; mixedlm 18 s; beta 37 s); the low
-and high runs rerun all seven stages, the other three only the race models and the report (and the study, for a new
-formula). That is above the 2-3 minutes aimed at; on an idle machine the stages' floors alone (3-5 s each, 24 stage
-runs) come to about 1.5 minutes.
+Wall time, measured with the 2 cores shared with other work (load average about 1 to 4): about 4.3 minutes (258 s)
+for the file (runs: low 129 s, high 95 s, gee 7 s, mixedlm 7 s, beta 19 s); the low and high runs rerun all seven
+stages, the other three only the race models and the report (and the study, for a new formula). The simulator's
+within-region dependence settings run at both ends in the low run (slope_sd 5, district_share 1, district_races 1,
+mix_endogeneity -1, cands_spread_sd 0) and the high run (district_races 1000, mix_endogeneity 1, cands_spread_sd 5),
+their sensitivity items at the other ends.
 """
 
 from __future__ import annotations
 
 import copy
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,6 +61,7 @@ from akim_turnout.pipeline.parameters import (
     REGIONAL_PREDICTORS,
     REGIONAL_WEIGHTS,
     SCHEMA,
+    SHARED,
     STUDY_METHOD_LABELS,
     Rule,
 )
@@ -74,7 +79,6 @@ FEASIBLE = {
     "simulation_study.design.n_replications_null": 4,
     "simulation_study.design.designs[].n_replications": 4,
     "simulation_study.design.designs[].n_races": 2000,
-    "simulation_study.design.n_boot": 199,
     "simulation_study.design.method_replications.*": 4,
     "simulation_study.sensitivity.n_replications": 150,
     "simulation_study.n_jobs": 2,
@@ -89,8 +93,15 @@ SMALL: dict[str, dict[str, Any]] = {
     "regional_model": {"n_permutations": 99},
     "race_models": {"n_boot": 99},
     "simulation_study": {
-        "design": {"n_replications": 3, "n_replications_null": 6, "n_boot": 19},
-        "sensitivity": {"n_replications": 100, "overdispersion_sd": [0.35], "party_placement": ["spread"]},
+        "design": {"n_replications": 3, "n_replications_null": 6},
+        "sensitivity": {
+            "n_replications": 100,
+            "overdispersion_sd": [0.35],
+            "party_placement": ["spread"],
+            "slope_sd": [0.0],
+            "district_share": [0.0],
+            "mix_endogeneity": [0.0],
+        },
         "n_jobs": 1,
     },
     "forensics": {"n_sim": 200},
@@ -105,6 +116,7 @@ RUNS: dict[str, dict[str, Any]] = {
         "regional_model.main_predictor": "self_share",
         "regional_model.mix_predictors": ["women_share"],
         "regional_model.weight": "posts",
+        "regional_model.counting_stage": "registered",
         "regional_model.n_permutations": 99,
         "regional_model.seed": 0,
         "simulate.seed": 0,
@@ -119,6 +131,11 @@ RUNS: dict[str, dict[str, Any]] = {
         "simulate.settings.binomial_sampling": False,
         "simulate.settings.dirichlet_concentration": TINY,
         "simulate.settings.party_placement": "random",
+        "simulate.settings.cands_spread_sd": 0.0,
+        "simulate.settings.slope_sd": 5.0,
+        "simulate.settings.district_share": 1.0,
+        "simulate.settings.district_races": 1,
+        "simulate.settings.mix_endogeneity": -1.0,
         "race_models.formula_rhs": "C(region)+np.log(n_candidates)+self_share+any_woman",
         "race_models.main_term": "np.log(n_candidates)",
         "race_models.headline_model": "glm",
@@ -135,7 +152,6 @@ RUNS: dict[str, dict[str, Any]] = {
             # the most regions, with the real design's races (each copy of a region keeps a post)
             {"n_regions": 100, "n_races": 730, "n_replications": 2},
         ],
-        "simulation_study.design.n_boot": 19,
         "simulation_study.design.seed": 0,
         "simulation_study.design.alpha": TINY,
         "simulation_study.design.methods": ["wild_bootstrap"],
@@ -145,6 +161,9 @@ RUNS: dict[str, dict[str, Any]] = {
         "simulation_study.sensitivity.n_replications": 100,
         "simulation_study.sensitivity.overdispersion_sd": [0.0],
         "simulation_study.sensitivity.party_placement": ["random"],
+        "simulation_study.sensitivity.slope_sd": [0.0],
+        "simulation_study.sensitivity.district_share": [0.0],
+        "simulation_study.sensitivity.mix_endogeneity": [1.0],
         "simulation_study.n_jobs": -64,
         "simulation_study.backend": "joblib",
         "forensics.n_sim": 100,
@@ -162,6 +181,7 @@ RUNS: dict[str, dict[str, Any]] = {
         "regional_model.main_predictor": "women_share",
         "regional_model.mix_predictors": ["cands_per_seat", "self_share", "women_share"],
         "regional_model.weight": "voters_on_rolls",
+        "regional_model.counting_stage": "on ballot",
         "regional_model.n_permutations": FEASIBLE["regional_model.n_permutations"],
         "regional_model.seed": MAX_SEED,
         "simulate.seed": MAX_SEED,
@@ -176,6 +196,11 @@ RUNS: dict[str, dict[str, Any]] = {
         "simulate.settings.binomial_sampling": True,
         "simulate.settings.dirichlet_concentration": 1000.0,
         "simulate.settings.party_placement": "spread",
+        "simulate.settings.cands_spread_sd": 5.0,
+        "simulate.settings.slope_sd": 0.0,
+        "simulate.settings.district_share": 0.5,
+        "simulate.settings.district_races": 1000,
+        "simulate.settings.mix_endogeneity": 1.0,
         "race_models.formula_rhs": "C(region)  +  np.log( n_candidates ) + self_share + any_woman",
         "race_models.main_term": "any_woman",
         "race_models.headline_model": "wild_bootstrap",
@@ -194,7 +219,6 @@ RUNS: dict[str, dict[str, Any]] = {
                 "n_replications": FEASIBLE["simulation_study.design.designs[].n_replications"],
             },
         ],
-        "simulation_study.design.n_boot": FEASIBLE["simulation_study.design.n_boot"],
         "simulation_study.design.seed": MAX_SEED,
         "simulation_study.design.alpha": 0.5,
         "simulation_study.design.methods": ["cluster_t", "gee_bias_reduced", "mixedlm", "naive_binomial"],
@@ -210,6 +234,9 @@ RUNS: dict[str, dict[str, Any]] = {
         "simulation_study.sensitivity.n_replications": FEASIBLE["simulation_study.sensitivity.n_replications"],
         "simulation_study.sensitivity.overdispersion_sd": [5.0, 0.0],
         "simulation_study.sensitivity.party_placement": ["spread", "random"],
+        "simulation_study.sensitivity.slope_sd": [5.0],
+        "simulation_study.sensitivity.district_share": [1.0],
+        "simulation_study.sensitivity.mix_endogeneity": [-1.0],
         "simulation_study.n_jobs": FEASIBLE["simulation_study.n_jobs"],
         "simulation_study.backend": "dask",
         "forensics.n_sim": FEASIBLE["forensics.n_sim"],
@@ -331,6 +358,9 @@ def run_params(run: str, defaults: dict[str, Any]) -> dict[str, Any]:
     params = copy.deepcopy(defaults)
     for stage in stages_to_run(run):
         _merge(params.get(stage, {}), SMALL.get(stage, {}))
+        for section, key in SHARED.get(stage, ()):  # what the stage reads from another section, small too
+            if key in SMALL.get(section, {}):
+                params[section][key] = copy.deepcopy(SMALL[section][key])
     for dotted, value in RUNS[run].items():
         _set(params, dotted, value)
     return params
@@ -517,7 +547,13 @@ def runs(space: Path) -> dict[str, tuple[list[str], dict[str, Any], str, float]]
                     check_study(space, params, report)
                 check_not_estimable_reasons(space)
                 check_figures(space, params, stages)
-                assert params["report"]["title"].replace("&", "&amp;").replace("<", "&lt;") in report
+                # the browser-tab title and the heading: the run's title exactly, escaped (no raw "<" inside)
+                title = params["report"]["title"]
+                for shown in (
+                    re.search(r"<title>([^<]*)</title>", report),
+                    re.search(r"<h1[^>]*>([^<]*)</h1>", report),
+                ):
+                    assert shown and html.unescape(shown.group(1)) == title, f"the report does not carry {title!r}"
             except AssertionError as error:
                 outcome = f"wrong words: {error}"
         results[run] = (stages, params, failure or outcome, time.perf_counter() - start)
@@ -532,8 +568,7 @@ def test_the_runs_cover_every_declared_value() -> None:
 
 
 def test_each_run_keeps_the_cross_key_rules(tmp_path) -> None:
-    from akim_turnout.pipeline.parameters import stage_problems
-    from akim_turnout.pipeline.paths import stage_params
+    from akim_turnout.pipeline.parameters import stage_params, stage_problems
 
     defaults = yaml.safe_load((ROOT / "params.yaml").read_text())
     for run in RUNS:

@@ -415,3 +415,29 @@ def test_diagnostics_say_whether_the_real_races_were_examined(real_context) -> N
         "(integer-percentage test p = 0.250), but so few races can show little. The diagnostics are therefore also "
         "shown on one simulated data set ("
     ) in text
+
+
+def test_the_glm_intervals_are_judged_only_where_the_study_ran_the_glm() -> None:
+    from akim_turnout.report.context import study_glm_intervals
+
+    # exact size interval above, below and around alpha = 0.05
+    assert study_glm_intervals({"cluster_t": {"size_low": 0.06, "size_high": 0.09}}, 0.05) == "too narrow"
+    assert study_glm_intervals({"cluster_t": {"size_low": 0.01, "size_high": 0.04}}, 0.05) == "too wide"
+    assert study_glm_intervals({"cluster_t": {"size_low": 0.03, "size_high": 0.07}}, 0.05) == "of about the right width"
+    # a study of the wild bootstrap only (design.methods: [wild_bootstrap]) says nothing of the GLM's intervals
+    only_wild = {"wild_bootstrap": {"size_low": 0.06, "size_high": 0.09}}
+    assert study_glm_intervals(only_wild, 0.05) == (
+        "not judged by the simulation study (it did not run the cluster-robust GLM)"
+    )
+
+
+def test_the_data_sets_at_effect_0_follow_a_null_n_replications_null() -> None:
+    from akim_turnout.report.context import mc_se_pp, null_data_sets
+
+    assert null_data_sets({"n_replications": 500, "n_replications_null": 2000}) == 2000
+    # n_replications_null: null runs effect 0 with n_replications data sets (StudyDesign.replications_for)
+    assert null_data_sets({"n_replications": 3, "n_replications_null": None}) == 3
+    # its Monte Carlo SE of a 5 % size: 100 * sqrt(0.05 * 0.95 / 3) = 12.58 pp
+    assert mc_se_pp(0.05, null_data_sets({"n_replications": 3, "n_replications_null": None})) == pytest.approx(
+        12.583057, abs=1e-6
+    )

@@ -163,6 +163,15 @@ def glm_intervals(size_low: float, size_high: float, alpha: float) -> str:
     return "of about the right width"
 
 
+def study_glm_intervals(methods: Mapping[str, Mapping[str, Any]], alpha: float) -> str:
+    """:func:`glm_intervals` of the cluster-robust GLM (``cluster_t``) from the study's real-design rows by method,
+    or, where the study did not run it (``design.methods`` without ``cluster_t``), that they are not judged."""
+    glm = methods.get("cluster_t")
+    if glm is None:
+        return "not judged by the simulation study (it did not run the cluster-robust GLM)"
+    return glm_intervals(glm["size_low"], glm["size_high"], alpha)
+
+
 def evidence_text(statuses: Mapping[str, int], cells: int) -> str:
     """What the regional table of 2021 holds, cell by cell, from the counts of its coverage statuses."""
     count = lambda status: statuses.get(status, 0)  # noqa: E731
@@ -223,6 +232,13 @@ def replication_text(few: Iterable[str]) -> str:
     if few:
         return ", ".join(few) + " ran on fewer data sets; their rows are comparisons only, without an MDE."
     return "Every method ran on the same data sets."
+
+
+def null_data_sets(study: Mapping[str, Any]) -> int:
+    """Data sets at effect 0 of the study's numbers: ``n_replications_null``, or, where it is null (the design's
+    ``n_replications_null: null``), ``n_replications``, as the study runs it (StudyDesign.replications_for)."""
+    null = study.get("n_replications_null")
+    return int(study["n_replications"] if null is None else null)
 
 
 def mc_se_pp(rate: float, n: int) -> float:
@@ -505,7 +521,7 @@ def build(
     recommended = recommendation["method"]
     real = study["real_design"]
     best = real["methods"][recommended]
-    glm_study = real["methods"]["cluster_t"]
+    glm_study = real["methods"].get("cluster_t")  # None where the study did not run it
     methods_table = tables["study"].set_index("method")
     note = methods_table.at[labels.method(recommended), "MDE note"] if best["mde_pp"] is None else ""
     unweighted_main = f"main, {labels.weighting(None)}"
@@ -598,7 +614,7 @@ def build(
         "race": {
             **race,
             "headline_fit": headline,
-            "glm_intervals": glm_intervals(glm_study["size_low"], glm_study["size_high"], real["alpha"]),
+            "glm_intervals": study_glm_intervals(real["methods"], real["alpha"]),
             "glm_study": glm_study,
             "real_fit": real_fit_text(race["real_fitted"]),
             **race_precision(race, recommendation, race_params["headline_model"]),
@@ -608,6 +624,7 @@ def build(
         },
         "study": {
             **study,
+            "n_replications_null": null_data_sets(study),
             "recommendation": recommendation,
             "best": best,
             "mde": mde_text(best, note),
@@ -615,7 +632,7 @@ def build(
             "replications": replication_text(
                 labels.method(n) for n, m in real["methods"].items() if not m["enough_replications"]
             ),
-            "mc_se_size": mc_se_pp(0.05, study["n_replications_null"]),
+            "mc_se_size": mc_se_pp(0.05, null_data_sets(study)),
             "mc_se_coverage": mc_se_pp(0.95, study["n_replications"]),
             "sensitivity_rows": len(sensitivity),
             "holds_text": scenarios_text(study.get("sensitivity", {}).get("holds", [])),

@@ -216,3 +216,31 @@ def test_a_race_family_that_cannot_be_fitted_is_not_estimable_with_its_reason() 
     assert other.not_estimable == "GEE failed to converge" and list(other.params.index) == ["Intercept", "self_share"]
     sentinel = object()
     assert race.fit_or_not_estimable(lambda df, rhs, **kw: sentinel, rows, "self_share", name="x") is sentinel
+
+
+def test_real_races_fewer_than_the_parameters_are_not_estimable() -> None:
+    """The real-race fit of the race-models stage (as notebooks/04_race_models.ipynb calls it): at thresholds as low as
+    2 races in 2 regions, 4 usable races against 5 parameters (intercept, 2 region dummies for 3 regions, 2 slopes)
+    give a fit that is not estimable, with the row count as its reason, instead of stopping the stage."""
+    from functools import partial
+
+    rows = pd.DataFrame(
+        {
+            "region": ["A", "A", "B", "C"],
+            "registered": [500, 800, 650, 900],
+            "voted": [300, 500, 400, 450],
+            "n_candidates": [2, 3, 4, 2],
+            "self_share": [0.5, 0.0, 0.25, 1.0],
+        }
+    )
+    rhs = "C(region) + np.log(n_candidates) + self_share"
+    name = "real races, binomial GLM"
+    fit = race.fit_or_not_estimable(partial(race.fit_race_glm, name=name), rows, rhs, name=name)
+    assert fit.name == name and fit.not_estimable == "fit_race_glm: 4 rows for 5 parameters"
+    assert (fit.n_obs, fit.n_clusters) == (4, 3) and fit.params.isna().all()
+    # with 6 races the fit is computed (the notebook then writes its table), and its table carries the reason that
+    # 3 regions leave G - 1 = 2 residual degrees of freedom
+    six = pd.concat([rows, rows.iloc[[1, 3]].assign(registered=[700, 1000], voted=[350, 600])], ignore_index=True)
+    fitted = race.fit_or_not_estimable(partial(race.fit_race_glm, name=name), six, rhs, name=name)
+    assert "not_estimable" not in fitted.extra and fitted.params.notna().all() and len(fitted.params) == 5
+    assert set(fitted.to_frame()["status"]) == {"not estimable: 2 residual degrees of freedom (fewer than 4)"}
