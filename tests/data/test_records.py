@@ -4,6 +4,7 @@ checked on stored pages from curation excerpts, and the figures added from store
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from pathlib import Path
 
@@ -97,7 +98,10 @@ def test_the_audit_reports_both_verification_counts() -> None:
     found, excerpt = counts["found"], counts["excerpt only"]
     assert f"  quote found on a stored page: {found} of {published} ({100 * found / published:.1f} %)" in text
     assert f"  quote from an excerpt kept at curation: {excerpt} of {published}" in text
-    assert "SOURCES.md" not in text and "shared/" not in text
+    # every file the audit names is one of the repository's own (none outside it)
+    named = set(re.findall(r"[\w./-]+\.(?:md|csv|json)\b", text))
+    assert named and all((RAW / Path(n).name).is_file() or project_path(n).is_file() for n in named), named
+    assert "../" not in text
 
 
 def test_rechecked_stored_copy_flags() -> None:
