@@ -441,3 +441,11 @@ def test_the_data_sets_at_effect_0_follow_a_null_n_replications_null() -> None:
     assert mc_se_pp(0.05, null_data_sets({"n_replications": 3, "n_replications_null": None})) == pytest.approx(
         12.583057, abs=1e-6
     )
+
+
+def test_regions_range_says_when_no_specification_is_estimable() -> None:
+    from akim_turnout.report.context import regions_range_text
+
+    assert regions_range_text({"estimable": 8, "n_regions_min": 6, "n_regions_max": 11}) == "6 to 11 regions"
+    assert regions_range_text({"estimable": 1, "n_regions_min": 11, "n_regions_max": 11}) == "11 regions"
+    assert regions_range_text({"estimable": 0, "n_regions_min": 0, "n_regions_max": 0}) == "no estimable specification"

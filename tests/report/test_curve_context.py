@@ -64,6 +64,8 @@ def test_curve_context_from_a_numbers_file() -> None:
     spec = {
         "specifications": 18,
         "estimable": 8,
+        "n_regions_min": 6,
+        "n_regions_max": 8,
         "n_regions_by_definition": {"registered": [6, 6], "on ballot": [7, 8]},
     }
     stage = {
@@ -75,6 +77,7 @@ def test_curve_context_from_a_numbers_file() -> None:
     words = context.curve_context(stage, {"counting_stage": "either + stage indicator"})
     assert words["spec"] is spec and words["joint"] is JOINT and words["bounds"] == {"specifications": 12}
     assert words["regions_by_definition"] == "registered: 6 regions; on ballot: 7 to 8 regions"
+    assert words["regions_range"] == "6 to 8 regions"
     assert words["stage_applies"] is True and words["stage_default"] == "either + stage indicator"
     assert words["stage_effect"].startswith("without the stage indicator -3.9 pp")
     share = context.curve_context(

@@ -343,6 +343,15 @@ def stage_effect_text(counting: Mapping[str, Any], stage_with: str, stage_withou
     return f"without the stage indicator {one(fits[stage_without])}; with it {one(fits[stage_with])}"
 
 
+def regions_range_text(spec: Mapping[str, Any]) -> str:
+    """How many regions the estimable specifications rest on: "6 to 11 regions", "11 regions", or that none is
+    estimable."""
+    if not spec.get("estimable"):
+        return "no estimable specification"
+    low, high = spec["n_regions_min"], spec["n_regions_max"]
+    return f"{low} regions" if low == high else f"{low} to {high} regions"
+
+
 def curve_context(regional_stage: Mapping[str, Any], regional_params: Mapping[str, Any]) -> dict[str, Any]:
     """The specification curve's part of the context: its summary, the joint test and its sentence, the bounds
     sensitivity, the counting-stage fits of the default and what the indicator does, the default stage."""
@@ -358,6 +367,7 @@ def curve_context(regional_stage: Mapping[str, Any], regional_params: Mapping[st
         "stage_default": counting["default"],
         "stage_effect": stage_effect_text(counting, indicator.get("with", ""), indicator.get("without", "")),
         "stage_applies": bool(counting["fits"]),
+        "regions_range": regions_range_text(spec),
         "regions_by_definition": "; ".join(
             f"{name}: {low}" + (f" to {high}" if high != low else "") + " regions"
             for name, (low, high) in spec.get("n_regions_by_definition", {}).items()
