@@ -115,10 +115,12 @@ def test_dataclass_defaults_are_params_yaml() -> None:
         params["simulate"]["settings"]
     )
     design_ = study.StudyDesign.from_params()
-    # the study's bootstrap draws are the headline's (race_models.n_boot), written once
-    assert design_.as_mapping() == {**params["simulation_study"]["design"], "n_boot": params["race_models"]["n_boot"]}
-    assert "n_boot" not in params["simulation_study"]["design"]
-    assert study.StudyDesign.from_mapping({"seed": 1}).n_boot == params["race_models"]["n_boot"]
+    # the study's bootstrap draws are the headline's (race_models.n_boot, race_models.boot_seed), written once
+    headline = {key: params["race_models"][key] for key in ("n_boot", "boot_seed")}
+    assert design_.as_mapping() == {**params["simulation_study"]["design"], **headline}
+    assert not set(headline) & set(params["simulation_study"]["design"])
+    own = study.StudyDesign.from_mapping({"seed": 1})
+    assert (own.n_boot, own.boot_seed) == (params["race_models"]["n_boot"], params["race_models"]["boot_seed"])
     # a mapping with a missing key takes params.yaml's value, never another
     assert (
         study.StudyDesign.from_mapping({"n_boot": 199}).n_replications

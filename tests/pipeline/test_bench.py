@@ -71,3 +71,24 @@ def test_table_direction_of_a_target_follows_the_row() -> None:
     table = bench.format_table(rows).splitlines()
     assert table[2] == "| throughput | 90.0 rep/s | 15.0 (statsmodels engine) | 6.0 | ≥ 4.0 | met |"
     assert table[3] == "| time | 90.0 s | 15.0 (floor) | 6.0 | ≤ 4.0 | **not met** |"
+
+
+def test_fits_and_study_read_the_reproduced_clone_and_refuse_a_checkout_without_data(tmp_path, monkeypatch) -> None:
+    """`make bench` in a fresh clone: the fits and the study read the clone the pipeline bench reproduced; with the
+    pipeline skipped, a checkout without processed data is refused with what to do, before anything is timed."""
+    seen = []
+    monkeypatch.setattr(bench, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(bench, "bench_fits", lambda root, env: (seen.append(("fits", root)) or [], {}))
+    monkeypatch.setattr(bench, "bench_study", lambda root, env: seen.append(("study", root)) or [])
+
+    def pipeline(root, scratch, env):
+        (scratch / "project" / "data" / "processed" / "ingest").mkdir(parents=True)
+        return []
+
+    monkeypatch.setattr(bench, "bench_pipeline", pipeline)
+    assert bench.main(["--skip", "environment"]) == 0
+    assert [kind for kind, _ in seen] == ["fits", "study"]
+    assert all(root.name == "project" and root != tmp_path for _, root in seen)
+    with pytest.raises(SystemExit):
+        bench.main(["--skip", "environment", "pipeline"])
+    assert len(seen) == 2

@@ -236,31 +236,83 @@ def _direct_race_arrays(
     if any(c not in df.columns for c in needed):
         raise FastPathDeclined("missing columns")
     series = {c: df[c] for c in needed}  # each frame column access copies the frame's attrs: once per column
-    v, r = _numeric_column(series[voted], voted), _numeric_column(series[registered], registered)
+
+    def numeric(column: str) -> np.ndarray:
+        return _numeric_column(series[column], column)
+
+    def sorted_codes(column: str) -> tuple[np.ndarray, list[str]]:
+        """Codes and sorted levels of a text column (as factorize(sort=True), and as sorted(astype(str)))."""
+        if not isinstance(series[column].dtype, pd.StringDtype) or series[column].isna().any():
+            raise FastPathDeclined(f"{column} is not complete text")
+        codes, uniques = pd.factorize(series[column], sort=True)
+        return codes.astype(np.int64), [str(u) for u in uniques]
+
+    return _assemble(terms, numeric, sorted_codes, cluster, voted, registered)
+
+
+def arrays_from_columns(
+    numeric: dict[str, np.ndarray],
+    text: dict[str, tuple[np.ndarray, list[str]]],
+    formula_rhs: str,
+    cluster: str = "region",
+    voted: str = "voted",
+    registered: str = "registered",
+) -> RaceArrays:
+    """:func:`race_arrays` of a table given as arrays: ``numeric`` columns, and ``text`` columns as integer codes
+    into their sorted levels. The same arrays as :func:`race_arrays` builds from the frame of those columns (tested);
+    raises :class:`FastPathDeclined` where that frame would need its general path (a missing or non-finite column,
+    invalid counts, a log of a non-positive value)."""
+    from akim_turnout.models.formula import parse_formula
+
+    terms = [(term.kind, term.column, term.name) for term in parse_formula(formula_rhs).terms]
+
+    def numeric_column(column: str) -> np.ndarray:
+        if column not in numeric:
+            raise FastPathDeclined(f"{column} is not a numeric column")
+        values = np.asarray(numeric[column], dtype=float)
+        if not np.all(np.isfinite(values)):
+            raise FastPathDeclined(f"{column} has missing values")
+        return values
+
+    def codes(column: str) -> tuple[np.ndarray, list[str]]:
+        if column not in text:
+            raise FastPathDeclined(f"{column} is not a text column")
+        return text[column]
+
+    return _assemble(terms, numeric_column, codes, cluster, voted, registered)
+
+
+def _assemble(
+    terms: list[tuple[str, str, str]],
+    numeric: Any,
+    sorted_codes: Any,
+    cluster: str,
+    voted: str,
+    registered: str,
+) -> RaceArrays:
+    """The design of ``terms`` (intercept first), counts and cluster codes, from column getters; declines
+    (:class:`FastPathDeclined`) invalid counts and logs of non-positive values."""
+    v, r = numeric(voted), numeric(registered)
     if np.any(r <= 0) or np.any(v < 0) or np.any(v > r):
         raise FastPathDeclined("invalid counts")
     factorized: dict[str, tuple[np.ndarray, list[str]]] = {}
 
-    def sorted_codes(column: str) -> tuple[np.ndarray, list[str]]:
-        """Codes and sorted levels of a text column (as factorize(sort=True), and as sorted(astype(str)))."""
+    def codes_of(column: str) -> tuple[np.ndarray, list[str]]:
         if column not in factorized:
-            if not isinstance(series[column].dtype, pd.StringDtype) or series[column].isna().any():
-                raise FastPathDeclined(f"{column} is not complete text")
-            codes, uniques = pd.factorize(series[column], sort=True)
-            factorized[column] = codes.astype(np.int64), [str(u) for u in uniques]
+            factorized[column] = sorted_codes(column)
         return factorized[column]
 
     blocks, names = [np.ones((len(v), 1))], ["Intercept"]
     for kind, column, term in terms:
         if kind == "categorical":
-            codes, levels = sorted_codes(column)
+            codes, levels = codes_of(column)
             block = np.zeros((len(v), len(levels) - 1))
             rows = np.flatnonzero(codes > 0)
             block[rows, codes[rows] - 1] = 1.0
             blocks.append(block)
             names.extend(f"C({column})[T.{level}]" for level in levels[1:])
             continue
-        x = _numeric_column(series[column], column)
+        x = numeric(column)
         if kind == "log":
             if np.any(x <= 0):
                 raise FastPathDeclined(f"{column} not positive")
@@ -270,7 +322,7 @@ def _direct_race_arrays(
     exog = np.hstack(blocks)
     if exog.shape[0] <= exog.shape[1]:
         raise FastPathDeclined("too few rows")
-    codes, levels = sorted_codes(cluster)
+    codes, levels = codes_of(cluster)
     return RaceArrays(exog, names, v, r, codes, len(levels))
 
 
@@ -568,14 +620,29 @@ def score_bootstrap_batch(
             with contextlib.suppress(np.linalg.LinAlgError):  # left NaN: declined below
                 direction[j] = np.linalg.solve(info[j], unit[j])
     projected = resid * (x @ direction[:, :, None])[:, :, 0]
+    shared: dict[int, list[tuple[int, np.ndarray]]] = {}  # tests by weight matrix: one product for each matrix
     for j, i in enumerate(fitted):
         if not np.all(np.isfinite(direction[j])):
             out[i] = FastPathDeclined("singular information at the restricted estimate")
             continue
         arrays = arrays_list[i]
         psi = np.bincount(arrays.clusters, weights=projected[j], minlength=arrays.n_clusters)
-        out[i] = _bootstrap_p(psi, draws[i])
+        shared.setdefault(id(draws[i]), []).append((i, psi))
+    for members in shared.values():
+        indices = [i for i, _ in members]
+        results = _bootstrap_p_many(np.stack([psi for _, psi in members]), draws[indices[0]])
+        for i, result in zip(indices, results, strict=True):
+            out[i] = result
     return out
+
+
+def _bootstrap_p_many(psi: np.ndarray, draws: np.ndarray) -> list[tuple[float, float]]:
+    """:func:`_bootstrap_p` of each row of ``psi`` (R x G) with the same weight ``draws`` (B x G): two matrix
+    products for all rows."""
+    observed = psi.sum(axis=1) / np.sqrt(np.einsum("rg,rg->r", psi, psi))
+    boot_stats = (psi @ draws.T) / np.sqrt((psi**2) @ (draws**2).T)
+    exceed = np.mean(np.abs(boot_stats) >= (np.abs(observed) * (1 - TIE_TOLERANCE))[:, None], axis=1)
+    return [(float(o), float(p)) for o, p in zip(observed, exceed, strict=True)]
 
 
 def _bootstrap_p(psi: np.ndarray, draws: np.ndarray) -> tuple[float, float]:
@@ -722,6 +789,100 @@ def fit_gee_exchangeable(arrays: RaceArrays, maxiter: int = GEE_MAXITER, ctol: f
     raise FastPathDeclined("GEE iteration limit reached")
 
 
+def fit_gee_exchangeable_batch(
+    arrays_list: Sequence[RaceArrays], maxiter: int = GEE_MAXITER, ctol: float = GEE_CTOL
+) -> list[GEEFit | FastPathDeclined]:
+    """:func:`fit_gee_exchangeable` of each data set (all of one shape, with the same cluster codes) at once.
+
+    The same iteration with the same stopping rule and declines, each data set stopping on its own: the starts are one
+    Newton batch (:func:`newton_counts_batch`), each Fisher-scoring step and correlation update one set of batched
+    products (cluster sums as a product with the clusters' indicator matrix). A data set the single path would
+    decline gets the :class:`FastPathDeclined` it would raise instead of a fit.
+    """
+    if not arrays_list:
+        return []
+    first = arrays_list[0]
+    if any(not np.array_equal(a.clusters, first.clusters) or a.n_clusters != first.n_clusters for a in arrays_list):
+        raise ValueError("data sets with the same cluster codes are needed")
+    exog = np.stack([a.exog for a in arrays_list])
+    share = np.stack([a.share for a in arrays_list])
+    n_sets, nobs, k = exog.shape
+    ones = np.ones_like(share)
+    start = np.stack([logit_start(row, ones[0], k) for row in share])
+    params, _, reasons = newton_counts_batch(exog, share, ones, start)
+    out: list[GEEFit | FastPathDeclined | None] = [FastPathDeclined(r) if r else None for r in reasons]
+    sizes = first.cluster_sizes  # declines an empty cluster code as the single path does
+    indicator = np.zeros((first.n_clusters, nobs))
+    indicator[first.clusters, np.arange(nobs)] = 1.0
+    n_pairs = float(np.sum(0.5 * sizes * (sizes - 1)))
+    dep = np.zeros(n_sets)
+    active = np.array([i for i in range(n_sets) if out[i] is None], dtype=np.int64)
+    for step in range(maxiter):
+        if not len(active):
+            break
+        x, y = exog[active], share[active]
+        mu = special.expit((x @ params[active][:, :, None])[:, :, 0])
+        sd = np.sqrt(mu * (1 - mu))
+        z = x * sd[:, :, None]
+        e = (y - mu) / sd
+        inv_one_minus = 1.0 / (1.0 - dep[active])
+        c = dep[active][:, None] / (1.0 - dep[active])[:, None] / (1.0 + dep[active][:, None] * (sizes - 1))
+        z_sums = indicator @ z  # (R, G, k)
+        e_sums = e @ indicator.T  # (R, G)
+        zt = z.transpose(0, 2, 1)
+        bmat = (zt @ z) * inv_one_minus[:, None, None] - z_sums.transpose(0, 2, 1) @ (z_sums * c[:, :, None])
+        score = (zt @ e[:, :, None])[:, :, 0] * inv_one_minus[:, None] - (
+            z_sums.transpose(0, 2, 1) @ (c * e_sums)[:, :, None]
+        )[:, :, 0]
+        update = np.full(score.shape, np.nan)
+        try:
+            update[:] = np.linalg.solve(bmat, score[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            for j in range(len(active)):
+                try:
+                    update[j] = np.linalg.solve(bmat[j], score[j])
+                except np.linalg.LinAlgError as error:
+                    out[active[j]] = FastPathDeclined(f"singular GEE update: {error}")
+        params[active] = params[active] + update
+        score_norm = np.sqrt(np.sum(score**2, axis=1))
+        keep = np.ones(len(active), dtype=bool)
+        for j, i in enumerate(active):
+            if out[i] is not None:
+                keep[j] = False
+            elif not (np.all(np.isfinite(params[i])) and math.isfinite(score_norm[j])):
+                out[i], keep[j] = FastPathDeclined("non-finite GEE step"), False
+            elif score_norm[j] < ctol and step > 0:  # statsmodels updates the dependence at least once
+                out[i], keep[j] = (
+                    GEEFit(params[i].copy(), float(dep[i]), step + 1, float(score_norm[j]), arrays_list[i]),
+                    False,
+                )
+        active = active[keep]
+        if not len(active):
+            break
+        # the moment update of the correlation (_update_dep) for the data sets still iterating
+        x, y = exog[active], share[active]
+        mu = special.expit((x @ params[active][:, :, None])[:, :, 0])
+        e = (y - mu) / np.sqrt(mu * (1 - mu))
+        ssr_g = (e * e) @ indicator.T
+        sum_g = e @ indicator.T
+        scale = ssr_g.sum(axis=1) / (nobs * (nobs - k) / float(nobs))
+        residsq_sum = np.sum((sum_g**2 - ssr_g) / 2, axis=1) / scale
+        new_dep = residsq_sum / (n_pairs * (n_pairs - k) / n_pairs)
+        keep = np.ones(len(active), dtype=bool)
+        for j, i in enumerate(active):
+            value = float(new_dep[j])
+            dep[i] = value
+            if not math.isfinite(value) or not -1.0 < value < 1.0:
+                out[i], keep[j] = FastPathDeclined(f"working correlation {value} outside (-1, 1)"), False
+            elif np.any(np.abs(1.0 + value * (sizes - 1)) < 1e-4):
+                out[i] = FastPathDeclined("exchangeable working correlation nearly singular for a cluster")
+                keep[j] = False
+        active = active[keep]
+    for i in active:
+        out[i] = FastPathDeclined("GEE iteration limit reached")
+    return [result if result is not None else FastPathDeclined("GEE iteration limit reached") for result in out]
+
+
 def mancl_derouen(arrays: RaceArrays, params: np.ndarray, dep: float, rcond: float = DEFAULT_RCOND) -> np.ndarray:
     """Mancl-DeRouen covariance of a binomial exchangeable GEE, as :func:`models.inference.mancl_derouen_cov`.
 
@@ -809,13 +970,11 @@ def _span_bases(
     whose block is not larger than its basis (computed directly)."""
     varying = np.any(x != x[:, :1, :], axis=1, where=inside[:, :, None])  # (G, k): not constant in the cluster
     n_varying = varying.sum(axis=1)
-    m = 2 * (1 + n_varying.max()) + 1
-    stacked = np.zeros(x.shape[:2] + (m,))
-    for g in range(len(x)):
-        columns = x[g][:, varying[g]]
-        ones = inside[g].astype(float)
-        block = np.column_stack([ones, columns, ones / s[g], v[g], columns * v[g][:, None]])
-        stacked[g, :, : block.shape[1]] = block
+    # the columns varying in some cluster, zero in a cluster where they are constant (a zero column adds a spare
+    # orthonormal direction to Q: any space containing the columns of D_g and V_g^-1 D_g serves, see mancl_derouen)
+    columns = x[:, :, varying.any(axis=0)] * varying[:, None, varying.any(axis=0)]
+    ones = inside.astype(float)[:, :, None]
+    stacked = np.concatenate([ones, columns, ones / s[:, :, None], v[:, :, None], columns * v[:, :, None]], axis=2)
     basis = np.linalg.qr(stacked)[0]
     return basis, arrays.cluster_sizes <= 2 * (1 + n_varying) + 1
 

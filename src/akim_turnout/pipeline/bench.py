@@ -401,13 +401,18 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(scratch_name)
         if "environment" not in args.skip:
             rows += bench_environment(root, scratch)
+        data_root = root  # where the fits and the study read the pipeline's processed data
         if "pipeline" not in args.skip:
             rows += bench_pipeline(root, scratch, env)
+            data_root = scratch / "project"  # the clone the pipeline bench has just reproduced
+        needs_data = {"fits", "study"} - set(args.skip)
+        if needs_data and not (data_root / "data" / "processed" / "ingest").is_dir():
+            parser.error(f"{data_root} has no processed data: run `make reproduce` first, or do not skip the pipeline")
         if "fits" not in args.skip:
-            fit_rows, extra = bench_fits(root, env)
+            fit_rows, extra = bench_fits(data_root, env)
             rows += fit_rows
         if "study" not in args.skip:
-            rows += bench_study(root, env)
+            rows += bench_study(data_root, env)
         if args.all:
             rows += bench_fresh_clone(root, scratch, env)
     table = format_table(rows)

@@ -229,7 +229,7 @@ SENSITIVITY_DIMENSIONS = ("overdispersion_sd", "party_placement", "slope_sd", "d
 
 # keys of the study's design that params.yaml does not hold in simulation_study.design: the stage takes them from
 # another section (SHARED), so the study runs the headline's procedure; design key -> (section, key)
-STUDY_DESIGN_SHARED = {"n_boot": ("race_models", "n_boot")}
+STUDY_DESIGN_SHARED = {"n_boot": ("race_models", "n_boot"), "boot_seed": ("race_models", "boot_seed")}
 
 STUDY_DESIGN = {
     "n_replications": integer(2, 100_000, label="data sets per non-zero effect"),
@@ -256,6 +256,8 @@ STUDY_DESIGN = {
     # not in params.yaml's design: the stage passes race_models.n_boot (SHARED), so the study tests the headline's
     # procedure; this rule checks a design built in code (fewer draws for a quick study)
     "n_boot": integer(19, 100_000, label="wild bootstrap draws per test"),
+    # likewise race_models.boot_seed: every test of the study uses the headline's weight draws
+    "boot_seed": seed("seed of the wild bootstrap's weight draws"),
     "seed": seed(),
     "alpha": number(0, 0.5, open_minimum=True, label="test level"),
     "methods": Rule("list", item=choice(*STUDY_METHODS), min_items=1, unique=True, label="inference methods"),
@@ -349,7 +351,7 @@ SCHEMA: dict[str, dict[str, Rule]] = {
 # Parameters a stage reads from another stage's section: stage -> ((section, key), ...). The runner passes them with
 # the stage's own keys (akim_turnout.pipeline.runner), dvc.yaml lists them as ``section.key`` in the stage's params.
 SHARED: dict[str, tuple[tuple[str, str], ...]] = {
-    "simulation_study": (("race_models", "formula_rhs"), ("race_models", "n_boot")),
+    "simulation_study": (("race_models", "formula_rhs"), ("race_models", "n_boot"), ("race_models", "boot_seed")),
 }
 
 # the term whose effect the simulation study varies (its true value is the setting beta_self_share)

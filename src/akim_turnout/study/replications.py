@@ -55,9 +55,13 @@ Choices (stated once, used everywhere):
   are then scaled to ``n_races`` with :func:`simulate.scale_margins`
   (regional proportions, candidates and voters per post kept).
 * **Seeds.** Replication ``r`` of effect ``e`` in design ``d`` uses
-  ``numpy.random.SeedSequence([seed, d, e, r])`` for its simulation seed
-  and its bootstrap seed, so results do not depend on the number of
-  workers, the backend or the order of execution.
+  ``numpy.random.SeedSequence([seed, d, e, r])`` for its simulation seed,
+  so results do not depend on the number of workers, the backend or the
+  order of execution. Its bootstrap uses the headline's weight draws
+  (``boot_seed``, the stage's ``race_models.boot_seed``): the study measures
+  the size and power of the very test the headline reports, conditional on
+  its draws, and the B x G weight matrix is drawn once per worker, not once
+  per test.
 * **Minimum detectable effect.** Linear interpolation of the rejection rate
   over ``|effect|`` (grid values are the conditional ``beta_self_share`` of
   the simulator); converted to percentage points of turnout as
@@ -72,20 +76,22 @@ the default of :func:`run_study`) or through the statsmodels functions
 named above (``engine="statsmodels"``). The fast engine hands the bootstrap
 CI of ``wild_bootstrap_ci`` and any case it declines to statsmodels. The
 default study's results frame is identical either way. The fast engine
+draws each replication as arrays (:func:`draw_replication`: no table, no
+winner votes, the margins checked once per design) and builds its design
+from them (:func:`draw_arrays`, equal to ``race_arrays`` of its table), and
 fits the replications of a worker in batches (:func:`run_batch`,
 ``batch_size``): the binomial GLMs of a batch run as one batched Newton
-iteration and the bootstrap tests as one batch of restricted fits, each
-data set stopping on its own, so the results do not depend on the batch
-size (tested); GEE and the mixed model are fitted one data set at a time.
-Batching buys little at this size: a data set's GLM and its two bootstrap
-tests took about 1.2 ms of CPU fitted alone and 1.35 ms in batches of 50
-(a data set's arrays, about 100 KB, stay in cache; a stack of 50 does not).
+iteration, the GEEs as one batched iteration and the bootstrap tests as one
+batch of restricted fits, each data set stopping on its own, so the results
+do not depend on the batch size (tested); the bias-reduced covariance and
+the mixed model are computed one data set at a time.
 
 The bootstrap is the headline's procedure: the same number of draws
 (``race_models.n_boot``, passed by the stage), the same weights, test and
-tie rule; coverage is the inverted interval's verdict (see above). Its
-draws cost little: per test one B x G weight matrix times the G cluster
-influences.
+tie rule, the same weight draws (``boot_seed``); coverage is the inverted
+interval's verdict (see above). Its draws cost little: the B x G weight
+matrix is drawn once per worker, and the tests of a batch are two products
+of their stacked cluster influences with it.
 
 Cost (CPU time in one process, 2 cores shared with other work, BLAS
 single-threaded, real design, every method, 999 draws): about 12 ms per
@@ -189,6 +195,9 @@ class StudyDesign:
         n_boot: wild bootstrap replicates per test. Not in params.yaml's ``simulation_study.design``: the
             stage passes the headline's ``race_models.n_boot`` (:data:`parameters.STUDY_DESIGN_SHARED`), so the
             study tests the procedure the headline uses; a missing ``n_boot`` takes that value.
+        boot_seed: seed of the bootstrap's weight draws, likewise the headline's ``race_models.boot_seed``: every
+            test of the study uses the headline's weight matrix (the first ``n_clusters`` columns' worth of
+            draws for its design), so the study measures the very test the headline reports, draws included.
         seed: root seed (non-negative integer).
         alpha: test level; CIs are ``1 - alpha``.
         methods: subset of :data:`METHODS`, in reporting order.
@@ -206,6 +215,7 @@ class StudyDesign:
     effect_grid: tuple[float, ...]
     designs: tuple[DesignPoint, ...]
     n_boot: int
+    boot_seed: int
     seed: int
     alpha: float
     methods: tuple[str, ...]
@@ -258,6 +268,7 @@ class StudyDesign:
             "effect_grid": list(self.effect_grid),
             "designs": [{k: v for k, v in vars(p).items() if v is not None} for p in self.designs],
             "n_boot": self.n_boot,
+            "boot_seed": self.boot_seed,
             "seed": self.seed,
             "alpha": self.alpha,
             "methods": list(self.methods),
@@ -336,7 +347,8 @@ def design_margins(base: pd.DataFrame, n_regions: int, n_races: int) -> pd.DataF
 
 
 def replication_seeds(seed: int, design_index: int, effect_index: int, replication: int) -> tuple[int, int]:
-    """Simulation and bootstrap seeds of one replication, from ``SeedSequence([seed, d, e, r])``."""
+    """Simulation and bootstrap seeds of one replication, from ``SeedSequence([seed, d, e, r])`` (the study's tasks
+    replace the bootstrap seed by the headline's, :attr:`StudyDesign.boot_seed`)."""
     state = np.random.SeedSequence([seed, design_index, effect_index, replication]).generate_state(2)
     return int(state[0]), int(state[1])
 
@@ -366,6 +378,10 @@ class ReplicationTask:
     wild_weights: str = "webb"
     engine: str = "fast"
     formula_rhs: str | None = None  # what the methods fit (the stage: race_models.formula_rhs); None: true model
+    margin_arrays: simulate.MarginArrays | None = None  # ``margins`` checked once (build_tasks); None: per draw
+    # seed of the bootstrap's weight draws, common to every replication (the study: the headline's); None: the
+    # replication's own (the second seed of replication_seeds)
+    boot_seed: int | None = None
 
     @property
     def rhs(self) -> str:
@@ -403,6 +419,7 @@ def build_tasks(
     tasks = []
     for d, point in enumerate(design.designs):
         margins = design_margins(base, point.n_regions, point.n_races)
+        checked = simulate.check_margins(margins, base_settings)  # the effect changes no minimum
         for e, effect in enumerate(design.effect_grid):
             settings = replace(base_settings, **{EFFECT_SETTING: float(effect)})
             for r in range(design.replications(d, effect)):
@@ -424,6 +441,8 @@ def build_tasks(
                         design.wild_weights,
                         engine,
                         formula_rhs,
+                        checked,
+                        design.boot_seed,
                     )
                 )
     return tasks
@@ -498,7 +517,12 @@ def _fast_wald(estimate: float, variance: float, df: float | None, target: float
 
 
 def _fit_fast(
-    method: str, races: pd.DataFrame, task: ReplicationTask, target: float, boot_seed: int, cache: dict[str, Any]
+    method: str,
+    races: simulate.RaceDraw | pd.DataFrame,
+    task: ReplicationTask,
+    target: float,
+    boot_seed: int,
+    cache: dict[str, Any],
 ) -> dict[str, Any]:
     """:func:`_fit_method` by :mod:`akim_turnout.models.fastfit`; raises ``FastPathDeclined`` for the statsmodels path.
 
@@ -515,10 +539,12 @@ def _fit_fast(
         params, cov, df = mixed.params, mixed.cov_params, None
     else:
         if "arrays" not in cache:
-            cache["arrays"] = fastfit.race_arrays(races, task.rhs)
+            cache["arrays"] = draw_arrays(races, task.rhs)
         arrays = cache["arrays"]
         if method == "gee_bias_reduced":
-            gee = fastfit.fit_gee_exchangeable(arrays)
+            gee = cache.get("gee") or fastfit.fit_gee_exchangeable(arrays)  # fitted in the batch (_fit_batch)
+            if isinstance(gee, fastfit.FastPathDeclined):
+                raise fastfit.FastPathDeclined(str(gee))
             params, cov, df = gee.params, gee.cov_bias_reduced, arrays.n_clusters - 1
         else:
             if "glm" not in cache:
@@ -539,7 +565,7 @@ def _fit_fast(
 
     def p_at(null_value: float) -> float:
         if null_value not in done:
-            draws = fastfit.wild_weight_draws(boot_seed, task.n_boot, arrays.n_clusters, task.wild_weights)
+            draws = weight_draws(boot_seed, task.n_boot, arrays.n_clusters, task.wild_weights)
             done[null_value] = fastfit.score_bootstrap(arrays, k, null_value, draws, params)
         if isinstance(done[null_value], fastfit.FastPathDeclined):
             raise fastfit.FastPathDeclined(str(done[null_value]))
@@ -559,14 +585,16 @@ def _fit_fast(
     }
 
 
-def _fixed_arrays(races: pd.DataFrame, task: ReplicationTask, cache: dict[str, Any]) -> fastfit.RaceArrays:
+def _fixed_arrays(
+    races: simulate.RaceDraw | pd.DataFrame, task: ReplicationTask, cache: dict[str, Any]
+) -> fastfit.RaceArrays:
     """The mixed model's design (:attr:`ReplicationTask.fixed_rhs`): the replication's arrays of
     :attr:`~ReplicationTask.rhs` without the columns of the region term. These are the columns
     ``race_arrays(races, fixed_rhs)`` builds, in its order, on the same rows (the region is the cluster either
     way); built directly where those arrays are not at hand."""
     arrays = cache.get("arrays")
     if arrays is None:
-        return fastfit.race_arrays(races, task.fixed_rhs)
+        return draw_arrays(races, task.fixed_rhs)
     formula = parse_formula(task.rhs)
     prefixes = tuple(f"{term.name}[" for term in formula.categorical if term.column == "region")
     keep = [i for i, name in enumerate(arrays.names) if not (prefixes and name.startswith(prefixes))]
@@ -580,20 +608,31 @@ def _fixed_arrays(races: pd.DataFrame, task: ReplicationTask, cache: dict[str, A
     )
 
 
-# methods whose fast path starts from the replication's binomial GLM (fitted for a whole batch at once)
+@functools.lru_cache(maxsize=4)
+def weight_draws(seed: int, n_boot: int, n_clusters: int, weights: str) -> np.ndarray:
+    """:func:`fastfit.wild_weight_draws`, drawn once per worker for the study's common bootstrap seed (read-only)."""
+    draws = fastfit.wild_weight_draws(seed, n_boot, n_clusters, weights)
+    draws.flags.writeable = False
+    return draws
+
+
+# methods whose fast path starts from the replication's binomial GLM (fitted for a whole batch at once), and the
+# methods fitted for a whole batch at once (those and the GEE)
 _GLM_METHODS = frozenset({"cluster_t", "naive_binomial", "wild_bootstrap"})
+_BATCHED_METHODS = _GLM_METHODS | {"gee_bias_reduced"}
 
 
 def _fit_batch(
     tasks: Sequence[ReplicationTask],
-    simulated: Sequence[tuple[pd.DataFrame, int, int]],
+    simulated: Sequence[tuple[simulate.RaceDraw | pd.DataFrame, int, int]],
     caches: Sequence[dict[str, Any]],
 ) -> None:
     """Fit what the fast engine can fit for many replications at once, into each replication's ``cache``.
 
     Replications whose design arrays have one shape and the same columns (one design point) are stacked: their
-    binomial GLMs run as one batched Newton iteration (:func:`fastfit.fit_counts_glm_batch`) and their wild
-    bootstrap tests (of 0 and, at a non-zero effect, of the target, each with the replication's own weight draws)
+    binomial GLMs run as one batched Newton iteration (:func:`fastfit.fit_counts_glm_batch`), their GEEs as one
+    batched iteration (:func:`fastfit.fit_gee_exchangeable_batch`, same cluster codes), and their wild
+    bootstrap tests (of 0 and, at a non-zero effect, of the target, each with its task's weight draws)
     as one batch of restricted fits (:func:`fastfit.score_bootstrap_batch`). Each replication's numbers are those
     of its own fits, whatever the batch (each data set stops its iteration on its own), so the results do not depend
     on the batch size. Declined fits are stored as :class:`fastfit.FastPathDeclined` and handed on to statsmodels
@@ -601,15 +640,24 @@ def _fit_batch(
     """
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, task in enumerate(tasks):
-        if task.engine != "fast" or not _GLM_METHODS & set(task.methods):
+        if task.engine != "fast" or not _BATCHED_METHODS & set(task.methods):
             continue
         try:
-            arrays = caches[i]["arrays"] = fastfit.race_arrays(simulated[i][0], task.rhs)
+            arrays = caches[i]["arrays"] = draw_arrays(simulated[i][0], task.rhs)
         except Exception:  # noqa: BLE001 - the replication's own fit raises it again and records it
             continue
-        groups.setdefault((arrays.exog.shape, tuple(arrays.names)), []).append(i)
+        groups.setdefault((arrays.exog.shape, tuple(arrays.names), arrays.clusters.tobytes()), []).append(i)
     with inference.captured_warnings():  # the regular case warns nothing; a declined one is refitted and counted
         for members in groups.values():
+            gee = [i for i in members if "gee_bias_reduced" in tasks[i].methods]
+            try:
+                gee_fits = fastfit.fit_gee_exchangeable_batch([caches[i]["arrays"] for i in gee])
+            except Exception:  # noqa: BLE001 - left to each replication's own fit, which records it
+                gee_fits = [None] * len(gee)
+            for i, fit in zip(gee, gee_fits, strict=True):
+                if fit is not None:
+                    caches[i]["gee"] = fit
+            members = [i for i in members if _GLM_METHODS & set(tasks[i].methods)]
             fits = fastfit.fit_counts_glm_batch([caches[i]["arrays"] for i in members])
             requests = []  # (replication, null value) of every bootstrap test
             for i, fit in zip(members, fits, strict=True):
@@ -622,9 +670,7 @@ def _fit_batch(
                 continue
             k = caches[members[0]]["arrays"].names.index(EFFECT_TERM)
             draws = {
-                i: fastfit.wild_weight_draws(
-                    simulated[i][2], tasks[i].n_boot, caches[i]["arrays"].n_clusters, tasks[i].wild_weights
-                )
+                i: weight_draws(simulated[i][2], tasks[i].n_boot, caches[i]["arrays"].n_clusters, tasks[i].wild_weights)
                 for i in dict.fromkeys(i for i, _ in requests)
             }
             results = fastfit.score_bootstrap_batch(
@@ -640,7 +686,7 @@ def _fit_batch(
 
 def _fit_method(
     method: str,
-    races: pd.DataFrame,
+    races: simulate.RaceDraw | pd.DataFrame,
     task: ReplicationTask,
     target: float,
     boot_seed: int,
@@ -659,6 +705,7 @@ def _fit_method(
     # statsmodels only here and in _fit_wild: worker processes of the fast engine never import it
     from akim_turnout.models import race
 
+    races = _table(races, task)
     rhs = task.rhs
     if method == "cluster_t":
         return _wald(race.fit_race_glm(races, rhs), target, task.alpha)
@@ -685,14 +732,50 @@ def method_target(method: str, settings: simulate.SimulationSettings) -> float:
 
 
 def simulate_replication(task: ReplicationTask) -> tuple[pd.DataFrame, int, int]:
-    """The simulated races of a task, with its simulation and bootstrap seeds."""
+    """The simulated races of a task as a table, with its simulation and bootstrap seeds."""
+    _, sim_seed, boot_seed = draw_replication(task)
+    checked = (
+        task.margin_arrays if task.margin_arrays is not None else simulate.check_margins(task.margins, task.settings)
+    )
+    return simulate.draw_races(checked, task.settings, sim_seed).frame(), sim_seed, boot_seed
+
+
+def draw_replication(task: ReplicationTask) -> tuple[simulate.RaceDraw, int, int]:
+    """The simulated races of a task as arrays (:class:`simulate.RaceDraw`, without the winner votes no method
+    uses), with its simulation and bootstrap seeds; the same data set as :func:`simulate_replication`."""
     sim_seed, boot_seed = replication_seeds(task.seed, task.design_index, task.effect_index, task.replication)
-    return simulate.simulate_from_margins(task.margins, task.settings, sim_seed), sim_seed, boot_seed
+    if task.boot_seed is not None:
+        boot_seed = task.boot_seed
+    checked = task.margin_arrays
+    if checked is None:
+        checked = simulate.check_margins(task.margins, task.settings)
+    return simulate.draw_races(checked, task.settings, sim_seed, winners=False), sim_seed, boot_seed
+
+
+def draw_arrays(races: simulate.RaceDraw | pd.DataFrame, rhs: str) -> fastfit.RaceArrays:
+    """The design of ``rhs`` on a simulated data set: built from the draw's arrays (regions coded in sorted order),
+    the same arrays as :func:`fastfit.race_arrays` of its table (tested); a table goes to ``race_arrays``."""
+    if not isinstance(races, simulate.RaceDraw):
+        return fastfit.race_arrays(races, rhs)
+    columns = races.columns()
+    levels = sorted(races.regions)
+    rank = {name: code for code, name in enumerate(levels)}
+    region_codes = np.array([rank[name] for name in races.regions], dtype=np.int64)[races.race_region]
+    numeric = {name: values for name, values in columns.items() if name != "region"}
+    try:
+        return fastfit.arrays_from_columns(numeric, {"region": (region_codes, levels)}, rhs)
+    except fastfit.FastPathDeclined:  # e.g. a numeric column as a category: the table's general path
+        return fastfit.race_arrays(pd.DataFrame(columns), rhs)
+
+
+def _table(races: simulate.RaceDraw | pd.DataFrame, task: ReplicationTask) -> pd.DataFrame:
+    """A simulated data set as the table the statsmodels paths fit (a draw is tabulated by drawing it again, whole)."""
+    return simulate_replication(task)[0] if isinstance(races, simulate.RaceDraw) else races
 
 
 def run_replication(
     task: ReplicationTask,
-    simulated: tuple[pd.DataFrame, int, int] | None = None,
+    simulated: tuple[simulate.RaceDraw | pd.DataFrame, int, int] | None = None,
     cache: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Simulate one data set and fit every method of the task: one result row per method.
@@ -709,9 +792,12 @@ def run_replication(
     warnings during the fit. A fit that raises gives a row with ``ok=False``
     and the exception in ``error``.
     """
-    races, sim_seed, boot_seed = simulate_replication(task) if simulated is None else simulated
-    races.attrs = {}  # no fit reads the simulator's notes, and pandas deep-copies them on every column access
-    share = races["voted"].to_numpy(dtype=float) / races["registered"].to_numpy(dtype=float)
+    races, sim_seed, boot_seed = draw_replication(task) if simulated is None else simulated
+    if isinstance(races, pd.DataFrame):
+        races.attrs = {}  # no fit reads the simulator's notes, and pandas deep-copies them on every column access
+        share = races["voted"].to_numpy(dtype=float) / races["registered"].to_numpy(dtype=float)
+    else:
+        share = races.voted / races.registered
     base = {
         "design_index": task.design_index,
         "n_regions": task.n_regions,
@@ -767,9 +853,7 @@ def run_replication(
 def run_batch(tasks: Sequence[ReplicationTask]) -> list[dict[str, Any]]:
     """Result rows of several replications, simulated first and then fitted together where the fast engine can
     (:func:`_fit_batch`); each replication's rows are those :func:`run_replication` gives it alone."""
-    simulated = [simulate_replication(task) for task in tasks]
-    for races, _, _ in simulated:
-        races.attrs = {}
+    simulated = [draw_replication(task) for task in tasks]
     caches: list[dict[str, Any]] = [{} for _ in tasks]
     _fit_batch(tasks, simulated, caches)
     return [
@@ -935,6 +1019,7 @@ def sensitivity(
     methods: Sequence[str],
     n_replications: int,
     power: float = 0.8,
+    base_results: pd.DataFrame | None = None,
     **run_options: Any,
 ) -> pd.DataFrame:
     """Size, lowest coverage and MDE of ``methods`` at the real design, one simulator setting moved at a time.
@@ -942,7 +1027,10 @@ def sensitivity(
     The scenarios are :func:`sensitivity_scenarios` of ``grid`` (the noise SD over its estimate's interval, the
     placement of party nominees, and the within-region dependence: ``slope_sd``, ``district_share``,
     ``mix_endogeneity``). Each reruns the study for ``methods`` on the first design with ``n_replications`` data sets
-    per effect, the same effect grid and the same seeds (settings compared on common random numbers). One row per
+    per effect, the same effect grid and the same seeds (settings compared on common random numbers); the base
+    scenario's data sets are therefore the first ``n_replications`` of each effect of the study itself, and with
+    ``base_results`` (the :func:`run_study` results of ``design`` at ``base_settings``) their rows are taken from
+    there instead of being fitted again (the same rows: tested). One row per
     scenario and method: ``dimension``, ``value``, size with its exact interval and ``size_ok``, the lowest coverage
     over the non-zero effects with its interval, and the MDE (logit and percentage points) with its Monte Carlo
     interval (:func:`minimum_detectable_effect`). ``run_options`` go to :func:`run_study`.
@@ -957,7 +1045,10 @@ def sensitivity(
         method_replications=(),
     )
     for dimension, value, settings in sensitivity_scenarios(base_settings, grid):
-        summary = summarise(run_study(reduced, settings, regions, national, **run_options))
+        results = _base_rows(base_results, reduced) if dimension == "base" else None
+        if results is None:
+            results = run_study(reduced, settings, regions, national, **run_options)
+        summary = summarise(results)
         for method in reduced.methods:
             mde = minimum_detectable_effect(summary, method, power=power, alpha=design.alpha)
             standing = method_standing(summary[summary["method"] == method], design.alpha)
@@ -974,6 +1065,22 @@ def sensitivity(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _base_rows(results: pd.DataFrame | None, reduced: StudyDesign) -> pd.DataFrame | None:
+    """The rows of the study's ``results`` that the ``reduced`` design (its first design point, methods and
+    ``n_replications`` data sets per effect, same seeds) would fit; None when they are not all there."""
+    if results is None:
+        return None
+    n = reduced.n_replications
+    rows = results[
+        (results["design_index"] == 0) & results["method"].isin(reduced.methods) & (results["replication"] < n)
+    ]
+    expected = len(reduced.effect_grid) * n * len(reduced.methods)
+    grid = np.asarray(reduced.effect_grid, dtype=float)
+    if len(rows) != expected or not np.array_equal(np.sort(rows["effect"].unique()), np.sort(grid)):
+        return None
+    return rows.reset_index(drop=True)
 
 
 def holds_under(table: pd.DataFrame, method: str) -> dict[str, list[str]]:

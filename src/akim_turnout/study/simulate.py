@@ -330,45 +330,69 @@ def grouped_largest_remainder(quotas: np.ndarray, group: np.ndarray, totals: np.
     """Round real ``quotas`` to integers whose per-group sums equal ``totals``.
 
     Vectorised largest-remainder rounding: within each group the units left
-    after flooring go to the largest fractional parts. Quotas must already
-    sum (up to float error) to the group totals; quotas at or below a cap
-    stay at or below it, because a unit only goes to a positive fraction.
+    after flooring go to the largest fractional parts, ties to the earlier
+    position. Quotas must already sum (up to float error) to the group
+    totals; quotas at or below a cap stay at or below it, because a unit only
+    goes to a positive fraction.
     """
-    floors = np.floor(quotas).astype(np.int64)
+    floors = np.floor(quotas)
     n_groups = len(totals)
-    floor_sums = np.bincount(group, weights=floors, minlength=n_groups)
-    leftover = np.asarray(totals, dtype=np.int64) - np.rint(floor_sums).astype(np.int64)
-    # One float sort key: group, then descending fraction (fraction in [0, 1)).
-    order = np.argsort(group + 0.5 * (1.0 - (quotas - floors)), kind="stable")
-    starts = np.concatenate([[0], np.cumsum(np.bincount(group, minlength=n_groups))[:-1]])
-    rank = np.arange(len(quotas)) - starts[group[order]]
-    floors[order[rank < leftover[group[order]]]] += 1
-    sums = np.bincount(group, weights=floors, minlength=n_groups)
-    if np.any(leftover < 0) or not np.array_equal(np.rint(sums).astype(np.int64), totals):
+    leftover = np.asarray(totals, dtype=np.int64) - np.rint(
+        np.bincount(group, weights=floors, minlength=n_groups)
+    ).astype(np.int64)
+    sizes = np.bincount(group, minlength=n_groups)
+    # a group can take at most one unit per share: more left over means the quotas do not match the totals
+    if np.any(leftover < 0) or np.any(leftover > sizes):
         raise RuntimeError("Largest-remainder rounding failed: quotas do not match totals")
-    return floors
+    # group, then descending fraction (negated exactly), then position (lexsort is stable)
+    order = np.lexsort((floors - quotas, group))
+    in_order = group[order]
+    rank = np.arange(len(quotas)) - (np.cumsum(sizes) - sizes)[in_order]
+    shares = floors.astype(np.int64)
+    shares[order[rank < leftover[in_order]]] += 1
+    return shares
 
 
 def _scale_to_total_with_caps(weights: np.ndarray, caps: np.ndarray, total: int) -> np.ndarray:
-    """Real quotas proportional to ``weights``, each <= its cap, summing to ``total``.
+    """Real quotas proportional to ``weights``, each <= its cap, summing to ``total`` (one group of
+    :func:`scale_to_totals_with_caps`)."""
+    return scale_to_totals_with_caps(weights, caps, np.zeros(len(caps), dtype=np.int64), np.array([total]))
 
-    Water-filling: quotas that would exceed their cap are fixed at the cap
-    and the rest is re-spread over the others.
+
+def scale_to_totals_with_caps(
+    weights: np.ndarray, caps: np.ndarray, group: np.ndarray, totals: np.ndarray
+) -> np.ndarray:
+    """Real quotas proportional to ``weights`` within each group, each <= its cap, summing to the group's total.
+
+    Water-filling, all groups at once: in a group, quotas that would exceed their cap are fixed at the cap and the
+    rest is re-spread over the others, until no proposal exceeds its cap. A group whose weights sum to 0 (or whose
+    free weights do) spreads in proportion to the caps.
     """
-    if total > caps.sum():
+    weights = np.asarray(weights, dtype=float)
+    caps = np.asarray(caps)
+    cap_values = caps.astype(float)
+    n_groups = len(totals)
+    if np.any(np.asarray(totals) > np.bincount(group, weights=cap_values, minlength=n_groups)):
         raise ValueError("Target exceeds the sum of caps")
-    weights = np.where(weights.sum() > 0, weights, caps).astype(float)
-    quotas = np.asarray(caps, dtype=float).copy()
+    no_weight = np.bincount(group, weights=weights, minlength=n_groups) <= 0
+    weights = np.where(no_weight[group], cap_values, weights)
+    quotas = cap_values.copy()
     free = np.ones(len(weights), dtype=bool)
-    while free.any():
-        remaining = total - caps[~free].sum()
-        basis = weights[free] if weights[free].sum() > 0 else caps[free].astype(float)
-        proposal = basis * remaining / basis.sum()
-        over = proposal > caps[free]
-        if not over.any():
-            quotas[free] = proposal
-            break
-        free[np.flatnonzero(free)[over]] = False
+    open_groups = np.ones(n_groups, dtype=bool)
+    while open_groups.any():
+        remaining = totals - np.bincount(group, weights=np.where(free, 0.0, cap_values), minlength=n_groups)
+        free_weight = np.bincount(group, weights=np.where(free, weights, 0.0), minlength=n_groups)
+        basis = np.where((free_weight > 0)[group], weights, cap_values)
+        basis_sum = np.bincount(group, weights=np.where(free, basis, 0.0), minlength=n_groups)
+        with np.errstate(invalid="ignore", divide="ignore"):  # groups already settled may have nothing free
+            proposal = basis * remaining[group] / basis_sum[group]
+        active = free & open_groups[group]
+        over = active & (proposal > cap_values)
+        settled = open_groups & (np.bincount(group, weights=over, minlength=n_groups) == 0)
+        placed = active & settled[group]
+        quotas[placed] = proposal[placed]
+        open_groups &= ~settled
+        free &= ~over
     return quotas
 
 
@@ -599,38 +623,57 @@ def candidate_counts_rule(posts: int, cands: int, min_candidates: int, spread_sd
     region's mean (``cands / posts - min_candidates``) and ``z_i`` standard normal; the quotas are rescaled to the
     region's extra candidates and rounded by largest remainder. So every race has at least ``min_candidates``, the
     region's total is exact, the counts follow the region's mean (the rule scales by shifting), and
-    ``spread_sd = 0`` gives the most even counts (each race the floor or the ceiling of the mean).
+    ``spread_sd = 0`` gives the most even counts (each race the floor or the ceiling of the mean). One region of
+    :func:`candidate_counts_by_rule`.
     """
-    extra = int(cands - min_candidates * posts)
-    if extra < 0:
+    return candidate_counts_by_rule(np.array([posts]), np.array([cands]), min_candidates, spread_sd, z)
+
+
+def candidate_counts_by_rule(
+    posts: np.ndarray, cands: np.ndarray, min_candidates: int, spread_sd: float, z: np.ndarray
+) -> np.ndarray:
+    """:func:`candidate_counts_rule` of several regions at once (their races consecutive, ``z`` one draw per race)."""
+    posts = np.asarray(posts, dtype=np.int64)
+    extra = np.asarray(cands, dtype=np.int64) - min_candidates * posts
+    if np.any(extra < 0):
         raise ValueError("fewer candidates than min_candidates per post")
-    if extra == 0:
-        return np.full(posts, min_candidates, dtype=np.int64)
-    quotas = np.maximum(extra / posts + spread_sd * np.asarray(z, dtype=float), 0.0)
-    if quotas.sum() <= 0:
-        quotas = np.ones(posts)
-    quotas = quotas * extra / quotas.sum()
-    return min_candidates + grouped_largest_remainder(quotas, np.zeros(posts, dtype=np.int64), np.array([extra]))
+    group = np.repeat(np.arange(len(posts)), posts)
+    starts = _group_starts(posts)
+    quotas = np.maximum((extra / posts)[group] + spread_sd * np.asarray(z, dtype=float), 0.0)
+    sums = np.add.reduceat(quotas, starts)
+    empty = sums <= 0
+    quotas = np.where(empty[group], 1.0, quotas)
+    sums = np.where(empty, posts.astype(float), sums)
+    quotas = quotas * extra[group] / sums[group]
+    return min_candidates + grouped_largest_remainder(quotas, group, extra)
 
 
 def _draw_candidate_counts(
-    margins: pd.DataFrame, min_candidates: int, spread_sd: float, rng: np.random.Generator
+    posts: np.ndarray,
+    cands: np.ndarray,
+    distributions: np.ndarray,
+    min_candidates: int,
+    spread_sd: float,
+    rng: np.random.Generator,
 ) -> np.ndarray:
-    """Candidates per race, region by region: the published distribution in a random order of the region's races
-    where one is published (:func:`published_distributions`), else :func:`candidate_counts_rule`."""
-    posts = margins["posts"].to_numpy(dtype=np.int64)
-    cands = margins["cands"].to_numpy(dtype=np.int64)
-    z = rng.standard_normal(int(posts.sum()))
-    order = rng.random(int(posts.sum()))
-    counts = np.empty(int(posts.sum()), dtype=np.int64)
-    dists = margins.reindex(columns=list(DISTRIBUTION_COLUMNS)).to_numpy(dtype=float)
-    for r, start in enumerate(_group_starts(posts)):
-        block = slice(start, start + posts[r])
-        if np.all(np.isfinite(dists[r])):
-            values = np.repeat(np.array(DISTRIBUTION_SIZES, dtype=np.int64), dists[r].astype(np.int64))
-            counts[block] = values[np.argsort(order[block], kind="stable")]
-        else:
-            counts[block] = candidate_counts_rule(int(posts[r]), int(cands[r]), min_candidates, spread_sd, z[block])
+    """Candidates per race, region by region: the published distribution (``distributions``, posts with 2..6
+    candidates, NaN where not published) in a random order of the region's races where one is published
+    (:func:`published_distributions`), else :func:`candidate_counts_rule`."""
+    n_races = int(posts.sum())
+    z = rng.standard_normal(n_races)
+    order = rng.random(n_races)
+    counts = np.empty(n_races, dtype=np.int64)
+    published = np.all(np.isfinite(distributions), axis=1)
+    starts = _group_starts(posts)
+    for r in np.flatnonzero(published):
+        block = slice(starts[r], starts[r] + posts[r])
+        values = np.repeat(np.array(DISTRIBUTION_SIZES, dtype=np.int64), distributions[r].astype(np.int64))
+        counts[block] = values[np.argsort(order[block], kind="stable")]
+    by_rule = np.repeat(~published, posts)
+    if by_rule.any():
+        counts[by_rule] = candidate_counts_by_rule(
+            posts[~published], cands[~published], min_candidates, spread_sd, z[by_rule]
+        )
     return counts
 
 
@@ -791,10 +834,7 @@ def _draw_voted(
 ) -> np.ndarray:
     """Integer votes: (binomial) draws rescaled so each region hits its target exactly."""
     draws = rng.binomial(registered, p).astype(float) if s.binomial_sampling else registered * p
-    quotas = np.empty(len(registered))
-    for r, target in enumerate(targets):
-        mask = race_region == r
-        quotas[mask] = _scale_to_total_with_caps(draws[mask], registered[mask], int(target))
+    quotas = scale_to_totals_with_caps(draws, registered, race_region, targets)
     voted = grouped_largest_remainder(quotas, race_region, targets)
     if np.any(voted > registered):
         raise RuntimeError("Vote allocation exceeded an electorate")
@@ -851,34 +891,130 @@ def _endogenous_order(
     rho = s.mix_endogeneity
     scaled = noise / s.overdispersion_sd if s.overdispersion_sd > 0 else np.zeros_like(noise)
     score = rho * scaled + np.sqrt(1 - rho**2) * xi
+    # all regions at once: races are stored region by region, so the k-th race of a region in each order pair up
     perm = np.empty(len(race_region), dtype=np.int64)
-    for start, size in zip(_group_starts(posts), posts, strict=True):
-        idx = np.arange(start, start + size)
-        races_by_score = idx[np.argsort(score[idx], kind="stable")]
-        mixes_by_share = idx[np.lexsort((tie[idx], self_share[idx]))]
-        perm[races_by_score] = mixes_by_share
+    perm[np.lexsort((score, race_region))] = np.lexsort((tie, self_share, race_region))
     return perm
 
 
-def simulate_from_margins(margins: pd.DataFrame, settings: SimulationSettings, seed: int) -> pd.DataFrame:
-    """Draw one row per post from completed regional margins (see :func:`simulate_races`)."""
+@dataclass(frozen=True, eq=False)
+class MarginArrays:
+    """Completed regional margins as the arrays the race draws use (built once, reused by every draw)."""
+
+    regions: np.ndarray  # region names, in the margins' order
+    turnout_pct: np.ndarray
+    posts: np.ndarray
+    cands: np.ndarray
+    cands_party: np.ndarray
+    cands_women: np.ndarray
+    voters: np.ndarray
+    distributions: np.ndarray  # posts with 2..6 candidates where published (DISTRIBUTION_COLUMNS), else NaN
+
+    @classmethod
+    def from_frame(cls, margins: pd.DataFrame) -> MarginArrays:
+        return cls(
+            margins["region"].astype(str).to_numpy(dtype=object),
+            margins["turnout_pct"].to_numpy(dtype=float),
+            *(margins[c].to_numpy(dtype=float).astype(np.int64) for c in MARGIN_COUNTS),
+            margins.reindex(columns=list(DISTRIBUTION_COLUMNS)).to_numpy(dtype=float),
+        )
+
+    @property
+    def n_races(self) -> int:
+        return int(self.posts.sum())
+
+    @property
+    def race_region(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.posts)), self.posts)
+
+    @property
+    def starts(self) -> np.ndarray:
+        return _group_starts(self.posts)
+
+    @property
+    def published(self) -> np.ndarray:
+        """Regions whose candidates per race follow their published distribution."""
+        return np.all(np.isfinite(self.distributions), axis=1)
+
+
+@dataclass(frozen=True, eq=False)
+class RaceDraw:
+    """One simulated data set as arrays (one entry per race, races grouped by region in the margins' order); its
+    table is :meth:`frame`."""
+
+    regions: np.ndarray
+    race_region: np.ndarray
+    registered: np.ndarray
+    voted: np.ndarray
+    n_candidates: np.ndarray
+    n_party: np.ndarray
+    n_women: np.ndarray
+    winner_votes: np.ndarray | None  # None: drawn without them (draw_races(winners=False))
+    alphas: np.ndarray
+    slopes: np.ndarray
+    seed: int
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The race table's columns (:data:`RACE_COLUMNS`, region as names) as arrays; without winner votes where
+        the draw has none."""
+        n_self = self.n_candidates - self.n_party
+        columns = {
+            "race_id": np.arange(1, len(self.n_candidates) + 1),
+            "region": self.regions[self.race_region],
+            "registered": self.registered,
+            "voted": self.voted,
+            "n_candidates": self.n_candidates,
+            "n_party": self.n_party,
+            "n_self": n_self,
+            "n_women": self.n_women,
+            "self_share": n_self / self.n_candidates,
+            "any_self": (n_self > 0).astype(np.int64),
+            "women_share": self.n_women / self.n_candidates,
+            "any_woman": (self.n_women > 0).astype(np.int64),
+            "winner_votes": self.winner_votes,
+            "valid_votes": self.voted,
+        }
+        return {name: values for name, values in columns.items() if values is not None}
+
+    def frame(self) -> pd.DataFrame:
+        """The race table (:data:`RACE_COLUMNS`), with the regional intercepts, slopes and seed in ``attrs``."""
+        if self.winner_votes is None:
+            raise ValueError("this draw has no winner votes (draw_races(winners=False)): draw it with them")
+        races = pd.DataFrame(self.columns())[list(RACE_COLUMNS)]
+        races.attrs["alpha_region"] = dict(zip(self.regions, self.alphas.round(10).tolist(), strict=True))
+        races.attrs["slope_region"] = dict(zip(self.regions, self.slopes.round(10).tolist(), strict=True))
+        races.attrs["seed"] = self.seed
+        return races
+
+
+def check_margins(margins: pd.DataFrame, settings: SimulationSettings) -> MarginArrays:
+    """Refuse margins the simulator cannot split into races under ``settings``; their arrays otherwise."""
     _check_margins_feasible(margins, settings.min_candidates, settings.min_registered)
+    return MarginArrays.from_frame(margins)
+
+
+def draw_races(m: MarginArrays, settings: SimulationSettings, seed: int, winners: bool = True) -> RaceDraw:
+    """One simulated data set from margins already checked by :func:`check_margins` (see :func:`simulate_races`).
+
+    ``winners=False`` skips the split of votes among candidates, the last draw: every other array is the same, and
+    ``winner_votes`` is None (the turnout models do not use it)."""
     rng = np.random.default_rng(seed)
-    posts = margins["posts"].to_numpy(dtype=np.int64)
-    cands = margins["cands"].to_numpy(dtype=np.int64)
-    race_region = np.repeat(np.arange(len(posts)), posts)
-    n_cands = _draw_candidate_counts(margins, settings.min_candidates, settings.cands_spread_sd, rng)
+    posts, cands = m.posts, m.cands
+    race_region = m.race_region
+    n_cands = _draw_candidate_counts(
+        posts, cands, m.distributions, settings.min_candidates, settings.cands_spread_sd, rng
+    )
     if not np.array_equal(np.bincount(race_region, weights=n_cands, minlength=len(posts)).astype(np.int64), cands):
         raise ValueError("candidates per race do not add up to the regional candidates")
     slot_race = np.repeat(np.arange(len(n_cands)), n_cands)
     if settings.party_placement == "spread":
-        n_party = _spread_party(margins["cands_party"].to_numpy(dtype=np.int64), posts, n_cands, rng)
+        n_party = _spread_party(m.cands_party, posts, n_cands, rng)
     else:
-        is_party = _mark_slots(margins["cands_party"].to_numpy(), cands, rng)
+        is_party = _mark_slots(m.cands_party, cands, rng)
         n_party = np.bincount(slot_race, weights=is_party, minlength=len(n_cands)).astype(np.int64)
-    is_woman = _mark_slots(margins["cands_women"].to_numpy(), cands, rng)
+    is_woman = _mark_slots(m.cands_women, cands, rng)
     n_women = np.bincount(slot_race, weights=is_woman, minlength=len(n_cands)).astype(np.int64)
-    voters = margins["voters_on_rolls"].to_numpy(dtype=np.int64)
+    voters = m.voters
     registered = _draw_electorates(race_region, posts, voters, settings, rng)
     noise = _race_noise(race_region, posts, settings, rng)
     slopes = settings.beta_self_share + settings.slope_sd * rng.standard_normal(len(posts))
@@ -888,49 +1024,17 @@ def simulate_from_margins(margins: pd.DataFrame, settings: SimulationSettings, s
     n_self = n_cands - n_party
     offset = _mix_predictor(n_cands, n_self / n_cands, (n_women > 0).astype(float), settings)
     offset = offset + (slopes[race_region] - settings.beta_self_share) * (n_self / n_cands) + noise
-    targets = np.rint(margins["turnout_pct"].to_numpy() / 100 * voters).astype(np.int64)
+    targets = np.rint(m.turnout_pct / 100 * voters).astype(np.int64)
     alphas = _calibrate_alphas(race_region, registered, offset, targets / voters)
     p = expit(alphas[race_region] + offset)
     voted = _draw_voted(registered, p, race_region, targets, settings, rng)
-    winner = _winner_votes(slot_race, voted, settings.dirichlet_concentration, rng)
-    races = _race_frame(margins["region"].to_numpy(), race_region, registered, voted, n_cands, n_party, n_women, winner)
-    races.attrs["alpha_region"] = dict(zip(margins["region"], alphas.round(10).tolist(), strict=True))
-    races.attrs["slope_region"] = dict(zip(margins["region"], slopes.round(10).tolist(), strict=True))
-    races.attrs["seed"] = seed
-    return races
+    winner = _winner_votes(slot_race, voted, settings.dirichlet_concentration, rng) if winners else None
+    return RaceDraw(m.regions, race_region, registered, voted, n_cands, n_party, n_women, winner, alphas, slopes, seed)
 
 
-def _race_frame(
-    region_names: np.ndarray,
-    race_region: np.ndarray,
-    registered: np.ndarray,
-    voted: np.ndarray,
-    n_cands: np.ndarray,
-    n_party: np.ndarray,
-    n_women: np.ndarray,
-    winner: np.ndarray,
-) -> pd.DataFrame:
-    """Assemble the race table with the documented column names and order."""
-    n_self = n_cands - n_party
-    frame = pd.DataFrame(
-        {
-            "race_id": np.arange(1, len(n_cands) + 1),
-            "region": region_names[race_region],
-            "registered": registered,
-            "voted": voted,
-            "n_candidates": n_cands,
-            "n_party": n_party,
-            "n_self": n_self,
-            "n_women": n_women,
-            "self_share": n_self / n_cands,
-            "any_self": (n_self > 0).astype(np.int64),
-            "women_share": n_women / n_cands,
-            "any_woman": (n_women > 0).astype(np.int64),
-            "winner_votes": winner,
-            "valid_votes": voted,
-        }
-    )
-    return frame[list(RACE_COLUMNS)]
+def simulate_from_margins(margins: pd.DataFrame, settings: SimulationSettings, seed: int) -> pd.DataFrame:
+    """Draw one row per post from completed regional margins (see :func:`simulate_races`)."""
+    return draw_races(check_margins(margins, settings), settings, seed).frame()
 
 
 def simulate_races(

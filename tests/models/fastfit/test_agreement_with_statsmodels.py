@@ -611,10 +611,9 @@ def test_study_falls_back_to_statsmodels_where_the_fast_path_declines(
 
     for name in ("fit_counts_glm", "fit_gee_exchangeable", "fit_random_intercept_reml"):
         monkeypatch.setattr(fastfit, name, decline)
-    # the batched GLM of the replications (study._fit_batch) declines each data set the same way
-    monkeypatch.setattr(
-        fastfit, "fit_counts_glm_batch", lambda arrays: [fastfit.FastPathDeclined("test")] * len(arrays)
-    )
+    # the batched GLM and GEE of the replications (study._fit_batch) decline each data set the same way
+    for name in ("fit_counts_glm_batch", "fit_gee_exchangeable_batch"):
+        monkeypatch.setattr(fastfit, name, lambda arrays: [fastfit.FastPathDeclined("test")] * len(arrays))
     declined = _study_rows(regions, "fast", design)
     pd.testing.assert_frame_equal(declined, slow, check_exact=True)
 
@@ -625,7 +624,9 @@ def test_study_records_a_failed_fast_fit(regions: pd.DataFrame, monkeypatch: pyt
     def broken(*args, **kwargs):
         raise np.linalg.LinAlgError("Singular matrix")
 
-    monkeypatch.setattr(fastfit, "fit_gee_exchangeable", broken)
+    # the batch's error leaves each replication to its own fit, which records it
+    for name in ("fit_gee_exchangeable", "fit_gee_exchangeable_batch"):
+        monkeypatch.setattr(fastfit, name, broken)
     design = study.StudyDesign.from_mapping(
         {
             "n_replications": 2,

@@ -254,3 +254,44 @@ def test_study_coverage_is_the_headlines_inverted_interval(regions: pd.DataFrame
         target = row["target"]
         assert min(abs(target - headline.ci_lower), abs(target - headline.ci_upper)) > 1e-4  # not on a bound
         assert row["covered"] is (headline.ci_lower <= target <= headline.ci_upper)
+
+
+def test_gee_batch_is_each_data_sets_own_fit(data_sets: list[pd.DataFrame]) -> None:
+    """The batched GEE takes each data set's own iteration (steps, correlation, estimates, bias-reduced covariance)
+    and declines the separated one alone with the single path's reason; and statsmodels agrees."""
+    arrays = _arrays(data_sets)
+    batch = fastfit.fit_gee_exchangeable_batch(arrays)
+    for frame, one, fit in zip(data_sets, arrays, batch, strict=True):
+        try:
+            single = fastfit.fit_gee_exchangeable(one)
+        except fastfit.FastPathDeclined as declined:
+            assert isinstance(fit, fastfit.FastPathDeclined) and str(fit) == str(declined)
+            continue
+        assert isinstance(fit, fastfit.GEEFit) and fit.n_steps == single.n_steps
+        assert fit.dep_param == pytest.approx(single.dep_param, rel=1e-10)
+        _scaled_close(fit.params, single.params, np.abs(single.params), 1e-10)
+        _cov_close(fit.cov_bias_reduced, single.cov_bias_reduced, 1e-9)
+        reference = race.fit_race_gee(frame, RHS, cov_type="bias_reduced")
+        _scaled_close(fit.params, reference.params, reference.bse.to_numpy())
+        _cov_close(fit.cov_bias_reduced, reference.cov_params)
+    assert sum(isinstance(fit, fastfit.FastPathDeclined) for fit in batch) == 1  # the separated data set
+    assert fastfit.fit_gee_exchangeable_batch([]) == []
+    with pytest.raises(ValueError, match="same cluster codes"):
+        other = fastfit.RaceArrays(
+            arrays[0].exog,
+            arrays[0].names,
+            arrays[0].voted,
+            arrays[0].registered,
+            arrays[0].clusters[::-1].copy(),
+            arrays[0].n_clusters,
+        )
+        fastfit.fit_gee_exchangeable_batch([arrays[0], other])
+
+
+def test_gee_batch_declines_at_the_iteration_limit_as_the_single_path(data_sets: list[pd.DataFrame]) -> None:
+    arrays = _arrays([data_sets[0], data_sets[1]])
+    limited = fastfit.fit_gee_exchangeable_batch(arrays, maxiter=1)
+    assert [str(fit) for fit in limited] == ["GEE iteration limit reached"] * 2
+    for one in arrays:
+        with pytest.raises(fastfit.FastPathDeclined, match="^GEE iteration limit reached$"):
+            fastfit.fit_gee_exchangeable(one, maxiter=1)

@@ -25,7 +25,8 @@ def test_study_design_round_trip_and_mapping() -> None:
     design = study.StudyDesign.from_params()
     # the class has no defaults of its own: params.yaml's design, key for key, and the headline's draws
     params = load_params()
-    assert design.as_mapping() == {**params["simulation_study"]["design"], "n_boot": params["race_models"]["n_boot"]}
+    headline = {key: params["race_models"][key] for key in ("n_boot", "boot_seed")}
+    assert design.as_mapping() == {**params["simulation_study"]["design"], **headline}
     assert study.StudyDesign.from_mapping(design.as_mapping()) == design
     custom = study.StudyDesign.from_mapping(
         {
@@ -101,5 +102,6 @@ def test_build_tasks_carries_the_design() -> None:
     assert last.settings.beta_self_share == -0.3 and tasks[0].settings.beta_self_share == 0.0
     assert (last.n_regions, last.n_races, last.methods) == (14, 730, ("cluster_t",))
     races, sim_seed, boot_seed = study.simulate_replication(last)
-    assert (sim_seed, boot_seed) == study.replication_seeds(3, 0, 1, 1) and len(races) == 730
+    # the simulation seed is the replication's own, the bootstrap's the design's (the headline's)
+    assert (sim_seed, boot_seed) == (study.replication_seeds(3, 0, 1, 1)[0], design.boot_seed) and len(races) == 730
     pd.testing.assert_frame_equal(races, simulate.simulate_from_margins(last.margins, last.settings, sim_seed))

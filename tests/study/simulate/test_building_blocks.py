@@ -75,10 +75,10 @@ def test_grouped_rounding_refuses_quotas_that_fall_short_of_their_total() -> Non
 
 
 def test_extra_candidates_are_spread_over_the_region_races() -> None:
-    margins = pd.DataFrame({"posts": [3, 2], "cands": [36, 4]})
-    counts = simulate._draw_candidate_counts(margins, 2, 0.0, np.random.default_rng(3))
+    posts, cands, unpublished = np.array([3, 2]), np.array([36, 4]), np.full((2, 5), np.nan)
+    counts = simulate._draw_candidate_counts(posts, cands, unpublished, 2, 0.0, np.random.default_rng(3))
     assert counts.tolist() == [12, 12, 12, 2, 2]  # 30 extra candidates over 3 races, most even at spread 0
-    counts = simulate._draw_candidate_counts(margins, 2, 3.0, np.random.default_rng(3))
+    counts = simulate._draw_candidate_counts(posts, cands, unpublished, 2, 3.0, np.random.default_rng(3))
     assert counts.sum() == 40 and counts[3:].tolist() == [2, 2] and counts.min() >= 2
 
 
@@ -126,8 +126,8 @@ def test_mix_predictor_on_the_count_scale_by_hand() -> None:
 
 
 def test_race_frame_by_hand() -> None:
-    frame = simulate._race_frame(
-        np.array(["North", "South"]),
+    frame = simulate.RaceDraw(
+        np.array(["North", "South"], dtype=object),
         np.array([0, 1]),
         np.array([100, 200]),
         np.array([60, 150]),
@@ -135,7 +135,10 @@ def test_race_frame_by_hand() -> None:
         np.array([2, 1]),
         np.array([0, 1]),
         np.array([40, 70]),
-    )
+        np.array([0.25, -0.5]),
+        np.array([-0.3, -0.3]),
+        5,
+    ).frame()
     expected = pd.DataFrame(
         {
             "race_id": [1, 2],
@@ -156,6 +159,11 @@ def test_race_frame_by_hand() -> None:
     )
     pd.testing.assert_frame_equal(frame, expected, check_dtype=False)
     assert frame["any_self"].dtype == np.int64 and frame["any_woman"].dtype == np.int64
+    assert frame.attrs == {
+        "alpha_region": {"North": 0.25, "South": -0.5},
+        "slope_region": {"North": -0.3, "South": -0.3},
+        "seed": 5,
+    }
 
 
 def small_margins() -> pd.DataFrame:
@@ -344,3 +352,43 @@ def test_the_largest_allowed_min_registered_fits_the_published_margins() -> None
         national = data.read_processed("national", folder).set_index("round_id").loc[data.ROUND_2021]
         margins = simulate.allocate_region_margins(*simulate.inputs_from_published(regional, national), "equal", 2)
         assert 900 < (margins["voters_on_rolls"] / margins["posts"]).min() < 902
+
+
+def test_capped_scaling_by_hand_in_two_groups_at_once() -> None:
+    # group 0: weights 1, 1, 8 to 9 with caps 4, 4, 4: the third is capped, the rest 5 split 2.5 / 2.5;
+    # group 1: weights sum to 0, so the total 3 follows the caps 1 and 2
+    quotas = simulate.scale_to_totals_with_caps(
+        np.array([1.0, 1.0, 8.0, 0.0, 0.0]), np.array([4, 4, 4, 1, 2]), np.array([0, 0, 0, 1, 1]), np.array([9, 3])
+    )
+    np.testing.assert_allclose(quotas, [2.5, 2.5, 4.0, 1.0, 2.0], rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match=r"^Target exceeds the sum of caps$"):
+        simulate.scale_to_totals_with_caps(np.ones(2), np.array([1, 1]), np.array([0, 1]), np.array([1, 2]))
+
+
+def test_capped_scaling_of_many_groups_equals_each_group_alone() -> None:
+    rng = np.random.default_rng(4)
+    sizes = rng.integers(1, 30, 40)
+    group = np.repeat(np.arange(40), sizes)
+    caps = rng.integers(1, 500, len(group))
+    weights = rng.binomial(caps, rng.random(len(group)) ** 0.2).astype(float)  # many near their caps
+    totals = np.array([int(caps[group == g].sum() * rng.uniform(0.5, 1.0)) for g in range(40)])
+    together = simulate.scale_to_totals_with_caps(weights, caps, group, totals)
+    for g in range(40):
+        alone = simulate._scale_to_total_with_caps(weights[group == g], caps[group == g], int(totals[g]))
+        np.testing.assert_array_equal(together[group == g], alone)
+        assert np.all(together[group == g] <= caps[group == g]) and together[group == g].sum() == pytest.approx(
+            totals[g]
+        )
+
+
+def test_rule_counts_of_many_regions_equal_each_region_alone() -> None:
+    rng = np.random.default_rng(5)
+    posts = np.array([3, 40, 1, 17, 9])
+    cands = posts * 2 + np.array([0, 55, 4, 3, 30])
+    z = rng.standard_normal(posts.sum())
+    together = simulate.candidate_counts_by_rule(posts, cands, 2, 0.48, z)
+    starts = np.concatenate([[0], np.cumsum(posts)[:-1]])
+    for p, c, start in zip(posts, cands, starts, strict=True):
+        alone = simulate.candidate_counts_rule(int(p), int(c), 2, 0.48, z[start : start + p])
+        np.testing.assert_array_equal(together[start : start + p], alone)
+        assert together[start : start + p].sum() == c
