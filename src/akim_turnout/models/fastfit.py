@@ -453,6 +453,85 @@ def fit_counts_glm(arrays: RaceArrays, start: np.ndarray | None = None) -> Count
 # --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, eq=False)
+class IndicatorDesign:
+    """A stack of designs (R x n x k) whose indicator columns (``dummies``) are the same 0/1 columns in every data
+    set with disjoint supports (a categorical's treatment dummies), kept as runs of rows: the products a Newton step
+    needs (``X b``, ``X' W X``, ``X' r``) then cost O(n) per other (``dense``) column instead of O(n k)."""
+
+    dense_x: np.ndarray  # R x n x (k - m): the other columns
+    dense: np.ndarray  # their column indices
+    dummies: np.ndarray  # the m indicator columns' indices
+    run_starts: np.ndarray  # first row of each run of rows with the same indicator (or none)
+    run_lengths: np.ndarray
+    runs_to_dummies: np.ndarray  # m x runs: 1 where a run's rows have that indicator
+    k: int
+
+    @classmethod
+    def of(cls, exog: np.ndarray) -> IndicatorDesign | None:
+        """The structure of ``exog`` (R x n x k), or None where fewer than two indicator columns are found."""
+        first = exog[0]
+        n, k = first.shape
+        same = np.all(exog == first, axis=(0, 1))
+        binary = np.all((first == 0) | (first == 1), axis=0)
+        chosen, used = [], np.zeros(n, dtype=bool)
+        for j in np.flatnonzero(same & binary):
+            support = first[:, j] == 1
+            if 0 < support.sum() < n and not np.any(support & used):
+                chosen.append(j)
+                used |= support
+        if len(chosen) < 2:
+            return None
+        code = np.full(n, -1)
+        for position, j in enumerate(chosen):
+            code[first[:, j] == 1] = position
+        starts = np.flatnonzero(np.concatenate([[True], code[1:] != code[:-1]]))
+        lengths = np.diff(np.concatenate([starts, [n]]))
+        runs = np.zeros((len(chosen), len(starts)))
+        inside = code[starts] >= 0
+        runs[code[starts][inside], np.flatnonzero(inside)] = 1.0
+        dense = np.array([j for j in range(k) if j not in chosen], dtype=np.int64)
+        return cls(exog[:, :, dense], dense, np.array(chosen, dtype=np.int64), starts, lengths, runs, k)
+
+    def take(self, rows: np.ndarray) -> IndicatorDesign:
+        """The same structure for the data sets ``rows`` of the stack."""
+        return IndicatorDesign(
+            self.dense_x[rows],
+            self.dense,
+            self.dummies,
+            self.run_starts,
+            self.run_lengths,
+            self.runs_to_dummies,
+            self.k,
+        )
+
+    def _by_dummy(self, values: np.ndarray) -> np.ndarray:
+        """Sums of ``values`` (R x n x ...) over each indicator's rows: R x m x ..."""
+        runs = np.add.reduceat(values, self.run_starts, axis=1)
+        return runs @ self.runs_to_dummies.T if runs.ndim == 2 else self.runs_to_dummies @ runs
+
+    def linear(self, params: np.ndarray) -> np.ndarray:
+        """``X b`` for each data set (``params`` R x k)."""
+        eta = (self.dense_x @ params[:, self.dense, None])[:, :, 0]
+        per_run = params[:, self.dummies] @ self.runs_to_dummies  # R x runs (0 for rows without an indicator)
+        return eta + np.repeat(per_run, self.run_lengths, axis=1)
+
+    def gram_and_score(self, weight: np.ndarray, resid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``X' W X`` (R x k x k) and ``X' r`` (R x k)."""
+        n_sets = weight.shape[0]
+        weighted = self.dense_x * weight[:, :, None]
+        gram = np.zeros((n_sets, self.k, self.k))
+        gram[:, self.dense[:, None], self.dense[None, :]] = self.dense_x.transpose(0, 2, 1) @ weighted
+        cross = self._by_dummy(weighted)  # R x m x dense
+        gram[:, self.dummies[:, None], self.dense[None, :]] = cross
+        gram[:, self.dense[:, None], self.dummies[None, :]] = cross.transpose(0, 2, 1)
+        gram[:, self.dummies, self.dummies] = self._by_dummy(weight)
+        score = np.empty((n_sets, self.k))
+        score[:, self.dense] = (self.dense_x.transpose(0, 2, 1) @ resid[:, :, None])[:, :, 0]
+        score[:, self.dummies] = self._by_dummy(resid)
+        return gram, score
+
+
 def newton_counts_batch(
     exog: np.ndarray,
     voted: np.ndarray,
@@ -465,7 +544,9 @@ def newton_counts_batch(
     """:func:`newton_counts` for a stack of data sets (``exog`` R x n x k, ``voted``/``trials``/``offset`` R x n,
     ``start`` R x k) at once: the same steps with the same stopping rule, each data set stopping on its own.
 
-    Each Newton step of the whole stack is one batched product ``X' W X`` (R x k x k) and one batched solve. Returns
+    Each Newton step of the whole stack is one batched product ``X' W X`` (R x k x k) and one batched solve; where the
+    design has indicator columns common to the stack (region dummies), the products go through
+    :class:`IndicatorDesign` (the same numbers up to rounding, at a fraction of the cost). Returns
     the estimates (R x k; NaN where declined), the number of steps, and for each data set the reason
     :func:`newton_counts` would decline it ("" where it converged): those rows are the caller's to hand on.
     """
@@ -483,10 +564,15 @@ def newton_counts_batch(
             params[i] = np.nan
         active = active[~mask]
 
+    design = IndicatorDesign.of(exog) if n_sets else None  # None: no indicator columns to exploit
     for step_number in range(1, max_steps + 1):
         everyone = len(active) == n_sets  # no copies of the stack while every data set is still iterating
-        x = exog if everyone else exog[active]
-        eta = (x @ params[active][:, :, None])[:, :, 0]
+        if design is None:
+            x = exog if everyone else exog[active]
+            eta = (x @ params[active][:, :, None])[:, :, 0]
+        else:
+            x = design if everyone else design.take(active)
+            eta = x.linear(params[active])
         if offset is not None:
             eta = eta + (offset if everyone else offset[active])
         inside = np.all(np.abs(eta) < 30, axis=1)
@@ -494,13 +580,18 @@ def newton_counts_batch(
         if not len(active):
             break
         if not inside.all():
-            x, eta = x[inside], eta[inside]
+            x, eta = (x[inside] if design is None else x.take(np.flatnonzero(inside))), eta[inside]
         mu = special.expit(eta)
         n_trials = trials[active]
         weight = n_trials * mu * (1 - mu)
-        xt = x.transpose(0, 2, 1)
-        hessian = xt @ (x * weight[:, :, None])
-        gradient = xt @ (voted[active] - n_trials * mu)[:, :, None]
+        resid = voted[active] - n_trials * mu
+        if design is None:
+            xt = x.transpose(0, 2, 1)
+            hessian = xt @ (x * weight[:, :, None])
+            gradient = xt @ resid[:, :, None]
+        else:
+            hessian, score = x.gram_and_score(weight, resid)
+            gradient = score[:, :, None]
         step = np.full(params[active].shape, np.nan)
         try:
             step[:] = np.linalg.solve(hessian, gradient)[:, :, 0]

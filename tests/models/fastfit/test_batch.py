@@ -164,7 +164,8 @@ def test_score_bootstrap_batch_declines_a_separated_restricted_fit(data_sets: li
     with pytest.raises(fastfit.FastPathDeclined) as declined:
         fastfit.score_bootstrap(arrays[1], k, 0.0, draws[1], start)
     assert isinstance(batch[1], fastfit.FastPathDeclined) and str(batch[1]) == str(declined.value)
-    assert batch[0] == fastfit.score_bootstrap(arrays[0], k, 0.0, draws[0], start)
+    statistic, p_value = fastfit.score_bootstrap(arrays[0], k, 0.0, draws[0], start)
+    assert batch[0][0] == pytest.approx(statistic, rel=1e-12) and batch[0][1] == p_value
 
 
 def test_mixed_model_design_is_the_design_without_region_columns(data_sets: list[pd.DataFrame]) -> None:
@@ -295,3 +296,29 @@ def test_gee_batch_declines_at_the_iteration_limit_as_the_single_path(data_sets:
     for one in arrays:
         with pytest.raises(fastfit.FastPathDeclined, match="^GEE iteration limit reached$"):
             fastfit.fit_gee_exchangeable(one, maxiter=1)
+
+
+def test_indicator_design_products_equal_the_dense_products(data_sets: list[pd.DataFrame]) -> None:
+    """The region dummies are found as indicator columns (the intercept and any_woman are not: one is all ones, the
+    other differs between data sets), and X b, X'WX and X'r through them equal the dense products."""
+    arrays = _arrays([data_sets[0], data_sets[1], data_sets[3]])
+    exog = np.stack([a.exog for a in arrays])
+    design = fastfit.IndicatorDesign.of(exog)
+    names = arrays[0].names
+    assert [names[j] for j in design.dummies] == [n for n in names if n.startswith("C(region)")]
+    rng = np.random.default_rng(2)
+    params, weight, resid = rng.normal(size=(3, exog.shape[2])), rng.random((3, 730)), rng.normal(size=(3, 730))
+    np.testing.assert_allclose(design.linear(params), (exog @ params[:, :, None])[:, :, 0], rtol=1e-13, atol=1e-13)
+    gram, score = design.gram_and_score(weight, resid)
+    xt = exog.transpose(0, 2, 1)
+    np.testing.assert_allclose(gram, xt @ (exog * weight[:, :, None]), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(score, (xt @ resid[:, :, None])[:, :, 0], rtol=1e-12, atol=1e-12)
+    taken = design.take(np.array([2]))
+    np.testing.assert_allclose(taken.linear(params[2:]), design.linear(params)[2:], rtol=0, atol=1e-15)
+    # no indicator columns to exploit: the dense path
+    assert fastfit.IndicatorDesign.of(exog[:, :, [0, -3, -2, -1]]) is None
+    # two overlapping 0/1 columns: only the first is an indicator, and one indicator alone is not worth it
+    overlap = np.ones((1, 4, 3))
+    overlap[0, :, 1] = [1, 1, 0, 0]
+    overlap[0, :, 2] = [0, 1, 1, 0]
+    assert fastfit.IndicatorDesign.of(overlap) is None
