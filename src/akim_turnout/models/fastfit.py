@@ -101,6 +101,7 @@ GEE_MAXITER = 60  # statsmodels GEE.fit defaults
 GEE_CTOL = 1e-6
 IRLS_MAXITER = 100  # statsmodels GLM.fit defaults (IRLS)
 IRLS_TOL = 1e-8
+MANCL_CHUNK = 5  # data sets per stack of mancl_derouen_batch
 MAX_GEE_CONDITION = 1e10  # mancl_derouen declines a GEE information B less well conditioned (regular fits: about 3e3)
 TIE_TOLERANCE = 1e-12  # relative tie tolerance of resampling._score_bootstrap_p and resampling.permutation_test
 DEFAULT_RCOND = float(np.sqrt(np.finfo(float).eps))  # as akim_turnout.models.inference.DEFAULT_RCOND
@@ -1000,49 +1001,87 @@ def mancl_derouen(arrays: RaceArrays, params: np.ndarray, dep: float, rcond: flo
 
     Returns ``B^-1 (sum_g u_g u_g') B^-1`` with ``u_g = D_g' V_g^-1 A_g^+ r_g``, scale 1 as the reference.
     """
-    exog = arrays.exog
-    n, k = exog.shape
-    mu = special.expit(exog @ params)
+    result = mancl_derouen_batch([arrays], np.asarray(params, dtype=float)[None, :], np.array([dep]), rcond)[0]
+    if isinstance(result, FastPathDeclined):
+        raise result
+    return result
+
+
+def mancl_derouen_batch(
+    arrays_list: Sequence[RaceArrays], params: np.ndarray, deps: np.ndarray, rcond: float = DEFAULT_RCOND
+) -> list[np.ndarray | FastPathDeclined]:
+    """:func:`mancl_derouen` of each data set (all of one shape, with the same cluster codes; ``params`` R x k,
+    ``deps`` R), computed as one stack (R x G padded cluster blocks); a data set the single path would decline gets
+    its :class:`FastPathDeclined` instead of a covariance. The single path is this batch of one. The stack is taken
+    :data:`MANCL_CHUNK` data sets at a time (its padded blocks are large: 0.63 ms per data set in fives against 0.85
+    alone and 1.04 in a stack of 50)."""
+    if len(arrays_list) > MANCL_CHUNK:
+        return [
+            result
+            for start in range(0, len(arrays_list), MANCL_CHUNK)
+            for result in mancl_derouen_batch(
+                arrays_list[start : start + MANCL_CHUNK],
+                params[start : start + MANCL_CHUNK],
+                deps[start : start + MANCL_CHUNK],
+                rcond,
+            )
+        ]
+    first = arrays_list[0]
+    if any(not np.array_equal(a.clusters, first.clusters) or a.exog.shape != first.exog.shape for a in arrays_list):
+        raise ValueError("data sets of one shape with the same cluster codes are needed")
+    exog = np.stack([a.exog for a in arrays_list])
+    n_sets, n, k = exog.shape
+    mu = special.expit((exog @ params[:, :, None])[:, :, 0])
     var = mu * (1 - mu)
     sd = np.sqrt(var)
-    resid = arrays.share - mu
-    order, starts, sizes = arrays._order
-    if np.any(np.abs(1.0 + dep * (sizes - 1)) < 1e-4) or not abs(dep) < 1.0:
-        raise FastPathDeclined("exchangeable working correlation nearly singular for a cluster")
-    inv_one_minus, c = _exchangeable_constants(dep, sizes)
-    # padded cluster blocks: (G, n_max, ...), zeros outside each cluster
+    resid = np.stack([a.share for a in arrays_list]) - mu
+    order, starts, sizes = first._order
+    out: list[np.ndarray | FastPathDeclined | None] = [None] * n_sets
+    deps = np.asarray(deps, dtype=float)
+    for i, dep in enumerate(deps):
+        if np.any(np.abs(1.0 + dep * (sizes - 1)) < 1e-4) or not abs(dep) < 1.0:
+            out[i] = FastPathDeclined("exchangeable working correlation nearly singular for a cluster")
+    usable = np.array([result is None for result in out])
+    safe_deps = np.where(usable, deps, 0.0)  # declined data sets are carried along at 0 and dropped
+    inv_one_minus = 1.0 / (1.0 - safe_deps)
+    c = safe_deps[:, None] / (1.0 - safe_deps)[:, None] / (1.0 + safe_deps[:, None] * (sizes - 1))  # R x G
+    # padded cluster blocks: (R, G, n_max, ...), zeros outside each cluster
     sorted_rows = np.arange(n) if order is None else order
     position = np.arange(sizes.max())[None, :]
     inside = position < sizes[:, None]
     rows = sorted_rows[np.minimum(starts[:, None] + position, n - 1)]
-    x = np.where(inside[:, :, None], exog[rows], 0.0)
-    v = np.where(inside, var[rows], 0.0)
-    s = np.where(inside, sd[rows], 1.0)
-    r = np.where(inside, resid[rows], 0.0)
-    d = x * v[:, :, None]  # D_g
-    z = x * s[:, :, None]  # D_g / sd
-    w = (z * inv_one_minus - c[:, None, None] * z.sum(axis=1)[:, None, :]) / s[:, :, None] * inside[:, :, None]
-    bmat = d.reshape(-1, k).T @ w.reshape(-1, k)  # sum_g D_g' V_g^-1 D_g (padding rows are zero)
+    x = np.where(inside[None, :, :, None], exog[:, rows], 0.0)
+    v = np.where(inside, var[:, rows], 0.0)
+    s = np.where(inside, sd[:, rows], 1.0)
+    r = np.where(inside, resid[:, rows], 0.0)
+    d = x * v[..., None]  # D_g
+    z = x * s[..., None]  # D_g / sd
+    w = (z * inv_one_minus[:, None, None, None] - c[:, :, None, None] * z.sum(axis=2)[:, :, None, :]) / s[..., None]
+    w = w * inside[None, :, :, None]
+    bmat = d.reshape(n_sets, -1, k).transpose(0, 2, 1) @ w.reshape(n_sets, -1, k)  # sum_g D_g' V_g^-1 D_g
     condition = np.linalg.cond(bmat)
-    if not condition < MAX_GEE_CONDITION:  # LU does not reliably raise on a singular matrix: its pivots are rounded
-        raise FastPathDeclined(f"singular GEE information: condition number {condition:.3g}")
-    bread = np.linalg.inv(bmat)
-    basis, direct = _span_bases(arrays, x, v, s, inside)
-    basis_t = basis.transpose(0, 2, 1)
-    small = np.eye(basis.shape[2]) - (basis_t @ d) @ (bread @ (w.transpose(0, 2, 1) @ basis))  # T = Q' A_g Q
+    for i in np.flatnonzero(usable & ~(condition < MAX_GEE_CONDITION)):
+        # LU does not reliably raise on a singular matrix: its pivots are rounded
+        out[i] = FastPathDeclined(f"singular GEE information: condition number {condition[i]:.3g}")
+    usable = np.array([result is None for result in out])
+    bread = np.linalg.inv(np.where(usable[:, None, None], bmat, np.eye(k)))
+    basis, direct = _span_bases(sizes, x, v, s, inside)
+    basis_t = basis.swapaxes(-1, -2)
+    small = np.eye(basis.shape[-1]) - (basis_t @ d) @ (bread[:, None] @ (w.swapaxes(-1, -2) @ basis))  # T = Q'A_gQ
     u, sv, vt = np.linalg.svd(small)
-    keep = sv > rcond * np.maximum(sv[:, :1], 1.0)
+    keep = sv > rcond * np.maximum(sv[..., :1], 1.0)
     inverse_sv = np.divide(1.0, sv, out=np.zeros_like(sv), where=keep)
-    qr_ = (basis_t @ r[:, :, None])[:, :, 0]  # Q' r
-    coefficients = vt.transpose(0, 2, 1) @ (inverse_sv * (u.transpose(0, 2, 1) @ qr_[:, :, None])[:, :, 0])[:, :, None]
-    adjusted = r + (basis @ (coefficients[:, :, 0] - qr_)[:, :, None])[:, :, 0]  # Q T^+ Q'r + r - Q Q'r
-    scores = (w.transpose(0, 2, 1) @ adjusted[:, :, None])[:, :, 0]
-    for g in np.flatnonzero(direct):
+    qr_ = (basis_t @ r[..., None])[..., 0]  # Q' r
+    coefficients = vt.swapaxes(-1, -2) @ (inverse_sv * (u.swapaxes(-1, -2) @ qr_[..., None])[..., 0])[..., None]
+    adjusted = r + (basis @ (coefficients[..., 0] - qr_)[..., None])[..., 0]  # Q T^+ Q'r + r - Q Q'r
+    scores = (w.swapaxes(-1, -2) @ adjusted[..., None])[..., 0]  # R x G x k
+    for i, g in zip(*np.nonzero(direct), strict=True):
         block = slice(0, sizes[g])
-        leverage = d[g, block] @ bread @ w[g, block].T
-        exact = _generalized_inverse(np.eye(sizes[g]) - leverage, rcond) @ r[g, block]
-        scores[g] = w[g, block].T @ exact
-    return bread @ (scores.T @ scores) @ bread
+        leverage = d[i, g, block] @ bread[i] @ w[i, g, block].T
+        exact = _generalized_inverse(np.eye(sizes[g]) - leverage, rcond) @ r[i, g, block]
+        scores[i, g] = w[i, g, block].T @ exact
+    covariances = bread @ (scores.swapaxes(-1, -2) @ scores) @ bread
+    return [covariances[i] if result is None else result for i, result in enumerate(out)]
 
 
 def _generalized_inverse(matrix: np.ndarray, rcond: float) -> np.ndarray:
@@ -1055,19 +1094,20 @@ def _generalized_inverse(matrix: np.ndarray, rcond: float) -> np.ndarray:
 
 
 def _span_bases(
-    arrays: RaceArrays, x: np.ndarray, v: np.ndarray, s: np.ndarray, inside: np.ndarray
+    sizes: np.ndarray, x: np.ndarray, v: np.ndarray, s: np.ndarray, inside: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Orthonormal bases (G, n_max, m) of ``[1, X*, 1 / sd, v, v X*]`` per padded cluster block, and the clusters
-    whose block is not larger than its basis (computed directly)."""
-    varying = np.any(x != x[:, :1, :], axis=1, where=inside[:, :, None])  # (G, k): not constant in the cluster
-    n_varying = varying.sum(axis=1)
-    # the columns varying in some cluster, zero in a cluster where they are constant (a zero column adds a spare
+    """Orthonormal bases (R, G, n_max, m) of ``[1, X*, 1 / sd, v, v X*]`` per padded cluster block (``x`` R x G x
+    n_max x k), and the blocks not larger than their basis (R x G, computed directly)."""
+    varying = np.any(x != x[:, :, :1, :], axis=2, where=inside[None, :, :, None])  # (R, G, k): not constant in it
+    n_varying = varying.sum(axis=2)
+    # the columns varying in some block, zero in a block where they are constant (a zero column adds a spare
     # orthonormal direction to Q: any space containing the columns of D_g and V_g^-1 D_g serves, see mancl_derouen)
-    columns = x[:, :, varying.any(axis=0)] * varying[:, None, varying.any(axis=0)]
-    ones = inside.astype(float)[:, :, None]
-    stacked = np.concatenate([ones, columns, ones / s[:, :, None], v[:, :, None], columns * v[:, :, None]], axis=2)
+    used = varying.any(axis=(0, 1))
+    columns = x[..., used] * varying[:, :, None, used]
+    ones = np.broadcast_to(inside.astype(float)[None, :, :, None], x.shape[:3] + (1,))
+    stacked = np.concatenate([ones, columns, ones / s[..., None], v[..., None], columns * v[..., None]], axis=3)
     basis = np.linalg.qr(stacked)[0]
-    return basis, arrays.cluster_sizes <= 2 * (1 + n_varying) + 1
+    return basis, sizes[None, :] <= 2 * (1 + n_varying) + 1
 
 
 # --------------------------------------------------------------------------

@@ -322,3 +322,30 @@ def test_indicator_design_products_equal_the_dense_products(data_sets: list[pd.D
     overlap[0, :, 1] = [1, 1, 0, 0]
     overlap[0, :, 2] = [0, 1, 1, 0]
     assert fastfit.IndicatorDesign.of(overlap) is None
+
+
+def test_bias_reduced_covariance_batch_is_each_data_sets_own(
+    data_sets: list[pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stacked Mancl-DeRouen covariances equal each data set's own (and statsmodels' through the single path's
+    tests); a correlation that makes a cluster's working matrix singular is declined alone."""
+    arrays = _arrays([data_sets[0], data_sets[1], data_sets[3], data_sets[4]])
+    fits = [fastfit.fit_gee_exchangeable(a) for a in arrays]
+    params = np.stack([f.params for f in fits])
+    deps = np.array([f.dep_param for f in fits])
+    deps_with_bad = deps.copy()
+    deps_with_bad[1] = -1.0 / (arrays[1].cluster_sizes.max() - 1)  # 1 + a (n_g - 1) = 0 for the largest cluster
+    batch = fastfit.mancl_derouen_batch(arrays, params, deps_with_bad)
+    assert isinstance(batch[1], fastfit.FastPathDeclined)
+    assert str(batch[1]) == "exchangeable working correlation nearly singular for a cluster"
+    for j in (0, 2, 3):
+        _cov_close(batch[j], fastfit.mancl_derouen(arrays[j], params[j], deps[j]), 1e-10)
+    monkeypatch.setattr(fastfit, "MANCL_CHUNK", 3)  # taken in stacks of 3 and 1: the same covariances
+    chunked = fastfit.mancl_derouen_batch(arrays, params, deps_with_bad)
+    assert isinstance(chunked[1], fastfit.FastPathDeclined)
+    for j in (0, 2, 3):
+        _cov_close(chunked[j], batch[j], 1e-10)
+    with pytest.raises(ValueError, match="same cluster codes"):
+        fastfit.mancl_derouen_batch(
+            [arrays[0], fastfit.race_arrays(data_sets[0], "C(region) + self_share")], params[:2], deps[:2]
+        )
