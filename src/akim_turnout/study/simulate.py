@@ -23,7 +23,10 @@ Pipeline:
 1. :func:`allocate_region_margins` completes the regional table by stated,
    documented rules (each filled value is flagged ``assumed``).
 2. :func:`simulate_races` (or :func:`simulate_scaled` for larger synthetic
-   data sets) draws the races with ``numpy.random.default_rng(seed)``.
+   data sets) draws the races with ``numpy.random.default_rng(seed)``;
+   :func:`draw_races` is the same draw as arrays (:class:`RaceDraw`), from
+   margins checked once (:func:`check_margins`), as the simulation study
+   uses it thousands of times.
 3. :func:`true_coefficients` returns the effects used, keyed by the term
    names the models report; :func:`population_averaged_coefficients` the
    attenuated marginal effects a binomial GLM should recover.
