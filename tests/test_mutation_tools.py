@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "mutation"))
+import planted_bugs  # noqa: E402
 import rerun_survivors  # noqa: E402
 import score  # noqa: E402
 
@@ -64,3 +65,13 @@ def test_a_module_without_results_is_named_not_scored(tmp_path, capsys, module) 
     _meta(tmp_path, "design", {"a": 1})
     score.main(tmp_path)
     assert f"{module:<12} (no results: {tmp_path}/src/akim_turnout/{module}.py.meta missing)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bug", planted_bugs.BUGS, ids=lambda bug: bug.name)
+def test_every_planted_bug_can_be_planted_in_its_file_and_names_existing_tests(bug) -> None:
+    """`make mutation` stops at a bug whose text is not found once in its file (paths under src/akim_turnout/
+    move with the package's layout), so each is checked here without running its tests."""
+    path = planted_bugs.ROOT / "src" / "akim_turnout" / bug.file
+    assert path.is_file(), f"{bug.file} is not a module of the package"
+    assert path.read_text(encoding="utf-8").count(bug.old) == 1
+    assert all((planted_bugs.ROOT / test).is_file() for test in bug.tests)
