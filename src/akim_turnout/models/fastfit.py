@@ -87,7 +87,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from scipy import special
@@ -739,10 +739,9 @@ def _bootstrap_p_many(psi: np.ndarray, draws: np.ndarray) -> list[tuple[float, f
 
 def _bootstrap_p(psi: np.ndarray, draws: np.ndarray) -> tuple[float, float]:
     """Studentised score statistic of the cluster influences ``psi`` and its symmetric bootstrap p-value with the
-    weight ``draws`` (B x G), ties within a relative 1e-12 counted (``resampling._score_bootstrap_p``)."""
-    observed = psi.sum() / math.sqrt(psi @ psi)
-    boot_stats = (draws @ psi) / np.sqrt((draws**2) @ (psi**2))
-    return float(observed), float(np.mean(np.abs(boot_stats) >= abs(observed) * (1 - TIE_TOLERANCE)))
+    weight ``draws`` (B x G), ties within a relative 1e-12 counted (``resampling._score_bootstrap_p``): one row of
+    :func:`_bootstrap_p_many`."""
+    return _bootstrap_p_many(np.asarray(psi, dtype=float)[None, :], draws)[0]
 
 
 # --------------------------------------------------------------------------
@@ -972,7 +971,7 @@ def fit_gee_exchangeable_batch(
         active = active[keep]
     for i in active:
         out[i] = FastPathDeclined("GEE iteration limit reached")
-    return [result if result is not None else FastPathDeclined("GEE iteration limit reached") for result in out]
+    return cast("list[GEEFit | FastPathDeclined]", out)  # every data set has converged or been declined
 
 
 def mancl_derouen(arrays: RaceArrays, params: np.ndarray, dep: float, rcond: float = DEFAULT_RCOND) -> np.ndarray:

@@ -757,23 +757,28 @@ def method_target(method: str, settings: simulate.SimulationSettings) -> float:
 
 def simulate_replication(task: ReplicationTask) -> tuple[pd.DataFrame, int, int]:
     """The simulated races of a task as a table, with its simulation and bootstrap seeds."""
-    _, sim_seed, boot_seed = draw_replication(task)
-    checked = (
-        task.margin_arrays if task.margin_arrays is not None else simulate.check_margins(task.margins, task.settings)
-    )
-    return simulate.draw_races(checked, task.settings, sim_seed).frame(), sim_seed, boot_seed
+    sim_seed, boot_seed = _seeds(task)
+    return simulate.draw_races(_checked_margins(task), task.settings, sim_seed).frame(), sim_seed, boot_seed
 
 
 def draw_replication(task: ReplicationTask) -> tuple[simulate.RaceDraw, int, int]:
     """The simulated races of a task as arrays (:class:`simulate.RaceDraw`, without the winner votes no method
     uses), with its simulation and bootstrap seeds; the same data set as :func:`simulate_replication`."""
+    sim_seed, boot_seed = _seeds(task)
+    return simulate.draw_races(_checked_margins(task), task.settings, sim_seed, winners=False), sim_seed, boot_seed
+
+
+def _seeds(task: ReplicationTask) -> tuple[int, int]:
+    """The task's simulation seed and its bootstrap seed (the design's common one where set)."""
     sim_seed, boot_seed = replication_seeds(task.seed, task.design_index, task.effect_index, task.replication)
-    if task.boot_seed is not None:
-        boot_seed = task.boot_seed
-    checked = task.margin_arrays
-    if checked is None:
-        checked = simulate.check_margins(task.margins, task.settings)
-    return simulate.draw_races(checked, task.settings, sim_seed, winners=False), sim_seed, boot_seed
+    return sim_seed, boot_seed if task.boot_seed is None else task.boot_seed
+
+
+def _checked_margins(task: ReplicationTask) -> simulate.MarginArrays:
+    """The task's margins as checked arrays: checked once for the whole study (build_tasks), else here."""
+    if task.margin_arrays is not None:
+        return task.margin_arrays
+    return simulate.check_margins(task.margins, task.settings)
 
 
 def draw_arrays(races: simulate.RaceDraw | pd.DataFrame, rhs: str) -> fastfit.RaceArrays:

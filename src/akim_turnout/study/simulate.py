@@ -356,12 +356,6 @@ def grouped_largest_remainder(quotas: np.ndarray, group: np.ndarray, totals: np.
     return shares
 
 
-def _scale_to_total_with_caps(weights: np.ndarray, caps: np.ndarray, total: int) -> np.ndarray:
-    """Real quotas proportional to ``weights``, each <= its cap, summing to ``total`` (one group of
-    :func:`scale_to_totals_with_caps`)."""
-    return scale_to_totals_with_caps(weights, caps, np.zeros(len(caps), dtype=np.int64), np.array([total]))
-
-
 def scale_to_totals_with_caps(
     weights: np.ndarray, caps: np.ndarray, group: np.ndarray, totals: np.ndarray
 ) -> np.ndarray:
@@ -878,7 +872,6 @@ def _race_noise(
 
 def _endogenous_order(
     race_region: np.ndarray,
-    posts: np.ndarray,
     noise: np.ndarray,
     self_share: np.ndarray,
     s: SimulationSettings,
@@ -1021,7 +1014,7 @@ def draw_races(m: MarginArrays, settings: SimulationSettings, seed: int, winners
     registered = _draw_electorates(race_region, posts, voters, settings, rng)
     noise = _race_noise(race_region, posts, settings, rng)
     slopes = settings.beta_self_share + settings.slope_sd * rng.standard_normal(len(posts))
-    perm = _endogenous_order(race_region, posts, noise, (n_cands - n_party) / n_cands, settings, rng)
+    perm = _endogenous_order(race_region, noise, (n_cands - n_party) / n_cands, settings, rng)
     n_cands, n_party, n_women = n_cands[perm], n_party[perm], n_women[perm]
     slot_race = np.repeat(np.arange(len(n_cands)), n_cands)
     n_self = n_cands - n_party

@@ -262,24 +262,20 @@ def test_largest_remainder_edges_by_hand() -> None:
 def test_capped_water_filling_by_hand() -> None:
     caps = np.array([10, 10, 2])
     # proportional quotas 6, 6, 6 exceed the third cap: it is fixed at 2 and 16 is spread over the others
-    np.testing.assert_allclose(
-        simulate._scale_to_total_with_caps(np.array([1.0, 1.0, 1.0]), caps, 18), [8.0, 8.0, 2.0], rtol=1e-15
-    )
+    np.testing.assert_allclose(scale_one_group(np.array([1.0, 1.0, 1.0]), caps, 18), [8.0, 8.0, 2.0], rtol=1e-15)
     # no weight at all: spread in proportion to the caps
-    np.testing.assert_allclose(simulate._scale_to_total_with_caps(np.zeros(3), caps, 11), [5.0, 5.0, 1.0], rtol=1e-15)
+    np.testing.assert_allclose(scale_one_group(np.zeros(3), caps, 11), [5.0, 5.0, 1.0], rtol=1e-15)
     # weights only where the cap is reached: the rest goes by caps
-    np.testing.assert_allclose(
-        simulate._scale_to_total_with_caps(np.array([0.0, 0.0, 1.0]), caps, 12), [5.0, 5.0, 2.0], rtol=1e-15
-    )
+    np.testing.assert_allclose(scale_one_group(np.array([0.0, 0.0, 1.0]), caps, 12), [5.0, 5.0, 2.0], rtol=1e-15)
     # a quota exactly at its cap stays free and equal to it
     np.testing.assert_allclose(
-        simulate._scale_to_total_with_caps(np.array([1.0, 1.0, 1.0]), np.array([2, 2, 2]), 6),
+        scale_one_group(np.array([1.0, 1.0, 1.0]), np.array([2, 2, 2]), 6),
         [2.0, 2.0, 2.0],
         rtol=1e-15,
     )
-    np.testing.assert_allclose(simulate._scale_to_total_with_caps(np.array([1.0, 1.0]), caps[:2], 20), [10.0, 10.0])
+    np.testing.assert_allclose(scale_one_group(np.array([1.0, 1.0]), caps[:2], 20), [10.0, 10.0])
     with pytest.raises(ValueError, match=r"^Target exceeds the sum of caps$"):
-        simulate._scale_to_total_with_caps(np.ones(3), caps, 23)
+        scale_one_group(np.ones(3), caps, 23)
 
 
 def test_true_coefficients_series() -> None:
@@ -354,6 +350,11 @@ def test_the_largest_allowed_min_registered_fits_the_published_margins() -> None
         assert 900 < (margins["voters_on_rolls"] / margins["posts"]).min() < 902
 
 
+def scale_one_group(weights: np.ndarray, caps: np.ndarray, total: int) -> np.ndarray:
+    """The capped scaling of one group (every row in group 0)."""
+    return simulate.scale_to_totals_with_caps(weights, caps, np.zeros(len(caps), dtype=np.int64), np.array([total]))
+
+
 def test_capped_scaling_by_hand_in_two_groups_at_once() -> None:
     # group 0: weights 1, 1, 8 to 9 with caps 4, 4, 4: the third is capped, the rest 5 split 2.5 / 2.5;
     # group 1: weights sum to 0, so the total 3 follows the caps 1 and 2
@@ -374,7 +375,7 @@ def test_capped_scaling_of_many_groups_equals_each_group_alone() -> None:
     totals = np.array([int(caps[group == g].sum() * rng.uniform(0.5, 1.0)) for g in range(40)])
     together = simulate.scale_to_totals_with_caps(weights, caps, group, totals)
     for g in range(40):
-        alone = simulate._scale_to_total_with_caps(weights[group == g], caps[group == g], int(totals[g]))
+        alone = scale_one_group(weights[group == g], caps[group == g], int(totals[g]))
         np.testing.assert_array_equal(together[group == g], alone)
         assert np.all(together[group == g] <= caps[group == g]) and together[group == g].sum() == pytest.approx(
             totals[g]

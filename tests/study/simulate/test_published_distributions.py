@@ -144,13 +144,12 @@ def test_district_noise_is_correlated_inside_districts():
 
 def test_endogenous_mix_correlates_self_share_with_noise():
     rng = np.random.default_rng(0)
-    posts = np.array([2000])
     region = np.zeros(2000, dtype=np.int64)
     noise = rng.standard_normal(2000)
     share = rng.random(2000)
     s = simulate.SimulationSettings.from_params(overdispersion_sd=1.0)
     for rho in (0.0, 0.6):
-        perm = simulate._endogenous_order(region, posts, noise, share, replace(s, mix_endogeneity=rho), rng)
+        perm = simulate._endogenous_order(region, noise, share, replace(s, mix_endogeneity=rho), rng)
         assert sorted(perm.tolist()) == list(range(2000))  # a permutation: regional totals are kept
         r = np.corrcoef(share[perm], noise)[0, 1]
         assert (abs(r) < 0.07) if rho == 0 else (0.5 < r < 0.65)
